@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef WCCL_PROVIDER_H
+#define WCCL_PROVIDER_H
+
+/*
+ * What a provider implements. Each provider defines one
+ * `static const struct wccl_provider` with designated initializers; slots it
+ * leaves NULL are filled with stubs returning -WCCL_EOPNOTSUPP when the
+ * core loads the table (transport/registry.c), so no call site checks for
+ * NULL.
+ *
+ * Provider objects embed the base object below as their FIRST member and
+ * get back to their own type with container_of(). The core fills the base
+ * fields it owns (fast, ctx, cq, and the mr's addr/len/access) after the
+ * provider's constructor returns; providers may set them earlier too. The
+ * provider fills the rest: mr->key, and ep->peer ("provider:detail", set in
+ * accept/connect, used in every error message).
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <wccl/transport.h>
+
+#ifndef container_of
+#define container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+#endif
+
+struct wccl_provider;
+
+/* Fast path: one flat table, copied into each endpoint/cq at creation so
+ * a post is one indirect call. */
+struct wccl_fast_ops {
+	int (*post_send)(struct wccl_endpoint *ep, const void *buf, size_t len,
+			 struct wccl_mr *mr, uint64_t cookie);
+	int (*post_recv)(struct wccl_endpoint *ep, void *buf, size_t len,
+			 struct wccl_mr *mr, uint64_t cookie);
+	int (*post_write)(struct wccl_endpoint *ep, const void *buf, size_t len,
+			  struct wccl_mr *mr, const struct wccl_rkey *rk,
+			  uint64_t offset, uint32_t imm, uint32_t flags,
+			  uint64_t cookie);
+	int (*cq_poll)(struct wccl_cq *cq, struct wccl_completion *wc, int max);
+};
+
+/* Control path: object lifetimes and connection management. */
+struct wccl_ctrl_ops {
+	/* 0 if usable on this host, else a negative code (logged at INFO). */
+	int (*probe)(void);
+	/* Nonzero if this provider can reach the peer listening on @addr
+	 * (the detail part, after "name:"). */
+	int (*can_connect)(const char *addr);
+	int (*describe)(char *buf, size_t len);
+
+	int (*context_open)(struct wccl_context **ctx);
+	void (*context_close)(struct wccl_context *ctx);
+
+	int (*cq_create)(struct wccl_context *ctx, uint32_t depth,
+			 struct wccl_cq **cq);
+	void (*cq_destroy)(struct wccl_cq *cq);
+	/* Sleep until the CQ may have completions, at most @timeout_ms.
+	 * Returns 0 (woken or timed out) or a negative code. */
+	int (*cq_sleep)(struct wccl_cq *cq, int timeout_ms);
+
+	int (*mr_register)(struct wccl_context *ctx, void *addr, size_t len,
+			   uint32_t access, struct wccl_mr **mr);
+	void (*mr_deregister)(struct wccl_mr *mr);
+
+	int (*listen)(struct wccl_context *ctx, const char *bind_addr,
+		      struct wccl_listener **l);
+	/* Write the detail part of the listening address. */
+	int (*listener_addr)(const struct wccl_listener *l, char *buf,
+			     size_t len);
+	void (*listener_close)(struct wccl_listener *l);
+	int (*accept)(struct wccl_listener *l, struct wccl_cq *cq,
+		      struct wccl_endpoint **ep);
+	/* @addr is the detail part. */
+	int (*connect)(struct wccl_context *ctx, const char *addr,
+		       struct wccl_cq *cq, struct wccl_endpoint **ep);
+	int (*established)(struct wccl_endpoint *ep);
+	/* Flush in-flight operations as -WCCL_ECANCELED, then free. */
+	void (*endpoint_close)(struct wccl_endpoint *ep);
+};
+
+struct wccl_provider {
+	const char *name;
+	const char *description;
+	int priority;
+	uint32_t caps;
+	struct wccl_ctrl_ops ctrl;
+	struct wccl_fast_ops fast;
+};
+
+/* ---- base objects (provider objects embed these first) ---------------- */
+
+struct wccl_context {
+	const struct wccl_provider *prov; /* with stubs filled in */
+	int n_objects;                    /* open children, for EBUSY */
+};
+
+struct wccl_cq {
+	const struct wccl_fast_ops *fast;
+	struct wccl_context *ctx;
+	int n_endpoints;
+};
+
+struct wccl_mr {
+	struct wccl_context *ctx;
+	void *addr;
+	size_t len;
+	uint32_t access;
+	uint64_t key; /* set by the provider */
+};
+
+struct wccl_listener {
+	struct wccl_context *ctx;
+};
+
+#define WCCL_ERRMSG_MAX 256
+
+struct wccl_endpoint {
+	const struct wccl_fast_ops *fast;
+	struct wccl_context *ctx;
+	struct wccl_cq *cq;
+	char peer[WCCL_ADDR_MAX];           /* "provider:detail" */
+	char last_error[WCCL_ERRMSG_MAX];
+};
+
+/*
+ * Record a failure on @ep: formats "peer <addr>: <what>" into
+ * ep->last_error, logs it at WARN under @subsys and returns @err, so a
+ * provider can write `return wccl_ep_fail(ep, sub, err, "...")`.
+ */
+int wccl_ep_fail(struct wccl_endpoint *ep, unsigned subsys, int err,
+		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Providers compiled in (transport/registry.c, generated list). */
+extern const struct wccl_provider wccl_provider_uring;
+extern const struct wccl_provider wccl_provider_shm;
+extern const struct wccl_provider wccl_provider_verbs;
+extern const struct wccl_provider wccl_provider_dpdk;
+
+#endif

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef WCCL_REGISTRY_H
+#define WCCL_REGISTRY_H
+
+#include <stddef.h>
+
+#include "provider.h"
+
+int wccl_registry_count(void);
+
+/* Provider @index in priority order (highest first), stubs filled, with
+ * its probe result in *@probe (0 = usable). NULL if out of range. */
+const struct wccl_provider *wccl_registry_get(int index, int *probe);
+
+/* The provider named by the first @n bytes of @name, or NULL. */
+const struct wccl_provider *wccl_registry_find(const char *name, size_t n,
+					       int *probe);
+
+#endif
