@@ -81,8 +81,9 @@ private_apt_init() {
 	apt-get "${apt_opts[@]}" -qq --error-on=any update >&2
 }
 
-# Prints "name=version" for PKG and, recursively, the linux-{image,modules,binary}
-# packages it depends on (newer kernels split the image into those three).
+# Prints "name=version" for PKG and, recursively, the linux-{image,modules,
+# binary,base}-* packages it depends on: newer kernels split vmlinuz, the
+# modules and modules.builtin/order into those.
 kernel_closure() {
 	local pkg=$1 info ver deps d
 	info=$(apt-cache "${apt_opts[@]}" show --no-all-versions "$pkg" 2>/dev/null) || return 1
@@ -90,21 +91,21 @@ kernel_closure() {
 	echo "$pkg=$ver"
 	deps=$(sed -n 's/^Depends: //p' <<<"$info" | tr ',' '\n' | sed 's/|.*//; s/(.*//; s/[[:space:]]//g')
 	for d in $deps; do
-		[[ $d =~ ^linux-(image|modules|binary)- ]] && kernel_closure "$d"
+		[[ $d =~ ^linux-(image|modules|binary|base)- ]] && kernel_closure "$d"
 	done
 	return 0
 }
 
 # Downloads and unpacks SUITE's generic kernel into $cache/SUITE and runs depmod.
 fetch_kernel() {
-	local suite=$1 sdir=$cache/$1 pkgs p top kver base vmlinuz
+	local suite=$1 sdir=$cache/$1 pkgs p top kver moddir vmlinuz
 	apt_opts=()
 	if [ "$suite" = backports ]; then
 		private_apt_init || return 1
 	elif ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then
 		apt-get update -qq >&2
 	fi
-	pkgs=$(kernel_closure linux-image-amd64) || return 1
+	pkgs=$(kernel_closure linux-image-amd64 | awk '!seen[$0]++') || return 1
 	top=$(head -n1 <<<"$pkgs")
 	if [ -f "$sdir/kernel.ok" ] && [ "$(head -n1 "$sdir/kernel.ok")" = "$top" ]; then
 		return 0 # --refresh found the version we already have
@@ -117,20 +118,23 @@ fetch_kernel() {
 	for p in "$sdir"/debs/*.deb; do
 		dpkg -x "$p" "$sdir/root"
 	done
-	# Merged-/usr kernels ship /usr/lib/modules; older ones /lib/modules.
-	base=$(dirname "$(dirname "$(find "$sdir/root" -path '*/lib/modules/*/modules.order' | head -n1)")")
-	[ -d "$base" ] || die "no modules in $suite kernel packages"
-	kver=$(basename "$(find "$base" -mindepth 1 -maxdepth 1 -type d | head -n1)")
-	vmlinuz=$sdir/root/boot/vmlinuz-$kver
-	[ -f "$vmlinuz" ] || die "no $vmlinuz"
-	depmod -b "$(dirname "$(dirname "$base")")" "$kver"
+	# Merged-/usr kernels ship /usr/lib/modules (vmlinuz inside it); older
+	# ones /lib/modules and /boot/vmlinuz-VER.
+	moddir=$(find "$sdir/root" -path '*/lib/modules/*/kernel' -type d | head -n1)
+	moddir=${moddir%/kernel}
+	[ -n "$moddir" ] || die "no modules in the $suite kernel packages"
+	kver=$(basename "$moddir")
+	vmlinuz=$moddir/vmlinuz
+	[ -f "$vmlinuz" ] || vmlinuz=$sdir/root/boot/vmlinuz-$kver
+	[ -f "$vmlinuz" ] || die "no vmlinuz in the $suite kernel packages"
+	depmod -b "${moddir%/lib/modules/*}" "$kver"
 	cat >"$sdir/kernel.env" <<-EOF
 		# Written by tests/vm/setup.sh
 		WCCL_VM_KSUITE=$suite
 		WCCL_VM_KPKG=$top
 		WCCL_VM_KVER=$kver
 		WCCL_VM_VMLINUZ=$vmlinuz
-		WCCL_VM_MODDIR=$base/$kver
+		WCCL_VM_MODDIR=$moddir
 		WCCL_VM_INITRD=$sdir/initrd.cpio
 	EOF
 	printf '%s\n' "$top" >"$sdir/kernel.ok"
