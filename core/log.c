@@ -17,15 +17,15 @@ static const struct {
 	const char *name;
 	unsigned bit;
 } subsys_names[] = {
-	{ "INIT", WCCL_SUB_INIT },   { "TRANSPORT", WCCL_SUB_TRANSPORT },
-	{ "URING", WCCL_SUB_URING }, { "SHM", WCCL_SUB_SHM },
-	{ "VERBS", WCCL_SUB_VERBS }, { "DPDK", WCCL_SUB_DPDK },
-	{ "COLL", WCCL_SUB_COLL },   { "BOOTSTRAP", WCCL_SUB_BOOTSTRAP },
-	{ "TUNER", WCCL_SUB_TUNER }, { "PERF", WCCL_SUB_PERF },
-	{ "ALL", WCCL_SUB_ALL },
+    {"INIT", WCCL_SUB_INIT},   {"TRANSPORT", WCCL_SUB_TRANSPORT},
+    {"URING", WCCL_SUB_URING}, {"SHM", WCCL_SUB_SHM},
+    {"VERBS", WCCL_SUB_VERBS}, {"DPDK", WCCL_SUB_DPDK},
+    {"COLL", WCCL_SUB_COLL},   {"BOOTSTRAP", WCCL_SUB_BOOTSTRAP},
+    {"TUNER", WCCL_SUB_TUNER}, {"PERF", WCCL_SUB_PERF},
+    {"ALL", WCCL_SUB_ALL},
 };
 
-static const char *level_names[] = { "NONE", "WARN", "INFO", "TRACE" };
+static const char *level_names[] = {"NONE", "WARN", "INFO", "TRACE"};
 
 static struct {
 	pthread_mutex_t lock;
@@ -34,7 +34,7 @@ static struct {
 	unsigned mask;
 	FILE *out;
 	char host[64];
-} g_log = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} g_log = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static unsigned subsys_bit(const char *name, size_t n)
 {

@@ -38,7 +38,7 @@ bool wccl_log_enabled(enum wccl_log_level level, unsigned subsys);
 
 void wccl_log(enum wccl_log_level level, unsigned subsys, const char *file,
 	      int line, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+    __attribute__((format(printf, 5, 6)));
 
 /* Re-read the WCCL_DEBUG* variables (tests change them at run time). */
 void wccl_log_reload(void);
@@ -46,18 +46,18 @@ void wccl_log_reload(void);
 #define WCCL_WARN(sub, ...) \
 	wccl_log(WCCL_LOG_WARN, (sub), __FILE__, __LINE__, __VA_ARGS__)
 
-#define WCCL_INFO(sub, ...)                                               \
-	do {                                                              \
-		if (wccl_log_enabled(WCCL_LOG_INFO, (sub)))               \
+#define WCCL_INFO(sub, ...)                                                \
+	do {                                                               \
+		if (wccl_log_enabled(WCCL_LOG_INFO, (sub)))                \
 			wccl_log(WCCL_LOG_INFO, (sub), __FILE__, __LINE__, \
-				 __VA_ARGS__);                            \
+				 __VA_ARGS__);                             \
 	} while (0)
 
-#define WCCL_TRACE(sub, ...)                                               \
-	do {                                                               \
-		if (wccl_log_enabled(WCCL_LOG_TRACE, (sub)))               \
+#define WCCL_TRACE(sub, ...)                                                \
+	do {                                                                \
+		if (wccl_log_enabled(WCCL_LOG_TRACE, (sub)))                \
 			wccl_log(WCCL_LOG_TRACE, (sub), __FILE__, __LINE__, \
-				 __VA_ARGS__);                             \
+				 __VA_ARGS__);                              \
 	} while (0)
 
 #ifdef WCCL_DATAPATH_TRACE

@@ -5,6 +5,7 @@
  * `wccl-info --params` lists them with current values and docs/env.md is
  * checked against this list by a unit test.
  */
+/* clang-format off */
 #define WCCL_PARAM_LIST(INT, STR)                                                            \
 	STR(DEBUG, "WARN", "log level: NONE, WARN, INFO or TRACE")                            \
 	STR(DEBUG_SUBSYS, "ALL",                                                              \
@@ -28,10 +29,11 @@
 	INT(URING_EAGER_MAX, 4096, "payloads up to this size are copied from staging")       \
 	INT(SHM_RING_BYTES, 1048576, "shared-memory ring size per direction, bytes")         \
 	INT(SHM_INLINE_MAX, 4096, "shm messages up to this size travel inside the ring")
+/* clang-format on */
 
 enum wccl_param {
 #define WCCL_PARAM_ENUM(id, ...) WCCL_PARAM_##id,
 	WCCL_PARAM_LIST(WCCL_PARAM_ENUM, WCCL_PARAM_ENUM)
 #undef WCCL_PARAM_ENUM
-	WCCL_PARAM_COUNT_
+	    WCCL_PARAM_COUNT_
 };

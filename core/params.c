@@ -23,10 +23,10 @@ struct param_def {
 
 static const struct param_def defs[WCCL_PARAM_COUNT_] = {
 #define WCCL_PARAM_DEF_INT(id, def, desc) \
-	[WCCL_PARAM_##id] = { "WCCL_" #id, 1, def, #def, desc },
+	[WCCL_PARAM_##id] = {"WCCL_" #id, 1, def, #def, desc},
 #define WCCL_PARAM_DEF_STR(id, def, desc) \
-	[WCCL_PARAM_##id] = { "WCCL_" #id, 0, 0, def, desc },
-	WCCL_PARAM_LIST(WCCL_PARAM_DEF_INT, WCCL_PARAM_DEF_STR)
+	[WCCL_PARAM_##id] = {"WCCL_" #id, 0, 0, def, desc},
+    WCCL_PARAM_LIST(WCCL_PARAM_DEF_INT, WCCL_PARAM_DEF_STR)
 #undef WCCL_PARAM_DEF_INT
 #undef WCCL_PARAM_DEF_STR
 };
@@ -38,7 +38,7 @@ static struct {
 	const char *strs[WCCL_PARAM_COUNT_];
 	int from_env[WCCL_PARAM_COUNT_];
 	char text[WCCL_PARAM_COUNT_][24];
-} g = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 int wccl_parse_size(const char *s, uint64_t *out)
 {
@@ -55,10 +55,23 @@ int wccl_parse_size(const char *s, uint64_t *out)
 		return WCCL_ERANGE;
 	unsigned shift = 0;
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	default: break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	default:
+		break;
 	}
 	if (shift && (*end == 'i' || *end == 'I'))
 		end++;

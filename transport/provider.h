@@ -23,7 +23,7 @@
 
 #ifndef container_of
 #define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
+	((type *)((char *)(ptr)-offsetof(type, member)))
 #endif
 
 struct wccl_provider;
@@ -94,7 +94,7 @@ struct wccl_provider {
 
 struct wccl_context {
 	const struct wccl_provider *prov; /* with stubs filled in */
-	int n_objects;                    /* open children, for EBUSY */
+	int n_objects;			  /* open children, for EBUSY */
 };
 
 struct wccl_cq {
@@ -121,7 +121,7 @@ struct wccl_endpoint {
 	const struct wccl_fast_ops *fast;
 	struct wccl_context *ctx;
 	struct wccl_cq *cq;
-	char peer[WCCL_ADDR_MAX];           /* "provider:detail" */
+	char peer[WCCL_ADDR_MAX]; /* "provider:detail" */
 	char last_error[WCCL_ERRMSG_MAX];
 };
 

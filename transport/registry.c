@@ -11,16 +11,16 @@
 
 static const struct wccl_provider *const compiled_in[] = {
 #ifdef WCCL_HAVE_SHM
-	&wccl_provider_shm,
+    &wccl_provider_shm,
 #endif
 #ifdef WCCL_HAVE_VERBS
-	&wccl_provider_verbs,
+    &wccl_provider_verbs,
 #endif
 #ifdef WCCL_HAVE_DPDK
-	&wccl_provider_dpdk,
+    &wccl_provider_dpdk,
 #endif
 #ifdef WCCL_HAVE_URING
-	&wccl_provider_uring,
+    &wccl_provider_uring,
 #endif
 };
 
@@ -30,8 +30,15 @@ static struct wccl_provider loaded[N_PROVIDERS ? N_PROVIDERS : 1];
 static int probe_result[N_PROVIDERS ? N_PROVIDERS : 1];
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 
-static int stub_probe(void) { return WCCL_EOPNOTSUPP; }
-static int stub_can_connect(const char *a) { (void)a; return 0; }
+static int stub_probe(void)
+{
+	return WCCL_EOPNOTSUPP;
+}
+static int stub_can_connect(const char *a)
+{
+	(void)a;
+	return 0;
+}
 static int stub_describe(char *buf, size_t len)
 {
 	if (len)
@@ -47,39 +54,63 @@ static int stub_cq_sleep(struct wccl_cq *cq, int ms)
 static int stub_mr_register(struct wccl_context *c, void *a, size_t l,
 			    uint32_t acc, struct wccl_mr **mr)
 {
-	(void)c; (void)a; (void)l; (void)acc; (void)mr;
+	(void)c;
+	(void)a;
+	(void)l;
+	(void)acc;
+	(void)mr;
 	return WCCL_EOPNOTSUPP;
 }
 static int stub_listen(struct wccl_context *c, const char *b,
 		       struct wccl_listener **l)
 {
-	(void)c; (void)b; (void)l;
+	(void)c;
+	(void)b;
+	(void)l;
 	return WCCL_EOPNOTSUPP;
 }
 static int stub_connect(struct wccl_context *c, const char *a,
 			struct wccl_cq *cq, struct wccl_endpoint **ep)
 {
-	(void)c; (void)a; (void)cq; (void)ep;
+	(void)c;
+	(void)a;
+	(void)cq;
+	(void)ep;
 	return WCCL_EOPNOTSUPP;
 }
 static int stub_post_send(struct wccl_endpoint *ep, const void *b, size_t l,
 			  struct wccl_mr *mr, uint64_t c)
 {
-	(void)ep; (void)b; (void)l; (void)mr; (void)c;
+	(void)ep;
+	(void)b;
+	(void)l;
+	(void)mr;
+	(void)c;
 	return WCCL_EOPNOTSUPP;
 }
 static int stub_post_recv(struct wccl_endpoint *ep, void *b, size_t l,
 			  struct wccl_mr *mr, uint64_t c)
 {
-	(void)ep; (void)b; (void)l; (void)mr; (void)c;
+	(void)ep;
+	(void)b;
+	(void)l;
+	(void)mr;
+	(void)c;
 	return WCCL_EOPNOTSUPP;
 }
 static int stub_post_write(struct wccl_endpoint *ep, const void *b, size_t l,
 			   struct wccl_mr *mr, const struct wccl_rkey *rk,
 			   uint64_t off, uint32_t imm, uint32_t fl, uint64_t c)
 {
-	(void)ep; (void)b; (void)l; (void)mr; (void)rk; (void)off; (void)imm;
-	(void)fl; (void)c;
+	(void)ep;
+	(void)b;
+	(void)l;
+	(void)mr;
+	(void)rk;
+	(void)off;
+	(void)imm;
+	(void)fl;
+	(void)c;
 	return WCCL_EOPNOTSUPP;
 }
 
@@ -90,16 +121,26 @@ static void fill_stubs(struct wccl_provider *p)
 	struct wccl_ctrl_ops *c = &p->ctrl;
 	struct wccl_fast_ops *f = &p->fast;
 
-	if (!c->probe) c->probe = stub_probe;
-	if (!c->can_connect) c->can_connect = stub_can_connect;
-	if (!c->describe) c->describe = stub_describe;
-	if (!c->cq_sleep) c->cq_sleep = stub_cq_sleep;
-	if (!c->mr_register) c->mr_register = stub_mr_register;
-	if (!c->listen) c->listen = stub_listen;
-	if (!c->connect) c->connect = stub_connect;
-	if (!f->post_send) f->post_send = stub_post_send;
-	if (!f->post_recv) f->post_recv = stub_post_recv;
-	if (!f->post_write) f->post_write = stub_post_write;
+	if (!c->probe)
+		c->probe = stub_probe;
+	if (!c->can_connect)
+		c->can_connect = stub_can_connect;
+	if (!c->describe)
+		c->describe = stub_describe;
+	if (!c->cq_sleep)
+		c->cq_sleep = stub_cq_sleep;
+	if (!c->mr_register)
+		c->mr_register = stub_mr_register;
+	if (!c->listen)
+		c->listen = stub_listen;
+	if (!c->connect)
+		c->connect = stub_connect;
+	if (!f->post_send)
+		f->post_send = stub_post_send;
+	if (!f->post_recv)
+		f->post_recv = stub_post_recv;
+	if (!f->post_write)
+		f->post_write = stub_post_write;
 }
 
 static void load_all(void)
@@ -107,8 +148,9 @@ static void load_all(void)
 	/* Insertion sort by priority, highest first. */
 	for (size_t i = 0; i < N_PROVIDERS; i++) {
 		size_t j = i;
-		for (; j > 0 && loaded[j - 1].priority <
-				       compiled_in[i]->priority; j--)
+		for (;
+		     j > 0 && loaded[j - 1].priority < compiled_in[i]->priority;
+		     j--)
 			loaded[j] = loaded[j - 1];
 		loaded[j] = *compiled_in[i];
 	}

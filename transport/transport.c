@@ -23,8 +23,8 @@ int wccl_ep_fail(struct wccl_endpoint *ep, unsigned subsys, int err,
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	/* Truncation is fine: the message stays readable and bounded. */
-	int n = snprintf(ep->last_error, sizeof(ep->last_error), "peer %s: ",
-			 ep->peer);
+	int n = snprintf(ep->last_error, sizeof(ep->last_error),
+			 "peer %s: ", ep->peer);
 	if (n > 0 && (size_t)n < sizeof(ep->last_error))
 		snprintf(ep->last_error + n, sizeof(ep->last_error) - (size_t)n,
 			 "%.*s (%s)", (int)(sizeof(what) / 2), what,
@@ -59,7 +59,7 @@ int wccl_provider_describe(const char *name, char *buf, size_t len)
 	if (!name || !buf)
 		return WCCL_EINVAL;
 	const struct wccl_provider *p =
-		wccl_registry_find(name, strlen(name), NULL);
+	    wccl_registry_find(name, strlen(name), NULL);
 	if (!p)
 		return WCCL_ENODEV;
 	return p->ctrl.describe(buf, len);
@@ -73,7 +73,7 @@ static const struct wccl_provider *split_addr(const char *addr,
 	if (!colon)
 		return NULL;
 	const struct wccl_provider *p =
-		wccl_registry_find(addr, (size_t)(colon - addr), probe);
+	    wccl_registry_find(addr, (size_t)(colon - addr), probe);
 	if (p)
 		*detail = colon + 1;
 	return p;
@@ -98,7 +98,8 @@ int wccl_select_address(const char *const *peer_addrs, int n, int *index)
 			if (p->ctrl.can_connect(detail)) {
 				*index = a;
 				WCCL_TRACE(WCCL_SUB_TRANSPORT,
-					   "selected %s for peer", peer_addrs[a]);
+					   "selected %s for peer",
+					   peer_addrs[a]);
 				return 0;
 			}
 		}
@@ -204,7 +205,7 @@ int wccl_cq_wait(struct wccl_cq *cq, struct wccl_completion *wc, int max,
 	uint64_t start = wccl_now_ns();
 	uint64_t deadline = start + (uint64_t)timeout_ms * 1000000ull;
 	uint64_t spin_until =
-		start + (uint64_t)wccl_param_int(WCCL_PARAM_SPIN_US) * 1000ull;
+	    start + (uint64_t)wccl_param_int(WCCL_PARAM_SPIN_US) * 1000ull;
 	for (;;) {
 		int n = cq->fast->cq_poll(cq, wc, max);
 		if (n)
@@ -227,8 +228,8 @@ int wccl_cq_wait(struct wccl_cq *cq, struct wccl_completion *wc, int max,
 void wccl_rkey_pack(const struct wccl_rkey *rk,
 		    uint8_t out[WCCL_RKEY_PACKED_LEN])
 {
-	uint64_t f[4] = { rk->key, rk->addr, rk->len,
-			  (uint64_t)rk->access | (uint64_t)rk->reserved << 32 };
+	uint64_t f[4] = {rk->key, rk->addr, rk->len,
+			 (uint64_t)rk->access | (uint64_t)rk->reserved << 32};
 	for (int i = 0; i < 4; i++)
 		for (int b = 0; b < 8; b++)
 			out[i * 8 + b] = (uint8_t)(f[i] >> (8 * b));
@@ -237,7 +238,7 @@ void wccl_rkey_pack(const struct wccl_rkey *rk,
 void wccl_rkey_unpack(const uint8_t in[WCCL_RKEY_PACKED_LEN],
 		      struct wccl_rkey *rk)
 {
-	uint64_t f[4] = { 0 };
+	uint64_t f[4] = {0};
 	for (int i = 0; i < 4; i++)
 		for (int b = 0; b < 8; b++)
 			f[i] |= (uint64_t)in[i * 8 + b] << (8 * b);
@@ -252,8 +253,8 @@ int wccl_mr_register(struct wccl_context *ctx, void *addr, size_t len,
 		     uint32_t access, struct wccl_mr **mr)
 {
 	if (!ctx || !mr || (!addr && len) ||
-	    (access & ~(uint32_t)(WCCL_ACCESS_LOCAL |
-				  WCCL_ACCESS_REMOTE_WRITE)))
+	    (access &
+	     ~(uint32_t)(WCCL_ACCESS_LOCAL | WCCL_ACCESS_REMOTE_WRITE)))
 		return WCCL_EINVAL;
 	int rc = ctx->prov->ctrl.mr_register(ctx, addr, len, access, mr);
 	if (rc)
@@ -348,8 +349,8 @@ int wccl_accept(struct wccl_listener *l, struct wccl_cq *cq,
 	return 0;
 }
 
-int wccl_connect(struct wccl_context *ctx, const char *addr,
-		 struct wccl_cq *cq, struct wccl_endpoint **ep)
+int wccl_connect(struct wccl_context *ctx, const char *addr, struct wccl_cq *cq,
+		 struct wccl_endpoint **ep)
 {
 	if (!ctx || !addr || !cq || !ep || cq->ctx != ctx)
 		return WCCL_EINVAL;
@@ -389,10 +390,9 @@ int wccl_endpoint_wait_established(struct wccl_endpoint *ep, int timeout_ms)
 		if (rc != WCCL_EAGAIN)
 			return rc;
 		if (wccl_now_ns() >= deadline)
-			return wccl_ep_fail(ep, WCCL_SUB_TRANSPORT,
-					    WCCL_ETIMEDOUT,
-					    "not connected within %d ms",
-					    timeout_ms);
+			return wccl_ep_fail(
+			    ep, WCCL_SUB_TRANSPORT, WCCL_ETIMEDOUT,
+			    "not connected within %d ms", timeout_ms);
 		ep->ctx->prov->ctrl.cq_sleep(ep->cq, 1);
 	}
 }

@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 
+/* clang-format off */
 #define WCCL_ERROR_LIST(X)                                                      \
 	X(EPERM, -EPERM, "operation not permitted")                             \
 	X(ENOENT, -ENOENT, "no such object")                                    \
@@ -55,6 +56,7 @@
 	X(EABORTED, -1008, "aborted")                                            \
 	X(EINTERNAL, -1009, "internal error (a wccl bug)")                       \
 	X(EREMOTE, -1010, "remote peer reported an error")
+/* clang-format on */
 
 enum wccl_error {
 	WCCL_OK = 0,

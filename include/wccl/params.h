@@ -9,11 +9,11 @@ extern "C" {
 #endif
 
 struct wccl_param_info {
-	const char *name;          /* "WCCL_TIMEOUT_MS" */
-	const char *value;         /* current value as text */
+	const char *name;	   /* "WCCL_TIMEOUT_MS" */
+	const char *value;	   /* current value as text */
 	const char *default_value; /* built-in default as text */
 	const char *description;
-	int from_env;              /* 1 if the environment set it validly */
+	int from_env; /* 1 if the environment set it validly */
 };
 
 int wccl_param_count(void);

@@ -56,11 +56,11 @@ enum wccl_cap {
 };
 
 struct wccl_provider_info {
-	const char *name;        /* "uring", "shm", ... */
+	const char *name;	 /* "uring", "shm", ... */
 	const char *description; /* one line */
-	int priority;            /* higher is preferred when both can connect */
-	uint32_t caps;           /* enum wccl_cap bits */
-	int available;           /* 0, or why not: negative code from probe */
+	int priority;		 /* higher is preferred when both can connect */
+	uint32_t caps;		 /* enum wccl_cap bits */
+	int available;		 /* 0, or why not: negative code from probe */
 };
 
 /* Number of providers compiled into this libwccl. */
@@ -101,19 +101,19 @@ const char *wccl_context_provider(const struct wccl_context *ctx);
 
 enum wccl_op {
 	WCCL_OP_SEND = 1,  /* local: a send completed */
-	WCCL_OP_RECV,      /* local: a posted receive got a message */
-	WCCL_OP_WRITE,     /* local: a write (with or without imm) completed */
+	WCCL_OP_RECV,	   /* local: a posted receive got a message */
+	WCCL_OP_WRITE,	   /* local: a write (with or without imm) completed */
 	WCCL_OP_WRITE_IMM, /* target: a peer's write with immediate landed */
-	WCCL_OP_ERROR      /* target: a peer's write into us was rejected */
+	WCCL_OP_ERROR	   /* target: a peer's write into us was rejected */
 };
 
 struct wccl_completion {
-	uint64_t cookie;            /* as posted; 0 for WRITE_IMM / ERROR */
-	struct wccl_endpoint *ep;   /* the endpoint it happened on */
-	uint64_t len;               /* bytes moved (RECV: message length) */
-	int32_t status;             /* 0 or a negative wccl code */
-	uint32_t imm;               /* WRITE_IMM: the immediate */
-	uint32_t op;                /* enum wccl_op */
+	uint64_t cookie;	  /* as posted; 0 for WRITE_IMM / ERROR */
+	struct wccl_endpoint *ep; /* the endpoint it happened on */
+	uint64_t len;		  /* bytes moved (RECV: message length) */
+	int32_t status;		  /* 0 or a negative wccl code */
+	uint32_t imm;		  /* WRITE_IMM: the immediate */
+	uint32_t op;		  /* enum wccl_op */
 	uint32_t reserved;
 };
 
@@ -137,7 +137,7 @@ int wccl_cq_wait(struct wccl_cq *cq, struct wccl_completion *wc, int max,
 /* ---- memory regions --------------------------------------------------- */
 
 enum wccl_access {
-	WCCL_ACCESS_LOCAL = 1u << 0,        /* source/sink of local ops */
+	WCCL_ACCESS_LOCAL = 1u << 0,	    /* source/sink of local ops */
 	WCCL_ACCESS_REMOTE_WRITE = 1u << 1, /* peers may write into it */
 };
 
@@ -147,9 +147,9 @@ enum wccl_access {
  * in host byte order; wccl_rkey_pack/unpack give a fixed little-endian form.
  */
 struct wccl_rkey {
-	uint64_t key;    /* provider's name for the region */
-	uint64_t addr;   /* base address at the owner (verbs uses it) */
-	uint64_t len;    /* bytes */
+	uint64_t key;	 /* provider's name for the region */
+	uint64_t addr;	 /* base address at the owner (verbs uses it) */
+	uint64_t len;	 /* bytes */
 	uint32_t access; /* enum wccl_access */
 	uint32_t reserved;
 };
@@ -198,8 +198,8 @@ int wccl_accept(struct wccl_listener *l, struct wccl_cq *cq,
  * completions go to @cq; poll wccl_endpoint_established() until it returns
  * 0. The attempt fails after the WCCL_CONNECT_TIMEOUT_MS tunable.
  */
-int wccl_connect(struct wccl_context *ctx, const char *addr,
-		 struct wccl_cq *cq, struct wccl_endpoint **ep);
+int wccl_connect(struct wccl_context *ctx, const char *addr, struct wccl_cq *cq,
+		 struct wccl_endpoint **ep);
 
 /* 0 once the endpoint can carry operations, -WCCL_EAGAIN while the
  * connection or handshake is under way, or the negative code it failed
@@ -242,7 +242,8 @@ int wccl_post_recv(struct wccl_endpoint *ep, void *buf, size_t len,
 		   struct wccl_mr *mr, uint64_t cookie);
 
 enum wccl_write_flags {
-	WCCL_WRITE_IMM = 1u << 0 /* deliver @imm as WCCL_OP_WRITE_IMM at target */
+	WCCL_WRITE_IMM = 1u
+			 << 0 /* deliver @imm as WCCL_OP_WRITE_IMM at target */
 };
 
 /*

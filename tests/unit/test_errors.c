@@ -12,7 +12,7 @@ static void every_code_has_text_and_name(void **state)
 	(void)state;
 	static const int codes[] = {
 #define X(name, value, text) value,
-		WCCL_ERROR_LIST(X)
+	    WCCL_ERROR_LIST(X)
 #undef X
 	};
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
@@ -50,9 +50,9 @@ static void unknown_and_zero(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(every_code_has_text_and_name),
-		cmocka_unit_test(codes_mirror_errno),
-		cmocka_unit_test(unknown_and_zero),
+	    cmocka_unit_test(every_code_has_text_and_name),
+	    cmocka_unit_test(codes_mirror_errno),
+	    cmocka_unit_test(unknown_and_zero),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -89,9 +89,9 @@ static void env_overrides_and_bad_values_fall_back(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(parse_size_accepts_suffixes),
-		cmocka_unit_test(parse_size_rejects_junk),
-		cmocka_unit_test(env_overrides_and_bad_values_fall_back),
+	    cmocka_unit_test(parse_size_accepts_suffixes),
+	    cmocka_unit_test(parse_size_rejects_junk),
+	    cmocka_unit_test(env_overrides_and_bad_values_fall_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

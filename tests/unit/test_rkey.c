@@ -11,11 +11,11 @@
 static void rkey_round_trips_little_endian(void **state)
 {
 	(void)state;
-	struct wccl_rkey in = { .key = 0x0102030405060708ull,
-				.addr = 0xdeadbeefcafef00dull,
-				.len = 1ull << 40,
-				.access = WCCL_ACCESS_REMOTE_WRITE,
-				.reserved = 7 };
+	struct wccl_rkey in = {.key = 0x0102030405060708ull,
+			       .addr = 0xdeadbeefcafef00dull,
+			       .len = 1ull << 40,
+			       .access = WCCL_ACCESS_REMOTE_WRITE,
+			       .reserved = 7};
 	uint8_t buf[WCCL_RKEY_PACKED_LEN];
 	wccl_rkey_pack(&in, buf);
 	assert_int_equal(buf[0], 0x08); /* little-endian on the wire */
@@ -29,7 +29,7 @@ static void rkey_round_trips_little_endian(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(rkey_round_trips_little_endian),
+	    cmocka_unit_test(rkey_round_trips_little_endian),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

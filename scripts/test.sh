@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (README Quick start):
+#   gcc -Werror build + unit and integration suites,
+#   clang -Werror build + unit suite,
+#   ASan+UBSan build + unit and integration suites,
+#   the soft-RoCE VM suite when tests/vm is present and usable.
+# Ends with one line "N passed, N failed, N skipped".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh || exit 1
+
+passed=0 failed=0 skipped=0
+# Count one meson test run from its JSON log.
+tally() {
+	local log=$1/meson-logs/testlog.json
+	[ -f "$log" ] || return 0
+	read -r p f s < <(python3 - "$log" <<'PY'
+import json, sys
+p = f = s = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)["result"]
+    if r in ("OK", "EXPECTEDFAIL"): p += 1
+    elif r == "SKIP": s += 1
+    else: f += 1
+print(p, f, s)
+PY
+)
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+}
+
+run_suites() { # build-dir, suites...
+	local dir=$1; shift
+	local args=()
+	for s in "$@"; do args+=(--suite "$s"); done
+	echo "== $dir: meson test ${*}"
+	rm -f "$dir/meson-logs/testlog.json"
+	meson test -C "$dir" --print-errorlogs "${args[@]}" || true
+	tally "$dir"
+}
+
+for flavour in gcc clang asan; do
+	echo "== build $flavour"
+	if ! dir=$(scripts/build.sh "$flavour"); then
+		echo "BUILD FAILED: $flavour"
+		failed=$((failed + 1))
+		continue
+	fi
+	case $flavour in
+	gcc) run_suites "$dir" unit integration ;;
+	clang) run_suites "$dir" unit ;;
+	asan) run_suites "$dir" unit integration ;;
+	esac
+done
+
+echo
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
