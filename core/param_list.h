@@ -15,6 +15,7 @@
 	STR(TRANSPORT, "", "force one provider by name (uring, shm, verbs, dpdk)")           \
 	INT(TIMEOUT_MS, 30000, "default timeout of every blocking wait, in ms")              \
 	INT(CONNECT_TIMEOUT_MS, 10000, "connection establishment timeout, in ms")            \
+	INT(BOOTSTRAP_HANDSHAKE_MS, 5000, "bootstrap root drops a joiner that has not authenticated by then") \
 	INT(QUEUE_DEPTH, 256, "outstanding operations per endpoint and direction")           \
 	INT(CQ_DEPTH, 4096, "default completion queue capacity")                             \
 	INT(SPIN_US, 50, "busy-poll this long before sleeping in a wait, in us")             \

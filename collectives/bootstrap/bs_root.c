@@ -1,0 +1,530 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The bootstrap root: one thread, one poll loop over the listening socket
+ * and every connection. Connections are read without blocking into
+ * per-connection frame buffers, so a stranger that stalls or sends junk
+ * costs one slot until its handshake deadline, never the loop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <wccl/errors.h>
+
+#include "bootstrap.h"
+#include "bs_wire.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/params.h"
+#include "core/sock.h"
+
+#define BS_MAX_CONNS 1024
+#define BS_MAX_PENDING 64
+#define BS_SEND_TIMEOUT_MS 10000
+
+enum conn_state { CONN_FREE = 0, CONN_HELLO, CONN_PROOF, CONN_JOINED };
+
+struct bs_conn {
+	int fd;
+	enum conn_state state;
+	char addr[WCCL_BOOTSTRAP_ADDR_LEN];
+	uint64_t deadline_ns; /* handshake must finish by then */
+	uint8_t nonce[BS_NONCE_LEN];
+	uint32_t rank, nranks;
+	uint8_t hdr_raw[BS_HDR_LEN];
+	size_t hdr_fill;
+	int have_hdr;
+	struct bs_hdr hdr;
+	uint8_t *payload;
+	size_t pay_fill;
+	int said_bye;
+};
+
+struct wccl_bootstrap_root {
+	pthread_t thread;
+	int listen_fd;
+	int wake[2]; /* pipe: stop request */
+	int stopping;
+	uint8_t secret[WCCL_BOOTSTRAP_SECRET_LEN];
+	char addr[WCCL_BOOTSTRAP_ADDR_LEN];
+
+	struct bs_conn conns[BS_MAX_CONNS];
+	int nranks; /* 0 until the first rank joins */
+	struct bs_conn **by_rank;
+	int joined;
+	int pending;
+
+	uint32_t round;
+	size_t gather_len;
+	int n_gathered;
+	uint8_t *gather_buf;
+	uint8_t *gathered;
+
+	int aborted;
+	char abort_why[192];
+
+	struct pollfd pfd[BS_MAX_CONNS + 2];
+	struct bs_conn *owner[BS_MAX_CONNS + 2];
+};
+
+static void conn_close(struct wccl_bootstrap_root *r, struct bs_conn *c)
+{
+	if (c->state == CONN_HELLO || c->state == CONN_PROOF)
+		r->pending--;
+	close(c->fd);
+	free(c->payload);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+}
+
+/* Drop a connection that is not (yet) a rank, saying why in the log. */
+static void conn_reject(struct wccl_bootstrap_root *r, struct bs_conn *c,
+			int status, const char *why)
+{
+	WCCL_WARN(WCCL_SUB_BOOTSTRAP,
+		  "bootstrap root %s: dropped connection from %s: %s", r->addr,
+		  c->addr, why);
+	if (c->state == CONN_PROOF || c->state == CONN_HELLO)
+		bs_send(c->fd, BS_REJECT, c->rank, c->nranks, 0, status, why,
+			strlen(why) + 1, wccl_deadline_ns(100));
+	conn_close(r, c);
+}
+
+/* The job is over: tell every joined rank why. */
+static void abort_all(struct wccl_bootstrap_root *r, int status,
+		      const char *why)
+{
+	if (r->aborted)
+		return;
+	r->aborted = 1;
+	snprintf(r->abort_why, sizeof(r->abort_why), "%s", why);
+	WCCL_WARN(WCCL_SUB_BOOTSTRAP, "bootstrap root %s: aborting job: %s",
+		  r->addr, why);
+	for (int i = 0; i < r->nranks; i++) {
+		struct bs_conn *c = r->by_rank[i];
+		if (c)
+			bs_send(c->fd, BS_ABORT, c->rank, c->nranks, r->round,
+				status, why, strlen(why) + 1,
+				wccl_deadline_ns(BS_SEND_TIMEOUT_MS));
+	}
+}
+
+static void rank_lost(struct wccl_bootstrap_root *r, struct bs_conn *c)
+{
+	char why[160];
+	uint32_t rank = c->rank;
+	snprintf(why, sizeof(why), "rank %u (host %s) left the job", rank,
+		 c->addr);
+	r->by_rank[rank] = NULL;
+	r->joined--;
+	int bye = c->said_bye;
+	conn_close(r, c);
+	if (!bye)
+		abort_all(r, WCCL_EPEER_LOST, why);
+}
+
+static void on_hello(struct wccl_bootstrap_root *r, struct bs_conn *c)
+{
+	if (c->hdr.type != BS_HELLO || c->hdr.len != BS_NONCE_LEN)
+		return conn_reject(r, c, WCCL_EPROTO, "expected HELLO");
+	c->rank = c->hdr.rank;
+	c->nranks = c->hdr.nranks;
+	uint8_t reply[BS_NONCE_LEN + WCCL_SHA256_LEN];
+	if (wccl_random_bytes(c->nonce, BS_NONCE_LEN))
+		return conn_reject(r, c, WCCL_EIO, "no randomness");
+	memcpy(reply, c->nonce, BS_NONCE_LEN);
+	bs_root_mac(r->secret, c->payload, reply + BS_NONCE_LEN);
+	if (bs_send(c->fd, BS_CHALLENGE, c->rank, c->nranks, 0, 0, reply,
+		    sizeof(reply), wccl_deadline_ns(1000)))
+		return conn_reject(r, c, WCCL_EPEER_LOST, "hung up");
+	c->state = CONN_PROOF;
+}
+
+static void on_proof(struct wccl_bootstrap_root *r, struct bs_conn *c)
+{
+	uint8_t want[WCCL_SHA256_LEN];
+	if (c->hdr.type != BS_PROOF || c->hdr.len != WCCL_SHA256_LEN)
+		return conn_reject(r, c, WCCL_EPROTO, "expected PROOF");
+	bs_rank_mac(r->secret, c->nonce, c->rank, c->nranks, want);
+	if (wccl_ct_memcmp(want, c->payload, WCCL_SHA256_LEN))
+		return conn_reject(r, c, WCCL_EAUTH,
+				   "authentication failed (wrong secret)");
+	/* Authenticated: only now do its claims count. */
+	char why[256];
+	if (r->aborted) {
+		snprintf(why, sizeof(why), "job already aborted: %s",
+			 r->abort_why);
+		return conn_reject(r, c, WCCL_EABORTED, why);
+	}
+	if (c->nranks == 0 || c->nranks > 1u << 20 || c->rank >= c->nranks) {
+		snprintf(why, sizeof(why), "rank %u of %u is out of range",
+			 c->rank, c->nranks);
+		return conn_reject(r, c, WCCL_EINVAL, why);
+	}
+	if (!r->nranks) {
+		r->by_rank = calloc(c->nranks, sizeof(*r->by_rank));
+		r->gathered = calloc(c->nranks, 1);
+		if (!r->by_rank || !r->gathered)
+			return conn_reject(r, c, WCCL_ENOMEM, "out of memory");
+		r->nranks = (int)c->nranks;
+	}
+	if ((int)c->nranks != r->nranks) {
+		snprintf(why, sizeof(why),
+			 "rank %u says nranks=%u but the job has %d", c->rank,
+			 c->nranks, r->nranks);
+		return conn_reject(r, c, WCCL_EMISMATCH, why);
+	}
+	if (r->by_rank[c->rank]) {
+		snprintf(why, sizeof(why), "rank %u joined twice (first from %s)",
+			 c->rank, r->by_rank[c->rank]->addr);
+		return conn_reject(r, c, WCCL_EINVAL, why);
+	}
+	if (bs_send(c->fd, BS_WELCOME, c->rank, c->nranks, 0, 0, NULL, 0,
+		    wccl_deadline_ns(1000)))
+		return conn_reject(r, c, WCCL_EPEER_LOST, "hung up");
+	r->pending--;
+	c->state = CONN_JOINED;
+	r->by_rank[c->rank] = c;
+	r->joined++;
+	WCCL_INFO(WCCL_SUB_BOOTSTRAP, "bootstrap: rank %u/%d joined from %s",
+		  c->rank, r->nranks, c->addr);
+}
+
+static void finish_round(struct wccl_bootstrap_root *r)
+{
+	size_t total = r->gather_len * (size_t)r->nranks;
+	for (int i = 0; i < r->nranks; i++) {
+		struct bs_conn *c = r->by_rank[i];
+		if (c && bs_send(c->fd, BS_RESULT, c->rank, c->nranks, r->round,
+				 0, r->gather_buf, total,
+				 wccl_deadline_ns(BS_SEND_TIMEOUT_MS)))
+			WCCL_WARN(WCCL_SUB_BOOTSTRAP,
+				  "bootstrap: cannot send round %u to rank %d",
+				  r->round, i);
+	}
+	free(r->gather_buf);
+	r->gather_buf = NULL;
+	memset(r->gathered, 0, (size_t)r->nranks);
+	r->n_gathered = 0;
+	r->round++;
+}
+
+static void on_gather(struct wccl_bootstrap_root *r, struct bs_conn *c)
+{
+	char why[192];
+	if (c->hdr.round != r->round || r->gathered[c->rank]) {
+		snprintf(why, sizeof(why),
+			 "rank %u sent all-gather round %u while the job is at "
+			 "round %u",
+			 c->rank, c->hdr.round, r->round);
+		return abort_all(r, WCCL_EMISMATCH, why);
+	}
+	if (r->n_gathered == 0) {
+		r->gather_len = c->hdr.len;
+		if ((uint64_t)r->gather_len * (uint64_t)r->nranks >
+		    BS_MAX_PAYLOAD)
+			return abort_all(r, WCCL_EMSGSIZE,
+					 "all-gather larger than 64 MiB");
+		r->gather_buf = calloc((size_t)r->nranks, r->gather_len + 1);
+		if (!r->gather_buf)
+			return abort_all(r, WCCL_ENOMEM, "out of memory");
+	} else if (c->hdr.len != r->gather_len) {
+		snprintf(why, sizeof(why),
+			 "all-gather round %u: rank %u contributed %llu bytes, "
+			 "others %zu",
+			 r->round, c->rank, (unsigned long long)c->hdr.len,
+			 r->gather_len);
+		return abort_all(r, WCCL_EMISMATCH, why);
+	}
+	if (r->gather_len)
+		memcpy(r->gather_buf + (size_t)c->rank * r->gather_len,
+		       c->payload, r->gather_len);
+	r->gathered[c->rank] = 1;
+	if (++r->n_gathered == r->nranks)
+		finish_round(r);
+}
+
+static void on_joined_frame(struct wccl_bootstrap_root *r, struct bs_conn *c)
+{
+	char why[192];
+	switch (c->hdr.type) {
+	case BS_GATHER:
+		if (!r->aborted)
+			on_gather(r, c);
+		break;
+	case BS_ABORT:
+		snprintf(why, sizeof(why), "rank %u aborted: %.*s", c->rank,
+			 (int)(c->hdr.len ? c->hdr.len - 1 : 0),
+			 (const char *)c->payload);
+		abort_all(r, WCCL_EABORTED, why);
+		break;
+	case BS_BYE:
+		c->said_bye = 1;
+		break;
+	default:
+		snprintf(why, sizeof(why), "rank %u sent unexpected frame %u",
+			 c->rank, c->hdr.type);
+		abort_all(r, WCCL_EPROTO, why);
+	}
+}
+
+/* One complete frame is in c->hdr / c->payload. */
+static void on_frame(struct wccl_bootstrap_root *r, struct bs_conn *c)
+{
+	switch (c->state) {
+	case CONN_HELLO:
+		on_hello(r, c);
+		break;
+	case CONN_PROOF:
+		on_proof(r, c);
+		break;
+	case CONN_JOINED:
+		on_joined_frame(r, c);
+		break;
+	default:
+		break;
+	}
+	if (c->fd >= 0) {
+		free(c->payload);
+		c->payload = NULL;
+		c->pay_fill = 0;
+		c->hdr_fill = 0;
+		c->have_hdr = 0;
+	}
+}
+
+/* Read what is available; act on every complete frame. */
+static void conn_readable(struct wccl_bootstrap_root *r, struct bs_conn *c)
+{
+	for (int frames = 0; c->fd >= 0 && frames < 64; frames++) {
+		ssize_t n;
+		if (!c->have_hdr) {
+			n = recv(c->fd, c->hdr_raw + c->hdr_fill,
+				 BS_HDR_LEN - c->hdr_fill, MSG_DONTWAIT);
+		} else {
+			n = recv(c->fd, c->payload + c->pay_fill,
+				 c->hdr.len - c->pay_fill, MSG_DONTWAIT);
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			if (c->state == CONN_JOINED)
+				rank_lost(r, c);
+			else
+				conn_reject(r, c, WCCL_EPEER_LOST,
+					    "closed during the handshake");
+			return;
+		}
+		if (!c->have_hdr) {
+			c->hdr_fill += (size_t)n;
+			if (c->hdr_fill < BS_HDR_LEN)
+				continue;
+			uint64_t max = c->state == CONN_JOINED
+					       ? BS_MAX_PAYLOAD
+					       : BS_MAX_HANDSHAKE_PAYLOAD;
+			int rc = bs_hdr_decode(c->hdr_raw, max, &c->hdr);
+			if (rc) {
+				char why[96];
+				snprintf(why, sizeof(why),
+					 "malformed frame (%s)",
+					 wccl_strerror(rc));
+				if (c->state == CONN_JOINED) {
+					abort_all(r, rc, why);
+					rank_lost(r, c);
+				} else {
+					conn_reject(r, c, rc, why);
+				}
+				return;
+			}
+			c->have_hdr = 1;
+			c->payload = malloc(c->hdr.len + 1);
+			if (!c->payload)
+				return conn_reject(r, c, WCCL_ENOMEM,
+						   "out of memory");
+		} else {
+			c->pay_fill += (size_t)n;
+		}
+		if (c->have_hdr && c->pay_fill == c->hdr.len)
+			on_frame(r, c);
+	}
+}
+
+static void accept_new(struct wccl_bootstrap_root *r)
+{
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(r->listen_fd, (struct sockaddr *)&ss, &sl,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		char addr[WCCL_BOOTSTRAP_ADDR_LEN];
+		wccl_sock_format((struct sockaddr *)&ss, addr, sizeof(addr));
+		struct bs_conn *slot = NULL;
+		for (int i = 0; i < BS_MAX_CONNS && !slot; i++)
+			if (r->conns[i].state == CONN_FREE)
+				slot = &r->conns[i];
+		if (!slot || r->pending >= BS_MAX_PENDING || r->stopping) {
+			WCCL_WARN(WCCL_SUB_BOOTSTRAP,
+				  "bootstrap root %s: refused %s: too many "
+				  "unauthenticated connections",
+				  r->addr, addr);
+			close(fd);
+			continue;
+		}
+		memset(slot, 0, sizeof(*slot));
+		slot->fd = fd;
+		slot->state = CONN_HELLO;
+		snprintf(slot->addr, sizeof(slot->addr), "%s", addr);
+		slot->deadline_ns = wccl_deadline_ns(
+			wccl_param_int(WCCL_PARAM_BOOTSTRAP_HANDSHAKE_MS));
+		r->pending++;
+	}
+}
+
+static int all_left(const struct wccl_bootstrap_root *r)
+{
+	for (int i = 0; i < r->nranks; i++)
+		if (r->by_rank[i] && !r->by_rank[i]->said_bye)
+			return 0;
+	return 1;
+}
+
+static void *root_main(void *arg)
+{
+	struct wccl_bootstrap_root *r = arg;
+	struct pollfd *pfd = r->pfd;
+	struct bs_conn **owner = r->owner;
+	uint64_t stop_deadline = 0;
+	for (;;) {
+		int stopping = __atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE);
+		if (stopping && !stop_deadline)
+			stop_deadline = wccl_deadline_ns(5000);
+		if (stopping &&
+		    (all_left(r) || wccl_now_ns() >= stop_deadline))
+			break;
+		int n = 0;
+		pfd[n++] = (struct pollfd){ .fd = r->wake[0], .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = r->listen_fd, .events = POLLIN };
+		uint64_t now = wccl_now_ns();
+		for (int i = 0; i < BS_MAX_CONNS; i++) {
+			struct bs_conn *c = &r->conns[i];
+			if (c->state == CONN_FREE)
+				continue;
+			if (c->state != CONN_JOINED && now >= c->deadline_ns) {
+				conn_reject(r, c, WCCL_ETIMEDOUT,
+					    "handshake timed out");
+				continue;
+			}
+			owner[n] = c;
+			pfd[n++] = (struct pollfd){ .fd = c->fd,
+						    .events = POLLIN };
+		}
+		if (poll(pfd, (nfds_t)n, 100) <= 0)
+			continue;
+		if (pfd[0].revents) {
+			char b[8];
+			(void)!read(r->wake[0], b, sizeof(b));
+		}
+		if (pfd[1].revents)
+			accept_new(r);
+		for (int i = 2; i < n; i++)
+			if (pfd[i].revents && owner[i]->fd == pfd[i].fd)
+				conn_readable(r, owner[i]);
+	}
+	return NULL;
+}
+
+/* This host's first non-loopback IPv4 address, else loopback. */
+static void default_bind(char *buf, size_t len)
+{
+	struct ifaddrs *ifa, *i;
+	snprintf(buf, len, "127.0.0.1:0");
+	if (getifaddrs(&ifa))
+		return;
+	for (i = ifa; i; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
+		    (i->ifa_flags & IFF_LOOPBACK) || !(i->ifa_flags & IFF_UP))
+			continue;
+		char ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET,
+			  &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr,
+			  ip, sizeof(ip));
+		snprintf(buf, len, "%s:0", ip);
+		break;
+	}
+	freeifaddrs(ifa);
+}
+
+int wccl_bootstrap_root_start(const char *bind_addr,
+			      const uint8_t secret[WCCL_BOOTSTRAP_SECRET_LEN],
+			      struct wccl_bootstrap_root **root,
+			      char addr_out[WCCL_BOOTSTRAP_ADDR_LEN])
+{
+	char def[WCCL_BOOTSTRAP_ADDR_LEN];
+	if (!bind_addr) {
+		default_bind(def, sizeof(def));
+		bind_addr = def;
+	}
+	struct wccl_bootstrap_root *r = calloc(1, sizeof(*r));
+	if (!r)
+		return WCCL_ENOMEM;
+	for (int i = 0; i < BS_MAX_CONNS; i++)
+		r->conns[i].fd = -1;
+	memcpy(r->secret, secret, WCCL_BOOTSTRAP_SECRET_LEN);
+	int rc = wccl_sock_listen(bind_addr, 128);
+	if (rc < 0) {
+		WCCL_WARN(WCCL_SUB_BOOTSTRAP,
+			  "bootstrap root cannot listen on %s: %s", bind_addr,
+			  wccl_strerror(rc));
+		free(r);
+		return rc;
+	}
+	r->listen_fd = rc;
+	wccl_sock_local_addr(r->listen_fd, r->addr, sizeof(r->addr));
+	if (pipe2(r->wake, O_CLOEXEC | O_NONBLOCK)) {
+		close(r->listen_fd);
+		free(r);
+		return WCCL_EIO;
+	}
+	if (pthread_create(&r->thread, NULL, root_main, r)) {
+		close(r->listen_fd);
+		close(r->wake[0]);
+		close(r->wake[1]);
+		free(r);
+		return WCCL_ENOMEM;
+	}
+	snprintf(addr_out, WCCL_BOOTSTRAP_ADDR_LEN, "%s", r->addr);
+	WCCL_INFO(WCCL_SUB_BOOTSTRAP, "bootstrap root listening on %s", r->addr);
+	*root = r;
+	return 0;
+}
+
+void wccl_bootstrap_root_stop(struct wccl_bootstrap_root *r)
+{
+	if (!r)
+		return;
+	__atomic_store_n(&r->stopping, 1, __ATOMIC_RELEASE);
+	(void)!write(r->wake[1], "x", 1);
+	pthread_join(r->thread, NULL);
+	for (int i = 0; i < BS_MAX_CONNS; i++)
+		if (r->conns[i].state != CONN_FREE)
+			conn_close(r, &r->conns[i]);
+	close(r->listen_fd);
+	close(r->wake[0]);
+	close(r->wake[1]);
+	free(r->by_rank);
+	free(r->gathered);
+	free(r->gather_buf);
+	free(r);
+}
