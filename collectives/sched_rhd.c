@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Recursive halving-doubling (Rabenseifner) allreduce; diagram and contract
+ * in schedule.h. Blocks are the p-way split of the buffer, so a window of
+ * consecutive blocks is one contiguous range.
+ */
+#include <wccl/errors.h>
+
+#include "collectives/sched_build.h"
+
+/* Elements [first block, last block) of the p-way split. */
+static struct wccl_block window(uint64_t count, int p, int lo, int hi)
+{
+	struct wccl_block a = wccl_sched_block(count, p, lo);
+	struct wccl_block b = wccl_sched_block(count, p, hi - 1);
+	struct wccl_block w = {a.offset, b.offset + b.count - a.offset};
+	return w;
+}
+
+int wccl_sched_rhd_allreduce(const struct wccl_sched_args *args,
+			     struct wccl_step *steps, size_t max_steps)
+{
+	static const struct wccl_block none;
+	if (!sched_args_ok(args))
+		return WCCL_EINVAL;
+	struct sched_out out = sched_out_init(steps, max_steps);
+	int n = args->nranks, r = args->rank;
+	if (n < 2 || args->count == 0)
+		return sched_finish(&out, true);
+
+	int p = 1;
+	while (p * 2 <= n)
+		p *= 2;
+	int rem = n - p;
+	struct wccl_block all = {0, args->count};
+
+	/* Fold: the first 2*rem ranks pair up (even -> odd). */
+	int newrank;
+	if (r < 2 * rem) {
+		if (r % 2 == 0) {
+			sched_emit(&out, r + 1, all, -1, none,
+				   WCCL_RECV_NONE);
+			sched_emit(&out, -1, none, r + 1, all,
+				   WCCL_RECV_COPY);
+			return sched_finish(&out, true);
+		}
+		sched_emit(&out, -1, none, r - 1, all, WCCL_RECV_REDUCE);
+		newrank = r / 2;
+	} else {
+		newrank = r - rem;
+	}
+
+	/* Halving: window [lo, hi) of blocks shrinks to our own block. The
+	 * largest halves travel first, at the largest distance. */
+	int lo = 0, hi = p;
+	for (int d = p / 2; d >= 1; d /= 2) {
+		int partner_new = newrank ^ d;
+		int partner = partner_new < rem ? partner_new * 2 + 1
+						: partner_new + rem;
+		int mid = lo + (hi - lo) / 2;
+		bool keep_low = !(newrank & d);
+		struct wccl_block keep = keep_low ? window(args->count, p, lo, mid)
+						  : window(args->count, p, mid, hi);
+		struct wccl_block give = keep_low ? window(args->count, p, mid, hi)
+						  : window(args->count, p, lo, mid);
+		sched_emit(&out, partner, give, partner, keep,
+			   WCCL_RECV_REDUCE);
+		if (keep_low)
+			hi = mid;
+		else
+			lo = mid;
+	}
+
+	/* Doubling: the reverse, each exchange doubling the window. */
+	for (int d = 1; d < p; d *= 2) {
+		int partner_new = newrank ^ d;
+		int partner = partner_new < rem ? partner_new * 2 + 1
+						: partner_new + rem;
+		int size = hi - lo;
+		bool we_are_low = !(newrank & d);
+		int plo = we_are_low ? hi : lo - size;
+		sched_emit(&out, partner, window(args->count, p, lo, hi),
+			   partner, window(args->count, p, plo, plo + size),
+			   WCCL_RECV_COPY);
+		if (we_are_low)
+			hi += size;
+		else
+			lo -= size;
+	}
+
+	/* Unfold: give the result back to the even partner. */
+	if (r < 2 * rem)
+		sched_emit(&out, r - 1, all, -1, none, WCCL_RECV_NONE);
+	return sched_finish(&out, true);
+}
