@@ -15,6 +15,12 @@
 	STR(TRANSPORT, "", "force one provider by name (uring, shm, verbs, dpdk)")           \
 	INT(TIMEOUT_MS, 30000, "default timeout of every blocking wait, in ms")              \
 	INT(CONNECT_TIMEOUT_MS, 10000, "connection establishment timeout, in ms")            \
+	STR(ROOT_ADDR, "", "bootstrap root address ip:port (default: first non-loopback IPv4, any port; env mode: MASTER_ADDR and MASTER_PORT+1)") \
+	STR(AUTH_KEY, "", "job secret for env-mode bootstrap (any string; required across hosts)") \
+	STR(REGION, "", "this rank's region (site) name; ranks with different regions use network providers between them") \
+	STR(TOPO_FILE, "", "topology file: per region-pair latency and bandwidth (see docs/collectives.md)") \
+	STR(ALGO, "", "force the allreduce algorithm: ring, tree, rhd or hier") \
+	INT(CHUNK_BYTES, 524288, "pipeline chunk of ring and chain collectives, bytes") \
 	INT(BOOTSTRAP_HANDSHAKE_MS, 5000, "bootstrap root drops a joiner that has not authenticated by then") \
 	INT(QUEUE_DEPTH, 256, "outstanding operations per endpoint and direction")           \
 	INT(CQ_DEPTH, 4096, "default completion queue capacity")                             \

@@ -74,8 +74,23 @@ int wccl_bootstrap_abort(struct wccl_bootstrap *bs, const char *why);
 /* Last failure as text ("rank 3 (host 10.0.0.2:5111) left"), "" if none. */
 const char *wccl_bootstrap_error(const struct wccl_bootstrap *bs);
 
+/* The rank the last abort blamed (a dead or mismatched rank), or -1. */
+int wccl_bootstrap_error_rank(const struct wccl_bootstrap *bs);
+
 /* Leave (politely: the root tells nobody) and free. */
 void wccl_bootstrap_close(struct wccl_bootstrap *bs);
+
+/* The local IP this rank reaches the root from ("10.0.0.7"): the address
+ * its data listeners should bind to so the other ranks can reach them. */
+int wccl_bootstrap_local_ip(const struct wccl_bootstrap *bs, char *buf,
+			    size_t len);
+
+/*
+ * Non-blocking: if the root has announced an abort (a rank died, or one
+ * called wccl_comm_abort), return its code and make wccl_bootstrap_error()
+ * say why; else 0. Call it while waiting on anything else.
+ */
+int wccl_bootstrap_check_abort(struct wccl_bootstrap *bs);
 
 int wccl_bootstrap_rank(const struct wccl_bootstrap *bs);
 int wccl_bootstrap_nranks(const struct wccl_bootstrap *bs);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@ struct wccl_bootstrap {
 	int rank, nranks;
 	uint32_t round;
 	int failed; /* sticky: after an abort every call fails */
+	int err_rank; /* the rank an ABORT blamed, or -1 */
 	char root[WCCL_BOOTSTRAP_ADDR_LEN];
 	char err[256];
 };
@@ -69,6 +71,8 @@ static int remote_failure(struct wccl_bootstrap *bs, const struct bs_hdr *h,
 {
 	int rc = h->status < 0 ? h->status : WCCL_EREMOTE;
 	bs->failed = rc;
+	if (h->type == BS_ABORT)
+		bs->err_rank = h->rank < (uint32_t)bs->nranks ? (int)h->rank : -1;
 	return fail(bs, rc, "bootstrap root %s: %s", bs->root,
 		    (const char *)payload);
 }
@@ -148,6 +152,7 @@ int wccl_bootstrap_join(const char *root_addr,
 		return WCCL_ENOMEM;
 	bs->rank = rank;
 	bs->nranks = nranks;
+	bs->err_rank = -1;
 	snprintf(bs->root, sizeof(bs->root), "%s", root_addr);
 	uint64_t deadline = wccl_deadline_ns(timeout_ms);
 	int rc;
@@ -254,6 +259,60 @@ void wccl_bootstrap_close(struct wccl_bootstrap *bs)
 			wccl_deadline_ns(1000));
 	close(bs->fd);
 	free(bs);
+}
+
+int wccl_bootstrap_local_ip(const struct wccl_bootstrap *bs, char *buf,
+			    size_t len)
+{
+	char addr[WCCL_BOOTSTRAP_ADDR_LEN];
+	int rc = wccl_sock_local_addr(bs->fd, addr, sizeof(addr));
+	if (rc)
+		return rc;
+	/* Strip ":port" (and the brackets of an IPv6 address). */
+	char *colon = strrchr(addr, ':');
+	if (colon)
+		*colon = '\0';
+	const char *ip = addr;
+	if (ip[0] == '[') {
+		ip++;
+		char *end = strchr(addr, ']');
+		if (end)
+			*end = '\0';
+	}
+	snprintf(buf, len, "%s", ip);
+	return 0;
+}
+
+int wccl_bootstrap_check_abort(struct wccl_bootstrap *bs)
+{
+	if (bs->failed)
+		return bs->failed;
+	/* Between all-gathers the only thing the root sends is ABORT. */
+	uint8_t b;
+	ssize_t n = recv(bs->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0)
+		return 0;
+	struct bs_hdr h;
+	uint8_t *p = NULL;
+	int rc = n == 0 ? WCCL_EPEER_LOST
+			: recv_frame(bs, &h, &p, 4096, wccl_deadline_ns(1000));
+	if (rc == 0 && (h.type == BS_ABORT || h.type == BS_REJECT))
+		rc = remote_failure(bs, &h, p);
+	else if (rc == 0)
+		rc = fail(bs, WCCL_EPROTO,
+			  "bootstrap root %s sent frame %u between all-gathers",
+			  bs->root, h.type);
+	else
+		rc = fail(bs, rc, "lost the bootstrap root %s: %s", bs->root,
+			  wccl_strerror(rc));
+	free(p);
+	bs->failed = rc;
+	return rc;
+}
+
+int wccl_bootstrap_error_rank(const struct wccl_bootstrap *bs)
+{
+	return bs ? bs->err_rank : -1;
 }
 
 int wccl_bootstrap_rank(const struct wccl_bootstrap *bs)

@@ -101,7 +101,7 @@ static void conn_reject(struct wccl_bootstrap_root *r, struct bs_conn *c,
 }
 
 /* The job is over: tell every joined rank why. */
-static void abort_all(struct wccl_bootstrap_root *r, int status,
+static void abort_all(struct wccl_bootstrap_root *r, int status, int culprit,
 		      const char *why)
 {
 	if (r->aborted)
@@ -113,8 +113,8 @@ static void abort_all(struct wccl_bootstrap_root *r, int status,
 	for (int i = 0; i < r->nranks; i++) {
 		struct bs_conn *c = r->by_rank[i];
 		if (c)
-			bs_send(c->fd, BS_ABORT, c->rank, c->nranks, r->round,
-				status, why, strlen(why) + 1,
+			bs_send(c->fd, BS_ABORT, (uint32_t)culprit, c->nranks,
+				r->round, status, why, strlen(why) + 1,
 				wccl_deadline_ns(BS_SEND_TIMEOUT_MS));
 	}
 }
@@ -130,7 +130,7 @@ static void rank_lost(struct wccl_bootstrap_root *r, struct bs_conn *c)
 	int bye = c->said_bye;
 	conn_close(r, c);
 	if (!bye)
-		abort_all(r, WCCL_EPEER_LOST, why);
+		abort_all(r, WCCL_EPEER_LOST, (int)rank, why);
 }
 
 static void on_hello(struct wccl_bootstrap_root *r, struct bs_conn *c)
@@ -227,24 +227,24 @@ static void on_gather(struct wccl_bootstrap_root *r, struct bs_conn *c)
 			 "rank %u sent all-gather round %u while the job is at "
 			 "round %u",
 			 c->rank, c->hdr.round, r->round);
-		return abort_all(r, WCCL_EMISMATCH, why);
+		return abort_all(r, WCCL_EMISMATCH, (int)c->rank, why);
 	}
 	if (r->n_gathered == 0) {
 		r->gather_len = c->hdr.len;
 		if ((uint64_t)r->gather_len * (uint64_t)r->nranks >
 		    BS_MAX_PAYLOAD)
-			return abort_all(r, WCCL_EMSGSIZE,
+			return abort_all(r, WCCL_EMSGSIZE, (int)c->rank,
 					 "all-gather larger than 64 MiB");
 		r->gather_buf = calloc((size_t)r->nranks, r->gather_len + 1);
 		if (!r->gather_buf)
-			return abort_all(r, WCCL_ENOMEM, "out of memory");
+			return abort_all(r, WCCL_ENOMEM, -1, "out of memory");
 	} else if (c->hdr.len != r->gather_len) {
 		snprintf(why, sizeof(why),
 			 "all-gather round %u: rank %u contributed %llu bytes, "
 			 "others %zu",
 			 r->round, c->rank, (unsigned long long)c->hdr.len,
 			 r->gather_len);
-		return abort_all(r, WCCL_EMISMATCH, why);
+		return abort_all(r, WCCL_EMISMATCH, (int)c->rank, why);
 	}
 	if (r->gather_len)
 		memcpy(r->gather_buf + (size_t)c->rank * r->gather_len,
@@ -266,7 +266,7 @@ static void on_joined_frame(struct wccl_bootstrap_root *r, struct bs_conn *c)
 		snprintf(why, sizeof(why), "rank %u aborted: %.*s", c->rank,
 			 (int)(c->hdr.len ? c->hdr.len - 1 : 0),
 			 (const char *)c->payload);
-		abort_all(r, WCCL_EABORTED, why);
+		abort_all(r, WCCL_EABORTED, (int)c->rank, why);
 		break;
 	case BS_BYE:
 		c->said_bye = 1;
@@ -274,7 +274,7 @@ static void on_joined_frame(struct wccl_bootstrap_root *r, struct bs_conn *c)
 	default:
 		snprintf(why, sizeof(why), "rank %u sent unexpected frame %u",
 			 c->rank, c->hdr.type);
-		abort_all(r, WCCL_EPROTO, why);
+		abort_all(r, WCCL_EPROTO, (int)c->rank, why);
 	}
 }
 
@@ -339,7 +339,7 @@ static void conn_readable(struct wccl_bootstrap_root *r, struct bs_conn *c)
 					 "malformed frame (%s)",
 					 wccl_strerror(rc));
 				if (c->state == CONN_JOINED) {
-					abort_all(r, rc, why);
+					abort_all(r, rc, (int)c->rank, why);
 					rank_lost(r, c);
 				} else {
 					conn_reject(r, c, rc, why);

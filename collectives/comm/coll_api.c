@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: MIT */
+/* The public collective calls: argument checks, a request from the
+ * communicator's fixed pool, and the wait/test loop. */
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "coll_exec.h"
+#include "coll_plan.h"
+#include "comm_internal.h"
+#include "collectives/dtype.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/params.h"
+
+static int check_comm(struct wccl_comm *c)
+{
+	if (!c)
+		return WCCL_EINVAL;
+	if (c->broken)
+		return c->async_error ? c->async_error : WCCL_EABORTED;
+	return 0;
+}
+
+static int enqueue(struct wccl_comm *c, const struct coll_shape *shape,
+		   const void *sendbuf, void *recvbuf,
+		   struct wccl_request **out)
+{
+	int rc = check_comm(c);
+	if (rc)
+		return rc;
+	if (shape->kind != COLL_BARRIER &&
+	    (shape->dtype >= WCCL_DTYPE_COUNT || shape->op >= WCCL_REDOP_COUNT))
+		return WCCL_EINVAL;
+	struct wccl_request *r = NULL;
+	for (int i = 0; i < COMM_MAX_REQUESTS && !r; i++)
+		if (!c->reqs[i].in_use)
+			r = &c->reqs[i];
+	if (!r)
+		return WCCL_EAGAIN;
+	struct coll_plan *p = coll_plan_get(c, shape, &rc);
+	if (!p)
+		return rc;
+	memset(r, 0, sizeof(*r));
+	r->in_use = 1;
+	r->comm = c;
+	r->plan = p;
+	r->shape = *shape;
+	r->sendbuf = sendbuf;
+	r->recvbuf = recvbuf;
+	/* Collectives are numbered on every rank alike; point to point
+	 * involves two ranks only and is not numbered. */
+	if (shape->kind != COLL_SEND && shape->kind != COLL_RECV)
+		r->seq = ++c->seq;
+	if (c->tail)
+		c->tail->next = r;
+	else
+		c->head = r;
+	c->tail = r;
+	*out = r;
+	comm_progress(c);
+	return 0;
+}
+
+static int request_result(struct wccl_request *r)
+{
+	int rc = r->status;
+	r->in_use = 0;
+	return rc;
+}
+
+int wccl_test(struct wccl_request *r, int *done)
+{
+	if (!r || !done || !r->in_use)
+		return WCCL_EINVAL;
+	comm_progress(r->comm);
+	*done = r->done;
+	return r->done ? request_result(r) : 0;
+}
+
+/* Sleep a little once spinning has gone on long enough. */
+static void idle(uint64_t idle_since, uint64_t now)
+{
+	if (now - idle_since < 200000) /* spin the first 200 us */
+		return;
+	if (now - idle_since < 2000000) {
+		sched_yield();
+		return;
+	}
+	struct timespec ts = { 0, 50000 };
+	nanosleep(&ts, NULL);
+}
+
+int wccl_wait(struct wccl_request *r, int timeout_ms)
+{
+	if (!r || !r->in_use)
+		return WCCL_EINVAL;
+	struct wccl_comm *c = r->comm;
+	if (timeout_ms < 0)
+		timeout_ms = c->timeout_ms;
+	uint64_t start = wccl_now_ns();
+	uint64_t deadline = start + (uint64_t)timeout_ms * 1000000ull;
+	uint64_t idle_since = start, next_abort_check = start;
+	while (!r->done) {
+		uint64_t now = wccl_now_ns();
+		if (comm_progress(c) > 0)
+			idle_since = now;
+		if (r->done)
+			break;
+		if (now >= next_abort_check) {
+			/* A rank that died or aborted, announced by the root. */
+			int rc = wccl_bootstrap_check_abort(c->bs);
+			if (rc) {
+				comm_fail(c, rc, wccl_bootstrap_error_rank(c->bs),
+					  "%s", wccl_bootstrap_error(c->bs));
+				c->broken = 1;
+				comm_flush_requests(c, rc);
+				break;
+			}
+			next_abort_check = now + 10000000;
+		}
+		if (now >= deadline) {
+			char who[160];
+			int peer = coll_waiting_on(c->head ? c->head : r, who,
+						   sizeof(who));
+			int rc = comm_fail(c, WCCL_ETIMEDOUT, peer,
+					   "%s #%llu timed out after %d ms "
+					   "waiting for %s",
+					   coll_kind_name(r->shape.kind),
+					   (unsigned long long)r->seq,
+					   timeout_ms, who);
+			c->broken = 1;
+			comm_flush_requests(c, rc);
+			break;
+		}
+		idle(idle_since, now);
+	}
+	return request_result(r);
+}
+
+static int bad_buffers(size_t count, const void *a, const void *b)
+{
+	return count && (!a || !b);
+}
+
+#define SHAPE(k, cnt, dt, o, rt) \
+	((struct coll_shape){ .kind = (k), .dtype = (dt), .op = (o), \
+			      .root = (rt), .count = (cnt) })
+
+int wccl_iallreduce(const void *sendbuf, void *recvbuf, size_t count,
+		    enum wccl_dtype dtype, enum wccl_redop op,
+		    struct wccl_comm *comm, struct wccl_request **req)
+{
+	if (bad_buffers(count, sendbuf, recvbuf) || !req)
+		return WCCL_EINVAL;
+	struct coll_shape s = SHAPE(COLL_ALLREDUCE, count, dtype, op, 0);
+	return enqueue(comm, &s, sendbuf, recvbuf, req);
+}
+
+int wccl_allreduce(const void *sendbuf, void *recvbuf, size_t count,
+		   enum wccl_dtype dtype, enum wccl_redop op,
+		   struct wccl_comm *comm)
+{
+	struct wccl_request *r;
+	int rc = wccl_iallreduce(sendbuf, recvbuf, count, dtype, op, comm, &r);
+	return rc ? rc : wccl_wait(r, -1);
+}
+
+static int bad_root(struct wccl_comm *c, int root)
+{
+	return !c || root < 0 || root >= c->nranks;
+}
+
+int wccl_ibroadcast(const void *sendbuf, void *recvbuf, size_t count,
+		    enum wccl_dtype dtype, int root, struct wccl_comm *comm,
+		    struct wccl_request **req)
+{
+	if (bad_root(comm, root) || !req || (count && !recvbuf) ||
+	    (count && comm->rank == root && !sendbuf))
+		return WCCL_EINVAL;
+	struct coll_shape s = SHAPE(COLL_BROADCAST, count, dtype, WCCL_SUM, root);
+	return enqueue(comm, &s, sendbuf, recvbuf, req);
+}
+
+int wccl_broadcast(const void *sendbuf, void *recvbuf, size_t count,
+		   enum wccl_dtype dtype, int root, struct wccl_comm *comm)
+{
+	struct wccl_request *r;
+	int rc = wccl_ibroadcast(sendbuf, recvbuf, count, dtype, root, comm, &r);
+	return rc ? rc : wccl_wait(r, -1);
+}
+
+int wccl_ireduce(const void *sendbuf, void *recvbuf, size_t count,
+		 enum wccl_dtype dtype, enum wccl_redop op, int root,
+		 struct wccl_comm *comm, struct wccl_request **req)
+{
+	if (bad_root(comm, root) || !req || (count && !sendbuf) ||
+	    (count && comm->rank == root && !recvbuf))
+		return WCCL_EINVAL;
+	struct coll_shape s = SHAPE(COLL_REDUCE, count, dtype, op, root);
+	return enqueue(comm, &s, sendbuf, recvbuf, req);
+}
+
+int wccl_reduce(const void *sendbuf, void *recvbuf, size_t count,
+		enum wccl_dtype dtype, enum wccl_redop op, int root,
+		struct wccl_comm *comm)
+{
+	struct wccl_request *r;
+	int rc = wccl_ireduce(sendbuf, recvbuf, count, dtype, op, root, comm,
+			      &r);
+	return rc ? rc : wccl_wait(r, -1);
+}
+
+int wccl_iallgather(const void *sendbuf, void *recvbuf, size_t sendcount,
+		    enum wccl_dtype dtype, struct wccl_comm *comm,
+		    struct wccl_request **req)
+{
+	if (bad_buffers(sendcount, sendbuf, recvbuf) || !req)
+		return WCCL_EINVAL;
+	struct coll_shape s = SHAPE(COLL_ALLGATHER, sendcount, dtype, WCCL_SUM, 0);
+	return enqueue(comm, &s, sendbuf, recvbuf, req);
+}
+
+int wccl_allgather(const void *sendbuf, void *recvbuf, size_t sendcount,
+		   enum wccl_dtype dtype, struct wccl_comm *comm)
+{
+	struct wccl_request *r;
+	int rc = wccl_iallgather(sendbuf, recvbuf, sendcount, dtype, comm, &r);
+	return rc ? rc : wccl_wait(r, -1);
+}
+
+int wccl_ireduce_scatter(const void *sendbuf, void *recvbuf,
+			 size_t recvcount, enum wccl_dtype dtype,
+			 enum wccl_redop op, struct wccl_comm *comm,
+			 struct wccl_request **req)
+{
+	if (bad_buffers(recvcount, sendbuf, recvbuf) || !req)
+		return WCCL_EINVAL;
+	struct coll_shape s =
+		SHAPE(COLL_REDUCE_SCATTER, recvcount, dtype, op, 0);
+	return enqueue(comm, &s, sendbuf, recvbuf, req);
+}
+
+int wccl_reduce_scatter(const void *sendbuf, void *recvbuf, size_t recvcount,
+			enum wccl_dtype dtype, enum wccl_redop op,
+			struct wccl_comm *comm)
+{
+	struct wccl_request *r;
+	int rc = wccl_ireduce_scatter(sendbuf, recvbuf, recvcount, dtype, op,
+				      comm, &r);
+	return rc ? rc : wccl_wait(r, -1);
+}
+
+int wccl_ialltoall(const void *sendbuf, void *recvbuf, size_t count,
+		   enum wccl_dtype dtype, struct wccl_comm *comm,
+		   struct wccl_request **req)
+{
+	if (bad_buffers(count, sendbuf, recvbuf) || !req)
+		return WCCL_EINVAL;
+	struct coll_shape s = SHAPE(COLL_ALLTOALL, count, dtype, WCCL_SUM, 0);
+	return enqueue(comm, &s, sendbuf, recvbuf, req);
+}
+
+int wccl_alltoall(const void *sendbuf, void *recvbuf, size_t count,
+		  enum wccl_dtype dtype, struct wccl_comm *comm)
+{
+	struct wccl_request *r;
+	int rc = wccl_ialltoall(sendbuf, recvbuf, count, dtype, comm, &r);
+	return rc ? rc : wccl_wait(r, -1);
+}
+
+int wccl_ibarrier(struct wccl_comm *comm, struct wccl_request **req)
+{
+	if (!req)
+		return WCCL_EINVAL;
+	struct coll_shape s = SHAPE(COLL_BARRIER, 1, WCCL_UINT8, WCCL_MAX, 0);
+	return enqueue(comm, &s, NULL, NULL, req);
+}
+
+int wccl_barrier(struct wccl_comm *comm)
+{
+	struct wccl_request *r;
+	int rc = wccl_ibarrier(comm, &r);
+	return rc ? rc : wccl_wait(r, -1);
+}
+
+static int bad_peer(struct wccl_comm *c, int peer)
+{
+	return !c || peer < 0 || peer >= c->nranks || peer == c->rank;
+}
+
+int wccl_isend(const void *buf, size_t count, enum wccl_dtype dtype,
+	       int peer, struct wccl_comm *comm, struct wccl_request **req)
+{
+	if (bad_peer(comm, peer) || !req || (count && !buf))
+		return WCCL_EINVAL;
+	struct coll_shape s = SHAPE(COLL_SEND, count, dtype, WCCL_SUM, peer);
+	return enqueue(comm, &s, buf, NULL, req);
+}
+
+int wccl_irecv(void *buf, size_t count, enum wccl_dtype dtype, int peer,
+	       struct wccl_comm *comm, struct wccl_request **req)
+{
+	if (bad_peer(comm, peer) || !req || (count && !buf))
+		return WCCL_EINVAL;
+	struct coll_shape s = SHAPE(COLL_RECV, count, dtype, WCCL_SUM, peer);
+	return enqueue(comm, &s, NULL, buf, req);
+}
+
+int wccl_send(const void *buf, size_t count, enum wccl_dtype dtype, int peer,
+	      struct wccl_comm *comm)
+{
+	struct wccl_request *r;
+	int rc = wccl_isend(buf, count, dtype, peer, comm, &r);
+	return rc ? rc : wccl_wait(r, -1);
+}
+
+int wccl_recv(void *buf, size_t count, enum wccl_dtype dtype, int peer,
+	      struct wccl_comm *comm)
+{
+	struct wccl_request *r;
+	int rc = wccl_irecv(buf, count, dtype, peer, comm, &r);
+	return rc ? rc : wccl_wait(r, -1);
+}

@@ -1,0 +1,473 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The executor: runs the head request's schedule over the endpoints.
+ *
+ * Each step has at most one send and one receive. Receives are posted
+ * ahead of the step being finished (REDUCE receives into staging slots,
+ * COPY receives straight into place), sends as soon as the data they read
+ * is final, and steps are finished (staging reduced into the buffer) in
+ * order. Two rules keep it correct while it overlaps:
+ *   - nothing is written into a byte range an in-flight send still reads;
+ *   - nothing is sent from a range an unfinished receive will still write.
+ * Every wait the sequential schedule would not have had is one of these,
+ * so the overlap cannot deadlock a schedule that is deadlock-free when run
+ * step by step.
+ *
+ * Before any data, each rank sends a signature (kind, dtype, op, root,
+ * count, sequence number) to every peer it will send to, and checks the
+ * ones it receives: ranks that disagree fail with -WCCL_EMISMATCH naming
+ * the other rank instead of corrupting data or hanging.
+ *
+ * Cookies: bits 63..48 request slot, 47..40 kind, 39..0 step or peer.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "coll_exec.h"
+#include "coll_plan.h"
+#include "comm_internal.h"
+#include "collectives/dtype.h"
+#include "collectives/reduce.h"
+#include "core/log.h"
+
+enum xfer_kind { XF_SEND = 1, XF_RECV, XF_SIG_SEND, XF_SIG_RECV };
+
+#define SIG_MAGIC 0x47495343u /* "CSIG" */
+
+static uint64_t cookie(const struct wccl_request *r, enum xfer_kind k,
+		       uint64_t idx)
+{
+	return (uint64_t)(r - r->comm->reqs) << 48 | (uint64_t)k << 40 | idx;
+}
+
+static int overlaps(struct wccl_block a, struct wccl_block b)
+{
+	return a.count && b.count && a.offset < b.offset + b.count &&
+	       b.offset < a.offset + a.count;
+}
+
+static uint8_t *sig_out(struct wccl_comm *c, int peer)
+{
+	return c->sig + (size_t)peer * COMM_SIG_LEN;
+}
+
+static uint8_t *sig_in(struct wccl_comm *c, int peer)
+{
+	return c->sig + ((size_t)c->nranks + (size_t)peer) * COMM_SIG_LEN;
+}
+
+static void sig_encode(const struct wccl_request *r, uint8_t *out)
+{
+	/* Point to point: both sides describe it as "send from <sender>". */
+	uint32_t kind = r->shape.kind, root = (uint32_t)r->shape.root;
+	if (kind == COLL_SEND)
+		root = (uint32_t)r->comm->rank;
+	if (kind == COLL_RECV)
+		kind = COLL_SEND;
+	uint64_t f[6] = { SIG_MAGIC, r->seq, kind, r->shape.dtype,
+			  (uint64_t)r->shape.op << 32 | root, r->shape.count };
+	memcpy(out, f, sizeof(f));
+}
+
+static void describe(const uint64_t *f, char *buf, size_t len)
+{
+	int root = (int)(uint32_t)f[4];
+	snprintf(buf, len, "#%llu %s(count=%llu, %s, %s, root=%d)",
+		 (unsigned long long)f[1], coll_kind_name((uint32_t)f[2]),
+		 (unsigned long long)f[5], wccl_dtype_name((int)f[3]),
+		 wccl_redop_name((int)(f[4] >> 32)), root);
+}
+
+static const char *host_of(struct wccl_comm *c, int rank)
+{
+	return rank >= 0 && rank < c->nranks ? c->peers[rank].info.hostname
+					     : "?";
+}
+
+static void request_fail(struct wccl_request *r, int err)
+{
+	if (!r->status)
+		r->status = err;
+	r->comm->broken = 1;
+}
+
+/* Check a peer's signature against ours. */
+static void sig_check(struct wccl_request *r, int peer)
+{
+	struct wccl_comm *c = r->comm;
+	uint64_t mine[6], theirs[6];
+	sig_encode(r, (uint8_t *)mine);
+	memcpy(theirs, sig_in(c, peer), sizeof(theirs));
+	if (memcmp(mine, theirs, sizeof(mine)) == 0)
+		return;
+	char a[128], b[128];
+	describe(mine, a, sizeof(a));
+	describe(theirs, b, sizeof(b));
+	request_fail(r, comm_fail(c, WCCL_EMISMATCH, peer,
+				  "rank %d called %s but rank %d (host %s) "
+				  "called %s",
+				  c->rank, a, peer, host_of(c, peer), b));
+}
+
+static int post_sigs(struct wccl_request *r)
+{
+	struct wccl_comm *c = r->comm;
+	struct coll_plan *p = r->plan;
+	for (int i = 0; i < p->n_sig_recv; i++) {
+		int peer = p->sig_recv_peers[i];
+		int rc = wccl_post_recv(c->peers[peer].ep, sig_in(c, peer),
+					COMM_SIG_LEN, NULL,
+					cookie(r, XF_SIG_RECV, (uint64_t)peer));
+		if (rc)
+			return rc;
+		r->sigs_pending++;
+	}
+	for (int i = 0; i < p->n_sig_send; i++) {
+		int peer = p->sig_send_peers[i];
+		sig_encode(r, sig_out(c, peer));
+		int rc = wccl_post_send(c->peers[peer].ep, sig_out(c, peer),
+					COMM_SIG_LEN, NULL,
+					cookie(r, XF_SIG_SEND, (uint64_t)peer));
+		if (rc)
+			return rc;
+		r->sigs_pending++;
+	}
+	return 0;
+}
+
+/* Is some send of a step before @upto, still in flight, reading @b? */
+static int send_in_flight_over(struct wccl_request *r, int upto,
+			       struct wccl_block b)
+{
+	const struct coll_plan *p = r->plan;
+	/* Sends complete in order per peer, not globally: skip the prefix
+	 * that is all done, then look at the rest. */
+	while (r->send_low < r->next_send &&
+	       (p->state[r->send_low].flags & STEP_SEND_DONE ||
+		p->steps[r->send_low].send_peer < 0))
+		r->send_low++;
+	for (int j = r->send_low; j < upto && j < r->next_send; j++) {
+		uint8_t f = p->state[j].flags;
+		if ((f & STEP_SEND_POSTED) && !(f & STEP_SEND_DONE) &&
+		    overlaps(p->steps[j].send, b))
+			return 1;
+	}
+	return 0;
+}
+
+/* Will an unfinished receive of a step before @upto still write @b? */
+static int recv_pending_over(const struct wccl_request *r, int upto,
+			     struct wccl_block b)
+{
+	const struct coll_plan *p = r->plan;
+	for (int j = r->next_finish; j < upto; j++)
+		if (p->steps[j].recv_peer >= 0 &&
+		    overlaps(p->steps[j].recv, b))
+			return 1;
+	return 0;
+}
+
+static int take_slot(struct coll_plan *p)
+{
+	if (!p->stage_free)
+		return -1;
+	int s = __builtin_ctz(p->stage_free);
+	p->stage_free &= ~(1u << s);
+	return s;
+}
+
+/* Post the receives we can, in step order. */
+static int post_recvs(struct wccl_request *r, int window)
+{
+	struct wccl_comm *c = r->comm;
+	struct coll_plan *p = r->plan;
+	while (r->next_recv < p->nsteps && r->next_recv < r->next_finish + window) {
+		int i = r->next_recv;
+		const struct wccl_step *s = &p->steps[i];
+		struct step_state *st = &p->state[i];
+		if (s->recv_peer < 0 || s->recv_peer == c->rank) {
+			r->next_recv++;
+			continue;
+		}
+		uint8_t *dst;
+		if (s->recv_action == WCCL_RECV_REDUCE) {
+			int slot = take_slot(p);
+			if (slot < 0)
+				break;
+			st->slot = (int8_t)slot;
+			dst = p->stage + (size_t)slot * p->stage_slot_bytes;
+		} else {
+			if (send_in_flight_over(r, i, s->recv) ||
+			    recv_pending_over(r, i, s->recv))
+				break;
+			dst = r->buf + s->recv.offset * p->elem_size;
+		}
+		size_t len = s->recv.count * p->elem_size;
+		int rc = wccl_post_recv(c->peers[s->recv_peer].ep, dst, len,
+					NULL, cookie(r, XF_RECV, (uint64_t)i));
+		if (rc == WCCL_EAGAIN) {
+			if (st->slot >= 0)
+				p->stage_free |= 1u << st->slot;
+			st->slot = -1;
+			break;
+		}
+		if (rc)
+			return rc;
+		st->flags |= STEP_RECV_POSTED;
+		r->next_recv++;
+	}
+	return 0;
+}
+
+/* Post the sends whose data is final, in step order. */
+static int post_sends(struct wccl_request *r, int window)
+{
+	struct wccl_comm *c = r->comm;
+	struct coll_plan *p = r->plan;
+	while (r->next_send < p->nsteps && r->next_send < r->next_finish + window) {
+		int i = r->next_send;
+		const struct wccl_step *s = &p->steps[i];
+		struct step_state *st = &p->state[i];
+		if (s->send_peer < 0) {
+			r->next_send++;
+			continue;
+		}
+		if (recv_pending_over(r, i, s->send))
+			break;
+		const uint8_t *src = r->send_base + s->send.offset * p->elem_size;
+		size_t len = s->send.count * p->elem_size;
+		if (s->send_peer == c->rank) {
+			/* Alltoall's exchange with itself. */
+			memcpy(r->buf + s->recv.offset * p->elem_size, src, len);
+			st->flags |= STEP_SEND_POSTED | STEP_SEND_DONE |
+				     STEP_RECV_DONE;
+			r->next_send++;
+			continue;
+		}
+		int rc = wccl_post_send(c->peers[s->send_peer].ep, src, len,
+					NULL, cookie(r, XF_SEND, (uint64_t)i));
+		if (rc == WCCL_EAGAIN)
+			break;
+		if (rc)
+			return rc;
+		st->flags |= STEP_SEND_POSTED;
+		r->sends_pending++;
+		r->next_send++;
+	}
+	return 0;
+}
+
+/* Finish steps in order: reduce what arrived into the buffer. */
+static int finish_steps(struct wccl_request *r)
+{
+	struct wccl_comm *c = r->comm;
+	struct coll_plan *p = r->plan;
+	while (r->next_finish < p->nsteps) {
+		int i = r->next_finish;
+		const struct wccl_step *s = &p->steps[i];
+		struct step_state *st = &p->state[i];
+		int has_recv = s->recv_peer >= 0;
+		if (has_recv && !(st->flags & STEP_RECV_DONE))
+			break;
+		if (s->recv_action == WCCL_RECV_REDUCE) {
+			/* Reducing writes the block: no send may read it. */
+			if (send_in_flight_over(r, i + 1, s->recv))
+				break;
+			uint8_t *dst = r->buf + s->recv.offset * p->elem_size;
+			int rc = wccl_reduce_local(
+				dst, dst,
+				p->stage + (size_t)st->slot * p->stage_slot_bytes,
+				s->recv.count, r->shape.dtype, r->shape.op);
+			if (rc)
+				return rc;
+			p->stage_free |= 1u << st->slot;
+			st->slot = -1;
+		}
+		(void)c;
+		st->flags |= STEP_FINISHED;
+		r->next_finish++;
+	}
+	return 0;
+}
+
+static void request_start(struct wccl_request *r)
+{
+	struct coll_plan *p = r->plan;
+	for (int i = 0; i < p->nsteps; i++)
+		p->state[i] = (struct step_state){ .slot = -1 };
+	p->stage_free = p->stage_slots >= 32 ? ~0u
+					     : (1u << p->stage_slots) - 1;
+	r->next_recv = r->next_send = r->next_finish = r->send_low = 0;
+	r->sends_pending = r->sigs_pending = 0;
+	r->started = 1;
+	int rc = coll_prepare_buffers(r);
+	if (!rc)
+		rc = post_sigs(r);
+	if (rc)
+		request_fail(r, comm_fail(r->comm, rc, -1,
+					  "rank %d: cannot start %s: %s",
+					  r->comm->rank,
+					  coll_kind_name(r->shape.kind),
+					  wccl_strerror(rc)));
+}
+
+/* Drive the head request as far as it can go now. */
+static void advance(struct wccl_request *r)
+{
+	struct coll_plan *p = r->plan;
+	int window = p->stage_slots > 0 ? p->stage_slots + 2 : 8;
+	for (int round = 0; round < 4 && !r->status; round++) {
+		int before = r->next_recv + r->next_send + r->next_finish;
+		int rc = post_recvs(r, window);
+		if (!rc)
+			rc = post_sends(r, window);
+		if (!rc)
+			rc = finish_steps(r);
+		if (rc) {
+			request_fail(r, comm_fail(r->comm, rc, -1,
+						  "%s step failed: %s",
+						  coll_kind_name(r->shape.kind),
+						  wccl_strerror(rc)));
+			break;
+		}
+		if (r->next_recv + r->next_send + r->next_finish == before)
+			break;
+	}
+	if (r->status || (r->next_finish == p->nsteps && !r->sends_pending &&
+			  !r->sigs_pending)) {
+		if (!r->status)
+			r->status = coll_finish_buffers(r);
+		r->done = 1;
+	}
+}
+
+static int rank_of_ep(struct wccl_comm *c, struct wccl_endpoint *ep)
+{
+	for (int i = 0; i < c->nranks; i++)
+		if (c->peers[i].ep == ep)
+			return i;
+	return -1;
+}
+
+static void on_completion(struct wccl_comm *c, const struct wccl_completion *wc)
+{
+	uint64_t slot = wc->cookie >> 48;
+	enum xfer_kind kind = (enum xfer_kind)((wc->cookie >> 40) & 0xff);
+	uint64_t idx = wc->cookie & ((1ull << 40) - 1);
+	if (slot >= COMM_MAX_REQUESTS || !c->reqs[slot].in_use)
+		return; /* a flushed operation of a request already failed */
+	struct wccl_request *r = &c->reqs[slot];
+	if (wc->status) {
+		int peer = rank_of_ep(c, wc->ep);
+		request_fail(r, comm_fail(c, wc->status, peer,
+					  "%s #%llu: rank %d (host %s): %s",
+					  coll_kind_name(r->shape.kind),
+					  (unsigned long long)r->seq, peer,
+					  host_of(c, peer),
+					  wccl_endpoint_last_error(wc->ep)));
+	}
+	struct coll_plan *p = r->plan;
+	switch (kind) {
+	case XF_SIG_SEND:
+		r->sigs_pending--;
+		break;
+	case XF_SIG_RECV:
+		r->sigs_pending--;
+		if (!wc->status)
+			sig_check(r, (int)idx);
+		break;
+	case XF_SEND:
+		p->state[idx].flags |= STEP_SEND_DONE;
+		r->sends_pending--;
+		break;
+	case XF_RECV: {
+		struct step_state *st = &p->state[idx];
+		st->flags |= STEP_RECV_DONE;
+		uint64_t want = p->steps[idx].recv.count * p->elem_size;
+		if (!wc->status && wc->len != want) {
+			int peer = p->steps[idx].recv_peer;
+			request_fail(r, comm_fail(c, WCCL_EMISMATCH, peer,
+						  "%s #%llu: rank %d (host %s) "
+						  "sent %llu bytes, expected "
+						  "%llu",
+						  coll_kind_name(r->shape.kind),
+						  (unsigned long long)r->seq,
+						  peer, host_of(c, peer),
+						  (unsigned long long)wc->len,
+						  (unsigned long long)want));
+		}
+		break;
+	}
+	}
+}
+
+int comm_progress(struct wccl_comm *c)
+{
+	struct wccl_completion wc[64];
+	int total = 0;
+	for (int i = 0; i < c->nctx; i++) {
+		int n = wccl_cq_poll(c->ctx[i].cq, wc, 64);
+		for (int k = 0; k < n; k++)
+			on_completion(c, &wc[k]);
+		if (n > 0)
+			total += n;
+	}
+	while (c->head) {
+		struct wccl_request *r = c->head;
+		if (!r->started) {
+			if (c->broken) {
+				r->status = c->async_error ? c->async_error
+							   : WCCL_EABORTED;
+				r->done = 1;
+			} else {
+				request_start(r);
+			}
+		}
+		if (!r->done)
+			advance(r);
+		if (!r->done)
+			break;
+		c->head = r->next;
+		if (!c->head)
+			c->tail = NULL;
+		total++;
+	}
+	return total;
+}
+
+void comm_flush_requests(struct wccl_comm *c, int err)
+{
+	for (struct wccl_request *r = c->head; r; r = r->next) {
+		if (!r->status)
+			r->status = err;
+		r->done = 1;
+	}
+	c->head = c->tail = NULL;
+}
+
+int coll_waiting_on(struct wccl_request *r, char *buf, size_t len)
+{
+	struct wccl_comm *c = r->comm;
+	struct coll_plan *p = r->plan;
+	int first = -1;
+	size_t o = 0;
+	buf[0] = '\0';
+	for (int i = r->next_finish; i < p->nsteps && o + 48 < len; i++) {
+		const struct wccl_step *s = &p->steps[i];
+		if (s->recv_peer < 0 || (p->state[i].flags & STEP_RECV_DONE))
+			continue;
+		if (first < 0)
+			first = s->recv_peer;
+		else if (s->recv_peer == first)
+			continue;
+		o += (size_t)snprintf(buf + o, len - o, "%srank %d (host %s)",
+				      o ? ", " : "", s->recv_peer,
+				      host_of(c, s->recv_peer));
+		break;
+	}
+	if (first < 0 && r->sigs_pending)
+		snprintf(buf, len, "peers' signatures");
+	else if (first < 0)
+		snprintf(buf, len, "send completions");
+	return first;
+}

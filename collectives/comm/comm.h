@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef WCCL_COMM_INTERNAL_H
+#define WCCL_COMM_INTERNAL_H
+
+/*
+ * A communicator: the bootstrap link, one transport context per provider in
+ * use, one endpoint per peer (full mesh, made at init), the region layout,
+ * and the cache of plans (schedules + scratch) keyed by operation shape.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include <wccl/coll.h>
+#include <wccl/comm.h>
+#include <wccl/transport.h>
+
+#include "collectives/bootstrap/bootstrap.h"
+#include "collectives/cost_model.h"
+#include "collectives/schedule.h"
+
+#define COMM_MAX_PROVIDERS 4
+#define COMM_HOSTNAME_LEN 64
+#define COMM_REGION_LEN 32
+#define COMM_PLAN_CACHE 16
+#define COMM_MAX_REGIONS 64
+#define COMM_MAX_HOSTS 4096
+
+/* What each rank tells the others at init (fixed size, all-gathered). */
+struct comm_peer_info {
+	uint32_t rank;
+	uint32_t pid;
+	uint64_t host_id;
+	char hostname[COMM_HOSTNAME_LEN];
+	char region[COMM_REGION_LEN];
+	char addrs[COMM_MAX_PROVIDERS][WCCL_ADDR_MAX]; /* "" = none */
+};
+
+struct comm_peer {
+	struct comm_peer_info info;
+	struct wccl_endpoint *ep; /* NULL for self */
+	int ctx_index;            /* which of comm->ctx */
+	int region_id;            /* dense region number */
+	int host_index;           /* dense host number */
+};
+
+struct comm_ctx {
+	uint32_t caps; /* the provider's WCCL_CAP_* */
+	struct wccl_context *ctx;
+	struct wccl_cq *cq;
+	struct wccl_listener *listener;
+};
+
+enum coll_kind {
+	COLL_ALLREDUCE,
+	COLL_BROADCAST,
+	COLL_REDUCE,
+	COLL_ALLGATHER,
+	COLL_REDUCE_SCATTER,
+	COLL_ALLTOALL,
+	COLL_BARRIER,
+	COLL_SEND,
+	COLL_RECV,
+	COLL_KIND_COUNT
+};
+
+/* The shape a plan is cached by, and what every rank checks against its
+ * peers' (sent ahead of the data as a signature). */
+struct coll_shape {
+	uint32_t kind;  /* enum coll_kind */
+	uint32_t dtype; /* enum wccl_dtype */
+	uint32_t op;    /* enum wccl_redop */
+	int32_t root;
+	uint64_t count;
+};
+
+/* Per-step executor state, reset at the start of each run. */
+enum step_flag {
+	STEP_RECV_POSTED = 1u << 0,
+	STEP_RECV_DONE = 1u << 1,
+	STEP_SEND_POSTED = 1u << 2,
+	STEP_SEND_DONE = 1u << 3,
+	STEP_FINISHED = 1u << 4,
+};
+
+struct step_state {
+	uint8_t flags;
+	int8_t slot; /* staging slot of a REDUCE receive, or -1 */
+	uint64_t recv_len; /* bytes that arrived */
+};
+
+/*
+ * Everything a collective of one shape needs, built once and reused: the
+ * schedule, staging for received blocks that get reduced, a working buffer
+ * where the caller's buffers cannot be worked on in place, and the
+ * executor's per-step state.
+ */
+struct coll_plan {
+	struct coll_shape shape;
+	int in_use;
+	int algo; /* enum wccl_algo for allreduce, else -1 */
+	char why[160];
+	uint64_t elems; /* elements the schedule works on */
+	size_t elem_size;
+	struct wccl_step *steps;
+	struct step_state *state;
+	int nsteps;
+	uint8_t *stage;
+	size_t stage_slot_bytes;
+	int stage_slots;
+	uint32_t stage_free; /* bitmap of free slots */
+	uint8_t *work;
+	size_t work_bytes;
+	int *sig_send_peers, *sig_recv_peers;
+	int n_sig_send, n_sig_recv;
+	uint64_t last_use;
+};
+
+#define COMM_MAX_REQUESTS 64
+#define COMM_SIG_LEN 48
+
+/* A collective call in flight. Requests run one at a time, in call order. */
+struct wccl_request {
+	struct wccl_comm *comm;
+	struct coll_plan *plan;
+	struct coll_shape shape;
+	const void *sendbuf;
+	void *recvbuf;
+	uint8_t *buf;       /* what the schedule's blocks address */
+	uint8_t *send_base; /* alltoall sends address this instead */
+	uint64_t seq;
+	int next_recv, next_send, next_finish; /* executor cursors */
+	int send_low; /* steps below have no send in flight */
+	int sends_pending;
+	int sigs_pending;
+	int started;
+	int status;
+	int done;
+	int in_use;
+	struct wccl_request *next;
+};
+
+struct wccl_comm {
+	int rank, nranks;
+	int timeout_ms;
+	struct wccl_bootstrap *bs;
+	struct wccl_bootstrap_root *root; /* if this process runs it */
+	struct comm_ctx ctx[COMM_MAX_PROVIDERS];
+	int nctx;
+	struct comm_peer *peers;
+	int *region_of; /* dense region id per rank */
+	int *host_of;   /* dense host id per rank */
+	int nregions;
+	struct wccl_cost_topology topo;
+	char region_names[COMM_MAX_REGIONS][COMM_REGION_LEN];
+	void *hello; /* connection set-up messages */
+
+	uint64_t seq; /* collectives issued, for signatures */
+	struct wccl_request reqs[COMM_MAX_REQUESTS];
+	struct wccl_request *head, *tail;
+	struct coll_plan plans[COMM_PLAN_CACHE];
+	uint64_t plan_clock;
+
+	/* Signatures: one outgoing and one incoming slot per peer. */
+	uint8_t *sig;
+
+	int async_error;
+	int async_rank;
+	char async_msg[256];
+	int aborted;
+	int broken; /* after a failed collective the streams are out of step */
+};
+
+#endif

@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Wiring a communicator: one context (+ CQ + listener) per usable provider,
+ * an all-gather of every rank's addresses, then one endpoint per peer
+ * (full mesh). The lower rank of a pair connects and names itself in its
+ * first message; the higher one accepts.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "comm.h"
+#include "comm_internal.h"
+#include "core/clock.h"
+#include "core/host.h"
+#include "core/log.h"
+
+#define HELLO_MAGIC 0x4c484357u /* "WCHL" */
+
+int comm_open_contexts(struct wccl_comm *c, const char *bind_ip)
+{
+	for (int i = 0; i < wccl_provider_count() && c->nctx < COMM_MAX_PROVIDERS;
+	     i++) {
+		struct wccl_provider_info info;
+		if (wccl_provider_info(i, &info) || info.available)
+			continue;
+		struct comm_ctx *x = &c->ctx[c->nctx];
+		char bind[WCCL_ADDR_MAX];
+		const char *b = NULL;
+		if (info.caps & WCCL_CAP_REMOTE_HOST) {
+			snprintf(bind, sizeof(bind), "%s:0", bind_ip);
+			b = bind;
+		}
+		int rc = wccl_context_open(info.name, &x->ctx);
+		if (!rc)
+			rc = wccl_cq_create(x->ctx, 0, &x->cq);
+		if (!rc)
+			rc = wccl_listen(x->ctx, b, &x->listener);
+		if (rc) {
+			WCCL_WARN(WCCL_SUB_COLL,
+				  "rank %d: provider %s not used: %s", c->rank,
+				  info.name, wccl_strerror(rc));
+			if (x->cq)
+				wccl_cq_destroy(x->cq);
+			if (x->ctx)
+				wccl_context_close(x->ctx);
+			memset(x, 0, sizeof(*x));
+			continue;
+		}
+		x->caps = info.caps;
+		c->nctx++;
+	}
+	return c->nctx ? 0 : WCCL_ENODEV;
+}
+
+void comm_close_contexts(struct wccl_comm *c)
+{
+	for (int r = 0; c->peers && r < c->nranks; r++)
+		if (c->peers[r].ep) {
+			wccl_endpoint_close(c->peers[r].ep);
+			c->peers[r].ep = NULL;
+		}
+	for (int i = 0; i < c->nctx; i++) {
+		struct comm_ctx *x = &c->ctx[i];
+		if (x->listener)
+			wccl_listener_close(x->listener);
+		if (x->cq)
+			wccl_cq_destroy(x->cq);
+		if (x->ctx)
+			wccl_context_close(x->ctx);
+		memset(x, 0, sizeof(*x));
+	}
+	c->nctx = 0;
+}
+
+static int region_index(struct wccl_comm *c, const char *name)
+{
+	for (int i = 0; i < c->nregions; i++)
+		if (strcmp(c->region_names[i], name) == 0)
+			return i;
+	if (c->nregions == COMM_MAX_REGIONS)
+		return -1;
+	snprintf(c->region_names[c->nregions], COMM_REGION_LEN, "%s", name);
+	return c->nregions++;
+}
+
+int comm_exchange_info(struct wccl_comm *c, const char *region)
+{
+	struct comm_peer_info me = { .rank = (uint32_t)c->rank,
+				     .pid = (uint32_t)getpid(),
+				     .host_id = wccl_host_id() };
+	gethostname(me.hostname, sizeof(me.hostname) - 1);
+	snprintf(me.region, sizeof(me.region), "%s", region);
+	for (int i = 0; i < c->nctx; i++)
+		wccl_listener_addr(c->ctx[i].listener, me.addrs[i],
+				   sizeof(me.addrs[i]));
+	struct comm_peer_info *all = calloc((size_t)c->nranks, sizeof(*all));
+	if (!all)
+		return WCCL_ENOMEM;
+	int rc = wccl_bootstrap_allgather(c->bs, &me, sizeof(me), all,
+					  c->timeout_ms);
+	if (rc) {
+		free(all);
+		return rc;
+	}
+	uint64_t hosts[COMM_MAX_HOSTS];
+	int nhosts = 0;
+	for (int r = 0; r < c->nranks; r++) {
+		struct comm_peer *p = &c->peers[r];
+		p->info = all[r];
+		p->info.hostname[COMM_HOSTNAME_LEN - 1] = '\0';
+		p->info.region[COMM_REGION_LEN - 1] = '\0';
+		p->region_id = region_index(c, p->info.region);
+		if (p->region_id < 0) {
+			free(all);
+			return WCCL_ERANGE;
+		}
+		int h = 0;
+		while (h < nhosts && hosts[h] != p->info.host_id)
+			h++;
+		if (h == nhosts && nhosts < COMM_MAX_HOSTS)
+			hosts[nhosts++] = p->info.host_id;
+		p->host_index = h;
+		c->region_of[r] = p->region_id;
+		c->host_of[r] = h;
+	}
+	free(all);
+	return 0;
+}
+
+/*
+ * Pick the provider for @peer: the best one both sides have, except that
+ * ranks in different regions never use a same-host-only provider (the
+ * regions may be emulated on one host, and the path must be the network).
+ */
+static int choose_ctx(struct wccl_comm *c, struct comm_peer *peer,
+		      const char **addr)
+{
+	const char *cand[COMM_MAX_PROVIDERS];
+	int ctx_of[COMM_MAX_PROVIDERS], n = 0;
+	int cross = peer->region_id != c->peers[c->rank].region_id;
+	for (int a = 0; a < COMM_MAX_PROVIDERS; a++) {
+		const char *pa = peer->info.addrs[a];
+		if (!pa[0])
+			continue;
+		for (int i = 0; i < c->nctx; i++) {
+			const char *name = wccl_context_provider(c->ctx[i].ctx);
+			size_t len = strlen(name);
+			if (strncmp(pa, name, len) || pa[len] != ':')
+				continue;
+			if (cross && !(c->ctx[i].caps & WCCL_CAP_REMOTE_HOST))
+				continue;
+			cand[n] = pa;
+			ctx_of[n++] = i;
+		}
+	}
+	int pick;
+	if (wccl_select_address(cand, n, &pick))
+		return -1;
+	*addr = cand[pick];
+	return ctx_of[pick];
+}
+
+struct hello {
+	uint32_t magic;
+	uint32_t rank;
+	uint64_t host_id;
+};
+
+int comm_connect_mesh(struct wccl_comm *c)
+{
+	uint64_t deadline = wccl_deadline_ns(c->timeout_ms);
+	/* Kept in the communicator: in-flight messages may outlive a failed
+	 * set-up until the endpoints are closed. */
+	c->hello = calloc(2 * (size_t)c->nranks, sizeof(struct hello));
+	struct wccl_endpoint **unnamed =
+		calloc((size_t)c->nranks, sizeof(*unnamed));
+	if (!c->hello || !unnamed) {
+		free(unnamed);
+		return WCCL_ENOMEM;
+	}
+	struct hello *hello_out = c->hello;
+	struct hello *hello_in = hello_out + c->nranks;
+	int expect_accepts[COMM_MAX_PROVIDERS] = { 0 };
+	int rc = 0, pending = 0;
+	/* Lower ranks connect to higher ones. */
+	for (int r = 0; r < c->nranks; r++) {
+		struct comm_peer *p = &c->peers[r];
+		if (r == c->rank)
+			continue;
+		const char *addr = NULL;
+		p->ctx_index = choose_ctx(c, p, &addr);
+		if (p->ctx_index < 0) {
+			rc = comm_fail(c, WCCL_ENODEV, r,
+				       "no provider reaches rank %d (host %s, "
+				       "region '%s')",
+				       r, p->info.hostname, p->info.region);
+			goto out;
+		}
+		if (r < c->rank) {
+			expect_accepts[p->ctx_index]++;
+			continue;
+		}
+		struct comm_ctx *x = &c->ctx[p->ctx_index];
+		rc = wccl_connect(x->ctx, addr, x->cq, &p->ep);
+		if (rc) {
+			rc = comm_fail(c, rc, r, "cannot connect to rank %d at %s",
+				       r, addr);
+			goto out;
+		}
+		WCCL_INFO(WCCL_SUB_COLL, "rank %d -> rank %d via %s", c->rank,
+			  r, addr);
+	}
+	for (int r = c->rank + 1; r < c->nranks; r++) {
+		struct comm_peer *p = &c->peers[r];
+		int ms = (int)((deadline - wccl_now_ns()) / 1000000);
+		rc = wccl_endpoint_wait_established(p->ep, ms > 0 ? ms : 1);
+		if (rc) {
+			rc = comm_fail(c, rc, r, "connecting to rank %d: %s", r,
+				       wccl_endpoint_last_error(p->ep));
+			goto out;
+		}
+		hello_out[r] = (struct hello){ HELLO_MAGIC, (uint32_t)c->rank,
+					       c->peers[c->rank].info.host_id };
+		rc = wccl_post_send(p->ep, &hello_out[r], sizeof(hello_out[r]),
+				    NULL, (uint64_t)r);
+		if (rc)
+			goto out;
+		pending++;
+	}
+	/* Accept the lower ranks; each names itself in its first message. */
+	int n_unnamed = 0, named = 0;
+	while (named < c->rank || pending) {
+		if (wccl_now_ns() > deadline) {
+			for (int r = 0; r < c->rank; r++)
+				if (!c->peers[r].ep) {
+					rc = comm_fail(c, WCCL_ETIMEDOUT, r,
+						       "rank %d (host %s) never "
+						       "connected",
+						       r,
+						       c->peers[r].info.hostname);
+					goto out;
+				}
+			rc = comm_fail(c, WCCL_ETIMEDOUT, -1,
+				       "connection set-up timed out");
+			goto out;
+		}
+		for (int i = 0; i < c->nctx; i++) {
+			struct wccl_endpoint *ep;
+			while (expect_accepts[i] &&
+			       wccl_accept(c->ctx[i].listener, c->ctx[i].cq,
+					   &ep) == 0) {
+				expect_accepts[i]--;
+				unnamed[n_unnamed] = ep;
+				rc = wccl_post_recv(ep, &hello_in[n_unnamed],
+						    sizeof(hello_in[0]), NULL,
+						    (uint64_t)(1u << 30) +
+							    (uint64_t)n_unnamed);
+				if (rc)
+					goto out;
+				n_unnamed++;
+			}
+			struct wccl_completion wc[16];
+			int n = wccl_cq_poll(c->ctx[i].cq, wc, 16);
+			for (int k = 0; k < n; k++) {
+				if (wc[k].status) {
+					rc = comm_fail(c, wc[k].status, -1,
+						       "connection set-up: %s",
+						       wccl_endpoint_last_error(
+							       wc[k].ep));
+					goto out;
+				}
+				if (wc[k].op == WCCL_OP_SEND) {
+					pending--;
+					continue;
+				}
+				uint64_t slot = wc[k].cookie - (1u << 30);
+				struct hello *h = &hello_in[slot];
+				if (wc[k].op != WCCL_OP_RECV ||
+				    slot >= (uint64_t)n_unnamed ||
+				    h->magic != HELLO_MAGIC ||
+				    h->rank >= (uint32_t)c->rank ||
+				    c->peers[h->rank].ep) {
+					rc = comm_fail(c, WCCL_EPROTO, -1,
+						       "bad hello from %s",
+						       wccl_endpoint_peer(
+							       wc[k].ep));
+					goto out;
+				}
+				c->peers[h->rank].ep = unnamed[slot];
+				named++;
+			}
+		}
+		if (named < c->rank || pending)
+			usleep(50);
+	}
+out:
+	free(unnamed);
+	return rc;
+}

@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: MIT */
+/* Communicator life cycle: init (by id or from a launcher's environment),
+ * split, destroy, abort, and the error every rank can ask about. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "comm_id.h"
+#include "comm_internal.h"
+#include "core/log.h"
+#include "core/params.h"
+#include "core/sha256.h"
+#include "core/sock.h"
+
+int comm_fail(struct wccl_comm *c, int err, int rank, const char *fmt, ...)
+{
+	char msg[sizeof(c->async_msg)];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	WCCL_WARN(WCCL_SUB_COLL, "rank %d: %s (%s)", c->rank, msg,
+		  wccl_err_name(err));
+	if (!c->async_error) {
+		c->async_error = err;
+		c->async_rank = rank;
+		snprintf(c->async_msg, sizeof(c->async_msg), "%s", msg);
+	}
+	return err;
+}
+
+static void comm_free(struct wccl_comm *c)
+{
+	comm_flush_requests(c, WCCL_EABORTED);
+	comm_close_contexts(c);
+	comm_free_plans(c);
+	if (c->bs)
+		wccl_bootstrap_close(c->bs);
+	if (c->root)
+		wccl_bootstrap_root_stop(c->root);
+	free(c->peers);
+	free(c->region_of);
+	free(c->host_of);
+	free(c->sig);
+	free(c->hello);
+	free(c);
+}
+
+static int comm_init(struct wccl_comm **out, int nranks, int rank,
+		     const struct comm_id *id, const struct wccl_config *cfg)
+{
+	if (!out || nranks <= 0 || rank < 0 || rank >= nranks)
+		return WCCL_EINVAL;
+	struct wccl_comm *c = calloc(1, sizeof(*c));
+	if (!c)
+		return WCCL_ENOMEM;
+	c->rank = rank;
+	c->nranks = nranks;
+	c->async_rank = -1;
+	c->timeout_ms = cfg && cfg->timeout_ms > 0
+				? cfg->timeout_ms
+				: (int)wccl_param_int(WCCL_PARAM_TIMEOUT_MS);
+	const char *region = cfg && cfg->region ? cfg->region
+						 : wccl_param_str(WCCL_PARAM_REGION);
+	c->peers = calloc((size_t)nranks, sizeof(*c->peers));
+	c->region_of = calloc((size_t)nranks, sizeof(int));
+	c->host_of = calloc((size_t)nranks, sizeof(int));
+	c->sig = calloc(2 * (size_t)nranks, COMM_SIG_LEN);
+	if (!c->peers || !c->region_of || !c->host_of || !c->sig) {
+		comm_free(c);
+		return WCCL_ENOMEM;
+	}
+	c->root = comm_id_adopt_root(id->root_addr);
+	char ip[64];
+	int rc = wccl_bootstrap_join(id->root_addr, id->secret, rank, nranks,
+				     c->timeout_ms, &c->bs);
+	if (!rc)
+		rc = wccl_bootstrap_local_ip(c->bs, ip, sizeof(ip));
+	if (!rc)
+		rc = comm_open_contexts(c, ip);
+	if (!rc)
+		rc = comm_exchange_info(c, region);
+	if (!rc)
+		rc = comm_load_topology(c);
+	if (!rc)
+		rc = comm_connect_mesh(c);
+	/* Everyone connected before anyone starts a collective. */
+	if (!rc)
+		rc = wccl_bootstrap_barrier(c->bs, c->timeout_ms);
+	if (rc) {
+		if (c->bs && wccl_bootstrap_error(c->bs)[0])
+			comm_fail(c, rc, wccl_bootstrap_error_rank(c->bs), "%s",
+				  wccl_bootstrap_error(c->bs));
+		WCCL_WARN(WCCL_SUB_COLL, "rank %d/%d: init failed: %s",
+			  rank, nranks, c->async_msg[0] ? c->async_msg
+						       : wccl_strerror(rc));
+		if (c->bs && rc != WCCL_EAUTH)
+			wccl_bootstrap_abort(c->bs, c->async_msg);
+		comm_free(c);
+		return rc;
+	}
+	WCCL_INFO(WCCL_SUB_COLL, "rank %d/%d ready: region '%s' (%d regions), "
+				 "%d providers",
+		  rank, nranks, region, c->nregions, c->nctx);
+	*out = c;
+	return 0;
+}
+
+int wccl_comm_init_rank(struct wccl_comm **comm, int nranks,
+			const struct wccl_unique_id *id, int rank,
+			const struct wccl_config *config)
+{
+	struct comm_id cid;
+	if (!id || comm_id_unpack(id, &cid)) {
+		WCCL_WARN(WCCL_SUB_COLL, "wccl_comm_init_rank: the unique id "
+					 "is not one wccl_get_unique_id made");
+		return WCCL_EINVAL;
+	}
+	return comm_init(comm, nranks, rank, &cid, config);
+}
+
+/* First of @names that is set and a whole non-negative number, or -1. */
+static long env_int(const char *const *names, const char **which)
+{
+	for (; *names; names++) {
+		const char *v = getenv(*names);
+		char *end;
+		if (!v || !*v)
+			continue;
+		long x = strtol(v, &end, 10);
+		if (*end || x < 0)
+			continue;
+		*which = *names;
+		return x;
+	}
+	return -1;
+}
+
+int wccl_comm_init_env(struct wccl_comm **comm)
+{
+	static const char *const rank_vars[] = { "RANK", "OMPI_COMM_WORLD_RANK",
+						 "PMI_RANK", "SLURM_PROCID",
+						 NULL };
+	static const char *const size_vars[] = { "WORLD_SIZE",
+						 "OMPI_COMM_WORLD_SIZE",
+						 "PMI_SIZE", "SLURM_NTASKS",
+						 NULL };
+	const char *rank_var = "", *size_var = "";
+	long rank = env_int(rank_vars, &rank_var);
+	long size = env_int(size_vars, &size_var);
+	if (rank < 0 || size <= 0 || rank >= size) {
+		WCCL_WARN(WCCL_SUB_COLL,
+			  "wccl_comm_init_env: no launcher rank/size found "
+			  "(RANK/WORLD_SIZE, OMPI_COMM_WORLD_RANK/SIZE, "
+			  "PMI_RANK/SIZE or SLURM_PROCID/NTASKS)");
+		return WCCL_EINVAL;
+	}
+	struct comm_id cid = { { 0 } };
+	const char *root = wccl_param_str(WCCL_PARAM_ROOT_ADDR);
+	const char *maddr = getenv("MASTER_ADDR");
+	const char *mport = getenv("MASTER_PORT");
+	if (*root) {
+		snprintf(cid.root_addr, sizeof(cid.root_addr), "%s", root);
+	} else if (maddr && mport) {
+		/* MASTER_PORT itself is torch's TCPStore: stay one above. */
+		snprintf(cid.root_addr, sizeof(cid.root_addr), "%s:%ld", maddr,
+			 strtol(mport, NULL, 10) + 1);
+	} else {
+		WCCL_WARN(WCCL_SUB_COLL,
+			  "wccl_comm_init_env: set WCCL_ROOT_ADDR=host:port "
+			  "(or MASTER_ADDR and MASTER_PORT)");
+		return WCCL_EINVAL;
+	}
+	const char *key = wccl_param_str(WCCL_PARAM_AUTH_KEY);
+	char derived[256];
+	if (!*key) {
+		/* Not secret, but the same on every rank of one launch. */
+		const char *job = getenv("SLURM_JOB_ID");
+		if (!job)
+			job = getenv("OMPI_MCA_orte_hnp_uri");
+		if (!job)
+			job = getenv("PMIX_NAMESPACE");
+		if (!job)
+			job = getenv("TORCHELASTIC_RUN_ID");
+		snprintf(derived, sizeof(derived), "wccl-job:%s:%s",
+			 job ? job : "", cid.root_addr);
+		key = derived;
+		if (rank == 0)
+			WCCL_WARN(WCCL_SUB_BOOTSTRAP,
+				  "WCCL_AUTH_KEY is not set: the bootstrap key "
+				  "is derived from the job id and is not "
+				  "secret; set WCCL_AUTH_KEY on every rank");
+	}
+	struct wccl_sha256 h;
+	wccl_sha256_init(&h);
+	wccl_sha256_update(&h, key, strlen(key));
+	wccl_sha256_final(&h, cid.secret);
+	if (rank == 0) {
+		struct wccl_bootstrap_root *r;
+		char addr[WCCL_BOOTSTRAP_ADDR_LEN];
+		/* Bind the port on every interface: MASTER_ADDR may be a
+		 * name that resolves to any of this host's addresses. */
+		char bind[WCCL_BOOTSTRAP_ADDR_LEN];
+		const char *colon = strrchr(cid.root_addr, ':');
+		snprintf(bind, sizeof(bind), "0.0.0.0%s", colon ? colon : ":0");
+		int rc = wccl_bootstrap_root_start(bind, cid.secret, &r, addr);
+		if (rc)
+			return rc;
+		comm_id_keep_root(r, cid.root_addr);
+	}
+	WCCL_INFO(WCCL_SUB_COLL, "init from %s=%ld %s=%ld, root %s", rank_var,
+		  rank, size_var, size, cid.root_addr);
+	return comm_init(comm, (int)size, (int)rank, &cid, NULL);
+}
+
+int wccl_comm_destroy(struct wccl_comm *c)
+{
+	if (!c)
+		return WCCL_EINVAL;
+	int rc = 0;
+	if (!c->aborted && !c->async_error) {
+		/* Nobody tears down endpoints a peer still reads from. */
+		rc = wccl_bootstrap_barrier(c->bs, c->timeout_ms);
+	}
+	comm_free(c);
+	return rc;
+}
+
+int wccl_comm_abort(struct wccl_comm *c)
+{
+	if (!c)
+		return WCCL_EINVAL;
+	c->aborted = 1;
+	comm_fail(c, WCCL_EABORTED, c->rank, "rank %d aborted the communicator",
+		  c->rank);
+	wccl_bootstrap_abort(c->bs, c->async_msg);
+	comm_free(c);
+	return 0;
+}
+
+int wccl_comm_get_async_error(struct wccl_comm *c, int *error, int *rank,
+			      char *msg, size_t msg_len)
+{
+	if (!c || !error)
+		return WCCL_EINVAL;
+	if (!c->async_error && c->bs) {
+		int rc = wccl_bootstrap_check_abort(c->bs);
+		if (rc)
+			comm_fail(c, rc, wccl_bootstrap_error_rank(c->bs), "%s",
+				  wccl_bootstrap_error(c->bs));
+	}
+	*error = c->async_error;
+	if (rank)
+		*rank = c->async_rank;
+	if (msg && msg_len)
+		snprintf(msg, msg_len, "%s", c->async_msg);
+	return 0;
+}
+
+int wccl_comm_rank(const struct wccl_comm *c)
+{
+	return c ? c->rank : -1;
+}
+
+int wccl_comm_size(const struct wccl_comm *c)
+{
+	return c ? c->nranks : -1;
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef WCCL_COMM_FUNCS_H
+#define WCCL_COMM_FUNCS_H
+
+#include "comm.h"
+
+/* Record the communicator's first failure (code, rank at fault or -1,
+ * message naming it), log it at WARN, return @err. */
+int comm_fail(struct wccl_comm *c, int err, int rank, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* comm_connect.c */
+int comm_open_contexts(struct wccl_comm *c, const char *bind_ip);
+int comm_exchange_info(struct wccl_comm *c, const char *region);
+int comm_connect_mesh(struct wccl_comm *c);
+void comm_close_contexts(struct wccl_comm *c);
+
+/* comm_topo.c: link costs per class for the algorithm choice. */
+int comm_load_topology(struct wccl_comm *c);
+
+/* coll_exec.c */
+int comm_progress(struct wccl_comm *c);
+void comm_flush_requests(struct wccl_comm *c, int err);
+void comm_free_plans(struct wccl_comm *c);
+
+#endif
