@@ -133,6 +133,11 @@ struct wccl_endpoint {
 int wccl_ep_fail(struct wccl_endpoint *ep, unsigned subsys, int err,
 		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* As wccl_ep_fail, logged at INFO: an orderly close with nothing in
+ * flight is news, not a problem. */
+int wccl_ep_closed(struct wccl_endpoint *ep, unsigned subsys, int err,
+		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Providers compiled in (transport/registry.c, generated list). */
 extern const struct wccl_provider wccl_provider_uring;
 extern const struct wccl_provider wccl_provider_shm;

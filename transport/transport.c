@@ -14,6 +14,9 @@
 #include "core/params.h"
 #include "registry.h"
 
+static void ep_record(struct wccl_endpoint *ep, int level, unsigned subsys,
+		      int err, const char *what);
+
 int wccl_ep_fail(struct wccl_endpoint *ep, unsigned subsys, int err,
 		 const char *fmt, ...)
 {
@@ -22,15 +25,34 @@ int wccl_ep_fail(struct wccl_endpoint *ep, unsigned subsys, int err,
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
+	ep_record(ep, WCCL_LOG_WARN, subsys, err, what);
+	return err;
+}
+
+int wccl_ep_closed(struct wccl_endpoint *ep, unsigned subsys, int err,
+		   const char *fmt, ...)
+{
+	char what[WCCL_ERRMSG_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	ep_record(ep, WCCL_LOG_INFO, subsys, err, what);
+	return err;
+}
+
+static void ep_record(struct wccl_endpoint *ep, int level, unsigned subsys,
+		      int err, const char *what)
+{
 	/* Truncation is fine: the message stays readable and bounded. */
 	int n = snprintf(ep->last_error, sizeof(ep->last_error),
 			 "peer %s: ", ep->peer);
 	if (n > 0 && (size_t)n < sizeof(ep->last_error))
 		snprintf(ep->last_error + n, sizeof(ep->last_error) - (size_t)n,
-			 "%.*s (%s)", (int)(sizeof(what) / 2), what,
+			 "%.*s (%s)", WCCL_ERRMSG_MAX / 2, what,
 			 wccl_err_name(err));
-	WCCL_WARN(subsys, "%s", ep->last_error);
-	return err;
+	if (wccl_log_enabled(level, subsys))
+		wccl_log(level, subsys, __FILE__, __LINE__, "%s", ep->last_error);
 }
 
 /* ---- providers -------------------------------------------------------- */
@@ -421,15 +443,30 @@ const char *wccl_endpoint_last_error(const struct wccl_endpoint *ep)
 
 /* ---- data path: one indirect call each -------------------------------- */
 
+/* A buffer named with an mr must lie inside it (overflow-safe), so no
+ * provider ever reads or registers outside what the caller registered. */
+static inline int outside_mr(const struct wccl_mr *mr, const void *buf,
+			     size_t len)
+{
+	if (!mr)
+		return 0;
+	uintptr_t b = (uintptr_t)buf, base = (uintptr_t)mr->addr;
+	return b < base || len > mr->len || b - base > mr->len - len;
+}
+
 int wccl_post_send(struct wccl_endpoint *ep, const void *buf, size_t len,
 		   struct wccl_mr *mr, uint64_t cookie)
 {
+	if (outside_mr(mr, buf, len))
+		return WCCL_EINVAL;
 	return ep->fast->post_send(ep, buf, len, mr, cookie);
 }
 
 int wccl_post_recv(struct wccl_endpoint *ep, void *buf, size_t len,
 		   struct wccl_mr *mr, uint64_t cookie)
 {
+	if (outside_mr(mr, buf, len))
+		return WCCL_EINVAL;
 	return ep->fast->post_recv(ep, buf, len, mr, cookie);
 }
 
@@ -438,6 +475,8 @@ int wccl_post_write(struct wccl_endpoint *ep, const void *buf, size_t len,
 		    uint64_t offset, uint32_t imm, uint32_t flags,
 		    uint64_t cookie)
 {
+	if (outside_mr(mr, buf, len))
+		return WCCL_EINVAL;
 	return ep->fast->post_write(ep, buf, len, mr, rk, offset, imm, flags,
 				    cookie);
 }

@@ -1,0 +1,432 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Connections: listen / accept / connect, socket options, the HELLO
+ * handshake state, failure and close. Nothing here blocks: connect is an
+ * io_uring op, accept polls a non-blocking listening socket.
+ */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/params.h"
+#include "uring.h"
+
+struct uring_listener {
+	struct wccl_listener base;
+	struct uring_ctx *ctx;
+	int fd;
+	char addr[WCCL_ADDR_MAX];
+};
+
+int uring_parse_hostport(const char *addr, char *host, size_t hlen,
+			 char *port, size_t plen)
+{
+	const char *colon = strrchr(addr, ':');
+	if (!colon || colon == addr)
+		return WCCL_EINVAL;
+	const char *h = addr, *he = colon;
+	if (*h == '[') {
+		if (he[-1] != ']')
+			return WCCL_EINVAL;
+		h++;
+		he--;
+	}
+	size_t n = (size_t)(he - h), pn = strlen(colon + 1);
+	if (!n || n >= hlen || !pn || pn > 5 || pn >= plen ||
+	    strspn(colon + 1, "0123456789") != pn ||
+	    atoi(colon + 1) > 65535)
+		return WCCL_EINVAL;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	memcpy(port, colon + 1, pn + 1);
+	return 0;
+}
+
+static void uring_fmt_sa(const struct sockaddr_storage *ss, char *buf,
+			 size_t len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const void *)ss;
+		inet_ntop(AF_INET6, &s->sin6_addr, ip, sizeof(ip));
+		port = ntohs(s->sin6_port);
+		snprintf(buf, len, "[%s]:%u", ip, port);
+		return;
+	}
+	const struct sockaddr_in *s = (const void *)ss;
+	inet_ntop(AF_INET, &s->sin_addr, ip, sizeof(ip));
+	port = ntohs(s->sin_port);
+	snprintf(buf, len, "%s:%u", ip, port);
+}
+
+static void uring_set_peer(struct uring_ep *ep)
+{
+	char a[WCCL_ADDR_MAX - 8];
+	uring_fmt_sa(&ep->sa, a, sizeof(a));
+	snprintf(ep->base.peer, sizeof(ep->base.peer), "uring:%s", a);
+}
+
+static void uring_bufsize(int fd)
+{
+	int64_t b = wccl_param_int(WCCL_PARAM_URING_SOCKBUF);
+	if (b <= 0)
+		return;
+	int v = b > (1 << 30) ? 1 << 30 : (int)b;
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+}
+
+/* Best effort: a missing option costs performance or failure detection
+ * speed, not correctness, so failures are only logged. */
+static void uring_sockopts(int fd)
+{
+	int one = 1;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+		WCCL_INFO(WCCL_SUB_URING, "TCP_NODELAY: %s", strerror(errno));
+	uring_bufsize(fd);
+	int ka = (int)wccl_param_int(WCCL_PARAM_URING_KEEPALIVE_S);
+	if (ka > 0) {
+		int intvl = ka / 3 ? ka / 3 : 1, cnt = 3;
+		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &ka, sizeof(ka));
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
+			   sizeof(intvl));
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	}
+	int ut = (int)wccl_param_int(WCCL_PARAM_URING_USER_TIMEOUT_MS);
+	if (ut > 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
+}
+
+static struct uring_ep *uring_ep_alloc(struct uring_ctx *ctx,
+				       struct wccl_cq *cq, int fd)
+{
+	struct uring_ep *ep = calloc(1, sizeof(*ep));
+	if (!ep)
+		return NULL;
+	ep->ctx = ctx;
+	ep->fd = fd;
+	ep->depth = ctx->depth;
+	ep->mask = ctx->depth - 1;
+	ep->tx = calloc(ep->depth, sizeof(*ep->tx));
+	ep->rq = calloc(ep->depth, sizeof(*ep->rq));
+	ep->naks = calloc(ep->depth, sizeof(*ep->naks));
+	ep->stg = malloc(ctx->staging);
+	if (!ep->tx || !ep->rq || !ep->naks || !ep->stg) {
+		uring_ep_free(ep);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < ep->depth; i++)
+		ep->tx[i].ep = ep;
+	ep->tx_post = ep->tx_wire = ep->tx_done = ep->batch_end = 1;
+	ep->rx_seq = 1;
+	ep->base.ctx = &ctx->base;
+	ep->base.cq = cq;
+	ep->deadline_ns = wccl_deadline_ns(
+		wccl_param_int(WCCL_PARAM_CONNECT_TIMEOUT_MS));
+	return ep;
+}
+
+void uring_ep_free(struct uring_ep *ep)
+{
+	if (ep->fd >= 0)
+		close(ep->fd);
+	free(ep->tx);
+	free(ep->rq);
+	free(ep->naks);
+	free(ep->stg);
+	free(ep);
+}
+
+int uring_ep_failf(struct uring_ep *ep, int err, const char *fmt, ...)
+{
+	if (ep->state == URING_EP_FAILED)
+		return ep->err;
+	char what[WCCL_ERRMSG_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	ep->state = URING_EP_FAILED;
+	ep->err = err;
+	/* The peer hanging up with nothing outstanding is an orderly end. */
+	int quiet = err == WCCL_EPEER_LOST && ep->tx_post == ep->tx_done &&
+		    strstr(what, "while idle");
+	if (!ep->closing && quiet)
+		wccl_ep_closed(&ep->base, WCCL_SUB_URING, err, "%s", what);
+	else if (!ep->closing)
+		wccl_ep_fail(&ep->base, WCCL_SUB_URING, err, "%s", what);
+	/* Makes in-flight socket ops return promptly so we can flush. */
+	if (ep->fd >= 0)
+		shutdown(ep->fd, SHUT_RDWR);
+	uring_mark_dirty(ep);
+	return err;
+}
+
+/* ---- listener ---- */
+
+static int uring_resolve(const char *addr, int passive,
+			 struct sockaddr_storage *ss, socklen_t *sl)
+{
+	char host[WCCL_ADDR_MAX], port[16];
+	if (uring_parse_hostport(addr, host, sizeof(host), port, sizeof(port)))
+		return WCCL_EINVAL;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICSERV |
+					      (passive ? AI_PASSIVE : 0) };
+	struct addrinfo *res = NULL;
+	int rc = getaddrinfo(host, port, &hints, &res);
+	if (rc || !res) {
+		WCCL_WARN(WCCL_SUB_URING, "cannot resolve '%s': %s", addr,
+			  gai_strerror(rc));
+		return WCCL_EADDRNOTAVAIL;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*sl = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+int uring_listen(struct wccl_context *c, const char *bind_addr,
+		 struct wccl_listener **out)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int rc = uring_resolve(bind_addr ? bind_addr : "127.0.0.1:0", 1, &ss,
+			       &sl);
+	if (rc)
+		return rc;
+	struct uring_listener *l = calloc(1, sizeof(*l));
+	if (!l)
+		return WCCL_ENOMEM;
+	l->ctx = URING_CTX(c);
+	l->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		       0);
+	if (l->fd < 0) {
+		rc = -errno;
+		free(l);
+		return rc;
+	}
+	int one = 1;
+	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* Before listen(), so the window scale is negotiated for it. */
+	uring_bufsize(l->fd);
+	if (bind(l->fd, (struct sockaddr *)&ss, sl) || listen(l->fd, 128)) {
+		rc = -errno;
+		WCCL_WARN(WCCL_SUB_URING, "cannot listen on %s: %s",
+			  bind_addr ? bind_addr : "127.0.0.1:0",
+			  strerror(errno));
+		close(l->fd);
+		free(l);
+		return rc;
+	}
+	sl = sizeof(ss);
+	getsockname(l->fd, (struct sockaddr *)&ss, &sl);
+	uring_fmt_sa(&ss, l->addr, sizeof(l->addr));
+	WCCL_INFO(WCCL_SUB_URING, "listening on %s", l->addr);
+	*out = &l->base;
+	return 0;
+}
+
+int uring_listener_addr(const struct wccl_listener *wl, char *buf, size_t len)
+{
+	const struct uring_listener *l =
+		container_of(wl, struct uring_listener, base);
+	size_t n = strlen(l->addr);
+	if (n >= len)
+		return WCCL_ENOSPC;
+	memcpy(buf, l->addr, n + 1);
+	return 0;
+}
+
+void uring_listener_close(struct wccl_listener *wl)
+{
+	struct uring_listener *l = container_of(wl, struct uring_listener, base);
+	close(l->fd);
+	free(l);
+}
+
+int uring_accept(struct wccl_listener *wl, struct wccl_cq *cq,
+		 struct wccl_endpoint **out)
+{
+	struct uring_listener *l = container_of(wl, struct uring_listener, base);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+		    errno == ECONNABORTED)
+			return WCCL_EAGAIN;
+		return -errno;
+	}
+	struct uring_ep *ep = uring_ep_alloc(l->ctx, cq, fd);
+	if (!ep) {
+		close(fd);
+		return WCCL_ENOMEM;
+	}
+	uring_sockopts(fd);
+	ep->sa = ss;
+	ep->salen = sl;
+	uring_set_peer(ep);
+	ep->state = URING_EP_HANDSHAKE;
+	uring_rx_start(ep);
+	uring_mark_dirty(ep);
+	WCCL_INFO(WCCL_SUB_URING, "accepted %s", ep->base.peer);
+	*out = &ep->base;
+	return 0;
+}
+
+/* ---- connect ---- */
+
+int uring_connect(struct wccl_context *c, const char *addr,
+		  struct wccl_cq *cq, struct wccl_endpoint **out)
+{
+	struct uring_ctx *ctx = URING_CTX(c);
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int rc = uring_resolve(addr, 0, &ss, &sl);
+	if (rc)
+		return rc;
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct uring_ep *ep = uring_ep_alloc(ctx, cq, fd);
+	if (!ep) {
+		close(fd);
+		return WCCL_ENOMEM;
+	}
+	uring_sockopts(fd);
+	ep->sa = ss;
+	ep->salen = sl;
+	uring_set_peer(ep);
+	struct io_uring_sqe *sqe = uring_sqe(ctx);
+	if (!sqe) {
+		uring_ep_free(ep);
+		return WCCL_EAGAIN;
+	}
+	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&ep->sa, ep->salen);
+	io_uring_sqe_set_data(sqe, (void *)((uintptr_t)ep | URING_TAG_CONNECT));
+	ep->inflight++;
+	ep->state = URING_EP_CONNECTING;
+	io_uring_submit(&ctx->ring);
+	WCCL_TRACE(WCCL_SUB_URING, "connecting to %s", ep->base.peer);
+	*out = &ep->base;
+	return 0;
+}
+
+void uring_conn_cqe(struct uring_ep *ep, int res)
+{
+	ep->inflight--;
+	if (ep->state != URING_EP_CONNECTING || ep->closing)
+		return;
+	if (res == -ECONNREFUSED) {
+		uring_ep_failf(ep, WCCL_ECONNREFUSED, "connection refused");
+		return;
+	}
+	if (res < 0) {
+		uring_ep_failf(ep, res, "connect failed: %s", strerror(-res));
+		return;
+	}
+	ep->state = URING_EP_HANDSHAKE;
+	uring_rx_start(ep);
+	uring_mark_dirty(ep);
+}
+
+int uring_established(struct wccl_endpoint *e)
+{
+	struct uring_ep *ep = URING_EP(e);
+	int rc = uring_progress(ep->ctx);
+	if (rc < 0)
+		return rc;
+	if (ep->state == URING_EP_READY)
+		return 0;
+	if (ep->state == URING_EP_FAILED)
+		return ep->err;
+	if (wccl_now_ns() >= ep->deadline_ns) {
+		if (ep->state == URING_EP_CONNECTING) {
+			struct io_uring_sqe *sqe = uring_sqe(ep->ctx);
+			if (sqe) {
+				io_uring_prep_cancel_fd(sqe, ep->fd, 0);
+				io_uring_sqe_set_data(sqe, NULL);
+			}
+		}
+		return uring_ep_failf(
+			ep, WCCL_ETIMEDOUT, "%s not done within %lld ms",
+			ep->state == URING_EP_CONNECTING ? "TCP connect"
+							 : "handshake",
+			(long long)wccl_param_int(
+				WCCL_PARAM_CONNECT_TIMEOUT_MS));
+	}
+	return WCCL_EAGAIN;
+}
+
+/* ---- close ---- */
+
+static void uring_unlink_dirty(struct uring_ep *ep)
+{
+	struct uring_ep **pp = &ep->ctx->dirty;
+	while (*pp && *pp != ep)
+		pp = &(*pp)->next_dirty;
+	if (*pp)
+		*pp = ep->next_dirty;
+	ep->dirty = false;
+}
+
+void uring_endpoint_close(struct wccl_endpoint *e)
+{
+	struct uring_ep *ep = URING_EP(e);
+	struct uring_ctx *ctx = ep->ctx;
+	ep->closing = true;
+	if (ep->fd >= 0) {
+		shutdown(ep->fd, SHUT_RDWR);
+		struct io_uring_sqe *sqe = uring_sqe(ctx);
+		if (sqe) {
+			io_uring_prep_cancel_fd(sqe, ep->fd,
+						IORING_ASYNC_CANCEL_ALL);
+			io_uring_sqe_set_data(sqe, NULL);
+		}
+	}
+	/* User buffers may be in a socket op: wait (bounded) until none is. */
+	uint64_t deadline = wccl_deadline_ns(2000);
+	while ((ep->tx_busy || ep->rx_busy ||
+		ep->state == URING_EP_CONNECTING) &&
+	       wccl_now_ns() < deadline) {
+		uring_progress(ctx);
+		if (!(ep->tx_busy || ep->rx_busy ||
+		      ep->state == URING_EP_CONNECTING))
+			break;
+		struct __kernel_timespec ts = { .tv_nsec = 1000000 };
+		struct io_uring_cqe *cqe;
+		io_uring_submit_and_wait_timeout(&ctx->ring, &cqe, 1, &ts,
+						 NULL);
+		if (ep->state == URING_EP_CONNECTING && !ep->inflight)
+			break;
+	}
+	if (ep->state != URING_EP_FAILED) {
+		ep->state = URING_EP_FAILED;
+		ep->err = WCCL_ECANCELED;
+	}
+	uring_tx_flush(ep, WCCL_ECANCELED);
+	uring_rx_flush(ep, WCCL_ECANCELED);
+	uring_unlink_dirty(ep);
+	if (ep->fd >= 0) {
+		close(ep->fd);
+		ep->fd = -1;
+	}
+	if (ep->inflight) {
+		/* Zero-copy notifications still due: keep the memory. */
+		ep->next_zombie = ctx->zombies;
+		ctx->zombies = ep;
+		return;
+	}
+	uring_ep_free(ep);
+}

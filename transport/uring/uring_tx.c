@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Send path. One socket send in flight per endpoint (a TCP stream must not
+ * interleave), so while one is out, posts only queue. When idle we gather:
+ * control headers owed to the peer (HELLO, NAKs, one cumulative ACK), then
+ * small ops as [hdr, payload, hdr, payload, ...] in ONE sendmsg. A payload
+ * of at least URING_ZC_MIN ends the batch and goes next as its own
+ * SEND_ZC straight from the user's buffer (fixed buffer when registered).
+ */
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/log.h"
+#include "uring.h"
+
+static int uring_tx_post(struct uring_ep *ep, const struct uring_wire_hdr *h,
+			 const void *buf, struct wccl_mr *mr, uint64_t cookie,
+			 uint8_t wop)
+{
+	if (ep->state == URING_EP_FAILED)
+		return ep->err;
+	if (h->len > URING_WIRE_MAX_MSG)
+		return WCCL_EMSGSIZE;
+	if (!buf && h->len)
+		return WCCL_EINVAL;
+	if (ep->tx_post - ep->tx_done >= ep->depth)
+		return WCCL_EAGAIN;
+	struct uring_txop *op = &ep->tx[ep->tx_post & ep->mask];
+	struct uring_wire_hdr wh = *h;
+	wh.seq = ep->tx_post;
+	uring_wire_encode(&wh, op->hdr);
+	op->buf = buf;
+	op->len = h->len;
+	op->cookie = cookie;
+	op->status = 0;
+	op->notif_pending = 0;
+	op->wop = wop;
+	op->fixed = -1;
+	if (mr && (const uint8_t *)buf >= (const uint8_t *)mr->addr &&
+	    h->len <= mr->len &&
+	    (size_t)((const uint8_t *)buf - (const uint8_t *)mr->addr) <=
+		    mr->len - h->len)
+		op->fixed = URING_MR(mr)->fixed;
+	ep->tx_post++;
+	WCCL_DP_TRACE(WCCL_SUB_URING, "%s: post %s seq %llu len %llu",
+		      ep->base.peer, uring_wire_op_name(h->op),
+		      (unsigned long long)wh.seq, (unsigned long long)h->len);
+	uring_mark_dirty(ep);
+	return 0;
+}
+
+int uring_post_send(struct wccl_endpoint *e, const void *buf, size_t len,
+		    struct wccl_mr *mr, uint64_t cookie)
+{
+	if (!e)
+		return WCCL_EINVAL;
+	struct uring_wire_hdr h = { .op = URING_OP_SEND, .len = len };
+	return uring_tx_post(URING_EP(e), &h, buf, mr, cookie, WCCL_OP_SEND);
+}
+
+int uring_post_write(struct wccl_endpoint *e, const void *buf, size_t len,
+		     struct wccl_mr *mr, const struct wccl_rkey *rk,
+		     uint64_t offset, uint32_t imm, uint32_t flags,
+		     uint64_t cookie)
+{
+	if (!e || !rk || (flags & ~(uint32_t)WCCL_WRITE_IMM))
+		return WCCL_EINVAL;
+	struct uring_wire_hdr h = {
+		.op = (flags & WCCL_WRITE_IMM) ? URING_OP_WRITE_IMM
+					       : URING_OP_WRITE,
+		.imm = imm,
+		.len = len,
+		.key = rk->key,
+		.offset = offset,
+	};
+	return uring_tx_post(URING_EP(e), &h, buf, mr, cookie, WCCL_OP_WRITE);
+}
+
+/* ---- acknowledgements ---- */
+
+static int32_t uring_nak_status(uint32_t code)
+{
+	switch (-(int32_t)code) {
+	case WCCL_EREMOTE_KEY:
+	case WCCL_EREMOTE_BOUNDS:
+	case WCCL_EREMOTE_ACCESS:
+	case WCCL_ETRUNCATED:
+		return -(int32_t)code;
+	default:
+		return WCCL_EREMOTE;
+	}
+}
+
+int uring_tx_ack(struct uring_ep *ep, const struct uring_wire_hdr *h)
+{
+	if (h->seq >= ep->tx_post)
+		return uring_ep_failf(ep, WCCL_EPROTO,
+				      "%s for seq %llu, but only %llu were sent",
+				      uring_wire_op_name(h->op),
+				      (unsigned long long)h->seq,
+				      (unsigned long long)ep->tx_post - 1);
+	if (h->op == URING_OP_NAK) {
+		if (h->seq <= ep->tx_acked)
+			return uring_ep_failf(ep, WCCL_EPROTO,
+					      "NAK for seq %llu already acked",
+					      (unsigned long long)h->seq);
+		ep->tx[h->seq & ep->mask].status = uring_nak_status(h->imm);
+	}
+	if (h->seq > ep->tx_acked) {
+		ep->tx_acked = h->seq;
+		uring_mark_dirty(ep);
+	}
+	return 0;
+}
+
+void uring_tx_queue_nak(struct uring_ep *ep, uint64_t seq, int err)
+{
+	if (ep->nak_count == ep->depth) {
+		uring_ep_failf(ep, WCCL_EPROTO,
+			       "peer has more than %u operations outstanding",
+			       ep->depth);
+		return;
+	}
+	struct uring_nak *n = &ep->naks[(ep->nak_head + ep->nak_count) &
+					ep->mask];
+	n->seq = seq;
+	n->err = (uint32_t)-err;
+	ep->nak_count++;
+	uring_mark_dirty(ep);
+}
+
+/* Complete, in order, ops the target has acked and the kernel released. */
+static bool uring_tx_complete(struct uring_ep *ep)
+{
+	struct uring_cq *cq = URING_CQ(ep->base.cq);
+	while (ep->tx_done < ep->tx_wire && ep->tx_done <= ep->tx_acked) {
+		struct uring_txop *op = &ep->tx[ep->tx_done & ep->mask];
+		if (op->notif_pending)
+			return true;
+		struct wccl_completion c = { .cookie = op->cookie,
+					     .ep = &ep->base,
+					     .len = op->len,
+					     .status = op->status,
+					     .op = op->wop };
+		if (!uring_cq_push(cq, &c, false))
+			return false;
+		ep->tx_done++;
+	}
+	return true;
+}
+
+bool uring_tx_flush(struct uring_ep *ep, int err)
+{
+	struct uring_cq *cq = URING_CQ(ep->base.cq);
+	unsigned dropped = 0;
+	while (ep->tx_done < ep->tx_post) {
+		struct uring_txop *op = &ep->tx[ep->tx_done & ep->mask];
+		/* The kernel may still read the buffer until it says not. */
+		if (op->notif_pending && !ep->closing)
+			return false;
+		bool acked = ep->tx_done < ep->tx_wire &&
+			     ep->tx_done <= ep->tx_acked;
+		struct wccl_completion c = { .cookie = op->cookie,
+					     .ep = &ep->base,
+					     .len = op->len,
+					     .status = acked ? op->status : err,
+					     .op = op->wop };
+		if (!uring_cq_push(cq, &c, false)) {
+			if (!ep->closing)
+				return false;
+			dropped++;
+		}
+		ep->tx_done++;
+	}
+	if (dropped)
+		WCCL_WARN(WCCL_SUB_URING,
+			  "%s: CQ full, %u canceled send completions lost",
+			  ep->base.peer, dropped);
+	if (ep->tx_wire < ep->tx_done)
+		ep->tx_wire = ep->tx_done;
+	return true;
+}
+
+/* ---- the socket send ---- */
+
+static const char *uring_tx_doing(struct uring_ep *ep)
+{
+	if (ep->tx_phase == URING_TX_PAYLOAD)
+		return ep->tx[(ep->batch_end - 1) & ep->mask].hdr[3] ==
+				       URING_OP_SEND
+			       ? "sending a message payload"
+			       : "sending a write payload";
+	return "sending headers";
+}
+
+static void uring_tx_error(struct uring_ep *ep, int res)
+{
+	if (res == -EPIPE || res == -ECONNRESET)
+		uring_ep_failf(ep, res == -EPIPE ? WCCL_EPEER_LOST
+						 : WCCL_ECONNRESET,
+			       "connection %s while %s",
+			       res == -EPIPE ? "closed by peer" : "reset",
+			       uring_tx_doing(ep));
+	else if (res == -ETIMEDOUT)
+		uring_ep_failf(ep, WCCL_ETIMEDOUT,
+			       "peer stopped acknowledging TCP data while %s",
+			       uring_tx_doing(ep));
+	else
+		uring_ep_failf(ep, res, "send failed while %s: %s",
+			       uring_tx_doing(ep), strerror(-res));
+}
+
+static bool uring_tx_submit_batch(struct uring_ep *ep)
+{
+	struct io_uring_sqe *sqe = uring_sqe(ep->ctx);
+	if (!sqe)
+		return false;
+	ep->msg.msg_iov = ep->iov + ep->iov_at;
+	ep->msg.msg_iovlen = ep->iov_cnt - ep->iov_at;
+	io_uring_prep_sendmsg(sqe, ep->fd, &ep->msg,
+			      MSG_WAITALL | MSG_NOSIGNAL);
+	io_uring_sqe_set_data(sqe, (void *)((uintptr_t)ep | URING_TAG_TX));
+	ep->inflight++;
+	ep->tx_busy = true;
+	return true;
+}
+
+static bool uring_tx_submit_payload(struct uring_ep *ep)
+{
+	struct uring_txop *op = &ep->tx[(ep->batch_end - 1) & ep->mask];
+	struct io_uring_sqe *sqe = uring_sqe(ep->ctx);
+	if (!sqe)
+		return false;
+	uint64_t left = op->len - ep->pay_off;
+	size_t n = left > URING_CHUNK_MAX ? URING_CHUNK_MAX : (size_t)left;
+	const uint8_t *p = op->buf + ep->pay_off;
+	int fl = MSG_WAITALL | MSG_NOSIGNAL;
+	if (ep->ctx->has_zc) {
+		if (op->fixed >= 0)
+			io_uring_prep_send_zc_fixed(sqe, ep->fd, p, n, fl, 0,
+						    (unsigned)op->fixed);
+		else
+			io_uring_prep_send_zc(sqe, ep->fd, p, n, fl, 0);
+		io_uring_sqe_set_data(sqe,
+				      (void *)((uintptr_t)op | URING_TAG_ZC));
+	} else {
+		io_uring_prep_send(sqe, ep->fd, p, n, fl);
+		io_uring_sqe_set_data(sqe,
+				      (void *)((uintptr_t)ep | URING_TAG_TX));
+	}
+	ep->inflight++;
+	ep->tx_busy = true;
+	return true;
+}
+
+static void uring_iov_add(struct uring_ep *ep, const void *p, size_t n)
+{
+	ep->iov[ep->iov_cnt].iov_base = (void *)p;
+	ep->iov[ep->iov_cnt].iov_len = n;
+	ep->iov_cnt++;
+}
+
+static void uring_ctrl_add(struct uring_ep *ep, uint32_t *nctrl, uint8_t op,
+			   uint64_t seq, uint32_t imm)
+{
+	struct uring_wire_hdr h = { .op = op, .seq = seq, .imm = imm };
+	uring_wire_encode(&h, ep->ctrl[*nctrl]);
+	uring_iov_add(ep, ep->ctrl[*nctrl], URING_WIRE_HDR_LEN);
+	(*nctrl)++;
+}
+
+static void uring_tx_build(struct uring_ep *ep)
+{
+	uint32_t nctrl = 0;
+	ep->iov_at = ep->iov_cnt = 0;
+	if (!ep->hello_queued) {
+		uring_ctrl_add(ep, &nctrl, URING_OP_HELLO, 0, ep->depth);
+		ep->hello_queued = true;
+	}
+	while (ep->nak_count && nctrl < URING_IOV_MAX) {
+		struct uring_nak *n = &ep->naks[ep->nak_head & ep->mask];
+		uring_ctrl_add(ep, &nctrl, URING_OP_NAK, n->seq, n->err);
+		ep->nak_head++;
+		ep->nak_count--;
+	}
+	/* NAKs go first: ACK(n) after NAK(k <= n) keeps k's error. */
+	if (ep->ack_to > ep->ack_sent) {
+		uring_ctrl_add(ep, &nctrl, URING_OP_ACK, ep->ack_to, 0);
+		ep->ack_sent = ep->ack_to;
+	}
+	uint64_t seq = ep->tx_wire, bytes = 0;
+	ep->batch_has_payload = false;
+	while (seq < ep->tx_post && ep->iov_cnt + 2 <= 2 * URING_IOV_MAX &&
+	       bytes < URING_BATCH_BYTES) {
+		struct uring_txop *op = &ep->tx[seq & ep->mask];
+		if (op->len >= ep->ctx->zc_min ||
+		    op->len > URING_BATCH_BYTES - bytes) {
+			if (bytes && op->len < ep->ctx->zc_min)
+				break; /* fits in the next batch */
+			uring_iov_add(ep, op->hdr, URING_WIRE_HDR_LEN);
+			ep->batch_has_payload = true;
+			seq++;
+			break;
+		}
+		uring_iov_add(ep, op->hdr, URING_WIRE_HDR_LEN);
+		if (op->len)
+			uring_iov_add(ep, op->buf, op->len);
+		bytes += op->len + URING_WIRE_HDR_LEN;
+		seq++;
+	}
+	if (!ep->iov_cnt)
+		return;
+	ep->batch_end = seq;
+	ep->tx_phase = URING_TX_BATCH;
+	if (!uring_tx_submit_batch(ep))
+		uring_mark_dirty(ep);
+}
+
+void uring_tx_service(struct uring_ep *ep)
+{
+	if (ep->closing)
+		return;
+	if (ep->state == URING_EP_FAILED) {
+		if (ep->tx_busy || !uring_tx_flush(ep, ep->err))
+			uring_mark_dirty(ep);
+		return;
+	}
+	if (!uring_tx_complete(ep))
+		uring_mark_dirty(ep); /* CQ full: try again next pass */
+	if (ep->tx_busy || ep->state == URING_EP_CONNECTING)
+		return;
+	uring_tx_build(ep);
+}
+
+void uring_tx_cqe(struct uring_ep *ep, int res)
+{
+	ep->inflight--;
+	ep->tx_busy = false;
+	if (ep->closing || ep->state == URING_EP_FAILED) {
+		uring_mark_dirty(ep);
+		return;
+	}
+	if (res < 0) {
+		uring_tx_error(ep, res);
+		return;
+	}
+	if (ep->tx_phase == URING_TX_BATCH) {
+		size_t n = (size_t)res;
+		while (ep->iov_at < ep->iov_cnt && n >= ep->iov[ep->iov_at].iov_len)
+			n -= ep->iov[ep->iov_at++].iov_len;
+		if (ep->iov_at < ep->iov_cnt) {
+			/* Short send: advance into the iovec and resubmit. */
+			ep->iov[ep->iov_at].iov_base =
+				(uint8_t *)ep->iov[ep->iov_at].iov_base + n;
+			ep->iov[ep->iov_at].iov_len -= n;
+			if (!uring_tx_submit_batch(ep))
+				uring_tx_error(ep, -ENOBUFS);
+			return;
+		}
+		if (ep->batch_has_payload &&
+		    ep->tx[(ep->batch_end - 1) & ep->mask].len) {
+			ep->tx_phase = URING_TX_PAYLOAD;
+			ep->pay_off = 0;
+			if (!uring_tx_submit_payload(ep))
+				uring_tx_error(ep, -ENOBUFS);
+			return;
+		}
+	} else {
+		ep->pay_off += (uint64_t)res;
+		if (ep->pay_off < ep->tx[(ep->batch_end - 1) & ep->mask].len) {
+			if (!uring_tx_submit_payload(ep))
+				uring_tx_error(ep, -ENOBUFS);
+			return;
+		}
+	}
+	ep->tx_wire = ep->batch_end;
+	ep->tx_phase = URING_TX_BATCH;
+	uring_mark_dirty(ep);
+}
+
+void uring_zc_cqe(struct uring_txop *op, int res, unsigned flags)
+{
+	struct uring_ep *ep = op->ep;
+	if (flags & IORING_CQE_F_NOTIF) {
+		op->notif_pending--;
+		ep->inflight--;
+		if (!ep->closing)
+			uring_mark_dirty(ep);
+		return;
+	}
+	if (flags & IORING_CQE_F_MORE) {
+		op->notif_pending++;
+		ep->inflight++;
+	}
+	uring_tx_cqe(ep, res);
+}
