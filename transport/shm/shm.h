@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef WCCL_SHM_H
+#define WCCL_SHM_H
+
+/*
+ * Same-host provider. Each endpoint shares one memfd segment with its peer
+ * holding two SPSC rings (one per direction). Small payloads travel inline
+ * in the ring; larger ones stay in the initiator's memory and the TARGET
+ * copies them once with process_vm_readv (CMA), then acknowledges through
+ * the reverse ring. So data moves when the target makes progress: a target
+ * must poll or wait on its CQ. Without CMA permission, large payloads are
+ * streamed through the ring in chunks instead (two copies).
+ *
+ *   A                         segment (memfd)                          B
+ *   post_write -> [hdr: key, off, src, len] --ring A->B-->  validate, CMA
+ *   WRITE done <---------------- ack ring B->A -- [ACK seq]  copy, ACK
+ *
+ * A context's doorbell (a memfd page with a futex word) lets a peer wake
+ * it from cq_sleep; the connection's unix socket stays open only so that
+ * its hangup tells us the peer is gone.
+ */
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/log.h"
+#include "shm_ring.h"
+#include "transport/provider.h"
+
+#define SHM_MAGIC 0x77636c73686d3031ull /* "wclshm01" */
+#define SHM_VERSION 1
+#define SHM_MR_MAX 4096u
+#define SHM_ACK_RING (64u * 1024) /* per direction; overflow waits in ackq */
+#define SHM_LIVE_NS (10ull * 1000 * 1000) /* liveness check period */
+
+/* ---- doorbell (shm_doorbell.c) ---------------------------------------- */
+
+struct shm_doorbell {
+	_Atomic uint32_t seq;      /* futex word: bumped to wake a sleeper */
+	_Atomic uint32_t sleeping; /* owner is in (or entering) futex wait */
+};
+
+int shm_doorbell_create(struct shm_doorbell **db, int *fd);
+int shm_doorbell_map(int fd, struct shm_doorbell **db);
+void shm_doorbell_unmap(struct shm_doorbell *db);
+/* Producer side, after committing to a ring read by @db's owner. */
+static inline void shm_doorbell_ring(struct shm_doorbell *db);
+/* Owner side: sleep until rung or @timeout_ms; @has_work re-checks. */
+int shm_doorbell_wait(struct shm_doorbell *db, int timeout_ms,
+		      int (*has_work)(void *), void *arg);
+void shm_doorbell_wake(struct shm_doorbell *db);
+
+static inline void shm_doorbell_ring(struct shm_doorbell *db)
+{
+	/* Pairs with the sleeper's fence: either it sees our ring update or
+	 * we see its sleeping flag. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&db->sleeping, memory_order_relaxed))
+		shm_doorbell_wake(db);
+}
+
+/* ---- objects ---------------------------------------------------------- */
+
+struct shm_ep;
+
+struct shm_mr_slot {
+	struct wccl_mr *mr; /* NULL when free */
+	uint32_t gen;       /* bumped on deregister so stale keys fail */
+	uint32_t next_free;
+};
+
+struct shm_ctx {
+	struct wccl_context base;
+	struct shm_doorbell *db;
+	int db_fd;
+	pid_t pid;
+	struct shm_ep *eps; /* every endpoint, for progress and sleep */
+	int n_eps;
+	int n_pending; /* endpoints still handshaking */
+	struct shm_mr_slot *mrs;
+	uint32_t mr_free;
+	uint32_t qdepth;
+	uint32_t inline_max;
+	uint64_t ring_bytes;
+	int cma; /* SHM_CMA tunable and the self-probe both allow it */
+	uint64_t next_live_ns;
+	uint32_t idle;
+};
+
+struct shm_cq {
+	struct wccl_cq base;
+	struct wccl_completion *wc;
+	uint32_t mask;
+	uint64_t head, tail;
+};
+
+struct shm_mr {
+	struct wccl_mr base;
+	uint32_t slot;
+};
+
+struct shm_listener {
+	struct wccl_listener base;
+	int fd;
+	char name[64];
+};
+
+enum shm_ep_state {
+	SHM_EP_CONNECTING, /* sent hello, waiting for the reply */
+	SHM_EP_ACCEPTING,  /* waiting for the connector's hello */
+	SHM_EP_UP,
+	SHM_EP_FAILED,
+};
+
+/* An operation we initiated, waiting for the peer's ACK. */
+struct shm_tx {
+	uint64_t cookie;
+	const uint8_t *buf;
+	uint64_t len;
+	uint64_t key, offset;
+	uint64_t sent; /* streamed bytes so far */
+	uint32_t imm;
+	uint8_t type;  /* SHM_MSG_SEND or SHM_MSG_WRITE */
+	uint8_t flags;
+	uint8_t done;
+	uint8_t started; /* header is in the ring */
+	int32_t status;
+};
+
+struct shm_rx {
+	uint64_t cookie;
+	uint8_t *buf;
+	uint64_t len;
+};
+
+/* A peer's SEND that arrived before a receive was posted. */
+struct shm_unexp {
+	struct shm_msg hdr;
+	uint8_t *payload; /* inline bytes, in uq_buf */
+};
+
+struct shm_ack {
+	uint32_t seq;
+	int32_t status;
+};
+
+/* The streamed (no-CMA) payload now arriving, if any. */
+struct shm_stream {
+	int active;
+	int discard; /* rejected: drop the fragments */
+	uint8_t type, flags;
+	uint32_t seq, imm;
+	int32_t status;
+	uint8_t *dest;
+	uint64_t len, got, cookie;
+};
+
+struct shm_ep {
+	struct wccl_endpoint base;
+	struct shm_ep *next, *prev;
+	struct shm_ctx *ctx;
+	int state;
+	int err;
+	int sock;
+	uint64_t deadline_ns;
+	void *seg;
+	size_t seg_len;
+	struct shm_doorbell *peer_db;
+	struct shm_ring tx, rx;   /* data: requests and payloads */
+	struct shm_ring atx, arx; /* ACKs only */
+	pid_t peer_pid;
+	int peer_reads_me; /* -1 unknown yet, 0 stream, 1 CMA */
+	int i_read_peer;
+	uint32_t inline_max; /* agreed: min of both sides */
+	uint32_t frag_max;
+	int rung;            /* pushed since the last doorbell */
+
+	uint32_t qd;         /* our outstanding limit per direction */
+	uint32_t tx_mask;
+	struct shm_tx *txq;
+	uint64_t tx_head, tx_push, tx_tail;
+
+	struct shm_rx *rxq;
+	uint32_t rx_mask;
+	uint64_t rx_head, rx_tail;
+
+	struct shm_unexp *uq; /* sized by the peer's depth */
+	uint8_t *uq_buf;
+	uint32_t uq_mask;
+	uint64_t uq_head, uq_tail;
+
+	struct shm_ack *ackq;
+	uint64_t ack_head, ack_tail;
+
+	struct shm_stream st;
+	uint64_t pull_off; /* CMA bytes copied of the message being pulled */
+};
+
+static inline struct shm_ctx *shm_ctx_of(struct wccl_context *c)
+{
+	return container_of(c, struct shm_ctx, base);
+}
+static inline struct shm_ep *shm_ep_of(struct wccl_endpoint *e)
+{
+	return container_of(e, struct shm_ep, base);
+}
+static inline struct shm_cq *shm_cq_of(struct wccl_cq *c)
+{
+	return container_of(c, struct shm_cq, base);
+}
+
+/* ---- provider (shm_provider.c) ---------------------------------------- */
+
+/* "<16 hex digits>" naming this host, pid and net namespace. */
+const char *shm_hostid(void);
+/* Read @len bytes at @src in @pid into @dst with CMA, chunked. Returns 0,
+ * -WCCL_EPEER_LOST (process gone), -WCCL_EPERM or another negative code. */
+int shm_cma_read(pid_t pid, void *dst, uint64_t src, uint64_t len);
+/* Nonzero if we may read @pid's memory at @probe_addr (holding magic). */
+int shm_cma_probe(pid_t pid, uint64_t probe_addr);
+extern const uint64_t shm_probe_word;
+/* Bytes per process_vm_readv call; tests may change it. */
+extern uint64_t shm_cma_chunk;
+/* Nonzero: never use CMA (tests of the streaming path). */
+extern int shm_cma_disabled;
+
+/* ---- connections (shm_conn.c) ----------------------------------------- */
+
+int shm_listen(struct wccl_context *ctx, const char *bind_addr,
+	       struct wccl_listener **l);
+int shm_listener_addr(const struct wccl_listener *l, char *buf, size_t len);
+void shm_listener_close(struct wccl_listener *l);
+int shm_accept(struct wccl_listener *l, struct wccl_cq *cq,
+	       struct wccl_endpoint **ep);
+int shm_connect(struct wccl_context *ctx, const char *addr,
+		struct wccl_cq *cq, struct wccl_endpoint **ep);
+int shm_established(struct wccl_endpoint *ep);
+void shm_endpoint_close(struct wccl_endpoint *ep);
+/* Drive a handshake one step; called from progress too. */
+int shm_handshake(struct shm_ep *ep);
+/* Nonzero if the peer's socket shows hangup. */
+int shm_peer_hung_up(struct shm_ep *ep);
+
+/* ---- data path (shm_data.c) ------------------------------------------- */
+
+int shm_post_send(struct wccl_endpoint *ep, const void *buf, size_t len,
+		  struct wccl_mr *mr, uint64_t cookie);
+int shm_post_recv(struct wccl_endpoint *ep, void *buf, size_t len,
+		  struct wccl_mr *mr, uint64_t cookie);
+int shm_post_write(struct wccl_endpoint *ep, const void *buf, size_t len,
+		   struct wccl_mr *mr, const struct wccl_rkey *rk,
+		   uint64_t offset, uint32_t imm, uint32_t flags,
+		   uint64_t cookie);
+int shm_cq_poll(struct wccl_cq *cq, struct wccl_completion *wc, int max);
+int shm_cq_sleep(struct wccl_cq *cq, int timeout_ms);
+/* Allocate the per-endpoint op arrays once the peer's limits are known. */
+int shm_ep_queues_alloc(struct shm_ep *ep, uint32_t peer_qd);
+void shm_ep_queues_free(struct shm_ep *ep);
+/* Fail the endpoint: every op in flight completes with @err. */
+void shm_ep_abort(struct shm_ep *ep, int err);
+/* Look up a registered region by key. */
+struct wccl_mr *shm_mr_lookup(struct shm_ctx *ctx, uint64_t key);
+
+#endif

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Context doorbell: one shared page with a futex word. Peers map it and
+ * wake the owner only when it has said it is sleeping, so a busy receiver
+ * costs senders one fence and one load per batch.
+ */
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shm.h"
+
+#define SHM_DB_BYTES 4096
+
+int shm_doorbell_map(int fd, struct shm_doorbell **db)
+{
+	void *p = mmap(NULL, SHM_DB_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	*db = p;
+	return 0;
+}
+
+int shm_doorbell_create(struct shm_doorbell **db, int *fd)
+{
+	int f = memfd_create("wccl-shm-doorbell", MFD_CLOEXEC);
+	if (f < 0)
+		return -errno;
+	if (ftruncate(f, SHM_DB_BYTES) < 0) {
+		int rc = -errno;
+		close(f);
+		return rc;
+	}
+	int rc = shm_doorbell_map(f, db);
+	if (rc) {
+		close(f);
+		return rc;
+	}
+	*fd = f;
+	return 0;
+}
+
+void shm_doorbell_unmap(struct shm_doorbell *db)
+{
+	if (db)
+		munmap(db, SHM_DB_BYTES);
+}
+
+void shm_doorbell_wake(struct shm_doorbell *db)
+{
+	atomic_fetch_add_explicit(&db->seq, 1, memory_order_seq_cst);
+	/* Not FUTEX_PRIVATE: the word is shared between processes. */
+	syscall(SYS_futex, &db->seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+int shm_doorbell_wait(struct shm_doorbell *db, int timeout_ms,
+		      int (*has_work)(void *), void *arg)
+{
+	atomic_store_explicit(&db->sleeping, 1, memory_order_seq_cst);
+	uint32_t v = atomic_load_explicit(&db->seq, memory_order_seq_cst);
+	if (!has_work(arg)) {
+		struct timespec ts = { .tv_sec = timeout_ms / 1000,
+				       .tv_nsec = (timeout_ms % 1000) *
+						  1000000L };
+		syscall(SYS_futex, &db->seq, FUTEX_WAIT, v, &ts, NULL, 0);
+	}
+	atomic_store_explicit(&db->sleeping, 0, memory_order_relaxed);
+	return 0;
+}
