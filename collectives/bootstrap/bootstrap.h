@@ -67,9 +67,11 @@ int wccl_bootstrap_allgather(struct wccl_bootstrap *bs, const void *mine,
 /* All-gather of nothing. */
 int wccl_bootstrap_barrier(struct wccl_bootstrap *bs, int timeout_ms);
 
-/* Tell every rank to fail its pending and future bootstrap calls with
- * -WCCL_EABORTED and @why. */
-int wccl_bootstrap_abort(struct wccl_bootstrap *bs, const char *why);
+/* Tell every rank (through the root) that the job failed with @err because
+ * of rank @culprit (-1: unknown), @why naming it; their pending and future
+ * bootstrap calls and wccl_bootstrap_check_abort() then fail with @err. */
+int wccl_bootstrap_abort(struct wccl_bootstrap *bs, int err, int culprit,
+			 const char *why);
 
 /* Last failure as text ("rank 3 (host 10.0.0.2:5111) left"), "" if none. */
 const char *wccl_bootstrap_error(const struct wccl_bootstrap *bs);

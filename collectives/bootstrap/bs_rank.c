@@ -234,14 +234,22 @@ int wccl_bootstrap_barrier(struct wccl_bootstrap *bs, int timeout_ms)
 	return wccl_bootstrap_allgather(bs, NULL, 0, NULL, timeout_ms);
 }
 
-int wccl_bootstrap_abort(struct wccl_bootstrap *bs, const char *why)
+int wccl_bootstrap_abort(struct wccl_bootstrap *bs, int err, int culprit,
+			 const char *why)
 {
-	if (!bs || !why)
+	if (!bs || !why || err >= 0)
 		return WCCL_EINVAL;
-	bs->failed = WCCL_EABORTED;
+	if (bs->failed)
+		return 0; /* the job is already over for everyone */
+	bs->failed = err;
+	bs->err_rank = culprit;
+	snprintf(bs->err, sizeof(bs->err), "%s", why);
+	uint32_t blamed = culprit >= 0 && culprit < bs->nranks
+				  ? (uint32_t)culprit + 1
+				  : (uint32_t)bs->rank + 1;
 	return bs_send(bs->fd, BS_ABORT, (uint32_t)bs->rank,
-		       (uint32_t)bs->nranks, bs->round, WCCL_EABORTED, why,
-		       strlen(why) + 1, wccl_deadline_ns(1000));
+		       (uint32_t)bs->nranks, blamed, err, why, strlen(why) + 1,
+		       wccl_deadline_ns(1000));
 }
 
 const char *wccl_bootstrap_error(const struct wccl_bootstrap *bs)

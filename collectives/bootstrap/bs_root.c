@@ -263,10 +263,14 @@ static void on_joined_frame(struct wccl_bootstrap_root *r, struct bs_conn *c)
 			on_gather(r, c);
 		break;
 	case BS_ABORT:
-		snprintf(why, sizeof(why), "rank %u aborted: %.*s", c->rank,
+		/* round = the rank blamed + 1 (0: the sender itself). */
+		snprintf(why, sizeof(why), "%.*s",
 			 (int)(c->hdr.len ? c->hdr.len - 1 : 0),
 			 (const char *)c->payload);
-		abort_all(r, WCCL_EABORTED, (int)c->rank, why);
+		abort_all(r,
+			  c->hdr.status < 0 ? c->hdr.status : WCCL_EABORTED,
+			  c->hdr.round ? (int)c->hdr.round - 1 : (int)c->rank,
+			  why);
 		break;
 	case BS_BYE:
 		c->said_bye = 1;

@@ -39,9 +39,13 @@ static int enqueue(struct wccl_comm *c, const struct coll_shape *shape,
 			r = &c->reqs[i];
 	if (!r)
 		return WCCL_EAGAIN;
-	struct coll_plan *p = coll_plan_get(c, shape, &rc);
-	if (!p)
-		return rc;
+	/* Point to point needs no schedule. */
+	struct coll_plan *p = NULL;
+	if (shape->kind != COLL_SEND && shape->kind != COLL_RECV) {
+		p = coll_plan_get(c, shape, &rc);
+		if (!p)
+			return rc;
+	}
 	memset(r, 0, sizeof(*r));
 	r->in_use = 1;
 	r->comm = c;
@@ -92,6 +96,43 @@ static void idle(uint64_t idle_since, uint64_t now)
 	nanosleep(&ts, NULL);
 }
 
+/*
+ * The wait ran out. A rank that knows who never started the call says so
+ * at once; the others give the root a moment to relay that verdict before
+ * reporting their own view, so every rank names the same culprit.
+ */
+static void timed_out(struct wccl_comm *c, struct wccl_request *r,
+		      int timeout_ms)
+{
+	char who[160];
+	int never;
+	struct wccl_request *head = c->head ? c->head : r;
+	int peer = coll_waiting_on(head, who, sizeof(who), &never);
+	if (!never) {
+		uint64_t grace = wccl_deadline_ns(timeout_ms / 4 < 1000
+							  ? timeout_ms / 4
+							  : 1000);
+		while (wccl_now_ns() < grace) {
+			int rc = wccl_bootstrap_check_abort(c->bs);
+			if (rc) {
+				comm_fail(c, rc, wccl_bootstrap_error_rank(c->bs),
+					  "%s", wccl_bootstrap_error(c->bs));
+				c->broken = 1;
+				comm_flush_requests(c, rc);
+				return;
+			}
+			struct timespec ts = { 0, 1000000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	comm_fail(c, WCCL_ETIMEDOUT, peer,
+		  "%s #%llu timed out after %d ms waiting for %s",
+		  coll_kind_name(head->shape.kind),
+		  (unsigned long long)head->seq, timeout_ms, who);
+	coll_request_fail(head, WCCL_ETIMEDOUT);
+	comm_flush_requests(c, WCCL_ETIMEDOUT);
+}
+
 int wccl_wait(struct wccl_request *r, int timeout_ms)
 {
 	if (!r || !r->in_use)
@@ -121,17 +162,7 @@ int wccl_wait(struct wccl_request *r, int timeout_ms)
 			next_abort_check = now + 10000000;
 		}
 		if (now >= deadline) {
-			char who[160];
-			int peer = coll_waiting_on(c->head ? c->head : r, who,
-						   sizeof(who));
-			int rc = comm_fail(c, WCCL_ETIMEDOUT, peer,
-					   "%s #%llu timed out after %d ms "
-					   "waiting for %s",
-					   coll_kind_name(r->shape.kind),
-					   (unsigned long long)r->seq,
-					   timeout_ms, who);
-			c->broken = 1;
-			comm_flush_requests(c, rc);
+			timed_out(c, r, timeout_ms);
 			break;
 		}
 		idle(idle_since, now);

@@ -55,12 +55,8 @@ int coll_prepare_buffers(struct wccl_request *r)
 		r->buf = p->work;
 		p->work[0] = 1;
 		break;
-	case COLL_SEND:
-		r->buf = (uint8_t *)(uintptr_t)in;
-		break;
-	case COLL_RECV:
-		r->buf = out;
-		break;
+	default:
+		return WCCL_EINVAL;
 	}
 	r->send_base = r->shape.kind == COLL_ALLTOALL ? (uint8_t *)(uintptr_t)in
 						      : r->buf;

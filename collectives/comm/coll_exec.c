@@ -58,14 +58,9 @@ static uint8_t *sig_in(struct wccl_comm *c, int peer)
 
 static void sig_encode(const struct wccl_request *r, uint8_t *out)
 {
-	/* Point to point: both sides describe it as "send from <sender>". */
-	uint32_t kind = r->shape.kind, root = (uint32_t)r->shape.root;
-	if (kind == COLL_SEND)
-		root = (uint32_t)r->comm->rank;
-	if (kind == COLL_RECV)
-		kind = COLL_SEND;
-	uint64_t f[6] = { SIG_MAGIC, r->seq, kind, r->shape.dtype,
-			  (uint64_t)r->shape.op << 32 | root, r->shape.count };
+	uint64_t f[6] = { SIG_MAGIC, r->seq, r->shape.kind, r->shape.dtype,
+			  (uint64_t)r->shape.op << 32 | (uint32_t)r->shape.root,
+			  r->shape.count };
 	memcpy(out, f, sizeof(f));
 }
 
@@ -84,11 +79,28 @@ static const char *host_of(struct wccl_comm *c, int rank)
 					     : "?";
 }
 
+/*
+ * A failed collective leaves the streams out of step, so the communicator
+ * is finished; tell every rank through the bootstrap root, so all of them
+ * fail now with the message naming the rank at fault, not at their own
+ * timeout with a guess.
+ */
 static void request_fail(struct wccl_request *r, int err)
 {
+	struct wccl_comm *c = r->comm;
 	if (!r->status)
 		r->status = err;
-	r->comm->broken = 1;
+	c->broken = 1;
+	if (!c->abort_sent && c->async_error) {
+		c->abort_sent = 1;
+		wccl_bootstrap_abort(c->bs, c->async_error, c->async_rank,
+				     c->async_msg);
+	}
+}
+
+void coll_request_fail(struct wccl_request *r, int err)
+{
+	request_fail(r, err);
 }
 
 /* Check a peer's signature against ours. */
@@ -115,6 +127,7 @@ static int post_sigs(struct wccl_request *r)
 	struct coll_plan *p = r->plan;
 	for (int i = 0; i < p->n_sig_recv; i++) {
 		int peer = p->sig_recv_peers[i];
+		c->sig_got[peer] = 0;
 		int rc = wccl_post_recv(c->peers[peer].ep, sig_in(c, peer),
 					COMM_SIG_LEN, NULL,
 					cookie(r, XF_SIG_RECV, (uint64_t)peer));
@@ -341,6 +354,68 @@ static void advance(struct wccl_request *r)
 	}
 }
 
+static int is_p2p(const struct wccl_request *r)
+{
+	return r->shape.kind == COLL_SEND || r->shape.kind == COLL_RECV;
+}
+
+/* Point to point: one transfer, posted whole when the request starts. */
+static void p2p_start(struct wccl_request *r)
+{
+	struct wccl_comm *c = r->comm;
+	size_t len = r->shape.count * wccl_dtype_size(r->shape.dtype);
+	struct wccl_endpoint *ep = c->peers[r->shape.root].ep;
+	int rc;
+	r->started = 1;
+	if (r->shape.kind == COLL_SEND)
+		rc = wccl_post_send(ep, r->sendbuf, len, NULL,
+				    cookie(r, XF_SEND, 0));
+	else
+		rc = wccl_post_recv(ep, r->recvbuf, len, NULL,
+				    cookie(r, XF_RECV, 0));
+	if (rc == WCCL_EAGAIN) {
+		r->started = 0; /* queue full: try again on the next pass */
+		return;
+	}
+	if (rc)
+		request_fail(r, comm_fail(c, rc, r->shape.root,
+					  "%s with rank %d: %s",
+					  coll_kind_name(r->shape.kind),
+					  r->shape.root, wccl_strerror(rc)));
+}
+
+static void p2p_complete(struct wccl_request *r,
+			 const struct wccl_completion *wc)
+{
+	struct wccl_comm *c = r->comm;
+	int peer = r->shape.root;
+	size_t want = r->shape.count * wccl_dtype_size(r->shape.dtype);
+	if (wc->status)
+		request_fail(r, comm_fail(c, wc->status, peer,
+					  "%s with rank %d (host %s): %s",
+					  coll_kind_name(r->shape.kind), peer,
+					  host_of(c, peer),
+					  wccl_endpoint_last_error(wc->ep)));
+	else if (r->shape.kind == COLL_RECV && wc->len != want)
+		request_fail(r, comm_fail(c, WCCL_EMISMATCH, peer,
+					  "recv from rank %d (host %s): %llu "
+					  "bytes arrived, %zu expected",
+					  peer, host_of(c, peer),
+					  (unsigned long long)wc->len, want));
+	r->done = 1;
+}
+
+/* Has @r posted everything it will post (so later requests may post)? */
+static int fully_posted(const struct wccl_request *r)
+{
+	if (!r->started)
+		return 0;
+	if (r->done || is_p2p(r))
+		return 1;
+	return r->next_recv == r->plan->nsteps &&
+	       r->next_send == r->plan->nsteps;
+}
+
 static int rank_of_ep(struct wccl_comm *c, struct wccl_endpoint *ep)
 {
 	for (int i = 0; i < c->nranks; i++)
@@ -367,12 +442,17 @@ static void on_completion(struct wccl_comm *c, const struct wccl_completion *wc)
 					  wccl_endpoint_last_error(wc->ep)));
 	}
 	struct coll_plan *p = r->plan;
+	if (!p) {
+		p2p_complete(r, wc);
+		return;
+	}
 	switch (kind) {
 	case XF_SIG_SEND:
 		r->sigs_pending--;
 		break;
 	case XF_SIG_RECV:
 		r->sigs_pending--;
+		c->sig_got[idx] = 1;
 		if (!wc->status)
 			sig_check(r, (int)idx);
 		break;
@@ -401,6 +481,12 @@ static void on_completion(struct wccl_comm *c, const struct wccl_completion *wc)
 	}
 }
 
+/*
+ * Collectives run one at a time, in call order: one starts when every
+ * earlier request has finished. Point-to-point requests start as soon as
+ * every earlier request has posted all its transfers, so per-endpoint order
+ * still follows call order while irecv + isend pairs run concurrently.
+ */
 int comm_progress(struct wccl_comm *c)
 {
 	struct wccl_completion wc[64];
@@ -412,26 +498,37 @@ int comm_progress(struct wccl_comm *c)
 		if (n > 0)
 			total += n;
 	}
-	while (c->head) {
-		struct wccl_request *r = c->head;
-		if (!r->started) {
+	int prior_posted = 1;
+	for (struct wccl_request *r = c->head; r; r = r->next) {
+		if (!r->started && !r->done) {
 			if (c->broken) {
 				r->status = c->async_error ? c->async_error
 							   : WCCL_EABORTED;
 				r->done = 1;
-			} else {
+			} else if (is_p2p(r) && prior_posted) {
+				p2p_start(r);
+			} else if (!is_p2p(r) && r == c->head) {
 				request_start(r);
 			}
 		}
-		if (!r->done)
+		if (r->started && !r->done && !is_p2p(r))
 			advance(r);
-		if (!r->done)
-			break;
-		c->head = r->next;
-		if (!c->head)
-			c->tail = NULL;
-		total++;
+		if (!fully_posted(r))
+			prior_posted = 0;
 	}
+	/* Unlink finished requests; their owners collect them with wait. */
+	struct wccl_request **link = &c->head, *last = NULL;
+	while (*link) {
+		struct wccl_request *r = *link;
+		if (r->done) {
+			*link = r->next;
+			total++;
+			continue;
+		}
+		last = r;
+		link = &r->next;
+	}
+	c->tail = last;
 	return total;
 }
 
@@ -445,13 +542,26 @@ void comm_flush_requests(struct wccl_comm *c, int err)
 	c->head = c->tail = NULL;
 }
 
-int coll_waiting_on(struct wccl_request *r, char *buf, size_t len)
+int coll_waiting_on(struct wccl_request *r, char *buf, size_t len,
+		    int *never_called)
 {
 	struct wccl_comm *c = r->comm;
 	struct coll_plan *p = r->plan;
 	int first = -1;
 	size_t o = 0;
 	buf[0] = '\0';
+	*never_called = 0;
+	/* A peer whose signature never came has not entered this call. */
+	for (int i = 0; r->started && i < p->n_sig_recv; i++) {
+		int peer = p->sig_recv_peers[i];
+		if (!c->sig_got[peer]) {
+			snprintf(buf, len,
+				 "rank %d (host %s), which never started it",
+				 peer, host_of(c, peer));
+			*never_called = 1;
+			return peer;
+		}
+	}
 	for (int i = r->next_finish; i < p->nsteps && o + 48 < len; i++) {
 		const struct wccl_step *s = &p->steps[i];
 		if (s->recv_peer < 0 || (p->state[i].flags & STEP_RECV_DONE))

@@ -10,7 +10,12 @@
 int coll_prepare_buffers(struct wccl_request *r);
 int coll_finish_buffers(struct wccl_request *r);
 
-/* Text naming who @r still waits for; returns that rank or -1. */
-int coll_waiting_on(struct wccl_request *r, char *buf, size_t len);
+/* Text naming who @r still waits for; returns that rank or -1, and
+ * *@never_called = 1 when that rank has not even started the call. */
+int coll_waiting_on(struct wccl_request *r, char *buf, size_t len,
+		    int *never_called);
+
+/* Fail @r (and the communicator), telling the other ranks. */
+void coll_request_fail(struct wccl_request *r, int err);
 
 #endif

@@ -114,28 +114,6 @@ static sched_fn pick_schedule(struct wccl_comm *c, struct coll_plan *p)
 	}
 }
 
-/* Point to point is one step, no schedule builder needed. */
-static int build_p2p(struct coll_plan *p)
-{
-	p->steps = calloc(1, sizeof(*p->steps));
-	if (!p->steps)
-		return WCCL_ENOMEM;
-	struct wccl_step *s = &p->steps[0];
-	s->send_peer = s->recv_peer = -1;
-	if (p->elems == 0)
-		return 0;
-	if (p->shape.kind == COLL_SEND) {
-		s->send_peer = p->shape.root;
-		s->send = (struct wccl_block){ 0, p->elems };
-	} else {
-		s->recv_peer = p->shape.root;
-		s->recv = (struct wccl_block){ 0, p->elems };
-		s->recv_action = WCCL_RECV_COPY;
-	}
-	p->nsteps = 1;
-	return 0;
-}
-
 static int add_peer(int *list, int *n, int peer)
 {
 	for (int i = 0; i < *n; i++)
@@ -155,9 +133,7 @@ static int build(struct wccl_comm *c, struct coll_plan *p)
 	if (sh->kind == COLL_BARRIER)
 		p->elems = 1;
 	int rc;
-	if (sh->kind == COLL_SEND || sh->kind == COLL_RECV) {
-		rc = build_p2p(p);
-	} else {
+	{
 		struct wccl_sched_args a = {
 			.nranks = c->nranks,
 			.rank = c->rank,

@@ -24,6 +24,7 @@
 #define COMM_PLAN_CACHE 16
 #define COMM_MAX_REGIONS 64
 #define COMM_MAX_HOSTS 4096
+#define COMM_MAX_ACCEPT_BATCH 4096 /* ranks below us, at most */
 
 /* What each rank tells the others at init (fixed size, all-gathered). */
 struct comm_peer_info {
@@ -153,6 +154,7 @@ struct wccl_comm {
 	struct wccl_cost_topology topo;
 	char region_names[COMM_MAX_REGIONS][COMM_REGION_LEN];
 	void *hello; /* connection set-up messages */
+	struct wccl_endpoint **accepted; /* accepted, not yet named */
 
 	uint64_t seq; /* collectives issued, for signatures */
 	struct wccl_request reqs[COMM_MAX_REQUESTS];
@@ -162,12 +164,14 @@ struct wccl_comm {
 
 	/* Signatures: one outgoing and one incoming slot per peer. */
 	uint8_t *sig;
+	uint8_t *sig_got; /* per peer: its signature arrived this call */
 
 	int async_error;
 	int async_rank;
 	char async_msg[256];
 	int aborted;
 	int broken; /* after a failed collective the streams are out of step */
+	int abort_sent;
 };
 
 #endif

@@ -56,6 +56,12 @@ int comm_open_contexts(struct wccl_comm *c, const char *bind_ip)
 
 void comm_close_contexts(struct wccl_comm *c)
 {
+	/* Endpoints accepted but never named (a failed set-up). */
+	for (int i = 0; c->accepted && i < c->nranks; i++)
+		if (c->accepted[i]) {
+			wccl_endpoint_close(c->accepted[i]);
+			c->accepted[i] = NULL;
+		}
 	for (int r = 0; c->peers && r < c->nranks; r++)
 		if (c->peers[r].ep) {
 			wccl_endpoint_close(c->peers[r].ep);
@@ -174,12 +180,11 @@ int comm_connect_mesh(struct wccl_comm *c)
 	/* Kept in the communicator: in-flight messages may outlive a failed
 	 * set-up until the endpoints are closed. */
 	c->hello = calloc(2 * (size_t)c->nranks, sizeof(struct hello));
-	struct wccl_endpoint **unnamed =
-		calloc((size_t)c->nranks, sizeof(*unnamed));
-	if (!c->hello || !unnamed) {
-		free(unnamed);
+	c->accepted = calloc((size_t)c->nranks, sizeof(*c->accepted));
+	if (!c->hello || !c->accepted)
 		return WCCL_ENOMEM;
-	}
+	struct wccl_endpoint **unnamed = c->accepted;
+	uint8_t posted[COMM_MAX_ACCEPT_BATCH] = { 0 };
 	struct hello *hello_out = c->hello;
 	struct hello *hello_in = hello_out + c->nranks;
 	int expect_accepts[COMM_MAX_PROVIDERS] = { 0 };
@@ -232,6 +237,28 @@ int comm_connect_mesh(struct wccl_comm *c)
 	/* Accept the lower ranks; each names itself in its first message. */
 	int n_unnamed = 0, named = 0;
 	while (named < c->rank || pending) {
+		/* Name each accepted endpoint once its handshake is done. */
+		for (int k = 0; k < n_unnamed; k++) {
+			if (posted[k] || !unnamed[k])
+				continue;
+			int st = wccl_endpoint_established(unnamed[k]);
+			if (st == WCCL_EAGAIN)
+				continue;
+			if (!st)
+				st = wccl_post_recv(unnamed[k], &hello_in[k],
+						    sizeof(hello_in[0]), NULL,
+						    (uint64_t)(1u << 30) +
+							    (uint64_t)k);
+			if (st) {
+				rc = comm_fail(c, st, -1,
+					       "accepting %s: %s",
+					       wccl_endpoint_peer(unnamed[k]),
+					       wccl_endpoint_last_error(
+						       unnamed[k]));
+				goto out;
+			}
+			posted[k] = 1;
+		}
 		if (wccl_now_ns() > deadline) {
 			for (int r = 0; r < c->rank; r++)
 				if (!c->peers[r].ep) {
@@ -252,14 +279,7 @@ int comm_connect_mesh(struct wccl_comm *c)
 			       wccl_accept(c->ctx[i].listener, c->ctx[i].cq,
 					   &ep) == 0) {
 				expect_accepts[i]--;
-				unnamed[n_unnamed] = ep;
-				rc = wccl_post_recv(ep, &hello_in[n_unnamed],
-						    sizeof(hello_in[0]), NULL,
-						    (uint64_t)(1u << 30) +
-							    (uint64_t)n_unnamed);
-				if (rc)
-					goto out;
-				n_unnamed++;
+				unnamed[n_unnamed++] = ep;
 			}
 			struct wccl_completion wc[16];
 			int n = wccl_cq_poll(c->ctx[i].cq, wc, 16);
@@ -289,6 +309,7 @@ int comm_connect_mesh(struct wccl_comm *c)
 					goto out;
 				}
 				c->peers[h->rank].ep = unnamed[slot];
+				unnamed[slot] = NULL; /* owned by peers[] now */
 				named++;
 			}
 		}
@@ -296,6 +317,5 @@ int comm_connect_mesh(struct wccl_comm *c)
 			usleep(50);
 	}
 out:
-	free(unnamed);
 	return rc;
 }

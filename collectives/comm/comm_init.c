@@ -43,7 +43,9 @@ static void comm_free(struct wccl_comm *c)
 	free(c->region_of);
 	free(c->host_of);
 	free(c->sig);
+	free(c->sig_got);
 	free(c->hello);
+	free(c->accepted);
 	free(c);
 }
 
@@ -52,6 +54,11 @@ static int comm_init(struct wccl_comm **out, int nranks, int rank,
 {
 	if (!out || nranks <= 0 || rank < 0 || rank >= nranks)
 		return WCCL_EINVAL;
+	if (nranks > COMM_MAX_ACCEPT_BATCH) {
+		WCCL_WARN(WCCL_SUB_COLL, "%d ranks: at most %d are supported",
+			  nranks, COMM_MAX_ACCEPT_BATCH);
+		return WCCL_ERANGE;
+	}
 	struct wccl_comm *c = calloc(1, sizeof(*c));
 	if (!c)
 		return WCCL_ENOMEM;
@@ -67,7 +74,9 @@ static int comm_init(struct wccl_comm **out, int nranks, int rank,
 	c->region_of = calloc((size_t)nranks, sizeof(int));
 	c->host_of = calloc((size_t)nranks, sizeof(int));
 	c->sig = calloc(2 * (size_t)nranks, COMM_SIG_LEN);
-	if (!c->peers || !c->region_of || !c->host_of || !c->sig) {
+	c->sig_got = calloc((size_t)nranks, 1);
+	if (!c->peers || !c->region_of || !c->host_of || !c->sig ||
+	    !c->sig_got) {
 		comm_free(c);
 		return WCCL_ENOMEM;
 	}
@@ -88,6 +97,9 @@ static int comm_init(struct wccl_comm **out, int nranks, int rank,
 	/* Everyone connected before anyone starts a collective. */
 	if (!rc)
 		rc = wccl_bootstrap_barrier(c->bs, c->timeout_ms);
+	if (rc && !c->async_msg[0])
+		comm_fail(c, rc, -1, "rank %d: set-up failed: %s", rank,
+			  wccl_strerror(rc));
 	if (rc) {
 		if (c->bs && wccl_bootstrap_error(c->bs)[0])
 			comm_fail(c, rc, wccl_bootstrap_error_rank(c->bs), "%s",
@@ -96,7 +108,8 @@ static int comm_init(struct wccl_comm **out, int nranks, int rank,
 			  rank, nranks, c->async_msg[0] ? c->async_msg
 						       : wccl_strerror(rc));
 		if (c->bs && rc != WCCL_EAUTH)
-			wccl_bootstrap_abort(c->bs, c->async_msg);
+			wccl_bootstrap_abort(c->bs, rc, c->async_rank,
+					     c->async_msg);
 		comm_free(c);
 		return rc;
 	}
@@ -234,7 +247,7 @@ int wccl_comm_abort(struct wccl_comm *c)
 	c->aborted = 1;
 	comm_fail(c, WCCL_EABORTED, c->rank, "rank %d aborted the communicator",
 		  c->rank);
-	wccl_bootstrap_abort(c->bs, c->async_msg);
+	wccl_bootstrap_abort(c->bs, WCCL_EABORTED, c->rank, c->async_msg);
 	comm_free(c);
 	return 0;
 }
