@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (README Quick start):
-#   gcc -Werror build + unit and integration suites,
-#   clang -Werror build + unit suite,
-#   ASan+UBSan build + unit and integration suites,
-#   the soft-RoCE VM suite when tests/vm is present and usable.
+#   gcc -Werror build: unit, integration and collectives suites,
+#   clang -Werror build: unit suite,
+#   ASan+UBSan build: unit, integration and collectives suites.
 # Ends with one line "N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -47,9 +46,9 @@ for flavour in gcc clang asan; do
 		continue
 	fi
 	case $flavour in
-	gcc) run_suites "$dir" unit integration ;;
+	gcc) run_suites "$dir" unit integration collectives ;;
 	clang) run_suites "$dir" unit ;;
-	asan) run_suites "$dir" unit integration ;;
+	asan) run_suites "$dir" unit integration collectives ;;
 	esac
 done
 
