@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* wccl-perf bw|lat|demo: pick the mode, parse, run. Exit 0 ok, 1 failed,
+/* wccl-perf bw|lat|demo|<collective>: pick the mode, parse, run. Exit 0 ok, 1 failed,
  * 2 bad usage. */
 #include <signal.h>
 #include <stdio.h>
@@ -36,11 +36,19 @@ int main(int argc, char **argv)
 		return run_test(PERF_LAT, argc - 1, argv + 1);
 	if (!strcmp(mode, "demo"))
 		return perf_demo_main(argc - 1, argv + 1);
+	static const char *const colls[] = { "allreduce", "allgather",
+					     "reduce_scatter", "broadcast",
+					     "reduce", "alltoall" };
+	for (size_t i = 0; i < sizeof(colls) / sizeof(colls[0]); i++)
+		if (!strcmp(mode, colls[i]))
+			return perf_coll_main(argc - 1, argv + 1);
 	if (!strcmp(mode, "-h") || !strcmp(mode, "--help")) {
 		perf_usage();
 		return 0;
 	}
-	fprintf(stderr, "wccl-perf: unknown mode '%s' (bw, lat or demo)\n",
+	fprintf(stderr,
+		"wccl-perf: unknown mode '%s' (bw, lat, demo, allreduce, "
+		"allgather, reduce_scatter, broadcast, reduce, alltoall)\n",
 		mode);
 	return 2;
 }

@@ -19,6 +19,8 @@ void perf_usage(void)
 	static const char text[] =
 	"usage: wccl-perf bw|lat [options] [HOST]   (no HOST: server)\n"
 	"       wccl-perf demo                      (local bw + lat on every provider)\n"
+	"       wccl-perf allreduce|allgather|reduce_scatter|broadcast|reduce|alltoall\n"
+	"                 [-b -e -f -n -w -c -d -o -r --json]  (one process per rank, see -h)\n"
 	"\n"
 	"  HOST: host, host:port or a full provider address (uring:..., shm:...)\n"
 	"  --local            run server and client on this host (forks the server)\n"

@@ -40,6 +40,9 @@
 enum perf_test { PERF_BW = 1, PERF_LAT };
 enum perf_op { PERF_OP_WRITE = 1, PERF_OP_SEND };
 
+/* coll.c: the nccl-tests-shaped collectives benchmark (argv[0] names it). */
+int perf_coll_main(int argc, char **argv);
+
 struct perf_bw_result;
 struct perf_lat_result;
 
@@ -123,6 +126,7 @@ struct perf_session {
 	/* data buffer: slots * max_size bytes, registered once */
 	uint8_t *buf;
 	size_t buf_len;
+	bool buf_shm; /* buf is from wccl_mem_alloc (shm maps it directly) */
 	unsigned slots;
 	struct wccl_mr *mr;
 	struct wccl_rkey peer_rk; /* where our writes go */

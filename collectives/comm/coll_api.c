@@ -115,10 +115,7 @@ static void timed_out(struct wccl_comm *c, struct wccl_request *r,
 		while (wccl_now_ns() < grace) {
 			int rc = wccl_bootstrap_check_abort(c->bs);
 			if (rc) {
-				comm_fail(c, rc, wccl_bootstrap_error_rank(c->bs),
-					  "%s", wccl_bootstrap_error(c->bs));
-				c->broken = 1;
-				comm_flush_requests(c, rc);
+				comm_take_relayed_error(c, rc);
 				return;
 			}
 			struct timespec ts = { 0, 1000000 };
@@ -129,6 +126,8 @@ static void timed_out(struct wccl_comm *c, struct wccl_request *r,
 		  "%s #%llu timed out after %d ms waiting for %s",
 		  coll_kind_name(head->shape.kind),
 		  (unsigned long long)head->seq, timeout_ms, who);
+	if (never)
+		c->failure_is_sure = 1;
 	coll_request_fail(head, WCCL_ETIMEDOUT);
 	comm_flush_requests(c, WCCL_ETIMEDOUT);
 }
@@ -153,10 +152,7 @@ int wccl_wait(struct wccl_request *r, int timeout_ms)
 			/* A rank that died or aborted, announced by the root. */
 			int rc = wccl_bootstrap_check_abort(c->bs);
 			if (rc) {
-				comm_fail(c, rc, wccl_bootstrap_error_rank(c->bs),
-					  "%s", wccl_bootstrap_error(c->bs));
-				c->broken = 1;
-				comm_flush_requests(c, rc);
+				comm_take_relayed_error(c, rc);
 				break;
 			}
 			next_abort_check = now + 10000000;
@@ -166,6 +162,13 @@ int wccl_wait(struct wccl_request *r, int timeout_ms)
 			break;
 		}
 		idle(idle_since, now);
+	}
+	if (r->status) {
+		/* Report the communicator's diagnosis (perhaps another rank's,
+		 * relayed by the root), not just the symptom seen here. */
+		comm_announce_failure(c);
+		if (c->async_error)
+			r->status = c->async_error;
 	}
 	return request_result(r);
 }

@@ -81,21 +81,23 @@ static const char *host_of(struct wccl_comm *c, int rank)
 
 /*
  * A failed collective leaves the streams out of step, so the communicator
- * is finished; tell every rank through the bootstrap root, so all of them
- * fail now with the message naming the rank at fault, not at their own
- * timeout with a guess.
+ * is finished. The other ranks are told through the bootstrap root (see
+ * comm_announce_failure) so they fail now, naming the rank at fault.
  */
 static void request_fail(struct wccl_request *r, int err)
 {
-	struct wccl_comm *c = r->comm;
 	if (!r->status)
 		r->status = err;
-	c->broken = 1;
-	if (!c->abort_sent && c->async_error) {
-		c->abort_sent = 1;
-		wccl_bootstrap_abort(c->bs, c->async_error, c->async_rank,
-				     c->async_msg);
-	}
+	r->comm->broken = 1;
+}
+
+/* A failure this rank has seen for certain (a signature that differs):
+ * announce it at once. */
+static void request_fail_sure(struct wccl_request *r, int err)
+{
+	request_fail(r, err);
+	r->comm->failure_is_sure = 1;
+	comm_announce_failure(r->comm);
 }
 
 void coll_request_fail(struct wccl_request *r, int err)
@@ -115,7 +117,7 @@ static void sig_check(struct wccl_request *r, int peer)
 	char a[128], b[128];
 	describe(mine, a, sizeof(a));
 	describe(theirs, b, sizeof(b));
-	request_fail(r, comm_fail(c, WCCL_EMISMATCH, peer,
+	request_fail_sure(r, comm_fail(c, WCCL_EMISMATCH, peer,
 				  "rank %d called %s but rank %d (host %s) "
 				  "called %s",
 				  c->rank, a, peer, host_of(c, peer), b));

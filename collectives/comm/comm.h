@@ -172,6 +172,7 @@ struct wccl_comm {
 	int aborted;
 	int broken; /* after a failed collective the streams are out of step */
 	int abort_sent;
+	int failure_is_sure;
 };
 
 #endif

@@ -86,21 +86,25 @@ struct wccl_bootstrap_root *comm_id_adopt_root(const char *addr)
 	return root;
 }
 
-int wccl_get_unique_id(struct wccl_unique_id *id)
+int comm_id_make(const char *bind, struct wccl_unique_id *id)
 {
-	if (!id)
-		return WCCL_EINVAL;
 	struct comm_id cid;
 	int rc = wccl_random_bytes(cid.secret, sizeof(cid.secret));
 	if (rc)
 		return rc;
-	const char *bind = wccl_param_str(WCCL_PARAM_ROOT_ADDR);
 	struct wccl_bootstrap_root *root;
-	rc = wccl_bootstrap_root_start(*bind ? bind : NULL, cid.secret, &root,
-				       cid.root_addr);
+	rc = wccl_bootstrap_root_start(bind, cid.secret, &root, cid.root_addr);
 	if (rc)
 		return rc;
 	comm_id_keep_root(root, cid.root_addr);
 	comm_id_pack(&cid, id);
 	return 0;
+}
+
+int wccl_get_unique_id(struct wccl_unique_id *id)
+{
+	if (!id)
+		return WCCL_EINVAL;
+	const char *bind = wccl_param_str(WCCL_PARAM_ROOT_ADDR);
+	return comm_id_make(*bind ? bind : NULL, id);
 }

@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "comm_id.h"
 #include "comm_internal.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/params.h"
 #include "core/sha256.h"
@@ -28,6 +30,47 @@ int comm_fail(struct wccl_comm *c, int err, int rank, const char *fmt, ...)
 		snprintf(c->async_msg, sizeof(c->async_msg), "%s", msg);
 	}
 	return err;
+}
+
+/* Take the root's relayed verdict as this communicator's error. */
+static int adopt_bootstrap_error(struct wccl_comm *c, int rc)
+{
+	c->async_error = rc;
+	c->async_rank = wccl_bootstrap_error_rank(c->bs);
+	snprintf(c->async_msg, sizeof(c->async_msg), "%s",
+		 wccl_bootstrap_error(c->bs));
+	c->abort_sent = 1;
+	return rc;
+}
+
+void comm_take_relayed_error(struct wccl_comm *c, int rc)
+{
+	adopt_bootstrap_error(c, rc);
+	c->broken = 1;
+	comm_flush_requests(c, rc);
+}
+
+#define SYMPTOM_GRACE_MS 300
+
+void comm_announce_failure(struct wccl_comm *c)
+{
+	if (c->abort_sent || !c->async_error || !c->bs)
+		return;
+	if (!c->failure_is_sure) {
+		uint64_t until = wccl_deadline_ns(SYMPTOM_GRACE_MS);
+		while (wccl_now_ns() < until) {
+			int rc = wccl_bootstrap_check_abort(c->bs);
+			if (rc) {
+				adopt_bootstrap_error(c, rc);
+				return;
+			}
+			struct timespec ts = { 0, 1000000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	c->abort_sent = 1;
+	wccl_bootstrap_abort(c->bs, c->async_error, c->async_rank,
+			     c->async_msg);
 }
 
 static void comm_free(struct wccl_comm *c)
@@ -260,8 +303,7 @@ int wccl_comm_get_async_error(struct wccl_comm *c, int *error, int *rank,
 	if (!c->async_error && c->bs) {
 		int rc = wccl_bootstrap_check_abort(c->bs);
 		if (rc)
-			comm_fail(c, rc, wccl_bootstrap_error_rank(c->bs), "%s",
-				  wccl_bootstrap_error(c->bs));
+			adopt_bootstrap_error(c, rc);
 	}
 	*error = c->async_error;
 	if (rank)

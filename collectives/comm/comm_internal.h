@@ -9,6 +9,19 @@
 int comm_fail(struct wccl_comm *c, int err, int rank, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/*
+ * Tell the other ranks that this communicator failed. A failure seen for
+ * certain (comm->failure_is_sure) goes out at once; a symptom (a truncated
+ * message, a lost peer) first waits briefly for the root to relay another
+ * rank's diagnosis, which then becomes ours, so every rank reports the
+ * same cause. Idempotent.
+ */
+void comm_announce_failure(struct wccl_comm *c);
+
+/* The root relayed a failure (code @rc): make it this communicator's
+ * error, mark it broken and fail every queued request. */
+void comm_take_relayed_error(struct wccl_comm *c, int rc);
+
 /* comm_connect.c */
 int comm_open_contexts(struct wccl_comm *c, const char *bind_ip);
 int comm_exchange_info(struct wccl_comm *c, const char *region);

@@ -95,6 +95,19 @@ int wccl_comm_get_async_error(struct wccl_comm *comm, int *error, int *rank,
 int wccl_comm_rank(const struct wccl_comm *comm);
 int wccl_comm_size(const struct wccl_comm *comm);
 
+/* Text: this rank's host and region and, per peer, the provider chosen
+ * ("rank 0 host a region east: 1 shm, 2 uring, 3 uring"). */
+int wccl_comm_describe(struct wccl_comm *comm, char *buf, size_t len);
+
+/*
+ * Which algorithm an allreduce of @count elements of @dtype would use on
+ * @comm, and why (the cost model's figures, or WCCL_ALGO). Local; builds
+ * and caches the plan. Returns 0 or a negative code.
+ */
+int wccl_comm_explain_allreduce(struct wccl_comm *comm, size_t count,
+				int dtype, char *algo, size_t algo_len,
+				char *why, size_t why_len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -260,6 +260,27 @@ int wccl_post_write(struct wccl_endpoint *ep, const void *buf, size_t len,
 		    uint64_t offset, uint32_t imm, uint32_t flags,
 		    uint64_t cookie);
 
+/* ---- shareable memory ------------------------------------------------ */
+
+/*
+ * Memory any provider can register; the shm provider maps such regions
+ * into same-host peers, so a one-sided write into it is a single memcpy by
+ * the initiator (no syscall), and a large send from it is a single memcpy
+ * by the receiver. Other memory works everywhere too, at the providers'
+ * usual cost.
+ *
+ * wccl_mem_alloc gives @len bytes (rounded up to whole pages, zeroed,
+ * page-aligned) in *@ptr. Returns 0, -WCCL_EINVAL (@len 0 or @ptr NULL),
+ * -WCCL_ENOMEM or another negative code from the kernel. Thread-safe;
+ * does not block. Allocations survive fork() shared with the child.
+ *
+ * wccl_mem_free releases memory from wccl_mem_alloc (NULL: nothing).
+ * Deregister every mr in it first. Returns 0 or -WCCL_EINVAL (@ptr is not
+ * the start of a live allocation).
+ */
+int wccl_mem_alloc(size_t len, void **ptr);
+int wccl_mem_free(void *ptr);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,8 @@
 #define WCCL_WCCL_H
 
 /* Umbrella header: everything public in wccl. */
+#include <wccl/coll.h>
+#include <wccl/comm.h>
 #include <wccl/errors.h>
 #include <wccl/params.h>
 #include <wccl/transport.h>

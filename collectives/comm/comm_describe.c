@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/* What a communicator chose, as text for tools and logs. */
+#include <stdio.h>
+#include <string.h>
+
+#include "coll_plan.h"
+#include "comm_internal.h"
+
+int wccl_comm_describe(struct wccl_comm *c, char *buf, size_t len)
+{
+	if (!c || !buf || !len)
+		return WCCL_EINVAL;
+	const struct comm_peer *me = &c->peers[c->rank];
+	size_t o = (size_t)snprintf(buf, len, "rank %d host %s region '%s':",
+				    c->rank, me->info.hostname,
+				    me->info.region);
+	for (int r = 0; r < c->nranks && o < len; r++) {
+		if (r == c->rank)
+			continue;
+		const struct comm_peer *p = &c->peers[r];
+		const char *prov =
+			p->ep ? wccl_context_provider(c->ctx[p->ctx_index].ctx)
+			      : "-";
+		o += (size_t)snprintf(buf + o, len - o, " %d:%s", r, prov);
+	}
+	return 0;
+}
+
+int wccl_comm_explain_allreduce(struct wccl_comm *c, size_t count, int dtype,
+				char *algo, size_t algo_len, char *why,
+				size_t why_len)
+{
+	if (!c || !algo || !why || dtype < 0 || dtype >= WCCL_DTYPE_COUNT)
+		return WCCL_EINVAL;
+	struct coll_shape s = { .kind = COLL_ALLREDUCE,
+				.dtype = (uint32_t)dtype,
+				.op = WCCL_SUM,
+				.count = count };
+	int rc = 0;
+	struct coll_plan *p = coll_plan_get(c, &s, &rc);
+	if (!p)
+		return rc;
+	snprintf(algo, algo_len, "%s", wccl_algo_name(p->algo));
+	snprintf(why, why_len, "%s", p->why);
+	return 0;
+}

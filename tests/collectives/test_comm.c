@@ -1,0 +1,403 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Communicator behaviour beyond correct results, with real processes:
+ * dead and absent ranks are named within the timeout, mismatched calls
+ * fail everywhere, split, abort, non-blocking requests, bad arguments.
+ * Each case forks its ranks (env-mode init, rank 0 runs the root).
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <wccl/wccl.h>
+
+#include "core/clock.h"
+#include "core/params.h"
+#include "core/sock.h"
+
+#define TIMEOUT_MS 3000
+
+typedef int (*rank_fn)(struct wccl_comm *c, int rank, int n);
+
+static int say(int rank, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int say(int rank, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "  rank %d: ", rank);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	return 1;
+}
+
+static int free_port(void)
+{
+	int fd = wccl_sock_listen("127.0.0.1:0", 1);
+	char addr[64];
+	wccl_sock_local_addr(fd, addr, sizeof(addr));
+	close(fd);
+	return atoi(strrchr(addr, ':') + 1);
+}
+
+/* Fork @n ranks running @fn; returns the worst exit status (0 = all ok). */
+static int run_ranks(int n, rank_fn fn)
+{
+	char root[64];
+	snprintf(root, sizeof(root), "127.0.0.1:%d", free_port());
+	pid_t pids[16];
+	for (int r = 0; r < n; r++) {
+		pids[r] = fork();
+		if (pids[r] == 0) {
+			char b[16];
+			snprintf(b, sizeof(b), "%d", r);
+			setenv("RANK", b, 1);
+			snprintf(b, sizeof(b), "%d", n);
+			setenv("WORLD_SIZE", b, 1);
+			setenv("WCCL_ROOT_ADDR", root, 1);
+			setenv("WCCL_AUTH_KEY", "test-comm", 1);
+			snprintf(b, sizeof(b), "%d", TIMEOUT_MS);
+			setenv("WCCL_TIMEOUT_MS", b, 1);
+			setenv("WCCL_DEBUG", "NONE", 1);
+			wccl_param_reload();
+			struct wccl_comm *c;
+			int rc = wccl_comm_init_env(&c);
+			if (rc)
+				_exit(say(r, "init: %s", wccl_err_name(rc)) +
+				      10);
+			_exit(fn(c, r, n));
+		}
+	}
+	int worst = 0;
+	uint64_t deadline = wccl_deadline_ns(6 * TIMEOUT_MS + 20000);
+	for (int r = 0; r < n; r++) {
+		int st;
+		while (waitpid(pids[r], &st, WNOHANG) == 0) {
+			if (wccl_now_ns() > deadline) {
+				fprintf(stderr, "  rank %d hung: killed\n", r);
+				kill(pids[r], SIGKILL);
+			}
+			usleep(2000);
+		}
+		int code = WIFEXITED(st) ? WEXITSTATUS(st) : 100 + WTERMSIG(st);
+		if (code > worst)
+			worst = code;
+	}
+	return worst;
+}
+
+/* The async error names @culprit (as rank and in the text). */
+static int blames(struct wccl_comm *c, int rank, int culprit, int want_err)
+{
+	int err, who;
+	char msg[256], needle[32];
+	wccl_comm_get_async_error(c, &err, &who, msg, sizeof(msg));
+	snprintf(needle, sizeof(needle), "rank %d", culprit);
+	if (want_err && err != want_err)
+		return say(rank, "async error %s, want %s (%s)",
+			   wccl_err_name(err), wccl_err_name(want_err), msg);
+	if (who != culprit || !strstr(msg, needle))
+		return say(rank, "blames rank %d: '%s', want rank %d", who,
+			   msg, culprit);
+	return 0;
+}
+
+/* ---- cases ------------------------------------------------------------ */
+
+static int dead_rank_body(struct wccl_comm *c, int rank, int n)
+{
+	(void)n;
+	float x[1024] = { 0 };
+	if (wccl_allreduce(x, x, 1024, WCCL_FP32, WCCL_SUM, c))
+		return say(rank, "first allreduce failed");
+	if (rank == 2)
+		raise(SIGKILL); /* dies between collectives */
+	uint64_t t0 = wccl_now_ns();
+	int rc = wccl_allreduce(x, x, 1024, WCCL_FP32, WCCL_SUM, c);
+	uint64_t ms = (wccl_now_ns() - t0) / 1000000;
+	if (rc == 0)
+		return say(rank, "allreduce succeeded without rank 2");
+	if (ms > TIMEOUT_MS + 2000)
+		return say(rank, "took %llu ms", (unsigned long long)ms);
+	int bad = blames(c, rank, 2, 0);
+	wccl_comm_abort(c);
+	return bad;
+}
+
+static void dead_rank_is_named(void **state)
+{
+	(void)state;
+	assert_int_equal(run_ranks(4, dead_rank_body), 100 + SIGKILL);
+}
+
+static int absent_rank_body(struct wccl_comm *c, int rank, int n)
+{
+	(void)n;
+	float x[64] = { 0 };
+	if (rank == 1) {
+		/* Alive but never calls: sleeps past everyone's timeout. */
+		usleep((TIMEOUT_MS + 3000) * 1000);
+		wccl_comm_abort(c);
+		return 0;
+	}
+	uint64_t t0 = wccl_now_ns();
+	int rc = wccl_allreduce(x, x, 64, WCCL_FP32, WCCL_SUM, c);
+	uint64_t ms = (wccl_now_ns() - t0) / 1000000;
+	if (rc == 0)
+		return say(rank, "allreduce succeeded without rank 1");
+	if (ms > TIMEOUT_MS + 2500)
+		return say(rank, "took %llu ms", (unsigned long long)ms);
+	int bad = blames(c, rank, 1, 0);
+	wccl_comm_abort(c);
+	return bad;
+}
+
+static void absent_rank_is_named(void **state)
+{
+	(void)state;
+	assert_int_equal(run_ranks(3, absent_rank_body), 0);
+}
+
+static int mismatch_body(struct wccl_comm *c, int rank, int n)
+{
+	(void)n;
+	float x[256] = { 0 };
+	size_t count = rank == 1 ? 100 : 200;
+	int rc = wccl_allreduce(x, x, count, WCCL_FP32, WCCL_SUM, c);
+	if (rc != WCCL_EMISMATCH)
+		return say(rank, "got %s, want WCCL_EMISMATCH",
+			   wccl_err_name(rc));
+	int err, who;
+	char msg[256];
+	wccl_comm_get_async_error(c, &err, &who, msg, sizeof(msg));
+	if (!strstr(msg, "count=100") || !strstr(msg, "count=200"))
+		return say(rank, "message does not show both calls: %s", msg);
+	/* The communicator is finished: later calls fail at once. */
+	if (wccl_barrier(c) == 0)
+		return say(rank, "barrier after a mismatch succeeded");
+	wccl_comm_abort(c);
+	return 0;
+}
+
+static void mismatched_counts_fail_everywhere(void **state)
+{
+	(void)state;
+	assert_int_equal(run_ranks(3, mismatch_body), 0);
+}
+
+static int dtype_mismatch_body(struct wccl_comm *c, int rank, int n)
+{
+	(void)n;
+	int32_t x[64] = { 0 };
+	int rc = wccl_allreduce(x, x, 64, rank ? WCCL_INT32 : WCCL_FP32,
+				WCCL_SUM, c);
+	wccl_comm_abort(c);
+	return rc == WCCL_EMISMATCH ? 0
+				    : say(rank, "got %s", wccl_err_name(rc));
+}
+
+static void mismatched_dtypes_fail(void **state)
+{
+	(void)state;
+	assert_int_equal(run_ranks(2, dtype_mismatch_body), 0);
+}
+
+static int split_body(struct wccl_comm *c, int rank, int n)
+{
+	struct wccl_comm *sub = NULL;
+	int color = rank == n - 1 ? -1 : rank % 2;
+	int rc = wccl_comm_split(c, color, -rank, &sub);
+	if (rc)
+		return say(rank, "split: %s", wccl_err_name(rc));
+	if (color < 0)
+		return sub ? say(rank, "negative color got a comm") : 0;
+	/* Keys are -rank: the highest old rank becomes new rank 0. */
+	int expect_size = 0, expect_rank = 0;
+	for (int r = 0; r < n - 1; r++)
+		if (r % 2 == color) {
+			expect_size++;
+			expect_rank += r > rank;
+		}
+	if (wccl_comm_size(sub) != expect_size ||
+	    wccl_comm_rank(sub) != expect_rank)
+		return say(rank, "sub rank %d/%d, want %d/%d",
+			   wccl_comm_rank(sub), wccl_comm_size(sub),
+			   expect_rank, expect_size);
+	int32_t v = rank, sum = 0, want = 0;
+	for (int r = 0; r < n - 1; r++)
+		want += r % 2 == color ? r : 0;
+	rc = wccl_allreduce(&v, &sum, 1, WCCL_INT32, WCCL_SUM, sub);
+	if (rc || sum != want)
+		return say(rank, "sub allreduce %s sum %d want %d",
+			   wccl_err_name(rc), sum, want);
+	if (wccl_comm_destroy(sub))
+		return say(rank, "sub destroy failed");
+	/* The parent still works. */
+	int32_t all = 0;
+	v = 1;
+	rc = wccl_allreduce(&v, &all, 1, WCCL_INT32, WCCL_SUM, c);
+	if (rc || all != n - 1)
+		return say(rank, "parent allreduce after split failed");
+	return wccl_comm_destroy(c) ? say(rank, "destroy failed") : 0;
+}
+
+static int split_outer(struct wccl_comm *c, int rank, int n)
+{
+	/* The rank with a negative color must still take part in the parent
+	 * allreduce below. */
+	if (rank == n - 1) {
+		struct wccl_comm *sub;
+		if (wccl_comm_split(c, -1, 0, &sub) || sub)
+			return say(rank, "negative-color split");
+		int32_t v = 0, all = 0;
+		int rc = wccl_allreduce(&v, &all, 1, WCCL_INT32, WCCL_SUM, c);
+		if (rc || all != n - 1)
+			return say(rank, "parent allreduce: %s",
+				   wccl_err_name(rc));
+		return wccl_comm_destroy(c) ? say(rank, "destroy") : 0;
+	}
+	return split_body(c, rank, n);
+}
+
+static void split_makes_working_subcomms(void **state)
+{
+	(void)state;
+	assert_int_equal(run_ranks(5, split_outer), 0);
+}
+
+static int abort_body(struct wccl_comm *c, int rank, int n)
+{
+	(void)n;
+	float x[16] = { 0 };
+	if (rank == 0) {
+		wccl_comm_abort(c);
+		return 0;
+	}
+	int rc = wccl_allreduce(x, x, 16, WCCL_FP32, WCCL_SUM, c);
+	if (rc == 0)
+		return say(rank, "allreduce succeeded after rank 0 aborted");
+	int bad = blames(c, rank, 0, 0);
+	wccl_comm_abort(c);
+	return bad;
+}
+
+static void abort_reaches_everyone(void **state)
+{
+	(void)state;
+	assert_int_equal(run_ranks(3, abort_body), 0);
+}
+
+static int nonblocking_body(struct wccl_comm *c, int rank, int n)
+{
+	enum { K = 8, COUNT = 5000 };
+	static float in[K][COUNT], out[K][COUNT];
+	struct wccl_request *req[K];
+	for (int k = 0; k < K; k++) {
+		for (int i = 0; i < COUNT; i++)
+			in[k][i] = (float)(rank + k + i % 5);
+		int rc = wccl_iallreduce(in[k], out[k], COUNT, WCCL_FP32,
+					 WCCL_SUM, c, &req[k]);
+		if (rc)
+			return say(rank, "iallreduce %d: %s", k,
+				   wccl_err_name(rc));
+	}
+	/* Poll the last one with test, wait for the rest in order. */
+	int done = 0;
+	uint64_t dl = wccl_deadline_ns(TIMEOUT_MS);
+	while (!done && wccl_now_ns() < dl)
+		if (wccl_test(req[K - 1], &done) < 0)
+			return say(rank, "test failed");
+	if (!done)
+		return say(rank, "last request never finished");
+	for (int k = 0; k < K - 1; k++)
+		if (wccl_wait(req[k], -1))
+			return say(rank, "wait %d failed", k);
+	for (int k = 0; k < K; k++)
+		for (int i = 0; i < COUNT; i++) {
+			float want = 0;
+			for (int r = 0; r < n; r++)
+				want += (float)(r + k + i % 5);
+			if (out[k][i] != want)
+				return say(rank, "req %d elem %d: %g vs %g", k,
+					   i, out[k][i], want);
+		}
+	return wccl_comm_destroy(c) ? say(rank, "destroy") : 0;
+}
+
+static void nonblocking_requests_complete_in_any_wait_order(void **state)
+{
+	(void)state;
+	assert_int_equal(run_ranks(3, nonblocking_body), 0);
+}
+
+static int bad_args_body(struct wccl_comm *c, int rank, int n)
+{
+	float x[4] = { 0 };
+	struct wccl_request *r;
+	if (wccl_allreduce(x, x, 4, (enum wccl_dtype)99, WCCL_SUM, c) !=
+		    WCCL_EINVAL ||
+	    wccl_allreduce(x, x, 4, WCCL_FP32, (enum wccl_redop)77, c) !=
+		    WCCL_EINVAL ||
+	    wccl_allreduce(NULL, x, 4, WCCL_FP32, WCCL_SUM, c) != WCCL_EINVAL ||
+	    wccl_broadcast(x, x, 4, WCCL_FP32, n, c) != WCCL_EINVAL ||
+	    wccl_reduce(x, x, 4, WCCL_FP32, WCCL_SUM, -1, c) != WCCL_EINVAL ||
+	    wccl_send(x, 4, WCCL_FP32, rank, c) != WCCL_EINVAL ||
+	    wccl_allreduce(x, x, 4, WCCL_FP32, WCCL_SUM, NULL) != WCCL_EINVAL ||
+	    wccl_iallreduce(x, x, 4, WCCL_FP32, WCCL_SUM, c, NULL) !=
+		    WCCL_EINVAL ||
+	    wccl_wait(NULL, 10) != WCCL_EINVAL)
+		return say(rank, "a bad argument was accepted");
+	(void)r;
+	/* Rejected calls left no trace: the communicator still works. */
+	if (wccl_allreduce(x, x, 4, WCCL_FP32, WCCL_SUM, c))
+		return say(rank, "allreduce after bad calls failed");
+	return wccl_comm_destroy(c) ? say(rank, "destroy") : 0;
+}
+
+static void bad_arguments_are_refused(void **state)
+{
+	(void)state;
+	assert_int_equal(run_ranks(2, bad_args_body), 0);
+}
+
+static void env_init_without_launcher_is_refused(void **state)
+{
+	(void)state;
+	unsetenv("RANK");
+	unsetenv("WORLD_SIZE");
+	unsetenv("OMPI_COMM_WORLD_RANK");
+	unsetenv("SLURM_PROCID");
+	unsetenv("PMI_RANK");
+	struct wccl_comm *c = NULL;
+	assert_int_equal(wccl_comm_init_env(&c), WCCL_EINVAL);
+	struct wccl_unique_id junk;
+	memset(&junk, 0x5a, sizeof(junk));
+	assert_int_equal(wccl_comm_init_rank(&c, 2, &junk, 0, NULL),
+			 WCCL_EINVAL);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(env_init_without_launcher_is_refused),
+		cmocka_unit_test(bad_arguments_are_refused),
+		cmocka_unit_test(nonblocking_requests_complete_in_any_wait_order),
+		cmocka_unit_test(split_makes_working_subcomms),
+		cmocka_unit_test(mismatched_counts_fail_everywhere),
+		cmocka_unit_test(mismatched_dtypes_fail),
+		cmocka_unit_test(abort_reaches_everyone),
+		cmocka_unit_test(dead_rank_is_named),
+		cmocka_unit_test(absent_rank_is_named),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
