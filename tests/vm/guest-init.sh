@@ -18,9 +18,9 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 
-for m in $(cat /modules/order); do
+while read -r m; do
 	insmod "/modules/$m" || fail "insmod $m failed"
-done
+done </modules/order
 
 p9='trans=virtio,version=9p2000.L,msize=512000'
 mount -t 9p -o "ro,$p9,cache=loose" hostroot /lower || fail "cannot mount the host root"
@@ -43,6 +43,7 @@ mkdir -p $job
 mount -t 9p -o "$p9,cache=none" wcclvm $job || fail "cannot mount the job share"
 
 # WCCL_VM_KVER, WCCL_VM_MODDIR, WCCL_VM_MODULES (written by run.sh).
+# shellcheck source=/dev/null
 . $job/vm.env
 mkdir -p $r/lib/modules
 ln -sfn "$WCCL_VM_MODDIR" "$r/lib/modules/$WCCL_VM_KVER"

@@ -21,7 +21,7 @@ want=${WCCL_VM_KERNEL:-auto}
 refresh=0
 
 host_pkgs=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd rdma-core
-	ibverbs-utils ibverbs-providers rdmacm-utils perftest iproute2)
+	ibverbs-utils ibverbs-providers rdmacm-utils perftest iproute2 ethtool iputils-ping)
 # Modules the initramfs needs before it can reach the 9p root.
 boot_mods=(virtio_pci 9pnet_virtio 9p overlay)
 # Bump when the initramfs layout changes so stale ones get rebuilt.
@@ -96,9 +96,11 @@ kernel_closure() {
 	return 0
 }
 
-# Downloads and unpacks SUITE's generic kernel into $cache/SUITE and runs depmod.
+# Downloads and unpacks SUITE's generic kernel into $cache/SUITE and runs
+# depmod. Called where a failure means "fall back", so set -e is off inside:
+# each step that matters checks for itself.
 fetch_kernel() {
-	local suite=$1 sdir=$cache/$1 pkgs p top kver moddir vmlinuz
+	local suite=$1 sdir=$cache/$1 pkgs pkg_list p top kver moddir vmlinuz
 	apt_opts=()
 	if [ "$suite" = backports ]; then
 		private_apt_init || return 1
@@ -114,10 +116,14 @@ fetch_kernel() {
 	rm -rf "$sdir"
 	mkdir -p "$sdir/debs" "$sdir/root"
 	# apt-get download writes into the current directory.
-	(cd "$sdir/debs" && apt-get "${apt_opts[@]}" -qq -o APT::Sandbox::User=root download $pkgs >&2) || return 1
+	mapfile -t pkg_list <<<"$pkgs"
+	(cd "$sdir/debs" && apt-get "${apt_opts[@]}" -qq -o APT::Sandbox::User=root download "${pkg_list[@]}" >&2) ||
+		return 1
 	for p in "$sdir"/debs/*.deb; do
-		dpkg -x "$p" "$sdir/root"
+		dpkg -x "$p" "$sdir/root" || return 1
 	done
+	# The unpacked tree is the cache; the .debs would only double its size.
+	rm -rf "$sdir/debs"
 	# Merged-/usr kernels ship /usr/lib/modules (vmlinuz inside it); older
 	# ones /lib/modules and /boot/vmlinuz-VER.
 	moddir=$(find "$sdir/root" -path '*/lib/modules/*/kernel' -type d | head -n1)
@@ -127,7 +133,7 @@ fetch_kernel() {
 	vmlinuz=$moddir/vmlinuz
 	[ -f "$vmlinuz" ] || vmlinuz=$sdir/root/boot/vmlinuz-$kver
 	[ -f "$vmlinuz" ] || die "no vmlinuz in the $suite kernel packages"
-	depmod -b "${moddir%/lib/modules/*}" "$kver"
+	depmod -b "${moddir%/lib/modules/*}" "$kver" || return 1
 	cat >"$sdir/kernel.env" <<-EOF
 		# Written by tests/vm/setup.sh
 		WCCL_VM_KSUITE=$suite
@@ -208,15 +214,11 @@ suite_ready() {
 		[ "$(cat "$cache/$1/initrd.ok")" = "$(initrd_stamp "$cache/$1")" ]
 }
 
-prepare_suite() {
-	local suite=$1
-	if [ ! -f "$cache/$suite/kernel.ok" ] || [ "$refresh" = 1 ]; then
-		fetch_kernel "$suite" || return 1
-	fi
-	if ! suite_ready "$suite"; then
-		log "building initramfs for $suite"
-		build_initrd "$cache/$suite"
-	fi
+have_kernel() {
+	[ -f "$cache/$1/kernel.ok" ] && [ "$refresh" = 0 ] && return 0
+	fetch_kernel "$1" && return 0
+	# A refresh that cannot reach the archive keeps what is cached.
+	[ -f "$cache/$1/kernel.ok" ] && log "could not refresh the $1 kernel; keeping the cached one"
 }
 
 main() {
@@ -226,25 +228,31 @@ main() {
 	auto | backports | bookworm) ;;
 	*) die "WCCL_VM_KERNEL must be auto, backports or bookworm" ;;
 	esac
-	ensure_host_packages
 	mkdir -p "$cache"
-	# Parallel meson tests may all call setup.sh at once.
+	# Parallel meson tests may all call setup.sh at once: one does the work.
 	exec 9>"$cache/lock"
 	flock 9
+	ensure_host_packages
 
 	if [ "$want" != auto ]; then
 		suite=$want
-		prepare_suite "$suite" || die "could not prepare the $suite kernel"
+		have_kernel "$suite" || die "could not fetch the $suite kernel"
 	else
-		suite=$(cat "$cache/selected" 2>/dev/null || echo backports)
-		if ! prepare_suite "$suite"; then
-			[ "$suite" = backports ] || die "could not prepare the $suite kernel"
+		# Stay on what auto picked before, unless asked to look again.
+		suite=backports
+		[ "$refresh" = 1 ] || suite=$(cat "$cache/selected" 2>/dev/null || echo backports)
+		if ! have_kernel "$suite"; then
+			[ "$suite" = backports ] || die "could not fetch the $suite kernel"
 			log "trixie-backports kernel unavailable; falling back to bookworm"
 			suite=bookworm
-			prepare_suite "$suite" || die "could not prepare the bookworm kernel"
+			have_kernel "$suite" || die "could not fetch the bookworm kernel"
 		fi
 		# Records which kernel auto picked so later runs stay on it.
 		[ "$(cat "$cache/selected" 2>/dev/null)" = "$suite" ] || echo "$suite" >"$cache/selected"
+	fi
+	if ! suite_ready "$suite"; then
+		log "building initramfs for $suite"
+		build_initrd "$cache/$suite"
 	fi
 	echo "$cache/$suite/kernel.env"
 }

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Applies a WAN profile to the guest's veth pair (set up by netns.sh up).
+#
+# usage: wan-profile.sh NAME | show | list
+#
+#   profile           RTT     jitter   loss     bottleneck
+#   none              -       -        -        -
+#   metro             2 ms    -        -        350 Mbit/s
+#   east-west         40 ms   ±2 ms    0.01 %   350 Mbit/s
+#   lossy             40 ms   -        0.1 %    350 Mbit/s
+#   intercontinental  150 ms  -        0.5 %    350 Mbit/s
+#   delay20           20 ms   -        -        350 Mbit/s
+#
+# Each veth end gets half the RTT as one-way delay (and half the jitter, so
+# the round trip sees ±the full amount); loss is per packet and direction.
+# WCCL_WAN_RATE overrides the bottleneck (tc units, e.g. 1gbit).
+#
+# Shape on each end: netem (delay, jitter, loss) as root, tbf (rate, burst,
+# 100 ms of buffer) as its child. Why not netem alone: netem's rate/limit
+# counts packets still in the delay line and hides the queueing delay. With
+# jitter, netem's "rate 10gbit" keeps its queue FIFO (plain jitter reorders).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=netns.sh
+. "$here/netns.sh"
+
+# name: RTT_ms jitter_ms loss_percent
+profile() {
+	case "$1" in
+	metro) echo "2 0 0" ;;
+	east-west) echo "40 2 0.01" ;;
+	lossy) echo "40 0 0.1" ;;
+	intercontinental) echo "150 0 0.5" ;;
+	delay20) echo "20 0 0" ;;
+	*) return 1 ;;
+	esac
+}
+
+# apply_dev I RTT JITTER LOSS RATE
+apply_dev() {
+	local i=$1 rtt=$2 jit=$3 loss=$4 rate=$5 dev=veth$1 netem=()
+	netem=(delay "$(awk -v r="$rtt" 'BEGIN { printf "%gms", r / 2 }')")
+	if [ "$jit" != 0 ]; then
+		netem+=("$(awk -v j="$jit" 'BEGIN { printf "%gms", j / 2 }')" rate 10gbit)
+	fi
+	[ "$loss" = 0 ] || netem+=(loss random "$loss%")
+	# The delay line must hold a full bandwidth-delay product of small
+	# packets, or netem drops on its own.
+	# Start from scratch: "replace" would keep options of the previous
+	# profile that this one doesn't mention (such as netem's rate).
+	clear_dev "$i"
+	wccl_ns "$i" tc qdisc add dev "$dev" root handle 1: netem limit 200000 "${netem[@]}"
+	wccl_ns "$i" tc qdisc add dev "$dev" parent 1:1 handle 10: \
+		tbf rate "$rate" burst 64kb latency 100ms
+}
+
+clear_dev() {
+	wccl_ns "$1" tc qdisc del dev "veth$1" root 2>/dev/null || true
+}
+
+show() {
+	local i
+	for i in 0 1; do
+		echo "veth$i:"
+		wccl_ns "$i" tc qdisc show dev "veth$i" | sed 's/^/  /'
+	done
+}
+
+main() {
+	local name=${1:-} params rate=${WCCL_WAN_RATE:-350mbit} i
+	[ "$(wccl_net_mode)" != none ] || { echo "wan-profile.sh: run netns.sh up first" >&2; exit 1; }
+	case "$name" in
+	show) show; return ;;
+	list) echo "none metro east-west lossy intercontinental delay20"; return ;;
+	none)
+		for i in 0 1; do clear_dev "$i"; done
+		;;
+	*)
+		params=$(profile "$name") || { echo "wan-profile.sh: unknown profile '$name'" >&2; exit 2; }
+		for i in 0 1; do
+			# shellcheck disable=SC2086
+			apply_dev "$i" $params "$rate"
+		done
+		;;
+	esac
+	echo "wan-profile: $name applied (${params:-no shaping}${params:+ = RTT ms, jitter ms, loss %; rate $rate})"
+}
+
+main "$@"
