@@ -15,35 +15,34 @@
 #include "registry.h"
 
 static void ep_record(struct wccl_endpoint *ep, int level, unsigned subsys,
-		      int err, const char *what);
+		      int err, const char *fmt, va_list ap)
+	__attribute__((format(printf, 5, 0)));
 
 int wccl_ep_fail(struct wccl_endpoint *ep, unsigned subsys, int err,
 		 const char *fmt, ...)
 {
-	char what[WCCL_ERRMSG_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	ep_record(ep, WCCL_LOG_WARN, subsys, err, fmt, ap);
 	va_end(ap);
-	ep_record(ep, WCCL_LOG_WARN, subsys, err, what);
 	return err;
 }
 
 int wccl_ep_closed(struct wccl_endpoint *ep, unsigned subsys, int err,
 		   const char *fmt, ...)
 {
-	char what[WCCL_ERRMSG_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	ep_record(ep, WCCL_LOG_INFO, subsys, err, fmt, ap);
 	va_end(ap);
-	ep_record(ep, WCCL_LOG_INFO, subsys, err, what);
 	return err;
 }
 
 static void ep_record(struct wccl_endpoint *ep, int level, unsigned subsys,
-		      int err, const char *what)
+		      int err, const char *fmt, va_list ap)
 {
+	char what[WCCL_ERRMSG_MAX];
+	vsnprintf(what, sizeof(what), fmt, ap);
 	/* Truncation is fine: the message stays readable and bounded. */
 	int n = snprintf(ep->last_error, sizeof(ep->last_error),
 			 "peer %s: ", ep->peer);

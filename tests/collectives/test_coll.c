@@ -32,6 +32,7 @@
 #include "core/clock.h"
 #include "core/params.h"
 #include "core/sock.h"
+#include "free_port.h"
 
 static int g_rank, g_nranks, g_failures;
 static char g_case[256];
@@ -451,21 +452,12 @@ static int rank_main(const char *algo, const char *mode)
 	return g_failures ? 1 : 0;
 }
 
-static int free_port(void)
-{
-	int fd = wccl_sock_listen("127.0.0.1:0", 1);
-	char addr[64];
-	wccl_sock_local_addr(fd, addr, sizeof(addr));
-	close(fd);
-	return atoi(strrchr(addr, ':') + 1);
-}
-
 /* Run one communicator's worth of ranks; 0 if every rank passed. */
 static int launch(int nranks, const char *algo, const char *mode,
 		  int nregions)
 {
 	char root[64], key[32];
-	snprintf(root, sizeof(root), "127.0.0.1:%d", free_port());
+	snprintf(root, sizeof(root), "127.0.0.1:%d", test_free_port());
 	snprintf(key, sizeof(key), "test-%d", getpid());
 	pid_t pids[64];
 	for (int r = 0; r < nranks; r++) {

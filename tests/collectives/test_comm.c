@@ -22,6 +22,7 @@
 #include "core/clock.h"
 #include "core/params.h"
 #include "core/sock.h"
+#include "free_port.h"
 
 #define TIMEOUT_MS 3000
 
@@ -40,20 +41,11 @@ static int say(int rank, const char *fmt, ...)
 	return 1;
 }
 
-static int free_port(void)
-{
-	int fd = wccl_sock_listen("127.0.0.1:0", 1);
-	char addr[64];
-	wccl_sock_local_addr(fd, addr, sizeof(addr));
-	close(fd);
-	return atoi(strrchr(addr, ':') + 1);
-}
-
 /* Fork @n ranks running @fn; returns the worst exit status (0 = all ok). */
 static int run_ranks(int n, rank_fn fn)
 {
 	char root[64];
-	snprintf(root, sizeof(root), "127.0.0.1:%d", free_port());
+	snprintf(root, sizeof(root), "127.0.0.1:%d", test_free_port());
 	pid_t pids[16];
 	for (int r = 0; r < n; r++) {
 		pids[r] = fork();
