@@ -46,7 +46,16 @@ for flavour in gcc clang asan; do
 		continue
 	fi
 	case $flavour in
-	gcc) run_suites "$dir" unit integration collectives ;;
+	gcc)
+		run_suites "$dir" unit integration collectives
+		echo "== meson install + a program built against wccl.pc"
+		if tests/install/check-install.sh "$dir"; then
+			passed=$((passed + 1))
+		else
+			echo "FAIL: install check"
+			failed=$((failed + 1))
+		fi
+		;;
 	clang) run_suites "$dir" unit ;;
 	asan) run_suites "$dir" unit integration collectives ;;
 	esac
