@@ -193,6 +193,45 @@ static long env_int(const char *const *names, const char **which)
 	return -1;
 }
 
+/* What the launcher calls this job, the same on every rank; NULL if none. */
+static const char *launcher_job_id(void)
+{
+	static const char *const vars[] = { "SLURM_JOB_ID",
+					    "OMPI_MCA_orte_hnp_uri",
+					    "PMIX_NAMESPACE", "PMI_ID",
+					    "TORCHELASTIC_RUN_ID", NULL };
+	for (int i = 0; vars[i]; i++)
+		if (getenv(vars[i]))
+			return getenv(vars[i]);
+	return NULL;
+}
+
+static uint64_t job_hash(void)
+{
+	const char *id = launcher_job_id();
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (; id && *id; id++)
+		h = (h ^ (unsigned char)*id) * 0x100000001b3ull;
+	return h;
+}
+
+/* All @size ranks on this node, by the launcher's own count. */
+static int single_node_job(long size)
+{
+	static const char *const vars[] = { "OMPI_COMM_WORLD_LOCAL_SIZE",
+					    "LOCAL_WORLD_SIZE",
+					    "MPI_LOCALNRANKS", NULL };
+	if (!launcher_job_id())
+		return 0;
+	for (int i = 0; vars[i]; i++) {
+		const char *v = getenv(vars[i]);
+		if (v && strtol(v, NULL, 10) == size)
+			return 1;
+	}
+	const char *nodes = getenv("SLURM_NNODES");
+	return nodes && strtol(nodes, NULL, 10) == 1;
+}
+
 int wccl_comm_init_env(struct wccl_comm **comm)
 {
 	static const char *const rank_vars[] = { "RANK", "OMPI_COMM_WORLD_RANK",
@@ -222,23 +261,22 @@ int wccl_comm_init_env(struct wccl_comm **comm)
 		/* MASTER_PORT itself is torch's TCPStore: stay one above. */
 		snprintf(cid.root_addr, sizeof(cid.root_addr), "%s:%ld", maddr,
 			 strtol(mport, NULL, 10) + 1);
+	} else if (single_node_job(size)) {
+		/* mpirun/srun on one node: everyone can find rank 0 on
+		 * loopback, at a port every rank derives from the job id. */
+		snprintf(cid.root_addr, sizeof(cid.root_addr), "127.0.0.1:%u",
+			 20000u + (unsigned)(job_hash() % 20000u));
 	} else {
 		WCCL_WARN(WCCL_SUB_COLL,
 			  "wccl_comm_init_env: set WCCL_ROOT_ADDR=host:port "
-			  "(or MASTER_ADDR and MASTER_PORT)");
+			  "(or MASTER_ADDR and MASTER_PORT) on every rank");
 		return WCCL_EINVAL;
 	}
 	const char *key = wccl_param_str(WCCL_PARAM_AUTH_KEY);
 	char derived[256];
 	if (!*key) {
 		/* Not secret, but the same on every rank of one launch. */
-		const char *job = getenv("SLURM_JOB_ID");
-		if (!job)
-			job = getenv("OMPI_MCA_orte_hnp_uri");
-		if (!job)
-			job = getenv("PMIX_NAMESPACE");
-		if (!job)
-			job = getenv("TORCHELASTIC_RUN_ID");
+		const char *job = launcher_job_id();
 		snprintf(derived, sizeof(derived), "wccl-job:%s:%s",
 			 job ? job : "", cid.root_addr);
 		key = derived;

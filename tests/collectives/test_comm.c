@@ -41,22 +41,66 @@ static int say(int rank, const char *fmt, ...)
 	return 1;
 }
 
+/* How the ranks learn who they are: as wccl-run sets it up, or as the
+ * launchers users have do (no WCCL_* variables at all). */
+enum launcher { WCCL_RUN, TORCHRUN, OPEN_MPI, SLURM };
+
+static void set_int(const char *name, int v)
+{
+	char b[16];
+	snprintf(b, sizeof(b), "%d", v);
+	setenv(name, b, 1);
+}
+
+static void launcher_env(enum launcher l, int r, int n, int port)
+{
+	char b[64];
+	switch (l) {
+	case WCCL_RUN:
+		set_int("RANK", r);
+		set_int("WORLD_SIZE", n);
+		snprintf(b, sizeof(b), "127.0.0.1:%d", port);
+		setenv("WCCL_ROOT_ADDR", b, 1);
+		setenv("WCCL_AUTH_KEY", "test-comm", 1);
+		break;
+	case TORCHRUN: /* wccl's root goes on MASTER_PORT + 1 */
+		set_int("RANK", r);
+		set_int("LOCAL_RANK", r);
+		set_int("WORLD_SIZE", n);
+		set_int("LOCAL_WORLD_SIZE", n);
+		setenv("MASTER_ADDR", "127.0.0.1", 1);
+		set_int("MASTER_PORT", port - 1);
+		setenv("TORCHELASTIC_RUN_ID", "test-run", 1);
+		break;
+	case OPEN_MPI: /* one node: the root address is derived */
+		set_int("OMPI_COMM_WORLD_RANK", r);
+		set_int("OMPI_COMM_WORLD_SIZE", n);
+		set_int("OMPI_COMM_WORLD_LOCAL_SIZE", n);
+		snprintf(b, sizeof(b), "%d.0;tcp://127.0.0.1:%d", getppid(),
+			 port);
+		setenv("OMPI_MCA_orte_hnp_uri", b, 1);
+		break;
+	case SLURM:
+		set_int("SLURM_PROCID", r);
+		set_int("SLURM_NTASKS", n);
+		setenv("SLURM_NNODES", "1", 1);
+		set_int("SLURM_JOB_ID", getppid() * 10 + port);
+		break;
+	}
+}
+
+static enum launcher g_launcher = WCCL_RUN;
+
 /* Fork @n ranks running @fn; returns the worst exit status (0 = all ok). */
 static int run_ranks(int n, rank_fn fn)
 {
-	char root[64];
-	snprintf(root, sizeof(root), "127.0.0.1:%d", test_free_port());
+	int port = test_free_port();
 	pid_t pids[16];
 	for (int r = 0; r < n; r++) {
 		pids[r] = fork();
 		if (pids[r] == 0) {
 			char b[16];
-			snprintf(b, sizeof(b), "%d", r);
-			setenv("RANK", b, 1);
-			snprintf(b, sizeof(b), "%d", n);
-			setenv("WORLD_SIZE", b, 1);
-			setenv("WCCL_ROOT_ADDR", root, 1);
-			setenv("WCCL_AUTH_KEY", "test-comm", 1);
+			launcher_env(g_launcher, r, n, port);
 			snprintf(b, sizeof(b), "%d", TIMEOUT_MS);
 			setenv("WCCL_TIMEOUT_MS", b, 1);
 			setenv("WCCL_DEBUG", "NONE", 1);
@@ -361,6 +405,26 @@ static void bad_arguments_are_refused(void **state)
 	assert_int_equal(run_ranks(2, bad_args_body), 0);
 }
 
+static int sum_body(struct wccl_comm *c, int rank, int n)
+{
+	int32_t v = rank + 1, sum = 0;
+	int rc = wccl_allreduce(&v, &sum, 1, WCCL_INT32, WCCL_SUM, c);
+	if (rc || sum != n * (n + 1) / 2)
+		return say(rank, "allreduce %s sum %d", wccl_err_name(rc), sum);
+	return wccl_comm_destroy(c) ? say(rank, "destroy") : 0;
+}
+
+static void launchers_environments_are_understood(void **state)
+{
+	(void)state;
+	static const enum launcher all[] = { TORCHRUN, OPEN_MPI, SLURM };
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		g_launcher = all[i];
+		assert_int_equal(run_ranks(3, sum_body), 0);
+	}
+	g_launcher = WCCL_RUN;
+}
+
 static void env_init_without_launcher_is_refused(void **state)
 {
 	(void)state;
@@ -382,6 +446,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(env_init_without_launcher_is_refused),
+		cmocka_unit_test(launchers_environments_are_understood),
 		cmocka_unit_test(bad_arguments_are_refused),
 		cmocka_unit_test(nonblocking_requests_complete_in_any_wait_order),
 		cmocka_unit_test(split_makes_working_subcomms),
