@@ -103,7 +103,13 @@ static int alloc_data(struct perf_session *s)
 		s->slots = p->check ? ops : 1;
 	size_t credits = (p->check && p->op == PERF_OP_WRITE) ? 8u * ops : 0;
 	s->buf_len = s->slots * p->max_size + credits;
-	if (!(s->buf = alloc_pages(s->buf_len))) {
+	/* Shareable memory, so same-host peers copy into/out of it directly;
+	 * plain pages if that fails. */
+	void *mem;
+	if (wccl_mem_alloc(s->buf_len ? s->buf_len : 1, &mem) == 0) {
+		s->buf = mem;
+		s->buf_shm = true;
+	} else if (!(s->buf = alloc_pages(s->buf_len))) {
 		fprintf(stderr, "wccl-perf: cannot allocate %zu bytes\n",
 			s->buf_len);
 		return WCCL_ENOMEM;
@@ -372,7 +378,10 @@ int perf_session_close(struct perf_session *s, int rc)
 		wccl_cq_destroy(s->cq);
 	if (s->ctx)
 		wccl_context_close(s->ctx);
-	free(s->buf);
+	if (s->buf_shm)
+		wccl_mem_free(s->buf);
+	else
+		free(s->buf);
 	free(s->cbuf);
 	free(s->pending);
 	return rc;

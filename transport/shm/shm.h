@@ -15,6 +15,21 @@
  *   post_write -> [hdr: key, off, src, len] --ring A->B-->  validate, CMA
  *   WRITE done <---------------- ack ring B->A -- [ACK seq]  copy, ACK
  *
+ * Direct path: memory from wccl_mem_alloc is a memfd per allocation. A
+ * context publishes its regions in a table (after the doorbell page of the
+ * same memfd; peers map it read-only): slot = key's index, with the key's
+ * generation, access, length and where the region sits in which memfd.
+ * An initiator whose target region is in wccl_mem validates the write
+ * against that table (key, bounds, access: before a byte lands), takes the
+ * target's memfd once with pidfd_getfd (the same ptrace permission as CMA),
+ * maps it, and copies with one memcpy; the WRITE message then carries
+ * SHM_F_DIRECT and the target re-validates, raises WRITE_IMM and ACKs as
+ * usual. A large SEND from wccl_mem is copied by the receiver straight
+ * from its mapping of the sender's memfd. Mappings are cached per peer.
+ *
+ *   A  post_write: table[key] ok? -> memcpy into mapped B -> [hdr DIRECT]
+ *      WRITE done <----------------------------------------- [ACK seq]
+ *
  * A context's doorbell (a memfd page with a futex word) lets a peer wake
  * it from cq_sleep; the connection's unix socket stays open only so that
  * its hangup tells us the peer is gone.
@@ -28,10 +43,16 @@
 #include "transport/provider.h"
 
 #define SHM_MAGIC 0x77636c73686d3031ull /* "wclshm01" */
-#define SHM_VERSION 1
+#define SHM_VERSION 2
 #define SHM_MR_MAX 4096u
 #define SHM_ACK_RING (64u * 1024) /* per direction; overflow waits in ackq */
 #define SHM_LIVE_NS (10ull * 1000 * 1000) /* liveness check period */
+#define SHM_MAPS 8 /* peer memfd mappings cached per endpoint */
+/* After traffic, keep polling this long in cq_sleep before the futex: a
+ * futex wake-up costs more than a round trip, so a peer that is talking
+ * to us should find us awake. */
+#define SHM_ACTIVE_NS (200ull * 1000)
+#define SHM_YIELD_NS (20ull * 1000) /* yield this often while polling */
 
 /* ---- doorbell (shm_doorbell.c) ---------------------------------------- */
 
@@ -49,6 +70,25 @@ static inline void shm_doorbell_ring(struct shm_doorbell *db);
 int shm_doorbell_wait(struct shm_doorbell *db, int timeout_ms,
 		      int (*has_work)(void *), void *arg);
 void shm_doorbell_wake(struct shm_doorbell *db);
+
+/* ---- published region table (shm_doorbell.c) --------------------------- */
+
+/* One per mr slot, written by the owner only (a seqlock on @gen). */
+struct shm_mrt_ent {
+	_Atomic uint32_t gen; /* the live key's generation; 0: none/changing */
+	uint32_t access;
+	uint64_t len;
+	uint64_t mem_ino; /* inode of the wccl_mem memfd holding it */
+	uint64_t mem_off; /* offset of the region's start in that memfd */
+	int32_t mem_fd;   /* the memfd's number in the owner */
+	uint32_t resv;
+	uint64_t resv2;
+};
+
+#define SHM_MRT_BYTES ((size_t)SHM_MR_MAX * sizeof(struct shm_mrt_ent))
+/* Map a doorbell memfd's table: writable for its owner, else read-only. */
+int shm_mrt_map(int fd, int owner, struct shm_mrt_ent **mrt);
+void shm_mrt_unmap(struct shm_mrt_ent *mrt);
 
 static inline void shm_doorbell_ring(struct shm_doorbell *db)
 {
@@ -72,6 +112,9 @@ struct shm_mr_slot {
 struct shm_ctx {
 	struct wccl_context base;
 	struct shm_doorbell *db;
+	struct shm_mrt_ent *mrt; /* our published region table */
+	uint64_t work, work_seen; /* messages consumed; as of last sleep */
+	uint64_t active_until;    /* cq_sleep polls until then */
 	int db_fd;
 	pid_t pid;
 	struct shm_ep *eps; /* every endpoint, for progress and sleep */
@@ -97,6 +140,16 @@ struct shm_cq {
 struct shm_mr {
 	struct wccl_mr base;
 	uint32_t slot;
+	int32_t mem_fd; /* -1: not in wccl_mem memory */
+	uint64_t mem_ino, mem_off;
+};
+
+/* A peer's memfd mapped here. */
+struct shm_map {
+	uint8_t *base; /* NULL: free */
+	uint64_t size, ino;
+	int32_t rfd; /* its number in the peer */
+	int writable;
 };
 
 struct shm_listener {
@@ -119,6 +172,8 @@ struct shm_tx {
 	uint64_t len;
 	uint64_t key, offset;
 	uint64_t sent; /* streamed bytes so far */
+	uint64_t mem_ino, mem_off; /* SEND from wccl_mem: where, for the peer */
+	int32_t mem_fd;            /* -1: not in wccl_mem */
 	uint32_t imm;
 	uint8_t type;  /* SHM_MSG_SEND or SHM_MSG_WRITE */
 	uint8_t flags;
@@ -194,6 +249,13 @@ struct shm_ep {
 
 	struct shm_stream st;
 	uint64_t pull_off; /* CMA bytes copied of the message being pulled */
+
+	/* direct path */
+	int direct;                    /* 1: we may map the peer's memfds */
+	int pidfd;                     /* the peer process, -1 if none */
+	struct shm_mrt_ent *peer_mrt;  /* its region table, read-only */
+	struct shm_map maps[SHM_MAPS];
+	uint32_t map_next;             /* next victim when all are used */
 };
 
 static inline struct shm_ctx *shm_ctx_of(struct wccl_context *c)
@@ -258,6 +320,11 @@ int shm_ep_queues_alloc(struct shm_ep *ep, uint32_t peer_qd);
 void shm_ep_queues_free(struct shm_ep *ep);
 /* Fail the endpoint: every op in flight completes with @err. */
 void shm_ep_abort(struct shm_ep *ep, int err);
+/* Map (or find the cached mapping of) the peer's memfd number @rfd with
+ * inode @ino. NULL if that cannot be done; *@size is its length. */
+uint8_t *shm_map_get(struct shm_ep *ep, int32_t rfd, uint64_t ino,
+		     int writable, uint64_t *size);
+void shm_maps_release(struct shm_ep *ep);
 /* Look up a registered region by key. */
 struct wccl_mr *shm_mr_lookup(struct shm_ctx *ctx, uint64_t key);
 

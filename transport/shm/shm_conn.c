@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -129,6 +130,7 @@ static struct shm_ep *shm_ep_new(struct shm_ctx *c, struct wccl_cq *cq)
 	ep->base.cq = cq;
 	ep->ctx = c;
 	ep->sock = -1;
+	ep->pidfd = -1;
 	ep->peer_reads_me = -1;
 	ep->deadline_ns = wccl_deadline_ns(
 		wccl_param_int(WCCL_PARAM_CONNECT_TIMEOUT_MS));
@@ -179,6 +181,10 @@ void shm_endpoint_close(struct wccl_endpoint *base)
 	if (ep->seg)
 		munmap(ep->seg, ep->seg_len);
 	shm_doorbell_unmap(ep->peer_db);
+	shm_mrt_unmap(ep->peer_mrt);
+	shm_maps_release(ep);
+	if (ep->pidfd >= 0)
+		close(ep->pidfd);
 	shm_ep_queues_free(ep);
 	free(ep);
 }
@@ -274,6 +280,8 @@ static int shm_adopt_peer(struct shm_ep *ep, const struct shm_hello *h,
 			  int db_fd)
 {
 	int rc = shm_doorbell_map(db_fd, &ep->peer_db);
+	if (!rc && shm_mrt_map(db_fd, 0, &ep->peer_mrt))
+		ep->peer_mrt = NULL; /* no direct writes into it */
 	close(db_fd);
 	if (rc)
 		return shm_hs_fail(ep, rc, "cannot map the peer's doorbell");
@@ -284,6 +292,10 @@ static int shm_adopt_peer(struct shm_ep *ep, const struct shm_hello *h,
 	uint64_t fm = ep->tx.size / 4 - sizeof(struct shm_msg);
 	ep->frag_max = (uint32_t)(fm < (256u << 10) ? fm : (256u << 10));
 	ep->i_read_peer = ep->ctx->cma && shm_cma_probe(h->pid, h->probe_addr);
+	/* Direct copies need what CMA needs (ptrace access to the peer). */
+	if (ep->i_read_peer)
+		ep->pidfd = (int)syscall(SYS_pidfd_open, h->pid, 0);
+	ep->direct = ep->pidfd >= 0;
 	static _Atomic int told;
 	if (ep->ctx->cma && !ep->i_read_peer && !atomic_exchange(&told, 1))
 		WCCL_INFO(WCCL_SUB_SHM,

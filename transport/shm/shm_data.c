@@ -10,11 +10,21 @@
  * Target: progress reads the rx ring, validates, copies (memcpy from the
  * ring or process_vm_readv from the initiator) and queues an ACK.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/clock.h"
 #include "shm.h"
+
+static inline void shm_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield" ::: "memory");
+#endif
+}
 
 static uint32_t shm_pow2(uint32_t n)
 {
@@ -154,15 +164,52 @@ static void shm_push_acks(struct shm_ep *ep)
 	}
 }
 
+/*
+ * Where a WRITE of @t lands in our mapping of the target's memory, if the
+ * target published its region as wccl_mem and the table says the key is
+ * live, writable and large enough; NULL otherwise (then the target checks
+ * and copies as usual). The table entry is a seqlock on gen.
+ */
+static uint8_t *shm_direct_dst(struct shm_ep *ep, const struct shm_tx *t)
+{
+	uint32_t slot = (uint32_t)t->key, kgen = (uint32_t)(t->key >> 32);
+	if (!ep->direct || !ep->peer_mrt || slot >= SHM_MR_MAX || !kgen)
+		return NULL;
+	struct shm_mrt_ent *e = &ep->peer_mrt[slot];
+	uint32_t g = atomic_load_explicit(&e->gen, memory_order_acquire);
+	if (g != kgen)
+		return NULL;
+	uint32_t access = e->access;
+	uint64_t len = e->len, ino = e->mem_ino, off = e->mem_off;
+	int32_t fd = e->mem_fd;
+	atomic_thread_fence(memory_order_acquire);
+	if (atomic_load_explicit(&e->gen, memory_order_relaxed) != g)
+		return NULL;
+	if (!(access & WCCL_ACCESS_REMOTE_WRITE) || t->offset > len ||
+	    t->len > len - t->offset)
+		return NULL;
+	uint64_t size;
+	uint8_t *base = shm_map_get(ep, fd, ino, 1, &size);
+	if (!base || off > size || len > size - off)
+		return NULL;
+	return base + off + t->offset;
+}
+
 /* Push one op (or more of its fragments). 1 when it is all in the ring. */
 static int shm_push_op(struct shm_ep *ep, struct shm_tx *t, uint32_t seq)
 {
 	if (!t->started) {
-		int inl = t->len <= ep->inline_max, stream = 0;
-		if (!inl) {
+		int inl = t->len <= ep->inline_max, stream = 0, direct = 0;
+		uint8_t *dst = NULL;
+		if (!inl && t->type == SHM_MSG_WRITE)
+			direct = (dst = shm_direct_dst(ep, t)) != NULL;
+		if (!inl && !direct) {
 			if (ep->peer_reads_me < 0)
 				return 0; /* its CMA verdict is on the way */
 			stream = !ep->peer_reads_me;
+			/* A SEND from wccl_mem: the receiver may map it. */
+			direct = !stream && t->type == SHM_MSG_SEND &&
+				 t->mem_fd >= 0;
 		}
 		uint32_t bytes = shm_msg_bytes(inl ? t->len : 0);
 		struct shm_msg *m = shm_ring_reserve(&ep->tx, bytes);
@@ -171,7 +218,8 @@ static int shm_push_op(struct shm_ep *ep, struct shm_tx *t, uint32_t seq)
 		m->size = bytes;
 		m->type = t->type;
 		m->flags = (uint8_t)(t->flags | (inl ? SHM_F_INLINE : 0) |
-				     (stream ? SHM_F_STREAM : 0));
+				     (stream ? SHM_F_STREAM : 0) |
+				     (direct ? SHM_F_DIRECT : 0));
 		m->resv = 0;
 		m->seq = seq;
 		m->status = 0;
@@ -180,8 +228,17 @@ static int shm_push_op(struct shm_ep *ep, struct shm_tx *t, uint32_t seq)
 		m->offset = t->offset;
 		m->src = (uint64_t)(uintptr_t)t->buf;
 		m->imm = t->imm;
+		m->resv2 = 0;
+		m->resv3 = 0;
 		if (inl && t->len)
 			memcpy(m + 1, t->buf, t->len);
+		if (dst) {
+			memcpy(dst, t->buf, t->len);
+		} else if (direct) {
+			m->key = t->mem_ino;
+			m->resv2 = (uint32_t)t->mem_fd;
+			m->resv3 = t->mem_off;
+		}
 		shm_ring_commit(&ep->tx, bytes);
 		ep->rung = 1;
 		t->started = 1;
@@ -280,7 +337,17 @@ int shm_post_send(struct wccl_endpoint *base, const void *buf, size_t len,
 	*t = (struct shm_tx){ .cookie = cookie,
 			      .buf = buf,
 			      .len = len,
+			      .mem_fd = -1,
 			      .type = SHM_MSG_SEND };
+	const struct shm_mr *smr =
+		mr ? container_of(mr, const struct shm_mr, base) : NULL;
+	if (smr && smr->mem_fd >= 0 && len) {
+		t->mem_fd = smr->mem_fd;
+		t->mem_ino = smr->mem_ino;
+		t->mem_off = smr->mem_off +
+			     (uint64_t)((const uint8_t *)buf -
+					(const uint8_t *)mr->addr);
+	}
 	shm_post_tail(ep);
 	return 0;
 }
@@ -304,6 +371,7 @@ int shm_post_write(struct wccl_endpoint *base, const void *buf, size_t len,
 			      .key = rk->key,
 			      .offset = offset,
 			      .imm = imm,
+			      .mem_fd = -1,
 			      .type = SHM_MSG_WRITE,
 			      .flags = (flags & WCCL_WRITE_IMM) ? SHM_F_IMM
 								: 0 };
@@ -373,6 +441,22 @@ static int shm_pull(struct shm_ep *ep, uint8_t *dst, const struct shm_msg *h,
 	return 0;
 }
 
+/* A SEND from the peer's wccl_mem: one memcpy from our mapping of it.
+ * 0 if it cannot be done (then CMA). */
+static int shm_direct_read(struct shm_ep *ep, uint8_t *dst,
+			   const struct shm_msg *h)
+{
+	uint64_t size;
+	if (!(h->flags & SHM_F_DIRECT) || ep->pull_off)
+		return 0;
+	const uint8_t *base =
+		shm_map_get(ep, (int32_t)h->resv2, h->key, 0, &size);
+	if (!base || h->resv3 > size || h->len > size - h->resv3)
+		return 0;
+	memcpy(dst, base + h->resv3, h->len);
+	return 1;
+}
+
 /* Deliver a (non-streamed) SEND into the oldest posted receive. */
 static int shm_deliver(struct shm_ep *ep, const struct shm_msg *h,
 		       const void *inl)
@@ -383,7 +467,7 @@ static int shm_deliver(struct shm_ep *ep, const struct shm_msg *h,
 		status = WCCL_ETRUNCATED;
 	else if (h->flags & SHM_F_INLINE)
 		memcpy(r->buf, inl, h->len);
-	else
+	else if (!shm_direct_read(ep, r->buf, h))
 		status = shm_pull(ep, r->buf, h, &lost);
 	if (lost)
 		return -1;
@@ -464,7 +548,9 @@ static int shm_rx_write(struct shm_ep *ep, const struct shm_msg *m)
 		return 1;
 	}
 	int lost = 0;
-	if (m->flags & SHM_F_INLINE) {
+	if (m->flags & SHM_F_DIRECT) {
+		/* The initiator copied it after checking our table. */
+	} else if (m->flags & SHM_F_INLINE) {
 		if (m->len)
 			memcpy(dst, m + 1, m->len);
 	} else {
@@ -600,6 +686,7 @@ static void shm_ep_progress(struct shm_ep *ep)
 	}
 	shm_push(ep);
 	shm_retire(ep);
+	ep->ctx->work += (uint64_t)consumed;
 	/* Freed ring space may be what a sleeping peer waits for. */
 	if (ep->rung || consumed) {
 		ep->rung = 0;
@@ -667,6 +754,24 @@ int shm_cq_sleep(struct wccl_cq *base, int timeout_ms)
 	struct shm_ctx *c = shm_ctx_of(base->ctx);
 	if (cq->head != cq->tail || timeout_ms <= 0)
 		return 0;
+	/* A peer that talked to us lately will likely talk again before a
+	 * futex round trip (wake + reschedule, tens of us) would end: poll
+	 * on, yielding now and then in case it waits for our CPU. */
+	uint64_t now = wccl_now_ns();
+	if (c->work != c->work_seen) {
+		c->work_seen = c->work;
+		c->active_until = now + SHM_ACTIVE_NS;
+	}
+	for (uint64_t yield_at = now + SHM_YIELD_NS; now < c->active_until;) {
+		if (shm_has_work(c))
+			return 0;
+		shm_cpu_relax();
+		now = wccl_now_ns();
+		if (now >= yield_at) { /* the peer may be waiting for our CPU */
+			sched_yield();
+			yield_at = now + SHM_YIELD_NS;
+		}
+	}
 	/* Short naps: liveness and handshakes are not doorbell-driven. */
 	int ms = timeout_ms < 10 ? timeout_ms : 10;
 	if (c->n_pending)

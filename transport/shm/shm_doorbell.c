@@ -2,11 +2,13 @@
 /*
  * Context doorbell: one shared page with a futex word. Peers map it and
  * wake the owner only when it has said it is sleeping, so a busy receiver
- * costs senders one fence and one load per batch.
+ * costs senders one fence and one load per batch. The same memfd carries
+ * the owner's published region table after the doorbell page.
  */
 #include <errno.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,7 +32,7 @@ int shm_doorbell_create(struct shm_doorbell **db, int *fd)
 	int f = memfd_create("wccl-shm-doorbell", MFD_CLOEXEC);
 	if (f < 0)
 		return -errno;
-	if (ftruncate(f, SHM_DB_BYTES) < 0) {
+	if (ftruncate(f, (off_t)(SHM_DB_BYTES + SHM_MRT_BYTES)) < 0) {
 		int rc = -errno;
 		close(f);
 		return rc;
@@ -42,6 +44,28 @@ int shm_doorbell_create(struct shm_doorbell **db, int *fd)
 	}
 	*fd = f;
 	return 0;
+}
+
+int shm_mrt_map(int fd, int owner, struct shm_mrt_ent **mrt)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_size < SHM_DB_BYTES + SHM_MRT_BYTES)
+		return WCCL_EPROTO;
+	void *p = mmap(NULL, SHM_MRT_BYTES,
+		       owner ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED,
+		       fd, SHM_DB_BYTES);
+	if (p == MAP_FAILED)
+		return -errno;
+	*mrt = p;
+	return 0;
+}
+
+void shm_mrt_unmap(struct shm_mrt_ent *mrt)
+{
+	if (mrt)
+		munmap(mrt, SHM_MRT_BYTES);
 }
 
 void shm_doorbell_unmap(struct shm_doorbell *db)
@@ -61,6 +85,9 @@ int shm_doorbell_wait(struct shm_doorbell *db, int timeout_ms,
 		      int (*has_work)(void *), void *arg)
 {
 	atomic_store_explicit(&db->sleeping, 1, memory_order_seq_cst);
+	/* Pairs with shm_doorbell_ring's fence: the ring loads in has_work
+	 * (acquire only) must not move above the flag store. */
+	atomic_thread_fence(memory_order_seq_cst);
 	uint32_t v = atomic_load_explicit(&db->seq, memory_order_seq_cst);
 	if (!has_work(arg)) {
 		struct timespec ts = { .tv_sec = timeout_ms / 1000,

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <linux/futex.h>
 
+#include "core/mem.h"
 #include "core/params.h"
 #include "shm.h"
 
@@ -94,6 +95,68 @@ int shm_cma_probe(pid_t pid, uint64_t probe_addr)
 	       v == SHM_MAGIC;
 }
 
+/* ---- peer memfd mappings (direct path) --------------------------------- */
+
+uint8_t *shm_map_get(struct shm_ep *ep, int32_t rfd, uint64_t ino,
+		     int writable, uint64_t *size)
+{
+	struct shm_map *m = NULL;
+	for (int i = 0; i < SHM_MAPS; i++) {
+		struct shm_map *x = &ep->maps[i];
+		if (x->base && x->rfd == rfd && x->ino == ino &&
+		    x->writable >= writable) {
+			*size = x->size;
+			return x->base;
+		}
+		if (!m && !x->base)
+			m = x;
+	}
+	if (!ep->direct)
+		return NULL;
+	if (!m) {
+		m = &ep->maps[ep->map_next++ % SHM_MAPS];
+		munmap(m->base, m->size);
+		m->base = NULL;
+	}
+	int fd = (int)syscall(SYS_pidfd_getfd, ep->pidfd, rfd, 0);
+	if (fd < 0) {
+		if (errno == EPERM || errno == ENOSYS || errno == ESRCH ||
+		    errno == EACCES) {
+			WCCL_INFO(WCCL_SUB_SHM,
+				  "pidfd_getfd on %s: %s; direct copies off",
+				  ep->base.peer, wccl_strerror(-errno));
+			ep->direct = 0;
+		}
+		return NULL;
+	}
+	struct stat st;
+	void *p = MAP_FAILED;
+	/* The number may have been reused: it must still be that memfd. */
+	if (fstat(fd, &st) == 0 && (uint64_t)st.st_ino == ino &&
+	    S_ISREG(st.st_mode) && st.st_size > 0)
+		p = mmap(NULL, (size_t)st.st_size,
+			 writable ? PROT_READ | PROT_WRITE : PROT_READ,
+			 MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return NULL;
+	m->base = p;
+	m->size = (uint64_t)st.st_size;
+	m->ino = ino;
+	m->rfd = rfd;
+	m->writable = writable;
+	*size = m->size;
+	return m->base;
+}
+
+void shm_maps_release(struct shm_ep *ep)
+{
+	for (int i = 0; i < SHM_MAPS; i++)
+		if (ep->maps[i].base)
+			munmap(ep->maps[i].base, ep->maps[i].size);
+	memset(ep->maps, 0, sizeof(ep->maps));
+}
+
 /* ---- probe / describe / can_connect ----------------------------------- */
 
 static int shm_probe(void)
@@ -170,6 +233,10 @@ static int shm_context_open(struct wccl_context **out)
 		c->mrs[i].next_free = i + 1;
 	}
 	int rc = shm_doorbell_create(&c->db, &c->db_fd);
+	if (!rc && (rc = shm_mrt_map(c->db_fd, 1, &c->mrt))) {
+		shm_doorbell_unmap(c->db);
+		close(c->db_fd);
+	}
 	if (rc) {
 		free(c->mrs);
 		free(c);
@@ -198,6 +265,7 @@ static int shm_context_open(struct wccl_context **out)
 static void shm_context_close(struct wccl_context *base)
 {
 	struct shm_ctx *c = shm_ctx_of(base);
+	shm_mrt_unmap(c->mrt);
 	shm_doorbell_unmap(c->db);
 	close(c->db_fd);
 	free(c->mrs);
@@ -253,7 +321,25 @@ static int shm_mr_register(struct wccl_context *ctx, void *addr, size_t len,
 	mr->base.access = access;
 	mr->base.key = (uint64_t)s->gen << 32 | slot;
 	mr->slot = slot;
+	mr->mem_fd = -1;
 	s->mr = &mr->base;
+	/* In wccl_mem memory: publish where, so peers can copy directly. */
+	int fd;
+	uint64_t off;
+	struct stat st;
+	if (len && wccl_mem_lookup(addr, len, &fd, &off) == 0 &&
+	    fstat(fd, &st) == 0) {
+		mr->mem_fd = fd;
+		mr->mem_ino = (uint64_t)st.st_ino;
+		mr->mem_off = off;
+		struct shm_mrt_ent *e = &c->mrt[slot];
+		e->access = access;
+		e->len = len;
+		e->mem_ino = mr->mem_ino;
+		e->mem_off = off;
+		e->mem_fd = fd;
+		atomic_store_explicit(&e->gen, s->gen, memory_order_release);
+	}
 	*out = &mr->base;
 	return 0;
 }
@@ -263,6 +349,8 @@ static void shm_mr_deregister(struct wccl_mr *base)
 	struct shm_mr *mr = container_of(base, struct shm_mr, base);
 	struct shm_ctx *c = shm_ctx_of(base->ctx);
 	struct shm_mr_slot *s = &c->mrs[mr->slot];
+	/* Peers validating against the table see the key die first. */
+	atomic_store_explicit(&c->mrt[mr->slot].gen, 0, memory_order_seq_cst);
 	s->mr = NULL;
 	s->gen = s->gen + 1 ? s->gen + 1 : 1;
 	s->next_free = c->mr_free;

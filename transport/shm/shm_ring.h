@@ -36,6 +36,10 @@ enum shm_msg_flags {
 	SHM_F_INLINE = 1u << 0, /* payload follows the header */
 	SHM_F_IMM = 1u << 1,    /* write with immediate */
 	SHM_F_STREAM = 1u << 2, /* payload follows as FRAG messages */
+	SHM_F_DIRECT = 1u << 3, /* WRITE: already copied into our mapping of
+				 * the target; SEND: payload is in wccl_mem
+				 * (key = memfd inode, resv2 = its fd number,
+				 * resv3 = offset in it) */
 };
 
 struct shm_msg {

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shareable memory: each allocation is its own memfd, mapped MAP_SHARED,
+ * so a same-host provider can map it into a peer. A small locked list of
+ * live allocations answers wccl_mem_lookup (control path only).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "core/mem.h"
+#include "wccl/transport.h"
+
+struct wccl_mem_block {
+	struct wccl_mem_block *next;
+	uint8_t *base;
+	size_t len; /* mapped bytes, page multiple */
+	int fd;
+};
+
+static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct wccl_mem_block *mem_blocks;
+
+int wccl_mem_alloc(size_t len, void **ptr)
+{
+	if (!ptr || !len)
+		return WCCL_EINVAL;
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	if (len > SIZE_MAX - pg)
+		return WCCL_ENOMEM;
+	size_t rounded = (len + pg - 1) & ~(pg - 1);
+	struct wccl_mem_block *b = malloc(sizeof(*b));
+	if (!b)
+		return WCCL_ENOMEM;
+	int fd = memfd_create("wccl-mem", MFD_CLOEXEC);
+	if (fd < 0) {
+		int rc = -errno;
+		free(b);
+		return rc;
+	}
+	if (ftruncate(fd, (off_t)rounded) < 0) {
+		int rc = -errno;
+		close(fd);
+		free(b);
+		return rc == WCCL_EINVAL || rc == -EFBIG ? WCCL_ENOMEM : rc;
+	}
+	void *p = mmap(NULL, rounded, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		       0);
+	if (p == MAP_FAILED) {
+		close(fd);
+		free(b);
+		return WCCL_ENOMEM;
+	}
+	b->base = p;
+	b->len = rounded;
+	b->fd = fd;
+	pthread_mutex_lock(&mem_lock);
+	b->next = mem_blocks;
+	mem_blocks = b;
+	pthread_mutex_unlock(&mem_lock);
+	*ptr = p;
+	return 0;
+}
+
+int wccl_mem_free(void *ptr)
+{
+	if (!ptr)
+		return 0;
+	pthread_mutex_lock(&mem_lock);
+	struct wccl_mem_block **pp = &mem_blocks;
+	while (*pp && (*pp)->base != ptr)
+		pp = &(*pp)->next;
+	struct wccl_mem_block *b = *pp;
+	if (b)
+		*pp = b->next;
+	pthread_mutex_unlock(&mem_lock);
+	if (!b)
+		return WCCL_EINVAL;
+	munmap(b->base, b->len);
+	close(b->fd);
+	free(b);
+	return 0;
+}
+
+int wccl_mem_lookup(const void *addr, size_t len, int *fd, uint64_t *offset)
+{
+	uintptr_t a = (uintptr_t)addr;
+	int rc = WCCL_ENOENT;
+	pthread_mutex_lock(&mem_lock);
+	for (struct wccl_mem_block *b = mem_blocks; b; b = b->next) {
+		uintptr_t base = (uintptr_t)b->base;
+		if (a >= base && a - base <= b->len && len <= b->len - (a - base)) {
+			*fd = b->fd;
+			*offset = a - base;
+			rc = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&mem_lock);
+	return rc;
+}
