@@ -18,7 +18,10 @@ struct wccl_mem_block {
 	uint8_t *base;
 	size_t len; /* mapped bytes, page multiple */
 	int fd;
+	uint64_t id; /* never reused, unlike addresses and fd numbers */
 };
+
+static uint64_t next_id = 1;
 
 static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct wccl_mem_block *mem_blocks;
@@ -57,6 +60,7 @@ int wccl_mem_alloc(size_t len, void **ptr)
 	b->len = rounded;
 	b->fd = fd;
 	pthread_mutex_lock(&mem_lock);
+	b->id = next_id++;
 	b->next = mem_blocks;
 	mem_blocks = b;
 	pthread_mutex_unlock(&mem_lock);
@@ -94,6 +98,26 @@ int wccl_mem_lookup(const void *addr, size_t len, int *fd, uint64_t *offset)
 		if (a >= base && a - base <= b->len && len <= b->len - (a - base)) {
 			*fd = b->fd;
 			*offset = a - base;
+			rc = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&mem_lock);
+	return rc;
+}
+
+int wccl_mem_find(const void *addr, size_t len, struct wccl_mem_span *span)
+{
+	uintptr_t a = (uintptr_t)addr;
+	int rc = WCCL_ENOENT;
+	pthread_mutex_lock(&mem_lock);
+	for (struct wccl_mem_block *b = mem_blocks; b; b = b->next) {
+		uintptr_t base = (uintptr_t)b->base;
+		if (a >= base && a - base <= b->len &&
+		    len <= b->len - (a - base)) {
+			span->base = b->base;
+			span->len = b->len;
+			span->id = b->id;
 			rc = 0;
 			break;
 		}

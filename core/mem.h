@@ -14,4 +14,15 @@
  */
 int wccl_mem_lookup(const void *addr, size_t len, int *fd, uint64_t *offset);
 
+/* The whole allocation holding [@addr, @addr + @len): its base, length and
+ * an id no later allocation reuses (so a cache keyed by it cannot mistake
+ * a new allocation at the same address for the old one). Returns 0 or
+ * -WCCL_ENOENT. Takes the registry lock. */
+struct wccl_mem_span {
+	void *base;
+	size_t len;
+	uint64_t id;
+};
+int wccl_mem_find(const void *addr, size_t len, struct wccl_mem_span *span);
+
 #endif

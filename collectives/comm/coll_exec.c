@@ -218,8 +218,13 @@ static int post_recvs(struct wccl_request *r, int window)
 			dst = r->buf + s->recv.offset * p->elem_size;
 		}
 		size_t len = s->recv.count * p->elem_size;
-		int rc = wccl_post_recv(c->peers[s->recv_peer].ep, dst, len,
-					NULL, cookie(r, XF_RECV, (uint64_t)i));
+		struct comm_peer *peer = &c->peers[s->recv_peer];
+		struct wccl_mr *mr =
+			s->recv_action == WCCL_RECV_REDUCE
+				? comm_mr_for(c, peer->ctx_index, &p->stage_span)
+				: comm_mr_for(c, peer->ctx_index, &r->buf_span);
+		int rc = wccl_post_recv(peer->ep, dst, len, mr,
+					cookie(r, XF_RECV, (uint64_t)i));
 		if (rc == WCCL_EAGAIN) {
 			if (st->slot >= 0)
 				p->stage_free |= 1u << st->slot;
@@ -259,8 +264,11 @@ static int post_sends(struct wccl_request *r, int window)
 			r->next_send++;
 			continue;
 		}
-		int rc = wccl_post_send(c->peers[s->send_peer].ep, src, len,
-					NULL, cookie(r, XF_SEND, (uint64_t)i));
+		struct comm_peer *peer = &c->peers[s->send_peer];
+		int rc = wccl_post_send(
+			peer->ep, src, len,
+			comm_mr_for(c, peer->ctx_index, &r->send_span),
+			cookie(r, XF_SEND, (uint64_t)i));
 		if (rc == WCCL_EAGAIN)
 			break;
 		if (rc)
@@ -316,8 +324,21 @@ static void request_start(struct wccl_request *r)
 	r->sends_pending = r->sigs_pending = 0;
 	r->started = 1;
 	int rc = coll_prepare_buffers(r);
-	if (!rc)
+	if (!rc) {
+		/* Buffers in wccl_mem memory travel with their registration
+		 * (one memcpy into a same-host peer, fixed buffers for uring). */
+		size_t span = p->elems * p->elem_size;
+		if (r->shape.kind == COLL_ALLTOALL)
+			span = p->work_bytes;
+		if (!r->buf || wccl_mem_find(r->buf, span, &r->buf_span))
+			r->buf_span.id = 0;
+		if (r->send_base == r->buf)
+			r->send_span = r->buf_span;
+		else if (!r->send_base ||
+			 wccl_mem_find(r->send_base, span, &r->send_span))
+			r->send_span.id = 0;
 		rc = post_sigs(r);
+	}
 	if (rc)
 		request_fail(r, comm_fail(r->comm, rc, -1,
 					  "rank %d: cannot start %s: %s",

@@ -41,8 +41,8 @@ static void plan_release(struct coll_plan *p)
 {
 	free(p->steps);
 	free(p->state);
-	free(p->stage);
-	free(p->work);
+	wccl_mem_free(p->stage);
+	wccl_mem_free(p->work);
 	free(p->sig_send_peers);
 	free(p->sig_recv_peers);
 	memset(p, 0, sizeof(*p));
@@ -181,9 +181,11 @@ static int build(struct wccl_comm *c, struct coll_plan *p)
 		size_t n = STAGE_BUDGET / p->stage_slot_bytes;
 		p->stage_slots = n < 1 ? 1 : n > STAGE_MAX_SLOTS ? STAGE_MAX_SLOTS
 								: (int)n;
-		p->stage = aligned_alloc(64, p->stage_slot_bytes *
-						     (size_t)p->stage_slots);
-		if (!p->stage)
+		/* Shareable memory: sends from it reach same-host peers in
+		 * one memcpy. */
+		size_t bytes = p->stage_slot_bytes * (size_t)p->stage_slots;
+		if (wccl_mem_alloc(bytes, (void **)&p->stage) ||
+		    wccl_mem_find(p->stage, bytes, &p->stage_span))
 			return WCCL_ENOMEM;
 	}
 	/* Where the caller's buffers can't be the schedule's buffer. */
@@ -193,8 +195,7 @@ static int build(struct wccl_comm *c, struct coll_plan *p)
 	if (sh->kind == COLL_ALLTOALL)
 		p->work_bytes = sh->count * (uint64_t)c->nranks * p->elem_size;
 	if (p->work_bytes) {
-		p->work = malloc(p->work_bytes);
-		if (!p->work)
+		if (wccl_mem_alloc(p->work_bytes, (void **)&p->work))
 			return WCCL_ENOMEM;
 	}
 	return 0;

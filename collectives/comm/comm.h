@@ -17,6 +17,7 @@
 #include "collectives/bootstrap/bootstrap.h"
 #include "collectives/cost_model.h"
 #include "collectives/schedule.h"
+#include "core/mem.h"
 
 #define COMM_MAX_PROVIDERS 4
 #define COMM_HOSTNAME_LEN 64
@@ -44,8 +45,18 @@ struct comm_peer {
 	int host_index;           /* dense host number */
 };
 
+/* A wccl_mem allocation registered with one context, reused by every
+ * collective whose buffers lie in it. */
+#define COMM_MR_CACHE 8
+struct comm_mr_entry {
+	uint64_t id; /* wccl_mem allocation id, 0 = empty */
+	struct wccl_mr *mr;
+	uint64_t last_use;
+};
+
 struct comm_ctx {
 	uint32_t caps; /* the provider's WCCL_CAP_* */
+	struct comm_mr_entry mrs[COMM_MR_CACHE];
 	struct wccl_context *ctx;
 	struct wccl_cq *cq;
 	struct wccl_listener *listener;
@@ -106,6 +117,7 @@ struct coll_plan {
 	struct step_state *state;
 	int nsteps;
 	uint8_t *stage;
+	struct wccl_mem_span stage_span;
 	size_t stage_slot_bytes;
 	int stage_slots;
 	uint32_t stage_free; /* bitmap of free slots */
@@ -128,6 +140,8 @@ struct wccl_request {
 	void *recvbuf;
 	uint8_t *buf;       /* what the schedule's blocks address */
 	uint8_t *send_base; /* alltoall sends address this instead */
+	/* wccl_mem allocations holding buf / send_base (id 0: plain memory) */
+	struct wccl_mem_span buf_span, send_span;
 	uint64_t seq;
 	int next_recv, next_send, next_finish; /* executor cursors */
 	int send_low; /* steps below have no send in flight */

@@ -54,6 +54,36 @@ int comm_open_contexts(struct wccl_comm *c, const char *bind_ip)
 	return c->nctx ? 0 : WCCL_ENODEV;
 }
 
+struct wccl_mr *comm_mr_for(struct wccl_comm *c, int ctx_index,
+			    const struct wccl_mem_span *span)
+{
+	if (!span->id)
+		return NULL;
+	struct comm_ctx *x = &c->ctx[ctx_index];
+	struct comm_mr_entry *victim = &x->mrs[0];
+	for (int i = 0; i < COMM_MR_CACHE; i++) {
+		struct comm_mr_entry *e = &x->mrs[i];
+		if (e->id == span->id) {
+			e->last_use = ++c->plan_clock;
+			return e->mr;
+		}
+		if (e->last_use < victim->last_use)
+			victim = e;
+	}
+	/* First use of this allocation here: register it whole, once. */
+	if (victim->mr)
+		wccl_mr_deregister(victim->mr);
+	victim->mr = NULL;
+	victim->id = 0;
+	if (wccl_mr_register(x->ctx, span->base, span->len,
+			     WCCL_ACCESS_LOCAL | WCCL_ACCESS_REMOTE_WRITE,
+			     &victim->mr))
+		return NULL;
+	victim->id = span->id;
+	victim->last_use = ++c->plan_clock;
+	return victim->mr;
+}
+
 void comm_close_contexts(struct wccl_comm *c)
 {
 	/* Endpoints accepted but never named (a failed set-up). */
@@ -69,6 +99,9 @@ void comm_close_contexts(struct wccl_comm *c)
 		}
 	for (int i = 0; i < c->nctx; i++) {
 		struct comm_ctx *x = &c->ctx[i];
+		for (int k = 0; k < COMM_MR_CACHE; k++)
+			if (x->mrs[k].mr)
+				wccl_mr_deregister(x->mrs[k].mr);
 		if (x->listener)
 			wccl_listener_close(x->listener);
 		if (x->cq)

@@ -28,6 +28,12 @@ int comm_exchange_info(struct wccl_comm *c, const char *region);
 int comm_connect_mesh(struct wccl_comm *c);
 void comm_close_contexts(struct wccl_comm *c);
 
+/* The registration of wccl_mem allocation @span with context @ctx_index,
+ * made on first use and cached; NULL for plain memory (id 0) or if the
+ * provider would not register it (then transfers go without an mr). */
+struct wccl_mr *comm_mr_for(struct wccl_comm *c, int ctx_index,
+			    const struct wccl_mem_span *span);
+
 /* comm_topo.c: link costs per class for the algorithm choice. */
 int comm_load_topology(struct wccl_comm *c);
 
