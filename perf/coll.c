@@ -407,9 +407,12 @@ int perf_coll_main(int argc, char **argv)
 		       "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "");
 	}
 	free(all);
+	/* Shareable memory, as a framework would get from wccl_mem_alloc:
+	 * same-host peers then copy it in one memcpy. */
 	size_t cap = (size_t)o.max_bytes + 64 * es * (size_t)n;
-	uint8_t *in = malloc(cap), *out = malloc(cap);
-	if (!in || !out)
+	uint8_t *in = NULL, *out = NULL;
+	if (!rc && (wccl_mem_alloc(cap, (void **)&in) ||
+		    wccl_mem_alloc(cap, (void **)&out)))
 		rc = WCCL_ENOMEM;
 	if (!rc) {
 		memset(in, 0, cap);
@@ -490,8 +493,8 @@ int perf_coll_main(int argc, char **argv)
 		printf("# Avg bus bandwidth    : %.4f\n#\n",
 		       nsizes ? busbw_sum / nsizes : 0);
 	}
-	free(in);
-	free(out);
+	wccl_mem_free(in);
+	wccl_mem_free(out);
 	int drc = rc ? wccl_comm_abort(comm) : wccl_comm_destroy(comm);
 	return rc || drc || total_wrong ? 1 : 0;
 }
