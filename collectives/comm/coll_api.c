@@ -84,12 +84,27 @@ int wccl_test(struct wccl_request *r, int *done)
 }
 
 /* Sleep a little once spinning has gone on long enough. */
-static void idle(uint64_t idle_since, uint64_t now)
+/*
+ * Nothing happened this pass. With a core to spare, spin a while (a reply
+ * is usually microseconds away); with more ranks than cores on this host,
+ * yield at once so the rank we wait for can run. Past that, sleep in the
+ * provider (woken by the arrival itself) when there is one context, else
+ * in short naps.
+ */
+static void idle(struct wccl_comm *c, uint64_t idle_since, uint64_t now)
 {
-	if (now - idle_since < 200000) /* spin the first 200 us */
+	uint64_t spin_ns = c->oversubscribed ? 0 : 200000;
+	if (now - idle_since < spin_ns)
 		return;
 	if (now - idle_since < 2000000) {
 		sched_yield();
+		return;
+	}
+	if (c->nctx == 1) {
+		struct wccl_completion wc[64];
+		int n = wccl_cq_wait(c->ctx[0].cq, wc, 64, 1);
+		for (int k = 0; k < n; k++)
+			comm_on_completion(c, &wc[k]);
 		return;
 	}
 	struct timespec ts = { 0, 50000 };
@@ -161,7 +176,7 @@ int wccl_wait(struct wccl_request *r, int timeout_ms)
 			timed_out(c, r, timeout_ms);
 			break;
 		}
-		idle(idle_since, now);
+		idle(c, idle_since, now);
 	}
 	if (r->status) {
 		/* Report the communicator's diagnosis (perhaps another rank's,

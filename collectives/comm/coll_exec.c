@@ -447,7 +447,7 @@ static int rank_of_ep(struct wccl_comm *c, struct wccl_endpoint *ep)
 	return -1;
 }
 
-static void on_completion(struct wccl_comm *c, const struct wccl_completion *wc)
+void comm_on_completion(struct wccl_comm *c, const struct wccl_completion *wc)
 {
 	uint64_t slot = wc->cookie >> 48;
 	enum xfer_kind kind = (enum xfer_kind)((wc->cookie >> 40) & 0xff);
@@ -517,7 +517,7 @@ int comm_progress(struct wccl_comm *c)
 	for (int i = 0; i < c->nctx; i++) {
 		int n = wccl_cq_poll(c->ctx[i].cq, wc, 64);
 		for (int k = 0; k < n; k++)
-			on_completion(c, &wc[k]);
+			comm_on_completion(c, &wc[k]);
 		if (n > 0)
 			total += n;
 	}

@@ -186,6 +186,7 @@ struct wccl_comm {
 	int aborted;
 	int broken; /* after a failed collective the streams are out of step */
 	int abort_sent;
+	int oversubscribed; /* more ranks on this host than online CPUs */
 	int failure_is_sure;
 };
 

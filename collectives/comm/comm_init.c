@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "comm_id.h"
 #include "comm_internal.h"
@@ -156,6 +157,10 @@ static int comm_init(struct wccl_comm **out, int nranks, int rank,
 		comm_free(c);
 		return rc;
 	}
+	int local = 0;
+	for (int r = 0; r < nranks; r++)
+		local += c->host_of[r] == c->host_of[rank];
+	c->oversubscribed = local > sysconf(_SC_NPROCESSORS_ONLN);
 	WCCL_INFO(WCCL_SUB_COLL, "rank %d/%d ready: region '%s' (%d regions), "
 				 "%d providers",
 		  rank, nranks, region, c->nregions, c->nctx);

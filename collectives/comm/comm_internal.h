@@ -39,6 +39,9 @@ int comm_load_topology(struct wccl_comm *c);
 
 /* coll_exec.c */
 int comm_progress(struct wccl_comm *c);
+/* Route one completion to its request (comm_progress does it for what it
+ * polls; waits that reap completions themselves call it too). */
+void comm_on_completion(struct wccl_comm *c, const struct wccl_completion *wc);
 void comm_flush_requests(struct wccl_comm *c, int err);
 void comm_free_plans(struct wccl_comm *c);
 
