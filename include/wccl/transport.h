@@ -19,6 +19,8 @@
  * - Each posted operation produces exactly one completion carrying the
  *   caller's cookie unchanged, in posting order per endpoint and direction.
  * - Buffers passed to post_* belong to wccl until their completion arrives.
+ * - A send that finds no posted receive waits for one, and holds up nothing
+ *   else: other operations on the endpoint, in both directions, go on.
  * - A write into a peer's region is checked by the target against its own
  *   registrations before a byte lands (key, bounds, access); a rejected
  *   write completes with an error at both ends and touches nothing.

@@ -810,6 +810,83 @@ static void both_directions_at_once(void **state)
 	run_case(&c);
 }
 
+/*
+ * Regression (a collective over uring hung at 128 MiB with 4 ranks): a send
+ * that finds no posted receive must not hold up anything else on the
+ * endpoint. B sends two messages while A has a receive posted for the
+ * first only; A's own send to B must still complete, although B's
+ * acknowledgement of it travels behind B's unmatched second message.
+ */
+#define UNM_SMALL 65536u
+#define UNM_BIG (1u << 20)
+
+static int unmatched_a(struct itest_side *s)
+{
+	uint8_t *mem = itest_alloc(s, UNM_BIG + 2 * UNM_SMALL);
+	uint8_t *big = mem, *r1 = mem + UNM_BIG, *r2 = r1 + UNM_SMALL;
+	itest_fill(big, UNM_BIG, 0xa);
+	ICHECK_OK(s, wccl_post_recv(s->ep, r1, UNM_SMALL, NULL, 0x71));
+	char go[8];
+	itest_ctl_recv(s, go, sizeof(go), T_OP, 1); /* B's two are out */
+	ICHECK_OK(s, wccl_post_send(s->ep, big, UNM_BIG, NULL, 0x72));
+	/* Not posting r2 yet: B's second message stays unmatched. */
+	for (int seen = 0; seen < 2;) {
+		struct wccl_completion wc;
+		ICHECK(s, itest_next(s, &wc, 5000) == 0,
+		       "our send never completed while the peer's second "
+		       "message waited for a receive (%d of 2 completions)",
+		       seen);
+		ICHECK(s, wc.status == 0, "status %s", wccl_err_name(wc.status));
+		ICHECK(s, wc.cookie == 0x71 || wc.cookie == 0x72,
+		       "cookie %llx", (unsigned long long)wc.cookie);
+		seen++;
+	}
+	ICHECK(s, itest_verify(r1, UNM_SMALL, 0xb1) < 0, "first message");
+	ICHECK_OK(s, wccl_post_recv(s->ep, r2, UNM_SMALL, NULL, 0x73));
+	itest_expect(s, WCCL_OP_RECV, 0x73, 0, UNM_SMALL, T_OP,
+		     "the second message, once a receive is posted");
+	ICHECK(s, itest_verify(r2, UNM_SMALL, 0xb2) < 0, "second message");
+	itest_barrier(s);
+	itest_free(mem, UNM_BIG + 2 * UNM_SMALL);
+	return 0;
+}
+
+static int unmatched_b(struct itest_side *s)
+{
+	uint8_t *mem = itest_alloc(s, UNM_BIG + 2 * UNM_SMALL);
+	uint8_t *big = mem, *m1 = mem + UNM_BIG, *m2 = m1 + UNM_SMALL;
+	itest_fill(m1, UNM_SMALL, 0xb1);
+	itest_fill(m2, UNM_SMALL, 0xb2);
+	ICHECK_OK(s, wccl_post_recv(s->ep, big, UNM_BIG, NULL, 0x81));
+	ICHECK_OK(s, wccl_post_send(s->ep, m1, UNM_SMALL, NULL, 0x82));
+	ICHECK_OK(s, wccl_post_send(s->ep, m2, UNM_SMALL, NULL, 0x83));
+	/* Drive them onto the wire before A sends. */
+	uint64_t until = itest_now_ms() + 200;
+	while (itest_now_ms() < until)
+		itest_poll_stash(s);
+	itest_ctl_send(s, "go", 3);
+	for (int seen = 0; seen < 3;) {
+		struct wccl_completion wc;
+		ICHECK(s, itest_next(s, &wc, T_OP) == 0, "%d of 3", seen);
+		ICHECK(s, wc.status == 0, "status %s", wccl_err_name(wc.status));
+		seen++;
+	}
+	ICHECK(s, itest_verify(big, UNM_BIG, 0xa) < 0, "A's message");
+	itest_barrier(s);
+	itest_free(mem, UNM_BIG + 2 * UNM_SMALL);
+	return 0;
+}
+
+static void unmatched_send_does_not_block_acks(void **state)
+{
+	(void)state;
+	const struct itest_case c = {.name = "unmatched_send_does_not_block_acks",
+				     .a = unmatched_a,
+				     .b = unmatched_b,
+				     .timeout_ms = 60000};
+	run_case(&c);
+}
+
 /* ---- 5 & 6. rejected writes and truncated sends ----------------------- */
 
 /*
@@ -2562,6 +2639,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(many_outstanding_sends),
 	    cmocka_unit_test(many_mixed_ops),
 	    cmocka_unit_test(both_directions_at_once),
+	    cmocka_unit_test(unmatched_send_does_not_block_acks),
 	    cmocka_unit_test(write_out_of_bounds),
 	    cmocka_unit_test(write_bad_key),
 	    cmocka_unit_test(write_without_remote_access),
