@@ -166,6 +166,7 @@ struct wccl_comm {
 	int *host_of;   /* dense host id per rank */
 	int nregions;
 	struct wccl_cost_topology topo;
+	int topo_from_file; /* the file's figures win over measurements */
 	char region_names[COMM_MAX_REGIONS][COMM_REGION_LEN];
 	void *hello; /* connection set-up messages */
 	struct wccl_endpoint **accepted; /* accepted, not yet named */

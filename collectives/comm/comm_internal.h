@@ -36,6 +36,10 @@ struct wccl_mr *comm_mr_for(struct wccl_comm *c, int ctx_index,
 
 /* comm_topo.c: link costs per class for the algorithm choice. */
 int comm_load_topology(struct wccl_comm *c);
+/* Ping a few peers of each link class (after the mesh is up) and set each
+ * class's latency from the all-gathered round trips, unless a topology
+ * file gave them. Collective over the communicator. */
+int comm_measure_links(struct wccl_comm *c);
 
 /* coll_exec.c */
 int comm_progress(struct wccl_comm *c);
