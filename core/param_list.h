@@ -27,15 +27,38 @@
 	INT(SPIN_US, 50, "busy-poll this long before sleeping in a wait, in us")             \
 	INT(URING_ENTRIES, 1024, "io_uring submission queue entries per context")            \
 	INT(URING_ZC_MIN, 65536, "sends of at least this many bytes use SEND_ZC")            \
-	INT(URING_ZC, 1, "use IORING_OP_SEND_ZC when the kernel has it (0 = never)")         \
+	INT(URING_ZC, 1, "IORING_OP_SEND_ZC if the kernel has it: 1 = remote peers only, 2 = also same host, 0 = never") \
 	INT(URING_FIXED_BUFS, 1, "register MRs as io_uring fixed buffers (0 = never)")       \
 	INT(URING_SOCKBUF, 4194304, "SO_SNDBUF/SO_RCVBUF per TCP connection, bytes (0 = OS)") \
 	INT(URING_KEEPALIVE_S, 10, "TCP keepalive: idle seconds before probing (0 = off)")   \
 	INT(URING_USER_TIMEOUT_MS, 30000, "TCP_USER_TIMEOUT: unacked data kills after ms")   \
 	INT(URING_STAGING, 65536, "per-connection receive staging buffer, bytes")            \
 	INT(URING_EAGER_MAX, 4096, "payloads up to this size are copied from staging")       \
+	INT(URING_YIELD, 1, "sched_yield() on an empty CQ poll, so a spinning waiter cedes a shared core (0 = pure spin)") \
 	INT(SHM_RING_BYTES, 1048576, "shared-memory ring size per direction, bytes")         \
-	INT(SHM_INLINE_MAX, 4096, "shm messages up to this size travel inside the ring")
+	INT(SHM_INLINE_MAX, 4096, "shm messages up to this size travel inside the ring") \
+	STR(DPDK_EAL, "--no-huge -m 128 --no-shconf --file-prefix=wccl-%p --log-level=warning", "dpdk: EAL arguments (%p = pid; add --vdev=... or -a PCI; memif role=auto picks server or client)") \
+	INT(DPDK_PORT, 0, "dpdk: ethdev port id to use")                                      \
+	STR(DPDK_IP, "", "dpdk: this process's IPv4 address on the DPDK port (default: 10.x.y.z from the pid)") \
+	STR(DPDK_PEER_MAC, "", "dpdk: static neighbour MAC (default: broadcast until learned from the peer)") \
+	INT(DPDK_UDP_PORT, 47000, "dpdk: UDP port of outgoing connections and the default listener") \
+	INT(DPDK_MTU, 1500, "dpdk: IP MTU; payload per packet is this minus 172 bytes of headers") \
+	INT(DPDK_WINDOW, 1024, "dpdk: packets in flight per connection and direction (send window)") \
+	INT(DPDK_PACE_MBPS, 20000, "dpdk: pacing ceiling in Mbit/s; halves on loss, regrows on ACKs (0 = unpaced)") \
+	INT(DPDK_RTO_MIN_US, 2000, "dpdk: retransmission timeout floor, us (RFC 6298 srtt/rttvar above it)") \
+	INT(DPDK_PEER_TIMEOUT_MS, 10000, "dpdk: a peer silent this long counts as lost (keepalives every quarter)") \
+	INT(DPDK_TEST_DROP, 0, "dpdk test hook: drop every Nth transmitted data packet (0 = off)") \
+	INT(DPDK_TEST_SWAP, 0, "dpdk test hook: 1 = swap adjacent transmitted packets (reorder)") \
+	STR(VERBS_DEVICE, "", "RDMA device for verbs (default: the one owning VERBS_ADDR, else the first with a local IPv4 GID)") \
+	STR(VERBS_ADDR, "", "verbs: local IPv4 address to listen and connect from (default: the device's first)") \
+	INT(VERBS_QPS, 4, "verbs: data QPs per connection; writes are spread and striped over them (1..16)") \
+	INT(VERBS_STRIPE_MIN, 262144, "verbs: writes of at least this many bytes are striped over the data QPs") \
+	INT(VERBS_TIMEOUT, 18, "verbs: QP ACK timeout exponent, 4.096 us * 2^N (18 = 1.07 s; must exceed the RTT)") \
+	INT(VERBS_RETRY, 7, "verbs: QP retransmissions before a peer counts as lost (0..7)") \
+	INT(VERBS_INLINE, 256, "verbs: sends and writes up to this size go inline (capped by the device)") \
+	INT(VERBS_BATCH, 32, "verbs: work requests chained per doorbell; only the last is signalled") \
+	INT(VERBS_SRQ_DEPTH, 1024, "verbs: internal receives on the shared receive queue (immediates)") \
+	INT(VERBS_MR_CACHE, 0, "verbs: on-the-fly registrations kept for reuse (0 = register per operation; see docs)")
 /* clang-format on */
 
 enum wccl_param {

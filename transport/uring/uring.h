@@ -58,6 +58,9 @@ struct uring_ctx {
 	struct wccl_context base;
 	struct io_uring ring;
 	bool has_zc, fixed_ok;
+	bool zc_local; /* SEND_ZC also to loopback / same-host peers */
+	bool sleeping; /* progress leaves the submit to the wait */
+	bool yield;    /* sched_yield() on an empty poll */
 	uint64_t zc_min, eager_max;
 	uint32_t staging, depth;
 	uint32_t mr_gen;
@@ -116,6 +119,7 @@ struct uring_ep {
 	uint64_t deadline_ns;
 	unsigned inflight; /* CQEs still due that point at this ep */
 	bool dirty, closing, hello_queued;
+	bool zc; /* SEND_ZC for large payloads on this connection */
 	struct uring_ep *next_dirty, *next_zombie;
 	struct sockaddr_storage sa;
 	socklen_t salen;
@@ -146,6 +150,7 @@ struct uring_ep {
 	uint32_t stg_lo, stg_hi;
 	int rx_state;
 	bool rx_busy, rx_direct, rx_reserved, hello_rx;
+	bool rx_more; /* the last recv filled its buffer: more is likely */
 	struct uring_wire_hdr cur;
 	uint8_t *dest;      /* NULL: drain the payload */
 	uint64_t remaining; /* payload bytes still to come */
@@ -230,6 +235,7 @@ void uring_rx_start(struct uring_ep *ep);
 void uring_rx_service(struct uring_ep *ep);
 void uring_rx_cqe(struct uring_ep *ep, int res);
 bool uring_rx_flush(struct uring_ep *ep, int err);
+void uring_ep_set_zc(struct uring_ep *ep);
 
 /* ---- uring_mr.c ---- */
 int uring_mr_register(struct wccl_context *c, void *addr, size_t len,

@@ -85,6 +85,45 @@ static void uring_bufsize(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
 }
 
+/* Loopback or one of our own addresses: the peer is on this host. */
+static bool uring_peer_local(int fd)
+{
+	struct sockaddr_storage me, peer;
+	socklen_t ml = sizeof(me), pl = sizeof(peer);
+	if (getpeername(fd, (struct sockaddr *)&peer, &pl) ||
+	    getsockname(fd, (struct sockaddr *)&me, &ml) ||
+	    me.ss_family != peer.ss_family)
+		return false;
+	if (peer.ss_family == AF_INET) {
+		const struct sockaddr_in *p = (const void *)&peer;
+		const struct sockaddr_in *m = (const void *)&me;
+		return (ntohl(p->sin_addr.s_addr) >> 24) == 127 ||
+		       p->sin_addr.s_addr == m->sin_addr.s_addr;
+	}
+	if (peer.ss_family == AF_INET6) {
+		const struct in6_addr *p =
+			&((const struct sockaddr_in6 *)(const void *)&peer)
+				 ->sin6_addr;
+		const struct in6_addr *m =
+			&((const struct sockaddr_in6 *)(const void *)&me)
+				 ->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(p) ||
+		       (IN6_IS_ADDR_V4MAPPED(p) && p->s6_addr[12] == 127) ||
+		       !memcmp(p, m, sizeof(*p));
+	}
+	return false;
+}
+
+/* On the same host the receiver copies a zero-copy skb anyway, and the
+ * sender still waits for the notification: SEND_ZC only loses there. */
+void uring_ep_set_zc(struct uring_ep *ep)
+{
+	ep->zc = ep->ctx->has_zc &&
+		 (ep->ctx->zc_local || !uring_peer_local(ep->fd));
+	WCCL_TRACE(WCCL_SUB_URING, "%s: SEND_ZC %s", ep->base.peer,
+		   ep->zc ? "on" : "off");
+}
+
 /* Best effort: a missing option costs performance or failure detection
  * speed, not correctness, so failures are only logged. */
 static void uring_sockopts(int fd)
@@ -278,6 +317,7 @@ int uring_accept(struct wccl_listener *wl, struct wccl_cq *cq,
 	ep->salen = sl;
 	uring_set_peer(ep);
 	ep->state = URING_EP_HANDSHAKE;
+	uring_ep_set_zc(ep);
 	uring_rx_start(ep);
 	uring_mark_dirty(ep);
 	WCCL_INFO(WCCL_SUB_URING, "accepted %s", ep->base.peer);
@@ -337,6 +377,7 @@ void uring_conn_cqe(struct uring_ep *ep, int res)
 		return;
 	}
 	ep->state = URING_EP_HANDSHAKE;
+	uring_ep_set_zc(ep);
 	uring_rx_start(ep);
 	uring_mark_dirty(ep);
 }

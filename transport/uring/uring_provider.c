@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,8 +122,9 @@ static int uring_context_open(struct wccl_context **out)
 		free(ctx);
 		return rc == -ENOMEM ? WCCL_ENOMEM : WCCL_ENODEV;
 	}
-	ctx->has_zc = wccl_param_int(WCCL_PARAM_URING_ZC) &&
-		      uring_zc_supported(&ctx->ring);
+	int64_t zc = wccl_param_int(WCCL_PARAM_URING_ZC);
+	ctx->has_zc = zc > 0 && uring_zc_supported(&ctx->ring);
+	ctx->zc_local = zc >= 2;
 	if (wccl_param_int(WCCL_PARAM_URING_FIXED_BUFS)) {
 		rc = io_uring_register_buffers_sparse(&ctx->ring,
 						      URING_FIXED_SLOTS);
@@ -146,6 +148,7 @@ static int uring_context_open(struct wccl_context **out)
 		d <<= 1;
 	ctx->depth = d;
 	ctx->mr_gen = 1;
+	ctx->yield = wccl_param_int(WCCL_PARAM_URING_YIELD) != 0;
 	WCCL_INFO(WCCL_SUB_URING,
 		  "context: %u entries, SEND_ZC %s, fixed buffers %s, depth %u",
 		  p.sq_entries, ctx->has_zc ? "on" : "off",
@@ -268,7 +271,7 @@ int uring_progress(struct uring_ctx *ctx)
 	}
 	if (ctx->zombies)
 		uring_reap_zombies(ctx);
-	if (io_uring_sq_ready(&ctx->ring)) {
+	if (io_uring_sq_ready(&ctx->ring) && !ctx->sleeping) {
 		int rc = io_uring_submit(&ctx->ring);
 		if (rc < 0 && rc != -EAGAIN && rc != -EBUSY && rc != -EINTR) {
 			WCCL_WARN(WCCL_SUB_URING, "io_uring_submit: %s",
@@ -295,12 +298,25 @@ static int uring_cq_poll(struct wccl_cq *q, struct wccl_completion *wc,
 			cq->head = 0;
 		cq->count--;
 	}
+	/* Nothing yet: let a peer sharing this core run (it may be the one
+	 * we wait for) instead of spinning out its time slice. */
+	if (!n && URING_CTX(q->ctx)->yield)
+		sched_yield();
 	return n;
 }
 
 static int uring_cq_sleep(struct wccl_cq *q, int timeout_ms)
 {
 	struct uring_ctx *ctx = URING_CTX(q->ctx);
+	if (URING_CQ(q)->count)
+		return 0;
+	/* One last pass; what it queues is submitted by the wait itself, in
+	 * the same syscall. */
+	ctx->sleeping = true;
+	int prc = uring_progress(ctx);
+	ctx->sleeping = false;
+	if (prc < 0)
+		return prc;
 	if (URING_CQ(q)->count)
 		return 0;
 	struct __kernel_timespec ts = {

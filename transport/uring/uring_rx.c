@@ -10,6 +10,7 @@
  * with no posted receive stops reading this socket (TCP backpressure)
  * until one is posted.
  */
+#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -37,18 +38,23 @@ int uring_post_recv(struct wccl_endpoint *e, void *buf, size_t len,
 	return 0;
 }
 
-static void uring_rx_issue(struct uring_ep *ep, bool direct)
+/* Account a recv result; false if the connection failed on it. */
+static bool uring_rx_result(struct uring_ep *ep, int res);
+
+/*
+ * Receive into staging (headers, small payloads) or straight into the
+ * destination. When more data is likely waiting, the socket is read at
+ * once without waiting: true if that got bytes (the caller parses on).
+ * Otherwise one recv is armed in io_uring and false returned.
+ */
+static bool uring_rx_recv(struct uring_ep *ep, bool direct)
 {
-	struct io_uring_sqe *sqe = uring_sqe(ep->ctx);
-	if (!sqe) {
-		uring_ep_failf(ep, WCCL_EINTERNAL, "io_uring SQ exhausted");
-		return;
-	}
+	uint8_t *p;
+	size_t n;
 	if (direct) {
-		size_t n = ep->remaining > URING_CHUNK_MAX
-				   ? URING_CHUNK_MAX
-				   : (size_t)ep->remaining;
-		io_uring_prep_recv(sqe, ep->fd, ep->dest, n, MSG_WAITALL);
+		n = ep->remaining > URING_CHUNK_MAX ? URING_CHUNK_MAX
+						    : (size_t)ep->remaining;
+		p = ep->dest;
 	} else {
 		/* Only a partial header (< 40 bytes) is ever left over. */
 		uint32_t left = ep->stg_hi - ep->stg_lo;
@@ -57,20 +63,40 @@ static void uring_rx_issue(struct uring_ep *ep, bool direct)
 			ep->stg_lo = 0;
 			ep->stg_hi = left;
 		}
-		io_uring_prep_recv(sqe, ep->fd, ep->stg + left,
-				   ep->ctx->staging - left, 0);
+		p = ep->stg + left;
+		n = ep->ctx->staging - left;
 	}
-	io_uring_sqe_set_data(sqe, (void *)((uintptr_t)ep | URING_TAG_RX));
 	ep->rx_direct = direct;
+	if (ep->rx_more) {
+		ssize_t r = recv(ep->fd, p, n, MSG_DONTWAIT);
+		if (r > 0 || (r == 0 && n)) {
+			ep->rx_more = (size_t)r == n;
+			return uring_rx_result(ep, (int)r);
+		}
+		if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+		    errno != EINTR) {
+			uring_rx_result(ep, -errno);
+			return false;
+		}
+	}
+	ep->rx_more = false;
+	struct io_uring_sqe *sqe = uring_sqe(ep->ctx);
+	if (!sqe) {
+		uring_ep_failf(ep, WCCL_EINTERNAL, "io_uring SQ exhausted");
+		return false;
+	}
+	io_uring_prep_recv(sqe, ep->fd, p, n, direct ? MSG_WAITALL : 0);
+	io_uring_sqe_set_data(sqe, (void *)((uintptr_t)ep | URING_TAG_RX));
 	ep->rx_busy = true;
 	ep->inflight++;
+	return false;
 }
 
 void uring_rx_start(struct uring_ep *ep)
 {
 	ep->stg_lo = ep->stg_hi = 0;
 	ep->rx_state = URING_RX_HDR;
-	uring_rx_issue(ep, false);
+	uring_rx_recv(ep, false);
 }
 
 /* Where a write may land, or the error the target reports for it. */
@@ -238,6 +264,7 @@ static bool uring_rx_header(struct uring_ep *ep)
 /* Consume what staging holds; end with one recv in flight or blocked. */
 static void uring_rx_advance(struct uring_ep *ep)
 {
+	unsigned reads = 0; /* at once; then leave the socket to io_uring */
 	while (ep->state != URING_EP_FAILED) {
 		if (ep->rx_state == URING_RX_PAYLOAD) {
 			uint64_t avail = ep->stg_hi - ep->stg_lo;
@@ -253,15 +280,24 @@ static void uring_rx_advance(struct uring_ep *ep)
 				uring_rx_finish(ep);
 				continue;
 			}
-			uring_rx_issue(ep, ep->dest &&
-						   ep->remaining >
-							   ep->ctx->eager_max);
+			bool direct = ep->dest &&
+				      ep->remaining > ep->ctx->eager_max;
+			/* The rest of a large payload is likely there. */
+			if (direct)
+				ep->rx_more = true;
+			if (reads++ >= 16)
+				ep->rx_more = false;
+			if (uring_rx_recv(ep, direct))
+				continue;
 			return;
 		}
 		if (ep->rx_state != URING_RX_HDR)
 			return;
 		if (ep->stg_hi - ep->stg_lo < URING_WIRE_HDR_LEN) {
-			uring_rx_issue(ep, false);
+			if (reads++ >= 16)
+				ep->rx_more = false;
+			if (uring_rx_recv(ep, false))
+				continue;
 			return;
 		}
 		if (!uring_rx_header(ep))
@@ -288,20 +324,14 @@ static const char *uring_rx_doing(struct uring_ep *ep, char *buf, size_t len)
 	return buf;
 }
 
-void uring_rx_cqe(struct uring_ep *ep, int res)
+static bool uring_rx_result(struct uring_ep *ep, int res)
 {
-	ep->inflight--;
-	ep->rx_busy = false;
-	if (ep->closing || ep->state == URING_EP_FAILED) {
-		uring_mark_dirty(ep);
-		return;
-	}
 	char doing[128];
 	if (res == 0) {
 		uring_ep_failf(ep, WCCL_EPEER_LOST,
 			       "peer closed the connection while %s",
 			       uring_rx_doing(ep, doing, sizeof(doing)));
-		return;
+		return false;
 	}
 	if (res < 0) {
 		if (res == -ECONNRESET)
@@ -314,7 +344,7 @@ void uring_rx_cqe(struct uring_ep *ep, int res)
 				       "receive failed while %s: %s",
 				       uring_rx_doing(ep, doing, sizeof(doing)),
 				       strerror(-res));
-		return;
+		return false;
 	}
 	if (ep->rx_direct) {
 		ep->dest += res;
@@ -322,7 +352,22 @@ void uring_rx_cqe(struct uring_ep *ep, int res)
 	} else {
 		ep->stg_hi += (uint32_t)res;
 	}
-	uring_rx_advance(ep);
+	return true;
+}
+
+void uring_rx_cqe(struct uring_ep *ep, int res)
+{
+	ep->inflight--;
+	ep->rx_busy = false;
+	if (ep->closing || ep->state == URING_EP_FAILED) {
+		uring_mark_dirty(ep);
+		return;
+	}
+	/* A full buffer means the socket likely holds more right now. */
+	ep->rx_more = res > 0 && !ep->rx_direct &&
+		      ep->stg_hi + (uint32_t)res == ep->ctx->staging;
+	if (uring_rx_result(ep, res))
+		uring_rx_advance(ep);
 }
 
 bool uring_rx_flush(struct uring_ep *ep, int err)

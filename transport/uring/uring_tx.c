@@ -7,6 +7,7 @@
  * of at least URING_ZC_MIN ends the batch and goes next as its own
  * SEND_ZC straight from the user's buffer (fixed buffer when registered).
  */
+#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -210,19 +211,16 @@ static void uring_tx_error(struct uring_ep *ep, int res)
 			       uring_tx_doing(ep), strerror(-res));
 }
 
-static bool uring_tx_submit_batch(struct uring_ep *ep)
+/* Account @n sent bytes against the batch iovec; true when all went. */
+static bool uring_tx_advance(struct uring_ep *ep, size_t n)
 {
-	struct io_uring_sqe *sqe = uring_sqe(ep->ctx);
-	if (!sqe)
-		return false;
-	ep->msg.msg_iov = ep->iov + ep->iov_at;
-	ep->msg.msg_iovlen = ep->iov_cnt - ep->iov_at;
-	io_uring_prep_sendmsg(sqe, ep->fd, &ep->msg,
-			      MSG_WAITALL | MSG_NOSIGNAL);
-	io_uring_sqe_set_data(sqe, (void *)((uintptr_t)ep | URING_TAG_TX));
-	ep->inflight++;
-	ep->tx_busy = true;
-	return true;
+	while (ep->iov_at < ep->iov_cnt && n >= ep->iov[ep->iov_at].iov_len)
+		n -= ep->iov[ep->iov_at++].iov_len;
+	if (ep->iov_at == ep->iov_cnt)
+		return true;
+	ep->iov[ep->iov_at].iov_base = (uint8_t *)ep->iov[ep->iov_at].iov_base + n;
+	ep->iov[ep->iov_at].iov_len -= n;
+	return false;
 }
 
 static bool uring_tx_submit_payload(struct uring_ep *ep)
@@ -235,22 +233,60 @@ static bool uring_tx_submit_payload(struct uring_ep *ep)
 	size_t n = left > URING_CHUNK_MAX ? URING_CHUNK_MAX : (size_t)left;
 	const uint8_t *p = op->buf + ep->pay_off;
 	int fl = MSG_WAITALL | MSG_NOSIGNAL;
-	if (ep->ctx->has_zc) {
-		if (op->fixed >= 0)
-			io_uring_prep_send_zc_fixed(sqe, ep->fd, p, n, fl, 0,
-						    (unsigned)op->fixed);
-		else
-			io_uring_prep_send_zc(sqe, ep->fd, p, n, fl, 0);
-		io_uring_sqe_set_data(sqe,
-				      (void *)((uintptr_t)op | URING_TAG_ZC));
-	} else {
-		io_uring_prep_send(sqe, ep->fd, p, n, fl);
-		io_uring_sqe_set_data(sqe,
-				      (void *)((uintptr_t)ep | URING_TAG_TX));
-	}
+	if (op->fixed >= 0)
+		io_uring_prep_send_zc_fixed(sqe, ep->fd, p, n, fl, 0,
+					    (unsigned)op->fixed);
+	else
+		io_uring_prep_send_zc(sqe, ep->fd, p, n, fl, 0);
+	io_uring_sqe_set_data(sqe, (void *)((uintptr_t)op | URING_TAG_ZC));
 	ep->inflight++;
 	ep->tx_busy = true;
 	return true;
+}
+
+/* The batch's bytes are all in the socket: its zero-copy payload next, or
+ * the batch is on the wire. */
+static void uring_tx_batch_sent(struct uring_ep *ep)
+{
+	if (ep->batch_has_payload) {
+		ep->tx_phase = URING_TX_PAYLOAD;
+		ep->pay_off = 0;
+		if (!uring_tx_submit_payload(ep))
+			uring_tx_error(ep, -ENOBUFS);
+		return;
+	}
+	ep->tx_wire = ep->batch_end;
+	ep->tx_phase = URING_TX_BATCH;
+}
+
+/*
+ * Send what is left of the batch. The socket is tried first without
+ * waiting (an idle socket takes it all: no SQE, no CQE, no extra pass);
+ * what it does not take goes to io_uring, which waits for room.
+ */
+static void uring_tx_push_batch(struct uring_ep *ep)
+{
+	ep->msg.msg_iov = ep->iov + ep->iov_at;
+	ep->msg.msg_iovlen = ep->iov_cnt - ep->iov_at;
+	/* An error is left for io_uring to report, in a later pass as ever:
+	 * failing the endpoint here would race the caller's next post. */
+	ssize_t n = sendmsg(ep->fd, &ep->msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n >= 0 && uring_tx_advance(ep, (size_t)n)) {
+		uring_tx_batch_sent(ep);
+		return;
+	}
+	struct io_uring_sqe *sqe = uring_sqe(ep->ctx);
+	if (!sqe) {
+		uring_tx_error(ep, -ENOBUFS);
+		return;
+	}
+	ep->msg.msg_iov = ep->iov + ep->iov_at;
+	ep->msg.msg_iovlen = ep->iov_cnt - ep->iov_at;
+	io_uring_prep_sendmsg(sqe, ep->fd, &ep->msg,
+			      MSG_WAITALL | MSG_NOSIGNAL);
+	io_uring_sqe_set_data(sqe, (void *)((uintptr_t)ep | URING_TAG_TX));
+	ep->inflight++;
+	ep->tx_busy = true;
 }
 
 static void uring_iov_add(struct uring_ep *ep, const void *p, size_t n)
@@ -269,7 +305,8 @@ static void uring_ctrl_add(struct uring_ep *ep, uint32_t *nctrl, uint8_t op,
 	(*nctrl)++;
 }
 
-static void uring_tx_build(struct uring_ep *ep)
+/* Build and send one batch; false if there was nothing to send. */
+static bool uring_tx_build(struct uring_ep *ep)
 {
 	uint32_t nctrl = 0;
 	ep->iov_at = ep->iov_cnt = 0;
@@ -293,27 +330,23 @@ static void uring_tx_build(struct uring_ep *ep)
 	while (seq < ep->tx_post && ep->iov_cnt + 2 <= 2 * URING_IOV_MAX &&
 	       bytes < URING_BATCH_BYTES) {
 		struct uring_txop *op = &ep->tx[seq & ep->mask];
-		if (op->len >= ep->ctx->zc_min ||
-		    op->len > URING_BATCH_BYTES - bytes) {
-			if (bytes && op->len < ep->ctx->zc_min)
-				break; /* fits in the next batch */
-			uring_iov_add(ep, op->hdr, URING_WIRE_HDR_LEN);
+		uring_iov_add(ep, op->hdr, URING_WIRE_HDR_LEN);
+		seq++;
+		if (ep->zc && op->len >= ep->ctx->zc_min) {
+			/* The payload follows as SEND_ZC from the buffer. */
 			ep->batch_has_payload = true;
-			seq++;
 			break;
 		}
-		uring_iov_add(ep, op->hdr, URING_WIRE_HDR_LEN);
 		if (op->len)
 			uring_iov_add(ep, op->buf, op->len);
 		bytes += op->len + URING_WIRE_HDR_LEN;
-		seq++;
 	}
 	if (!ep->iov_cnt)
-		return;
+		return false;
 	ep->batch_end = seq;
 	ep->tx_phase = URING_TX_BATCH;
-	if (!uring_tx_submit_batch(ep))
-		uring_mark_dirty(ep);
+	uring_tx_push_batch(ep);
+	return true;
 }
 
 void uring_tx_service(struct uring_ep *ep)
@@ -327,9 +360,13 @@ void uring_tx_service(struct uring_ep *ep)
 	}
 	if (!uring_tx_complete(ep))
 		uring_mark_dirty(ep); /* CQ full: try again next pass */
-	if (ep->tx_busy || ep->state == URING_EP_CONNECTING)
+	if (ep->state == URING_EP_CONNECTING)
 		return;
-	uring_tx_build(ep);
+	/* A batch the socket takes at once frees the way for the next; this
+	 * ends when the queue is empty or the socket is full (tx_busy). */
+	while (!ep->tx_busy && ep->state != URING_EP_FAILED)
+		if (!uring_tx_build(ep))
+			break;
 }
 
 void uring_tx_cqe(struct uring_ep *ep, int res)
@@ -344,38 +381,22 @@ void uring_tx_cqe(struct uring_ep *ep, int res)
 		uring_tx_error(ep, res);
 		return;
 	}
+	uring_mark_dirty(ep);
 	if (ep->tx_phase == URING_TX_BATCH) {
-		size_t n = (size_t)res;
-		while (ep->iov_at < ep->iov_cnt && n >= ep->iov[ep->iov_at].iov_len)
-			n -= ep->iov[ep->iov_at++].iov_len;
-		if (ep->iov_at < ep->iov_cnt) {
-			/* Short send: advance into the iovec and resubmit. */
-			ep->iov[ep->iov_at].iov_base =
-				(uint8_t *)ep->iov[ep->iov_at].iov_base + n;
-			ep->iov[ep->iov_at].iov_len -= n;
-			if (!uring_tx_submit_batch(ep))
-				uring_tx_error(ep, -ENOBUFS);
-			return;
-		}
-		if (ep->batch_has_payload &&
-		    ep->tx[(ep->batch_end - 1) & ep->mask].len) {
-			ep->tx_phase = URING_TX_PAYLOAD;
-			ep->pay_off = 0;
-			if (!uring_tx_submit_payload(ep))
-				uring_tx_error(ep, -ENOBUFS);
-			return;
-		}
-	} else {
-		ep->pay_off += (uint64_t)res;
-		if (ep->pay_off < ep->tx[(ep->batch_end - 1) & ep->mask].len) {
-			if (!uring_tx_submit_payload(ep))
-				uring_tx_error(ep, -ENOBUFS);
-			return;
-		}
+		if (uring_tx_advance(ep, (size_t)res))
+			uring_tx_batch_sent(ep);
+		else
+			uring_tx_push_batch(ep); /* short send: the rest */
+		return;
+	}
+	ep->pay_off += (uint64_t)res;
+	if (ep->pay_off < ep->tx[(ep->batch_end - 1) & ep->mask].len) {
+		if (!uring_tx_submit_payload(ep))
+			uring_tx_error(ep, -ENOBUFS);
+		return;
 	}
 	ep->tx_wire = ep->batch_end;
 	ep->tx_phase = URING_TX_BATCH;
-	uring_mark_dirty(ep);
 }
 
 void uring_zc_cqe(struct uring_txop *op, int res, unsigned flags)
