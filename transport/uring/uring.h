@@ -14,6 +14,12 @@
  *
  *   tx:  done <= acked-ish <= wire <= post      (seq numbers, 1-based)
  *   rx:  posted receives rq_done .. rq_post
+ *
+ * Two-sided sends are credit-based: every ACK also carries how many
+ * receives its sender has posted so far, and a SEND goes on the wire only
+ * while the peer has a receive posted for it. So no SEND ever waits in the
+ * byte stream for a receive, and nothing behind it (ACKs above all) is
+ * held up by one: the contract's "an unmatched send holds up nothing".
  */
 #include <liburing.h>
 #include <stdbool.h>
@@ -140,6 +146,9 @@ struct uring_ep {
 	struct uring_nak *naks;
 	uint32_t nak_head, nak_count;
 	uint64_t ack_to, ack_sent;
+	uint64_t credits_sent; /* rq_post as last told to the peer */
+	uint64_t peer_credits; /* receives the peer has posted, in total */
+	uint64_t sends_wired;  /* SENDs put on the wire, in total */
 	uint8_t ctrl[URING_IOV_MAX + 2][URING_WIRE_HDR_LEN];
 
 	/* rx */

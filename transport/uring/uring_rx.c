@@ -33,8 +33,8 @@ int uring_post_recv(struct wccl_endpoint *e, void *buf, size_t len,
 	r->len = len;
 	r->cookie = cookie;
 	ep->rq_post++;
-	if (ep->rx_state == URING_RX_WAIT_RECV)
-		uring_mark_dirty(ep);
+	/* The peer learns of the new credit in our next control header. */
+	uring_mark_dirty(ep);
 	return 0;
 }
 
@@ -227,6 +227,8 @@ static bool uring_rx_header(struct uring_ep *ep)
 			return false;
 		}
 		ep->hello_rx = true;
+		ep->peer_credits = h.offset; /* receives it had posted */
+		uring_mark_dirty(ep);
 		if (ep->state == URING_EP_HANDSHAKE)
 			ep->state = URING_EP_READY;
 		WCCL_INFO(WCCL_SUB_URING, "%s: connected", ep->base.peer);

@@ -111,6 +111,10 @@ int uring_tx_ack(struct uring_ep *ep, const struct uring_wire_hdr *h)
 		ep->tx_acked = h->seq;
 		uring_mark_dirty(ep);
 	}
+	if (h->offset > ep->peer_credits) {
+		ep->peer_credits = h->offset; /* SENDs may go on */
+		uring_mark_dirty(ep);
+	}
 	return 0;
 }
 
@@ -299,7 +303,9 @@ static void uring_iov_add(struct uring_ep *ep, const void *p, size_t n)
 static void uring_ctrl_add(struct uring_ep *ep, uint32_t *nctrl, uint8_t op,
 			   uint64_t seq, uint32_t imm)
 {
-	struct uring_wire_hdr h = { .op = op, .seq = seq, .imm = imm };
+	/* Every control header carries our receive credits (offset). */
+	struct uring_wire_hdr h = { .op = op, .seq = seq, .imm = imm,
+				    .offset = ep->rq_post };
 	uring_wire_encode(&h, ep->ctrl[*nctrl]);
 	uring_iov_add(ep, ep->ctrl[*nctrl], URING_WIRE_HDR_LEN);
 	(*nctrl)++;
@@ -320,16 +326,25 @@ static bool uring_tx_build(struct uring_ep *ep)
 		ep->nak_head++;
 		ep->nak_count--;
 	}
-	/* NAKs go first: ACK(n) after NAK(k <= n) keeps k's error. */
-	if (ep->ack_to > ep->ack_sent) {
+	/* NAKs go first: ACK(n) after NAK(k <= n) keeps k's error. An ACK
+	 * also goes when only our receive credits have grown. */
+	if (ep->ack_to > ep->ack_sent || ep->rq_post > ep->credits_sent) {
 		uring_ctrl_add(ep, &nctrl, URING_OP_ACK, ep->ack_to, 0);
 		ep->ack_sent = ep->ack_to;
 	}
+	ep->credits_sent = ep->rq_post;
 	uint64_t seq = ep->tx_wire, bytes = 0;
 	ep->batch_has_payload = false;
 	while (seq < ep->tx_post && ep->iov_cnt + 2 <= 2 * URING_IOV_MAX &&
 	       bytes < URING_BATCH_BYTES) {
 		struct uring_txop *op = &ep->tx[seq & ep->mask];
+		/* A SEND waits (and so does all behind it, to keep order)
+		 * until the peer has a receive posted for it. */
+		if (op->wop == WCCL_OP_SEND) {
+			if (ep->sends_wired >= ep->peer_credits)
+				break;
+			ep->sends_wired++;
+		}
 		uring_iov_add(ep, op->hdr, URING_WIRE_HDR_LEN);
 		seq++;
 		if (ep->zc && op->len >= ep->ctx->zc_min) {

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #define URING_WIRE_MAGIC 0x5743u /* "CW" on the wire */
-#define URING_WIRE_VERSION 1u
+#define URING_WIRE_VERSION 2u /* 2: receive credits in control headers */
 #define URING_WIRE_HDR_LEN 40u
 #define URING_WIRE_MAX_MSG (1ull << 30)
 
