@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef WCCL_DPDK_H
+#define WCCL_DPDK_H
+
+/*
+ * dpdk provider internals: UDP/IPv4 over one ethdev port, one context per
+ * process, no threads. cq_poll drives dpdk_progress(): rx_burst, demux by
+ * connection id, in-order delivery, timers, paced transmission, tx_burst.
+ *
+ * Per connection and direction (u32 sequence spaces, wrap-safe):
+ *   ops:     tx_done <= peer_op_done <= tx_seg_op <= tx_post
+ *   packets: snd_una <= snd_nxt,   rx: rcv_nxt .. rcv_nxt + window
+ * A packet holds one fragment of one op. The receiver applies packets in
+ * seq order straight into the posted receive / checked region, then counts
+ * the op in op_done; the initiator completes an op once a header reports
+ * op_done past it (rejections ride in every header, see dpdk_wire.h).
+ */
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <stdbool.h>
+
+#include "dpdk_stats.h"
+#include "dpdk_wire.h"
+#include "transport/provider.h"
+
+#define DPDK_MR_SLOTS 4096u
+#define DPDK_EP_SLOTS 1024u
+#define DPDK_BURST 32u
+#define DPDK_TXQ_MAX 512u
+#define DPDK_ACCEPT_MAX 64u
+#define DPDK_L2L3_LEN (14u + 20u + 8u)
+
+struct dpdk_mr {
+	struct wccl_mr base;
+	uint32_t slot;
+};
+
+struct dpdk_cq {
+	struct wccl_cq base;
+	struct wccl_completion *ring;
+	uint32_t cap, head, count;
+};
+
+struct dpdk_ep;
+struct dpdk_listener;
+
+struct dpdk_ctx {
+	struct wccl_context base;
+	uint16_t port;
+	struct rte_mempool *pool;
+	struct rte_ether_addr mac;
+	uint32_t ip; /* network order */
+	uint16_t udp_port;
+	bool link_up;
+	uint64_t link_check_ns, now;
+	uint32_t frag_max, window, depth;
+	uint64_t rto_min_ns, rto_max_ns, peer_timeout_ns;
+	/* pacing: token bucket in bytes, rate in bytes per us */
+	double rate_max, rate, tokens, burst;
+	uint64_t pace_ns;
+	uint32_t drop_every, drop_count;
+	bool swap, have_peer_mac;
+	struct rte_ether_addr peer_mac;
+	uint32_t mr_gen, conn_gen;
+	struct dpdk_ep *eps[DPDK_EP_SLOTS];
+	struct dpdk_listener *listeners;
+	struct rte_mbuf *txq[DPDK_TXQ_MAX];
+	uint32_t n_txq;
+	struct rte_mbuf *loopq[DPDK_TXQ_MAX]; /* frames to our own IP */
+	uint32_t n_loopq;
+	struct dpdk_stats st;
+	struct dpdk_mr *mrs[DPDK_MR_SLOTS];
+};
+
+struct dpdk_listener {
+	struct wccl_listener base;
+	struct dpdk_ctx *ctx;
+	uint16_t port;
+	struct dpdk_listener *next;
+	struct dpdk_ep *pending[DPDK_ACCEPT_MAX];
+	uint32_t n_pending;
+};
+
+struct dpdk_txop {
+	const uint8_t *buf;
+	uint64_t len, cookie, key, roff;
+	uint32_t imm;
+	int32_t status;
+	uint8_t op;
+};
+
+struct dpdk_pkt { /* a sent, unacknowledged packet */
+	uint32_t op_seq;
+	uint16_t len;
+	uint8_t flags, sacked, retx;
+	uint64_t off, sent_ns;
+};
+
+struct dpdk_rxpost {
+	uint8_t *buf;
+	uint64_t len, cookie;
+};
+
+struct dpdk_rxslot { /* a received packet waiting for its turn */
+	struct rte_mbuf *m;
+	const uint8_t *payload;
+	struct dpdk_wire_hdr h;
+};
+
+enum dpdk_ep_state {
+	DPDK_EP_SYN_SENT,
+	DPDK_EP_READY,
+	DPDK_EP_FAILED,
+};
+
+struct dpdk_ep {
+	struct wccl_endpoint base;
+	struct dpdk_ctx *ctx;
+	struct dpdk_listener *listener; /* until accepted */
+	int state, err;
+	uint32_t slot, conn_id, peer_conn;
+	uint32_t peer_ip; /* network order */
+	uint16_t peer_port, local_port;
+	struct rte_ether_addr peer_mac;
+	bool mac_known, ack_pending, sack_dirty;
+	uint64_t deadline_ns, syn_next_ns, last_rx_ns, last_tx_ns;
+	uint32_t depth, dmask, window, wmask, peer_wnd;
+
+	/* tx: operations and packets */
+	struct dpdk_txop *tx;
+	uint32_t tx_post, tx_done, tx_seg_op, peer_op_done;
+	uint64_t tx_seg_off;
+	struct dpdk_pkt *pkts;
+	uint32_t snd_una, snd_nxt, sack_high;
+	uint64_t srtt, rttvar, rto, rto_deadline; /* ns; srtt 0 = none yet */
+
+	/* rx */
+	struct dpdk_rxpost *rq;
+	uint32_t rq_post, rq_done;
+	struct dpdk_rxslot *rx;
+	uint32_t rcv_nxt, rcv_high, rx_op_done, peer_op_seen;
+	uint8_t *cur_dest;
+	int32_t cur_status;
+	struct dpdk_rej rej[DPDK_WIRE_MAX_REJ];
+	uint32_t n_rej;
+	struct dpdk_sack sack[DPDK_WIRE_MAX_SACK];
+	uint32_t n_sack;
+};
+
+#define DPDK_EP(e) container_of((e), struct dpdk_ep, base)
+#define DPDK_CTX(c) container_of((c), struct dpdk_ctx, base)
+#define DPDK_CQ(q) container_of((q), struct dpdk_cq, base)
+#define DPDK_MR(m) container_of((m), struct dpdk_mr, base)
+#define DPDK_LISTENER(l) container_of((l), struct dpdk_listener, base)
+
+/* ---- dpdk_eal.c: EAL and port, once per process ---- */
+int dpdk_eal_init(void);
+int dpdk_port_setup(struct dpdk_ctx *ctx);
+int dpdk_eal_probe(void);
+int dpdk_eal_describe(char *buf, size_t len);
+
+/* ---- dpdk_proto.c ---- */
+int dpdk_progress(struct dpdk_ctx *ctx);
+void dpdk_ep_service(struct dpdk_ep *ep);
+void dpdk_send_ctrl(struct dpdk_ep *ep, uint8_t type);
+void dpdk_tx_flush(struct dpdk_ctx *ctx);
+int dpdk_post_send(struct wccl_endpoint *ep, const void *buf, size_t len,
+		   struct wccl_mr *mr, uint64_t cookie);
+int dpdk_post_recv(struct wccl_endpoint *ep, void *buf, size_t len,
+		   struct wccl_mr *mr, uint64_t cookie);
+int dpdk_post_write(struct wccl_endpoint *ep, const void *buf, size_t len,
+		    struct wccl_mr *mr, const struct wccl_rkey *rk,
+		    uint64_t offset, uint32_t imm, uint32_t flags,
+		    uint64_t cookie);
+bool dpdk_ep_flush(struct dpdk_ep *ep, int err);
+int dpdk_ep_failf(struct dpdk_ep *ep, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ---- dpdk_conn.c ---- */
+struct dpdk_ep *dpdk_ep_new(struct dpdk_ctx *ctx);
+void dpdk_ep_free(struct dpdk_ep *ep);
+void dpdk_rx_syn(struct dpdk_ctx *ctx, const struct rte_ether_hdr *eth,
+		 uint32_t src_ip, uint16_t src_port, uint16_t dst_port,
+		 const struct dpdk_wire_hdr *h);
+
+static inline bool dpdk_cq_push(struct dpdk_cq *cq,
+				const struct wccl_completion *c)
+{
+	if (cq->count >= cq->cap)
+		return false;
+	uint32_t at = cq->head + cq->count;
+	if (at >= cq->cap)
+		at -= cq->cap;
+	cq->ring[at] = *c;
+	cq->count++;
+	return true;
+}
+
+static inline struct dpdk_mr *dpdk_mr_lookup(struct dpdk_ctx *ctx,
+					     uint64_t key)
+{
+	struct dpdk_mr *mr = ctx->mrs[(uint32_t)key % DPDK_MR_SLOTS];
+	return mr && mr->base.key == key ? mr : NULL;
+}
+
+uint64_t dpdk_now_ns(void);
+
+#endif

@@ -1,0 +1,890 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The reliable, paced protocol: frames in and out, per-connection
+ * sequence/ACK/SACK bookkeeping, RFC 6298 retransmission timers, a token
+ * bucket pacer, and in-order application of received fragments straight
+ * into posted receives or checked regions. Payload is copied into mbufs
+ * on transmit (no external-buffer zero copy yet).
+ */
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <rte_ip.h>
+#include <rte_udp.h>
+
+#include "core/log.h"
+#include "dpdk.h"
+
+#define RTO_INIT_NS 100000000ull
+#define SYN_EVERY_NS 50000000ull
+#define FAST_RETX_MAX 32u
+#define RTO_RETX_MAX 16u
+
+uint64_t dpdk_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int dpdk_ep_failf(struct dpdk_ep *ep, int err, const char *fmt, ...)
+{
+	if (ep->state == DPDK_EP_FAILED)
+		return ep->err;
+	char msg[WCCL_ERRMSG_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ep->state = DPDK_EP_FAILED;
+	ep->err = err;
+	wccl_ep_fail(&ep->base, WCCL_SUB_DPDK, err, "%s", msg);
+	dpdk_ep_flush(ep, err);
+	return err;
+}
+
+/* Complete every operation still owed on @ep with @err (those the peer
+ * already reported done keep their own status). False if the CQ filled. */
+bool dpdk_ep_flush(struct dpdk_ep *ep, int err)
+{
+	if (!ep->base.cq)
+		return true;
+	struct dpdk_cq *cq = DPDK_CQ(ep->base.cq);
+	while (ep->tx_done != ep->tx_post) {
+		struct dpdk_txop *op = &ep->tx[ep->tx_done & ep->dmask];
+		bool done = dpdk_seq_lt(ep->tx_done, ep->peer_op_done);
+		struct wccl_completion c = {
+			.cookie = op->cookie,
+			.ep = &ep->base,
+			.len = done ? op->len : 0,
+			.status = done ? op->status : err,
+			.op = op->op == DPDK_OP_SEND ? WCCL_OP_SEND
+						     : WCCL_OP_WRITE,
+		};
+		if (!dpdk_cq_push(cq, &c))
+			return false;
+		ep->tx_done++;
+	}
+	ep->tx_seg_op = ep->tx_post;
+	ep->snd_una = ep->snd_nxt;
+	while (ep->rq_done != ep->rq_post) {
+		struct dpdk_rxpost *rp = &ep->rq[ep->rq_done & ep->dmask];
+		struct wccl_completion c = { .cookie = rp->cookie,
+					     .ep = &ep->base,
+					     .status = err,
+					     .op = WCCL_OP_RECV };
+		if (!dpdk_cq_push(cq, &c))
+			return false;
+		ep->rq_done++;
+	}
+	return true;
+}
+
+/* ---- frames ---- */
+
+static void txq_push(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool data)
+{
+	if (data && ctx->drop_every &&
+	    ++ctx->drop_count % ctx->drop_every == 0) {
+		rte_pktmbuf_free(m);
+		ctx->st.test_dropped++;
+		return;
+	}
+	const struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(
+		m, const struct rte_ipv4_hdr *, sizeof(struct rte_ether_hdr));
+	if (ip->dst_addr == ctx->ip) { /* to ourselves: software loopback */
+		if (ctx->n_loopq == DPDK_TXQ_MAX) {
+			rte_pktmbuf_free(m);
+			ctx->st.tx_ring_full++;
+			return;
+		}
+		ctx->loopq[ctx->n_loopq++] = m;
+		ctx->st.tx_pkts++;
+		return;
+	}
+	if (ctx->n_txq == DPDK_TXQ_MAX) {
+		dpdk_tx_flush(ctx);
+		if (ctx->n_txq == DPDK_TXQ_MAX) {
+			rte_pktmbuf_free(m); /* recovered by retransmission */
+			ctx->st.tx_ring_full++;
+			return;
+		}
+	}
+	ctx->txq[ctx->n_txq++] = m;
+	ctx->st.tx_pkts++;
+}
+
+void dpdk_tx_flush(struct dpdk_ctx *ctx)
+{
+	if (!ctx->n_txq || !ctx->link_up)
+		return;
+	if (ctx->swap)
+		for (uint32_t i = 0; i + 1 < ctx->n_txq; i += 2) {
+			struct rte_mbuf *t = ctx->txq[i];
+			ctx->txq[i] = ctx->txq[i + 1];
+			ctx->txq[i + 1] = t;
+		}
+	uint16_t sent = rte_eth_tx_burst(ctx->port, 0, ctx->txq,
+					 (uint16_t)ctx->n_txq);
+	if (sent < ctx->n_txq)
+		memmove(ctx->txq, ctx->txq + sent,
+			(ctx->n_txq - sent) * sizeof(ctx->txq[0]));
+	ctx->n_txq -= sent;
+}
+
+/* An Ethernet/IPv4/UDP frame around @h and @plen payload bytes. */
+static struct rte_mbuf *build_frame(struct dpdk_ctx *ctx,
+				    const struct rte_ether_addr *dmac,
+				    uint32_t dip, uint16_t sport, uint16_t dport,
+				    const struct dpdk_wire_hdr *h,
+				    const uint8_t *payload, uint16_t plen)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(ctx->pool);
+	if (!m)
+		return NULL;
+	size_t hs = dpdk_wire_hdr_size(h);
+	uint16_t total = (uint16_t)(DPDK_L2L3_LEN + hs + plen);
+	uint8_t *p = (uint8_t *)rte_pktmbuf_append(m, total);
+	if (!p) {
+		rte_pktmbuf_free(m);
+		return NULL;
+	}
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)p;
+	rte_ether_addr_copy(dmac, &eth->dst_addr);
+	rte_ether_addr_copy(&ctx->mac, &eth->src_addr);
+	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(eth + 1);
+	memset(ip, 0, sizeof(*ip));
+	ip->version_ihl = RTE_IPV4_VHL_DEF;
+	ip->total_length = rte_cpu_to_be_16((uint16_t)(total - 14));
+	ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
+	ip->time_to_live = 64;
+	ip->next_proto_id = IPPROTO_UDP;
+	ip->src_addr = ctx->ip;
+	ip->dst_addr = dip;
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
+	udp->src_port = rte_cpu_to_be_16(sport);
+	udp->dst_port = rte_cpu_to_be_16(dport);
+	udp->dgram_len = rte_cpu_to_be_16((uint16_t)(total - 34));
+	udp->dgram_cksum = 0;
+	uint8_t *w = (uint8_t *)(udp + 1);
+	dpdk_wire_encode(h, w);
+	if (plen)
+		memcpy(w + hs, payload, plen);
+	return m;
+}
+
+static void compute_sack(struct dpdk_ep *ep)
+{
+	ep->n_sack = 0;
+	ep->sack_dirty = false;
+	uint32_t s = ep->rcv_nxt + 1;
+	while (dpdk_seq_lt(s, ep->rcv_high) && ep->n_sack < DPDK_WIRE_MAX_SACK) {
+		if (!ep->rx[s & ep->wmask].m) {
+			s++;
+			continue;
+		}
+		uint32_t start = s;
+		while (dpdk_seq_lt(s, ep->rcv_high) && ep->rx[s & ep->wmask].m)
+			s++;
+		ep->sack[ep->n_sack++] = (struct dpdk_sack){ start, s };
+	}
+}
+
+/* Frame @h to the peer with our ACK state on it. */
+static struct rte_mbuf *ep_frame(struct dpdk_ep *ep, struct dpdk_wire_hdr *h,
+				 const uint8_t *payload, uint16_t plen)
+{
+	struct dpdk_ctx *ctx = ep->ctx;
+	h->dst_conn = ep->peer_conn;
+	h->src_conn = ep->conn_id;
+	h->ack = ep->rcv_nxt;
+	h->op_done = ep->rx_op_done;
+	h->op_seen = ep->tx_done;
+	h->wnd = ep->window;
+	if (ep->sack_dirty)
+		compute_sack(ep);
+	h->n_sack = (uint8_t)ep->n_sack;
+	memcpy(h->sack, ep->sack, sizeof(ep->sack[0]) * ep->n_sack);
+	h->n_rej = (uint8_t)ep->n_rej;
+	memcpy(h->rej, ep->rej, sizeof(ep->rej[0]) * ep->n_rej);
+	static const struct rte_ether_addr bcast = {
+		.addr_bytes = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff }
+	};
+	const struct rte_ether_addr *dmac =
+		ep->mac_known ? &ep->peer_mac
+			      : (ctx->have_peer_mac ? &ctx->peer_mac : &bcast);
+	struct rte_mbuf *m = build_frame(ctx, dmac, ep->peer_ip, ep->local_port,
+					 ep->peer_port, h, payload, plen);
+	if (m) {
+		ep->ack_pending = false;
+		ep->last_tx_ns = ctx->now;
+	}
+	return m;
+}
+
+void dpdk_send_ctrl(struct dpdk_ep *ep, uint8_t type)
+{
+	struct dpdk_wire_hdr h = { .type = type };
+	if (type == DPDK_PKT_SYN || type == DPDK_PKT_SYNACK) {
+		h.key = ep->window;
+		h.offset = ep->ctx->frag_max;
+	}
+	struct rte_mbuf *m = ep_frame(ep, &h, NULL, 0);
+	if (m)
+		txq_push(ep->ctx, m, false);
+}
+
+/* RST to the sender of a packet that names no connection of ours. */
+static void reply_rst(struct dpdk_ctx *ctx, const struct rte_ether_hdr *eth,
+		      uint32_t sip, uint16_t sport, uint16_t dport,
+		      const struct dpdk_wire_hdr *in)
+{
+	struct dpdk_wire_hdr h = { .type = DPDK_PKT_RST,
+				   .dst_conn = in->src_conn,
+				   .src_conn = in->dst_conn };
+	struct rte_mbuf *m =
+		build_frame(ctx, &eth->src_addr, sip, dport, sport, &h, NULL, 0);
+	if (m)
+		txq_push(ctx, m, false);
+}
+
+/* ---- pacing ---- */
+
+static bool pace_take(struct dpdk_ctx *ctx, uint32_t bytes)
+{
+	if (ctx->rate_max <= 0)
+		return true;
+	if (ctx->now > ctx->pace_ns) {
+		ctx->tokens += (double)(ctx->now - ctx->pace_ns) * 1e-3 *
+			       ctx->rate;
+		if (ctx->tokens > ctx->burst)
+			ctx->tokens = ctx->burst;
+		ctx->pace_ns = ctx->now;
+	}
+	if (ctx->tokens < bytes)
+		return false;
+	ctx->tokens -= bytes;
+	return true;
+}
+
+/* ---- transmit ---- */
+
+static bool send_pkt(struct dpdk_ep *ep, uint32_t seq, bool retx, bool paced)
+{
+	struct dpdk_ctx *ctx = ep->ctx;
+	struct dpdk_pkt *pk = &ep->pkts[seq & ep->wmask];
+	struct dpdk_txop *op = &ep->tx[pk->op_seq & ep->dmask];
+	if (paced && !pace_take(ctx, pk->len + 200u))
+		return false;
+	struct dpdk_wire_hdr h = {
+		.type = DPDK_PKT_DATA,
+		.seq = seq,
+		.op = op->op,
+		.flags = pk->flags,
+		.op_seq = pk->op_seq,
+		.imm = op->imm,
+		.key = op->key,
+		.offset = pk->off,
+		.msg_len = op->len,
+		.roff = op->roff,
+		.frag_len = pk->len,
+	};
+	struct rte_mbuf *m = ep_frame(ep, &h, op->buf + pk->off, pk->len);
+	if (!m)
+		return false;
+	pk->sent_ns = ctx->now;
+	if (retx) {
+		pk->retx = 1;
+		ctx->st.retransmits++;
+	}
+	ctx->st.tx_data++;
+	txq_push(ctx, m, true);
+	return true;
+}
+
+static void send_new(struct dpdk_ep *ep)
+{
+	uint32_t wnd = ep->peer_wnd < ep->window ? ep->peer_wnd : ep->window;
+	while (ep->tx_seg_op != ep->tx_post && ep->snd_nxt - ep->snd_una < wnd) {
+		struct dpdk_txop *op = &ep->tx[ep->tx_seg_op & ep->dmask];
+		uint64_t left = op->len - ep->tx_seg_off;
+		uint16_t len = (uint16_t)(left < ep->ctx->frag_max
+						  ? left
+						  : ep->ctx->frag_max);
+		struct dpdk_pkt *pk = &ep->pkts[ep->snd_nxt & ep->wmask];
+		pk->op_seq = ep->tx_seg_op;
+		pk->off = ep->tx_seg_off;
+		pk->len = len;
+		pk->flags = (uint8_t)((ep->tx_seg_off ? 0 : DPDK_F_FIRST) |
+				      (len == left ? DPDK_F_LAST : 0));
+		pk->sacked = 0;
+		pk->retx = 0;
+		if (!send_pkt(ep, ep->snd_nxt, false, true))
+			return;
+		if (ep->snd_una == ep->snd_nxt)
+			ep->rto_deadline = ep->ctx->now + ep->rto;
+		ep->snd_nxt++;
+		if (len == left) {
+			ep->tx_seg_op++;
+			ep->tx_seg_off = 0;
+		} else {
+			ep->tx_seg_off += len;
+		}
+	}
+}
+
+static void rto_update(struct dpdk_ep *ep)
+{
+	struct dpdk_ctx *ctx = ep->ctx;
+	if (!ep->srtt)
+		return;
+	uint64_t var = 4 * ep->rttvar > 100000 ? 4 * ep->rttvar : 100000;
+	uint64_t rto = ep->srtt + var;
+	if (rto < ctx->rto_min_ns)
+		rto = ctx->rto_min_ns;
+	if (rto > ctx->rto_max_ns)
+		rto = ctx->rto_max_ns;
+	ep->rto = rto;
+}
+
+/* RFC 6298: srtt, rttvar, rto = srtt + max(G, 4 rttvar), G = 100 us. */
+static void rtt_sample(struct dpdk_ep *ep, uint64_t r)
+{
+	if (!ep->srtt) {
+		ep->srtt = r;
+		ep->rttvar = r / 2;
+	} else {
+		uint64_t d = ep->srtt > r ? ep->srtt - r : r - ep->srtt;
+		ep->rttvar = (3 * ep->rttvar + d) / 4;
+		ep->srtt = (7 * ep->srtt + r) / 8;
+	}
+	rto_update(ep);
+}
+
+/* Holes below the highest SACKed packet, sent more than ~1.25 srtt ago,
+ * are lost: resend them now rather than at the RTO. */
+static void fast_retx(struct dpdk_ep *ep)
+{
+	struct dpdk_ctx *ctx = ep->ctx;
+	if (!dpdk_seq_lt(ep->snd_una, ep->sack_high) || !ep->srtt)
+		return;
+	uint64_t age = ep->srtt + ep->srtt / 4 + 20000;
+	unsigned n = 0;
+	for (uint32_t s = ep->snd_una;
+	     dpdk_seq_lt(s, ep->sack_high) && n < FAST_RETX_MAX; s++) {
+		struct dpdk_pkt *pk = &ep->pkts[s & ep->wmask];
+		if (pk->sacked || ctx->now < pk->sent_ns + age)
+			continue;
+		if (!send_pkt(ep, s, true, false))
+			break;
+		ctx->st.fast_retx++;
+		n++;
+	}
+}
+
+/* The ACK state any packet from the peer carries. */
+static void rx_ack(struct dpdk_ep *ep, const struct dpdk_wire_hdr *h)
+{
+	struct dpdk_ctx *ctx = ep->ctx;
+	ep->peer_wnd = h->wnd && h->wnd < ep->window ? h->wnd : ep->window;
+	if (dpdk_seq_lt(ep->snd_una, h->ack) &&
+	    !dpdk_seq_lt(ep->snd_nxt, h->ack)) {
+		/* Karn: sample only a packet sent once and not SACKed
+		 * before, so this ACK is the first news of it. */
+		const struct dpdk_pkt *last = &ep->pkts[(h->ack - 1) & ep->wmask];
+		if (!last->retx && !last->sacked && ctx->now >= last->sent_ns)
+			rtt_sample(ep, ctx->now - last->sent_ns);
+		else
+			rto_update(ep); /* new data acked: undo the backoff */
+		uint32_t n = h->ack - ep->snd_una;
+		ep->snd_una = h->ack;
+		if (dpdk_seq_lt(ep->sack_high, ep->snd_una))
+			ep->sack_high = ep->snd_una;
+		ep->rto_deadline = ctx->now + ep->rto;
+		/* Regrow the pacing rate: +1/64 per acked packet. */
+		ctx->rate += ctx->rate_max * n / 64.0;
+		if (ctx->rate > ctx->rate_max)
+			ctx->rate = ctx->rate_max;
+	}
+	for (unsigned i = 0; i < h->n_sack; i++) {
+		uint32_t s = h->sack[i].start, e = h->sack[i].end;
+		if (dpdk_seq_lt(s, ep->snd_una))
+			s = ep->snd_una;
+		if (dpdk_seq_lt(ep->snd_nxt, e))
+			e = ep->snd_nxt;
+		for (; dpdk_seq_lt(s, e); s++)
+			ep->pkts[s & ep->wmask].sacked = 1;
+		if (dpdk_seq_lt(ep->sack_high, e))
+			ep->sack_high = e;
+	}
+	for (unsigned i = 0; i < h->n_rej; i++) {
+		uint32_t q = h->rej[i].op_seq;
+		if (!dpdk_seq_lt(q, ep->tx_done) && dpdk_seq_lt(q, ep->tx_seg_op))
+			ep->tx[q & ep->dmask].status = -(int32_t)h->rej[i].err;
+	}
+	if (dpdk_seq_lt(ep->peer_op_done, h->op_done) &&
+	    !dpdk_seq_lt(ep->tx_seg_op, h->op_done))
+		ep->peer_op_done = h->op_done;
+	if (dpdk_seq_lt(ep->peer_op_seen, h->op_seen) &&
+	    !dpdk_seq_lt(ep->rx_op_done, h->op_seen)) {
+		ep->peer_op_seen = h->op_seen;
+		uint32_t k = 0;
+		for (uint32_t i = 0; i < ep->n_rej; i++)
+			if (!dpdk_seq_lt(ep->rej[i].op_seq, ep->peer_op_seen))
+				ep->rej[k++] = ep->rej[i];
+		ep->n_rej = k;
+	}
+	fast_retx(ep);
+}
+
+static void check_rto(struct dpdk_ep *ep)
+{
+	struct dpdk_ctx *ctx = ep->ctx;
+	if (ep->snd_una == ep->snd_nxt || ctx->now < ep->rto_deadline)
+		return;
+	ctx->st.rto_fires++;
+	ep->rto = ep->rto * 2 < ctx->rto_max_ns ? ep->rto * 2 : ctx->rto_max_ns;
+	ctx->rate /= 2;
+	if (ctx->rate < ctx->rate_max / 16)
+		ctx->rate = ctx->rate_max / 16;
+	unsigned n = 0;
+	for (uint32_t s = ep->snd_una; s != ep->snd_nxt && n < RTO_RETX_MAX;
+	     s++) {
+		if (s != ep->snd_una && ep->pkts[s & ep->wmask].sacked)
+			continue;
+		if (!send_pkt(ep, s, true, false))
+			break;
+		n++;
+	}
+	ep->rto_deadline = ctx->now + ep->rto;
+}
+
+/* ---- receive ---- */
+
+static void rx_data(struct dpdk_ep *ep, struct rte_mbuf *m,
+		    const uint8_t *payload, const struct dpdk_wire_hdr *h)
+{
+	struct dpdk_ctx *ctx = ep->ctx;
+	ep->ack_pending = true;
+	if (dpdk_seq_lt(h->seq, ep->rcv_nxt)) {
+		ctx->st.rx_dup++;
+		rte_pktmbuf_free(m);
+		return;
+	}
+	if (h->seq - ep->rcv_nxt >= ep->window) {
+		ctx->st.rx_out_of_window++;
+		rte_pktmbuf_free(m);
+		return;
+	}
+	struct dpdk_rxslot *sl = &ep->rx[h->seq & ep->wmask];
+	if (sl->m) {
+		ctx->st.rx_dup++;
+		rte_pktmbuf_free(m);
+		return;
+	}
+	if (h->seq != ep->rcv_high)
+		ctx->st.rx_reordered++; /* a gap opened or a hole filled */
+	sl->m = m;
+	sl->payload = payload;
+	sl->h = *h;
+	if (dpdk_seq_lt(ep->rcv_high, h->seq + 1))
+		ep->rcv_high = h->seq + 1;
+	ep->sack_dirty = true;
+	ctx->st.rx_data++;
+}
+
+/* Apply the packet at rcv_nxt: 0 done, -WCCL_EAGAIN not yet (no posted
+ * receive, no CQ room, or the endpoint is not accepted yet). */
+static int rx_apply(struct dpdk_ep *ep, struct dpdk_rxslot *sl)
+{
+	const struct dpdk_wire_hdr *h = &sl->h;
+	if (!ep->base.cq)
+		return WCCL_EAGAIN;
+	struct dpdk_cq *cq = DPDK_CQ(ep->base.cq);
+	if (h->op_seq != ep->rx_op_done)
+		return dpdk_ep_failf(ep, WCCL_EPROTO,
+				     "packet %u carries op %u, expected op %u",
+				     h->seq, h->op_seq, ep->rx_op_done);
+	struct dpdk_rxpost *rp = &ep->rq[ep->rq_done & ep->dmask];
+	if (h->flags & DPDK_F_FIRST) {
+		int32_t st = 0;
+		uint8_t *dest = NULL;
+		if (h->op == DPDK_OP_SEND) {
+			if (ep->rq_done == ep->rq_post)
+				return WCCL_EAGAIN;
+			if (h->msg_len > rp->len)
+				st = WCCL_ETRUNCATED;
+			dest = rp->buf;
+		} else {
+			struct dpdk_mr *mr = dpdk_mr_lookup(ep->ctx, h->key);
+			if (!mr)
+				st = WCCL_EREMOTE_KEY;
+			else if (!(mr->base.access & WCCL_ACCESS_REMOTE_WRITE))
+				st = WCCL_EREMOTE_ACCESS;
+			else if (h->roff > mr->base.len ||
+				 h->msg_len > mr->base.len - h->roff)
+				st = WCCL_EREMOTE_BOUNDS;
+			else
+				dest = (uint8_t *)mr->base.addr + h->roff;
+		}
+		ep->cur_status = st;
+		ep->cur_dest = dest;
+	}
+	bool last = h->flags & DPDK_F_LAST;
+	if (last && (cq->count >= cq->cap ||
+		     (ep->cur_status && ep->n_rej == DPDK_WIRE_MAX_REJ)))
+		return WCCL_EAGAIN;
+	if (!ep->cur_status && h->frag_len)
+		memcpy(ep->cur_dest + h->offset, sl->payload, h->frag_len);
+	if (!last)
+		return 0;
+	struct wccl_completion c = { .ep = &ep->base,
+				     .len = h->msg_len,
+				     .status = ep->cur_status };
+	bool push = true;
+	if (h->op == DPDK_OP_SEND) {
+		c.cookie = rp->cookie;
+		c.op = WCCL_OP_RECV;
+		ep->rq_done++;
+	} else if (ep->cur_status) {
+		c.op = WCCL_OP_ERROR;
+		ep->ctx->st.rejected_writes++;
+		WCCL_INFO(WCCL_SUB_DPDK, "%s: rejected write key %#llx "
+					 "offset %llu len %llu: %s",
+			  ep->base.peer, (unsigned long long)h->key,
+			  (unsigned long long)h->roff,
+			  (unsigned long long)h->msg_len,
+			  wccl_strerror(ep->cur_status));
+	} else if (h->op == DPDK_OP_WRITE_IMM) {
+		c.op = WCCL_OP_WRITE_IMM;
+		c.imm = h->imm;
+	} else {
+		push = false;
+	}
+	if (push)
+		dpdk_cq_push(cq, &c);
+	if (ep->cur_status)
+		ep->rej[ep->n_rej++] =
+			(struct dpdk_rej){ h->op_seq, (uint32_t)-ep->cur_status };
+	ep->rx_op_done++;
+	return 0;
+}
+
+static void rx_deliver(struct dpdk_ep *ep)
+{
+	while (ep->state == DPDK_EP_READY) {
+		struct dpdk_rxslot *sl = &ep->rx[ep->rcv_nxt & ep->wmask];
+		if (!sl->m || rx_apply(ep, sl))
+			return;
+		rte_pktmbuf_free(sl->m);
+		sl->m = NULL;
+		ep->rcv_nxt++;
+		ep->ack_pending = true;
+		ep->sack_dirty = true;
+	}
+}
+
+static void complete_ops(struct dpdk_ep *ep)
+{
+	if (!ep->base.cq)
+		return;
+	struct dpdk_cq *cq = DPDK_CQ(ep->base.cq);
+	while (ep->tx_done != ep->peer_op_done) {
+		struct dpdk_txop *op = &ep->tx[ep->tx_done & ep->dmask];
+		struct wccl_completion c = {
+			.cookie = op->cookie,
+			.ep = &ep->base,
+			.len = op->len,
+			.status = op->status,
+			.op = op->op == DPDK_OP_SEND ? WCCL_OP_SEND
+						     : WCCL_OP_WRITE,
+		};
+		if (!dpdk_cq_push(cq, &c))
+			return;
+		ep->tx_done++;
+	}
+}
+
+void dpdk_ep_service(struct dpdk_ep *ep)
+{
+	struct dpdk_ctx *ctx = ep->ctx;
+	uint64_t now = ctx->now;
+	switch (ep->state) {
+	case DPDK_EP_FAILED:
+		dpdk_ep_flush(ep, ep->err);
+		return;
+	case DPDK_EP_SYN_SENT:
+		if (now >= ep->deadline_ns) {
+			dpdk_ep_failf(ep, WCCL_ETIMEDOUT,
+				      "no answer to the connection request");
+		} else if (now >= ep->syn_next_ns &&
+			   (ctx->link_up || ep->peer_ip == ctx->ip)) {
+			dpdk_send_ctrl(ep, DPDK_PKT_SYN);
+			ep->syn_next_ns = now + SYN_EVERY_NS;
+		}
+		return;
+	default:
+		break;
+	}
+	if (now > ep->last_rx_ns && now - ep->last_rx_ns > ctx->peer_timeout_ns) {
+		dpdk_ep_failf(ep, WCCL_EPEER_LOST,
+			      "silent for %llu ms (WCCL_DPDK_PEER_TIMEOUT_MS)",
+			      (unsigned long long)(now - ep->last_rx_ns) /
+				      1000000ull);
+		return;
+	}
+	rx_deliver(ep);
+	if (ep->state != DPDK_EP_READY)
+		return;
+	complete_ops(ep);
+	fast_retx(ep);
+	check_rto(ep);
+	send_new(ep);
+	if (ep->ack_pending ||
+	    (now > ep->last_tx_ns &&
+	     now - ep->last_tx_ns > ctx->peer_timeout_ns / 4))
+		dpdk_send_ctrl(ep, DPDK_PKT_ACK);
+}
+
+/* ---- demultiplexing ---- */
+
+static void rx_frame(struct dpdk_ctx *ctx, struct rte_mbuf *m)
+{
+	ctx->st.rx_pkts++;
+	if (m->nb_segs != 1 || m->data_len < DPDK_L2L3_LEN)
+		goto malformed;
+	const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *);
+	const struct rte_ether_hdr *eth = (const struct rte_ether_hdr *)p;
+	if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4))
+		goto unknown;
+	const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(eth + 1);
+	if (ip->next_proto_id != IPPROTO_UDP || ip->dst_addr != ctx->ip)
+		goto unknown;
+	uint16_t tot = rte_be_to_cpu_16(ip->total_length);
+	if (ip->version_ihl != RTE_IPV4_VHL_DEF || tot < 28 ||
+	    tot > m->data_len - 14 ||
+	    (rte_be_to_cpu_16(ip->fragment_offset) &
+	     (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)))
+		goto malformed;
+	const struct rte_udp_hdr *udp = (const struct rte_udp_hdr *)(ip + 1);
+	uint16_t ulen = rte_be_to_cpu_16(udp->dgram_len);
+	if (ulen < 8 || ulen > tot - 20)
+		goto malformed;
+	const uint8_t *w = (const uint8_t *)(udp + 1);
+	uint16_t sport = rte_be_to_cpu_16(udp->src_port);
+	uint16_t dport = rte_be_to_cpu_16(udp->dst_port);
+	struct dpdk_wire_hdr h;
+	int hs = dpdk_wire_decode(w, ulen - 8u, &h);
+	if (hs == WCCL_EPROTONOSUPPORT) {
+		WCCL_INFO(WCCL_SUB_DPDK, "wire version %u from port %u "
+					 "(we speak %u): RST",
+			  h.version, sport, DPDK_WIRE_VERSION);
+		reply_rst(ctx, eth, ip->src_addr, sport, dport, &h);
+		goto malformed;
+	}
+	if (hs < 0)
+		goto malformed;
+	if (h.type == DPDK_PKT_SYN && !h.dst_conn) {
+		dpdk_rx_syn(ctx, eth, ip->src_addr, sport, dport, &h);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	struct dpdk_ep *ep = ctx->eps[h.dst_conn % DPDK_EP_SLOTS];
+	if (!ep || ep->conn_id != h.dst_conn || ep->peer_ip != ip->src_addr ||
+	    (ep->state != DPDK_EP_SYN_SENT && ep->peer_conn != h.src_conn)) {
+		if (h.type == DPDK_PKT_DATA)
+			reply_rst(ctx, eth, ip->src_addr, sport, dport, &h);
+		goto unknown;
+	}
+	if (!ep->mac_known) {
+		rte_ether_addr_copy(&eth->src_addr, &ep->peer_mac);
+		ep->mac_known = true;
+	}
+	if (ep->state == DPDK_EP_FAILED)
+		goto unknown;
+	ep->last_rx_ns = ctx->now;
+	switch (h.type) {
+	case DPDK_PKT_SYNACK:
+		if (ep->state == DPDK_EP_SYN_SENT) {
+			ep->peer_conn = h.src_conn;
+			if (h.key && h.key < ep->window)
+				ep->peer_wnd = (uint32_t)h.key;
+			ep->state = DPDK_EP_READY;
+			WCCL_INFO(WCCL_SUB_DPDK, "%s: connected (conn %#x/%#x)",
+				  ep->base.peer, ep->conn_id, ep->peer_conn);
+		}
+		break;
+	case DPDK_PKT_ACK:
+		if (ep->state == DPDK_EP_READY)
+			rx_ack(ep, &h);
+		break;
+	case DPDK_PKT_DATA:
+		if (ep->state != DPDK_EP_READY)
+			break;
+		rx_ack(ep, &h);
+		rx_data(ep, m, w + hs, &h);
+		return;
+	case DPDK_PKT_FIN:
+		if (ep->tx_done == ep->tx_post && ep->rq_done == ep->rq_post) {
+			/* Orderly: nothing in flight here. */
+			ep->state = DPDK_EP_FAILED;
+			ep->err = WCCL_EPEER_LOST;
+			wccl_ep_closed(&ep->base, WCCL_SUB_DPDK, WCCL_EPEER_LOST,
+				       "peer closed the connection");
+		} else {
+			dpdk_ep_failf(ep, WCCL_EPEER_LOST,
+				      "peer closed the connection with "
+				      "operations in flight");
+		}
+		break;
+	case DPDK_PKT_RST:
+		dpdk_ep_failf(ep,
+			      ep->state == DPDK_EP_SYN_SENT ? WCCL_ECONNREFUSED
+							    : WCCL_ECONNRESET,
+			      "peer reset the connection (nobody listens, "
+			      "or another wire version)");
+		break;
+	default:
+		goto unknown;
+	}
+	rte_pktmbuf_free(m);
+	return;
+malformed:
+	ctx->st.rx_malformed++;
+	rte_pktmbuf_free(m);
+	return;
+unknown:
+	ctx->st.rx_unknown++;
+	rte_pktmbuf_free(m);
+}
+
+int dpdk_progress(struct dpdk_ctx *ctx)
+{
+	ctx->now = dpdk_now_ns();
+	if (ctx->now >= ctx->link_check_ns) {
+		struct rte_eth_link link;
+		memset(&link, 0, sizeof(link));
+		bool up = rte_eth_link_get_nowait(ctx->port, &link) == 0 &&
+			  link.link_status == RTE_ETH_LINK_UP;
+		if (up && !ctx->link_up)
+			WCCL_INFO(WCCL_SUB_DPDK, "port %u link up", ctx->port);
+		if (!up && ctx->link_up) {
+			/* On a point-to-point vdev (memif) this is the peer
+			 * process dying: fail its connections now rather than
+			 * after WCCL_DPDK_PEER_TIMEOUT_MS. */
+			WCCL_INFO(WCCL_SUB_DPDK, "port %u link down", ctx->port);
+			for (uint32_t i = 0; i < DPDK_EP_SLOTS; i++) {
+				struct dpdk_ep *ep = ctx->eps[i];
+				if (ep && ep->peer_ip != ctx->ip &&
+				    ep->state == DPDK_EP_READY)
+					dpdk_ep_failf(ep, WCCL_EPEER_LOST,
+						      "link down on port %u "
+						      "(peer gone)",
+						      ctx->port);
+			}
+		}
+		ctx->link_up = up;
+		ctx->link_check_ns = ctx->now + (up ? 50000000ull : 5000000ull);
+	}
+	struct rte_mbuf *pkts[DPDK_BURST];
+	for (int round = 0; round < 8; round++) {
+		uint16_t n = rte_eth_rx_burst(ctx->port, 0, pkts, DPDK_BURST);
+		for (uint16_t i = 0; i < n; i++)
+			rx_frame(ctx, pkts[i]);
+		if (n < DPDK_BURST)
+			break;
+	}
+	if (ctx->n_loopq) {
+		uint32_t n = ctx->n_loopq;
+		struct rte_mbuf *loop[DPDK_TXQ_MAX];
+		memcpy(loop, ctx->loopq, n * sizeof(loop[0]));
+		ctx->n_loopq = 0;
+		for (uint32_t i = 0; i < n; i++)
+			rx_frame(ctx, loop[i]);
+	}
+	for (uint32_t i = 0; i < DPDK_EP_SLOTS; i++)
+		if (ctx->eps[i])
+			dpdk_ep_service(ctx->eps[i]);
+	dpdk_tx_flush(ctx);
+	return 0;
+}
+
+/* ---- posting ---- */
+
+static int tx_post(struct dpdk_ep *ep, uint8_t wop, const void *buf,
+		   size_t len, uint64_t key, uint64_t roff, uint32_t imm,
+		   uint64_t cookie)
+{
+	if (ep->state == DPDK_EP_FAILED)
+		return ep->err;
+	if (ep->state != DPDK_EP_READY)
+		return WCCL_ENOTCONN;
+	if (len > DPDK_WIRE_MAX_MSG)
+		return WCCL_EMSGSIZE;
+	if (!buf && len)
+		return WCCL_EINVAL;
+	if (ep->tx_post - ep->tx_done >= ep->depth)
+		return WCCL_EAGAIN;
+	struct dpdk_txop *op = &ep->tx[ep->tx_post & ep->dmask];
+	op->buf = buf;
+	op->len = len;
+	op->cookie = cookie;
+	op->key = key;
+	op->roff = roff;
+	op->imm = imm;
+	op->op = wop;
+	op->status = 0;
+	ep->tx_post++;
+	/* Start it now: fewer round trips through cq_poll for small ops. */
+	ep->ctx->now = dpdk_now_ns();
+	send_new(ep);
+	dpdk_tx_flush(ep->ctx);
+	return 0;
+}
+
+int dpdk_post_send(struct wccl_endpoint *e, const void *buf, size_t len,
+		   struct wccl_mr *mr, uint64_t cookie)
+{
+	(void)mr;
+	if (!e)
+		return WCCL_EINVAL;
+	return tx_post(DPDK_EP(e), DPDK_OP_SEND, buf, len, 0, 0, 0, cookie);
+}
+
+int dpdk_post_write(struct wccl_endpoint *e, const void *buf, size_t len,
+		    struct wccl_mr *mr, const struct wccl_rkey *rk,
+		    uint64_t offset, uint32_t imm, uint32_t flags,
+		    uint64_t cookie)
+{
+	(void)mr;
+	if (!e || !rk || (flags & ~(uint32_t)WCCL_WRITE_IMM))
+		return WCCL_EINVAL;
+	return tx_post(DPDK_EP(e),
+		       (flags & WCCL_WRITE_IMM) ? DPDK_OP_WRITE_IMM
+						: DPDK_OP_WRITE,
+		       buf, len, rk->key, offset, imm, cookie);
+}
+
+int dpdk_post_recv(struct wccl_endpoint *e, void *buf, size_t len,
+		   struct wccl_mr *mr, uint64_t cookie)
+{
+	(void)mr;
+	if (!e)
+		return WCCL_EINVAL;
+	struct dpdk_ep *ep = DPDK_EP(e);
+	if (ep->state == DPDK_EP_FAILED)
+		return ep->err;
+	if (!buf && len)
+		return WCCL_EINVAL;
+	if (ep->rq_post - ep->rq_done >= ep->depth)
+		return WCCL_EAGAIN;
+	ep->rq[ep->rq_post & ep->dmask] =
+		(struct dpdk_rxpost){ buf, len, cookie };
+	ep->rq_post++;
+	return 0;
+}

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef WCCL_DPDK_STATS_H
+#define WCCL_DPDK_STATS_H
+
+/* Counters of one dpdk context (tests and wccl-info read them). */
+#include <stdint.h>
+
+struct wccl_context;
+
+struct dpdk_stats {
+	uint64_t tx_pkts, rx_pkts, tx_data, rx_data;
+	uint64_t retransmits, rto_fires, fast_retx;
+	uint64_t rx_malformed, rx_unknown, rx_dup, rx_out_of_window;
+	uint64_t rx_reordered, test_dropped, tx_ring_full;
+	uint64_t rejected_writes;
+};
+
+/* Copy @ctx's counters (a dpdk context) into @st. Returns 0 or
+ * -WCCL_EINVAL if @ctx is not a dpdk context. */
+int dpdk_context_stats(struct wccl_context *ctx, struct dpdk_stats *st);
+
+#endif

@@ -1,0 +1,693 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * verbs data path: posting (chained WRs, inline, striping, fences), work
+ * completions back to wccl completions in posting order, and the meaning
+ * of each work-completion error.
+ */
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "verbs.h"
+
+static inline bool qp_live(const struct verbs_qp *q)
+{
+	return q->qp && q->up && !q->dead;
+}
+
+static inline bool qp_room(const struct verbs_qp *q, uint32_t n)
+{
+	return q->sq_post - q->sq_done + n <= q->sq_cap;
+}
+
+void verbs_ep_push(struct verbs_ep *ep, const struct wccl_completion *c)
+{
+	if (ep->base.cq) {
+		verbs_cq_push(ep->base.cq, c);
+	} else if (ep->n_early < sizeof(ep->early) / sizeof(ep->early[0])) {
+		ep->early[ep->n_early++] = *c;
+	} else {
+		WCCL_WARN(WCCL_SUB_VERBS,
+			  "%s: completion before wccl_accept dropped",
+			  ep->base.peer);
+	}
+}
+
+static void mark_dirty(struct verbs_qp *q)
+{
+	if (!q->dirty) {
+		q->dirty = true;
+		q->next_dirty = q->ep->ctx->dirty;
+		q->ep->ctx->dirty = q;
+	}
+}
+
+/* ---- work-completion errors ------------------------------------------ */
+
+const char *verbs_wc_explain(enum ibv_wc_status st)
+{
+	switch (st) {
+	case IBV_WC_RETRY_EXC_ERR:
+		return "no ACK after all retransmissions: the peer is gone or "
+		       "the path is broken (or WCCL_VERBS_TIMEOUT is shorter "
+		       "than the RTT with a full queue)";
+	case IBV_WC_RNR_RETRY_EXC_ERR:
+		return "the peer had no receive posted for too long";
+	case IBV_WC_REM_ACCESS_ERR:
+		return "the target's HCA rejected the access: stale or foreign "
+		       "key, out of bounds, or no remote write";
+	case IBV_WC_REM_INV_REQ_ERR:
+		return "the target rejected the request: message longer than "
+		       "its posted receive, or beyond its limits";
+	case IBV_WC_REM_OP_ERR:
+		return "the target's HCA could not complete the operation";
+	case IBV_WC_LOC_LEN_ERR:
+		return "message longer than the posted receive";
+	case IBV_WC_LOC_PROT_ERR:
+		return "local buffer outside its memory registration";
+	case IBV_WC_LOC_QP_OP_ERR:
+		return "local QP error (bad work request)";
+	case IBV_WC_WR_FLUSH_ERR:
+		return "flushed: the QP was already in error";
+	default:
+		return ibv_wc_status_str(st);
+	}
+}
+
+static int map_status(enum ibv_wc_status st)
+{
+	switch (st) {
+	case IBV_WC_RETRY_EXC_ERR:
+	case IBV_WC_RNR_RETRY_EXC_ERR:
+		return WCCL_EPEER_LOST;
+	case IBV_WC_REM_ACCESS_ERR:
+		return WCCL_EREMOTE_KEY;
+	case IBV_WC_REM_INV_REQ_ERR:
+	case IBV_WC_LOC_LEN_ERR:
+		return WCCL_ETRUNCATED;
+	case IBV_WC_REM_OP_ERR:
+		return WCCL_EREMOTE;
+	case IBV_WC_LOC_PROT_ERR:
+		return WCCL_EFAULT;
+	case IBV_WC_WR_FLUSH_ERR:
+		return WCCL_ECONNRESET;
+	default:
+		return WCCL_EIO;
+	}
+}
+
+static struct verbs_qp *first_live_data(struct verbs_ep *ep)
+{
+	for (uint32_t i = 1; i < ep->nqps; i++)
+		if (qp_live(&ep->qp[i]))
+			return &ep->qp[i];
+	return NULL;
+}
+
+static void chain_add(struct verbs_qp *q, enum ibv_wr_opcode opc,
+		      const void *buf, uint64_t len, uint32_t lkey, bool inl,
+		      uint64_t raddr, uint32_t rkey, uint32_t imm,
+		      uint64_t opseq);
+
+/* Tell the target that a write into it was rejected (so it reports a
+ * WCCL_OP_ERROR) and, if the rejection killed a data QP, which. */
+static void send_ctl(struct verbs_ep *ep, int code, uint32_t dead_idx)
+{
+	struct verbs_qp *q = first_live_data(ep);
+	if (!q || !qp_room(q, 1)) {
+		WCCL_INFO(WCCL_SUB_VERBS,
+			  "%s: cannot tell the target about a rejected write "
+			  "(no data QP room)",
+			  ep->base.peer);
+		return;
+	}
+	uint32_t imm = VERBS_CTL_REJECT << 28 | (dead_idx & 0xffu) << 16 |
+		       ((uint32_t)-code & 0xffffu);
+	chain_add(q, IBV_WR_SEND_WITH_IMM, NULL, 0, 0, false, 0, 0, imm,
+		  VERBS_INTERNAL);
+}
+
+/* An error work completion of @op's piece on @q: the wccl code, with the
+ * message recorded on the endpoint; fails the endpoint unless only this
+ * data QP died and the others carry on. */
+static int tx_error(struct verbs_ep *ep, struct verbs_qp *q,
+		    struct verbs_txop *op, enum ibv_wc_status st)
+{
+	static const char *const kind[] = {"?", "send", "write",
+					   "write with immediate"};
+	if (st == IBV_WC_WR_FLUSH_ERR) {
+		if (ep->state == VERBS_EP_FAILED)
+			return ep->err;
+		if (q->dead)
+			return WCCL_ECONNRESET;
+	}
+	int code = map_status(st);
+	if (st == IBV_WC_REM_ACCESS_ERR && q->idx > 0) {
+		q->dead = true;
+		wccl_ep_fail(&ep->base, WCCL_SUB_VERBS, WCCL_EREMOTE_KEY,
+			     "%s of %llu bytes rejected by the target's HCA "
+			     "(remote access error) although the key passed "
+			     "the local checks: the region was probably "
+			     "deregistered (stale key) or belongs to another "
+			     "context; data QP %u is closed",
+			     kind[op->kind], (unsigned long long)op->len,
+			     q->idx);
+		if (first_live_data(ep)) {
+			send_ctl(ep, WCCL_EREMOTE_KEY, q->idx);
+			return WCCL_EREMOTE_KEY;
+		}
+		verbs_ep_fail(ep, WCCL_EREMOTE_KEY);
+		return WCCL_EREMOTE_KEY;
+	}
+	if (st == IBV_WC_REM_INV_REQ_ERR && op->kind != VERBS_SEND)
+		code = WCCL_EREMOTE_BOUNDS;
+	/* A send whose receive failed at the peer: on RC that is, above all,
+	 * a message longer than the posted receive (rxe: REM_OP_ERR). */
+	if (op->kind == VERBS_SEND &&
+	    (st == IBV_WC_REM_INV_REQ_ERR || st == IBV_WC_REM_OP_ERR))
+		code = WCCL_ETRUNCATED;
+	verbs_ep_fail(ep, wccl_ep_fail(&ep->base, WCCL_SUB_VERBS, code,
+				       "%s of %llu bytes on QP %u failed: %s "
+				       "(%s)%s",
+				       kind[op->kind],
+				       (unsigned long long)op->len, q->idx,
+				       verbs_wc_explain(st),
+				       ibv_wc_status_str(st),
+				       code == WCCL_ETRUNCATED
+					   ? "; RC closes the connection"
+					   : ""));
+	return code;
+}
+
+/* ---- send queue ------------------------------------------------------ */
+
+static void tx_advance(struct verbs_ep *ep)
+{
+	while (ep->tx_done != ep->tx_issue) {
+		struct verbs_txop *op = &ep->tx[ep->tx_done & ep->mask];
+		if (op->state != VERBS_OP_DONE)
+			break;
+		struct wccl_completion c = {
+			.cookie = op->cookie,
+			.ep = &ep->base,
+			.len = op->status ? 0 : op->len,
+			.status = op->status,
+			.op = op->kind == VERBS_SEND ? WCCL_OP_SEND
+						     : WCCL_OP_WRITE,
+		};
+		op->state = 0;
+		ep->tx_done++;
+		verbs_ep_push(ep, &c);
+	}
+}
+
+static void op_finish(struct verbs_ep *ep, struct verbs_txop *op)
+{
+	if (op->kind == VERBS_WRITE)
+		ep->plain_out--;
+	else if (op->kind == VERBS_WRITE_IMM)
+		ep->imm_out--;
+	verbs_mrc_put(ep->ctx, op->tmp);
+	op->tmp = NULL;
+	op->state = VERBS_OP_DONE;
+}
+
+static void piece_done(struct verbs_ep *ep, struct verbs_qp *q,
+		       uint64_t opseq, enum ibv_wc_status st)
+{
+	if (opseq == VERBS_INTERNAL) {
+		if (st != IBV_WC_SUCCESS && st != IBV_WC_WR_FLUSH_ERR)
+			WCCL_INFO(WCCL_SUB_VERBS,
+				  "%s: control message on QP %u: %s",
+				  ep->base.peer, q->idx, verbs_wc_explain(st));
+		return;
+	}
+	struct verbs_txop *op = &ep->tx[opseq & ep->mask];
+	if (st != IBV_WC_SUCCESS && !op->status)
+		op->status = tx_error(ep, q, op, st);
+	if (--op->pieces == 0)
+		op_finish(ep, op);
+}
+
+/* WRs up to and including @upto completed; the last with @st. */
+static void sq_retire(struct verbs_qp *q, uint64_t upto,
+		      enum ibv_wc_status st)
+{
+	while (q->sq_done <= upto && q->sq_done < q->sq_post) {
+		uint64_t seq = q->sq_done++;
+		piece_done(q->ep, q, q->sq_op[seq & q->sq_mask],
+			   seq == upto ? st : IBV_WC_SUCCESS);
+	}
+}
+
+/* Hand the chain to the HCA with one doorbell; its last WR is signalled.
+ * On a failed endpoint or dead QP the chain is retired as flushed once
+ * everything before it has (order is kept). */
+void verbs_ring(struct verbs_qp *q)
+{
+	if (!q->nchain)
+		return;
+	struct verbs_ep *ep = q->ep;
+	if (ep->state == VERBS_EP_FAILED || q->dead || !q->qp) {
+		if (q->sq_done != q->sq_rung) {
+			mark_dirty(q);
+			return;
+		}
+		q->nchain = 0;
+		q->sq_rung = q->sq_post;
+		sq_retire(q, q->sq_post - 1, IBV_WC_WR_FLUSH_ERR);
+		tx_advance(ep);
+		return;
+	}
+	for (uint32_t i = 0; i + 1 < q->nchain; i++)
+		q->wr[i].next = &q->wr[i + 1];
+	q->wr[q->nchain - 1].next = NULL;
+	q->wr[q->nchain - 1].send_flags |= IBV_SEND_SIGNALED;
+	struct ibv_send_wr *bad = NULL;
+	int rc = ibv_post_send(q->qp, q->wr, &bad);
+	uint32_t n = q->nchain;
+	q->nchain = 0;
+	if (!rc) {
+		q->sq_rung = q->sq_post;
+		return;
+	}
+	/* WRs from @bad on were not taken: the signalled one among them was
+	 * lost, so retire the taken ones only after the endpoint fails. */
+	uint32_t taken = bad ? (uint32_t)(bad - q->wr) : 0;
+	wccl_ep_fail(&ep->base, WCCL_SUB_VERBS, WCCL_EIO,
+		     "ibv_post_send on QP %u refused %u of %u work requests: "
+		     "%s",
+		     q->idx, n - taken, n, strerror(rc));
+	verbs_ep_fail(ep, WCCL_EIO);
+	q->sq_rung = q->sq_post - (n - taken);
+	/* Re-chain the refused tail so it retires as flushed in order. */
+	uint32_t j = 0;
+	for (uint32_t i = taken; i < n; i++, j++) {
+		q->wr[j] = q->wr[i];
+		q->sge[j] = q->sge[i];
+	}
+	q->nchain = j;
+	verbs_ring(q);
+}
+
+static void chain_add(struct verbs_qp *q, enum ibv_wr_opcode opc,
+		      const void *buf, uint64_t len, uint32_t lkey, bool inl,
+		      uint64_t raddr, uint32_t rkey, uint32_t imm,
+		      uint64_t opseq)
+{
+	uint64_t seq = q->sq_post++;
+	q->sq_op[seq & q->sq_mask] = opseq;
+	struct ibv_send_wr *w = &q->wr[q->nchain];
+	struct ibv_sge *s = &q->sge[q->nchain];
+	memset(w, 0, sizeof(*w));
+	w->wr_id = seq;
+	w->opcode = opc;
+	if (len) {
+		s->addr = (uint64_t)(uintptr_t)buf;
+		s->length = (uint32_t)len;
+		s->lkey = lkey;
+		w->sg_list = s;
+		w->num_sge = 1;
+	}
+	if (inl)
+		w->send_flags = IBV_SEND_INLINE;
+	w->wr.rdma.remote_addr = raddr;
+	w->wr.rdma.rkey = rkey;
+	w->imm_data = htonl(imm);
+	q->nchain++;
+	/* An idle QP rings at once (latency); a busy one batches. */
+	if (q->nchain >= q->ep->ctx->batch || q->sq_rung == q->sq_done)
+		verbs_ring(q);
+	else
+		mark_dirty(q);
+}
+
+/* Issue waiting operations in order, as far as fences and room allow. */
+void verbs_tx_issue(struct verbs_ep *ep)
+{
+	if (ep->state != VERBS_EP_READY)
+		return;
+	struct verbs_ctx *ctx = ep->ctx;
+	while (ep->tx_issue != ep->tx_post) {
+		uint64_t seq = ep->tx_issue;
+		struct verbs_txop *op = &ep->tx[seq & ep->mask];
+		if (op->status) { /* rejected before sending */
+			send_ctl(ep, op->status, 0);
+			op->state = VERBS_OP_DONE;
+			ep->tx_issue++;
+			continue;
+		}
+		if (op->kind == VERBS_SEND) {
+			struct verbs_qp *q = &ep->qp[0];
+			if (ep->plain_out + ep->imm_out || !qp_room(q, 1))
+				break;
+			op->pieces = 1;
+			op->state = VERBS_OP_ISSUED;
+			ep->tx_issue++;
+			chain_add(q, IBV_WR_SEND, op->buf, op->len, op->lkey,
+				  op->inl, 0, 0, 0, seq);
+			continue;
+		}
+		struct verbs_qp *live[VERBS_MAX_DATA_QPS];
+		uint32_t nlive = 0;
+		for (uint32_t i = 1; i < ep->nqps; i++)
+			if (qp_live(&ep->qp[i]))
+				live[nlive++] = &ep->qp[i];
+		if (!nlive) {
+			verbs_ep_fail(ep, wccl_ep_fail(&ep->base,
+						       WCCL_SUB_VERBS,
+						       WCCL_ECONNRESET,
+						       "every data QP is closed"));
+			return;
+		}
+		if (op->kind == VERBS_WRITE_IMM) {
+			struct verbs_qp *q = live[0];
+			if (ep->plain_out || !qp_room(q, 1))
+				break;
+			op->pieces = 1;
+			op->state = VERBS_OP_ISSUED;
+			ep->imm_out++;
+			ep->tx_issue++;
+			chain_add(q, IBV_WR_RDMA_WRITE_WITH_IMM, op->buf,
+				  op->len, op->lkey, op->inl, op->raddr,
+				  op->rkey, op->imm, seq);
+			continue;
+		}
+		uint32_t n = op->len >= ctx->stripe_min && nlive > 1 ? nlive
+								     : 1;
+		if (n > 1) {
+			bool room = true;
+			for (uint32_t i = 0; i < n; i++)
+				room = room && qp_room(live[i], 1);
+			if (!room)
+				break;
+			uint64_t chunk = ((op->len + n - 1) / n + 4095) &
+					 ~4095ull;
+			uint64_t off = 0;
+			uint32_t used = 0;
+			for (uint32_t i = 0; i < n && off < op->len; i++) {
+				off += op->len - off < chunk ? op->len - off
+							     : chunk;
+				used++;
+			}
+			op->pieces = (uint16_t)used;
+			op->state = VERBS_OP_ISSUED;
+			ep->plain_out++;
+			ep->tx_issue++;
+			off = 0;
+			for (uint32_t i = 0; i < used; i++) {
+				uint64_t l = op->len - off < chunk
+						 ? op->len - off
+						 : chunk;
+				chain_add(live[i], IBV_WR_RDMA_WRITE,
+					  op->buf + off, l, op->lkey, false,
+					  op->raddr + off, op->rkey, 0, seq);
+				off += l;
+			}
+			continue;
+		}
+		struct verbs_qp *q = live[ep->rr++ % nlive];
+		if (!qp_room(q, 1)) {
+			ep->rr--;
+			break;
+		}
+		op->pieces = 1;
+		op->state = VERBS_OP_ISSUED;
+		ep->plain_out++;
+		ep->tx_issue++;
+		chain_add(q, IBV_WR_RDMA_WRITE, op->buf, op->len, op->lkey,
+			  op->inl, op->raddr, op->rkey, 0, seq);
+	}
+	tx_advance(ep);
+}
+
+/* The endpoint failed: operations not yet issued complete with its code. */
+void verbs_ep_flush_waiting(struct verbs_ep *ep)
+{
+	while (ep->tx_issue != ep->tx_post) {
+		struct verbs_txop *op = &ep->tx[ep->tx_issue & ep->mask];
+		if (!op->status)
+			op->status = ep->err;
+		verbs_mrc_put(ep->ctx, op->tmp);
+		op->tmp = NULL;
+		op->state = VERBS_OP_DONE;
+		ep->tx_issue++;
+	}
+	for (uint32_t i = 0; i < ep->nqps; i++)
+		if (ep->qp[i].nchain)
+			mark_dirty(&ep->qp[i]);
+	tx_advance(ep);
+}
+
+static int tx_prepare(struct verbs_ep *ep, const void *buf, size_t len,
+		      struct wccl_mr *mr, struct verbs_txop **out)
+{
+	if (!buf && len)
+		return WCCL_EINVAL;
+	if (ep->state != VERBS_EP_READY)
+		return WCCL_ENOTCONN;
+	if (len > ep->ctx->max_msg)
+		return WCCL_EMSGSIZE;
+	if (ep->tx_post - ep->tx_done >= ep->depth)
+		return WCCL_EAGAIN;
+	struct verbs_txop *op = &ep->tx[ep->tx_post & ep->mask];
+	memset(op, 0, sizeof(*op));
+	op->buf = buf;
+	op->len = len;
+	op->inl = len <= ep->qp[0].max_inline;
+	if (len && !op->inl) {
+		if (mr) {
+			op->lkey = VERBS_MR(mr)->mr->lkey;
+		} else {
+			int rc = verbs_mrc_get(ep->ctx, buf, len, &op->tmp);
+			if (rc)
+				return rc;
+			op->lkey = op->tmp->mr->lkey;
+		}
+	}
+	op->state = VERBS_OP_WAIT;
+	*out = op;
+	return 0;
+}
+
+int verbs_post_send(struct wccl_endpoint *e, const void *buf, size_t len,
+		    struct wccl_mr *mr, uint64_t cookie)
+{
+	struct verbs_ep *ep = VERBS_EP(e);
+	struct verbs_txop *op;
+	int rc = tx_prepare(ep, buf, len, mr, &op);
+	if (rc)
+		return rc;
+	op->kind = VERBS_SEND;
+	op->cookie = cookie;
+	ep->tx_post++;
+	verbs_tx_issue(ep);
+	return 0;
+}
+
+int verbs_post_write(struct wccl_endpoint *e, const void *buf, size_t len,
+		     struct wccl_mr *mr, const struct wccl_rkey *rk,
+		     uint64_t offset, uint32_t imm, uint32_t flags,
+		     uint64_t cookie)
+{
+	struct verbs_ep *ep = VERBS_EP(e);
+	if (!rk || (!buf && len))
+		return WCCL_EINVAL;
+	const char *why = NULL;
+	int bad = verbs_key_check(rk, offset, len, &why);
+	struct verbs_txop *op;
+	/* A rejected write needs no buffer registration. */
+	int rc = tx_prepare(ep, buf, bad ? 0 : len, bad ? NULL : mr, &op);
+	if (rc)
+		return rc;
+	op->len = len;
+	op->kind = flags & WCCL_WRITE_IMM ? VERBS_WRITE_IMM : VERBS_WRITE;
+	op->cookie = cookie;
+	op->imm = imm;
+	op->raddr = rk->addr + offset;
+	op->rkey = (uint32_t)rk->key;
+	if (bad) {
+		op->status = bad;
+		wccl_ep_fail(e, WCCL_SUB_VERBS, bad,
+			     "write of %zu bytes at offset %llu into a %llu-byte "
+			     "region not sent: %s",
+			     len, (unsigned long long)offset,
+			     (unsigned long long)rk->len, why);
+	}
+	ep->tx_post++;
+	verbs_tx_issue(ep);
+	return 0;
+}
+
+/* ---- receives -------------------------------------------------------- */
+
+int verbs_post_recv(struct wccl_endpoint *e, void *buf, size_t len,
+		    struct wccl_mr *mr, uint64_t cookie)
+{
+	struct verbs_ep *ep = VERBS_EP(e);
+	if (!buf && len)
+		return WCCL_EINVAL;
+	if (ep->state != VERBS_EP_READY)
+		return WCCL_ENOTCONN;
+	if (ep->rq_post - ep->rq_done >= ep->depth)
+		return WCCL_EAGAIN;
+	if (len > ep->ctx->max_msg)
+		len = ep->ctx->max_msg;
+	struct verbs_rxop *r = &ep->rq[ep->rq_post & ep->mask];
+	r->cookie = cookie;
+	r->tmp = NULL;
+	struct ibv_sge sge = {.addr = (uint64_t)(uintptr_t)buf,
+			      .length = (uint32_t)len};
+	if (len) {
+		if (mr) {
+			sge.lkey = VERBS_MR(mr)->mr->lkey;
+		} else {
+			int rc = verbs_mrc_get(ep->ctx, buf, len, &r->tmp);
+			if (rc)
+				return rc;
+			sge.lkey = r->tmp->mr->lkey;
+		}
+	}
+	struct ibv_recv_wr wr = {.wr_id = VERBS_RQ_BIT | ep->rq_post,
+				 .sg_list = &sge,
+				 .num_sge = len ? 1 : 0};
+	struct ibv_recv_wr *bad;
+	int rc = ibv_post_recv(ep->qp[0].qp, &wr, &bad);
+	if (rc) {
+		verbs_mrc_put(ep->ctx, r->tmp);
+		return wccl_ep_fail(e, WCCL_SUB_VERBS, WCCL_EIO,
+				    "ibv_post_recv: %s", strerror(rc));
+	}
+	ep->rq_post++;
+	return 0;
+}
+
+static void rx_done(struct verbs_ep *ep, const struct ibv_wc *wc)
+{
+	uint64_t seq = wc->wr_id & ~VERBS_RQ_BIT;
+	if (seq != ep->rq_done)
+		WCCL_WARN(WCCL_SUB_VERBS,
+			  "%s: receive %llu completed, expected %llu",
+			  ep->base.peer, (unsigned long long)seq,
+			  (unsigned long long)ep->rq_done);
+	struct verbs_rxop *r = &ep->rq[seq & ep->mask];
+	int32_t status = 0;
+	switch (wc->status) {
+	case IBV_WC_SUCCESS:
+		break;
+	case IBV_WC_WR_FLUSH_ERR:
+		status = ep->state == VERBS_EP_FAILED ? ep->err
+						       : WCCL_ECONNRESET;
+		break;
+	case IBV_WC_LOC_LEN_ERR:
+	case IBV_WC_REM_INV_REQ_ERR:
+	case IBV_WC_LOC_QP_OP_ERR: /* rxe: receive WQE too short */
+		status = WCCL_ETRUNCATED;
+		verbs_ep_fail(ep, wccl_ep_fail(&ep->base, WCCL_SUB_VERBS,
+					       status,
+					       "a message longer than the "
+					       "posted receive arrived (%s: "
+					       "the receive was too short); "
+					       "RC closes the connection",
+					       ibv_wc_status_str(wc->status)));
+		break;
+	default:
+		status = map_status(wc->status);
+		verbs_ep_fail(ep, wccl_ep_fail(&ep->base, WCCL_SUB_VERBS,
+					       status, "receive failed: %s (%s)",
+					       verbs_wc_explain(wc->status),
+					       ibv_wc_status_str(wc->status)));
+		break;
+	}
+	struct wccl_completion c = {.cookie = r->cookie,
+				    .ep = &ep->base,
+				    .len = status ? 0 : wc->byte_len,
+				    .status = status,
+				    .op = WCCL_OP_RECV};
+	verbs_mrc_put(ep->ctx, r->tmp);
+	r->tmp = NULL;
+	ep->rq_done = seq + 1;
+	verbs_ep_push(ep, &c);
+}
+
+int verbs_srq_fill(struct verbs_ctx *ctx)
+{
+	struct ibv_recv_wr wr[32];
+	while (ctx->srq_posted < ctx->srq_depth) {
+		uint32_t n = ctx->srq_depth - ctx->srq_posted;
+		if (n > 32)
+			n = 32;
+		for (uint32_t i = 0; i < n; i++)
+			wr[i] = (struct ibv_recv_wr){
+			    .wr_id = VERBS_SRQ_BIT,
+			    .next = i + 1 < n ? &wr[i + 1] : NULL};
+		struct ibv_recv_wr *bad;
+		int rc = ibv_post_srq_recv(ctx->srq, wr, &bad);
+		if (rc) {
+			WCCL_WARN(WCCL_SUB_VERBS, "ibv_post_srq_recv: %s",
+				  strerror(rc));
+			return WCCL_EIO;
+		}
+		ctx->srq_posted += n;
+	}
+	return 0;
+}
+
+static void srq_done(struct verbs_ctx *ctx, const struct ibv_wc *wc)
+{
+	ctx->srq_posted--;
+	struct verbs_qp *q = verbs_qp_lookup(ctx, wc->qp_num);
+	if (!q)
+		return;
+	struct verbs_ep *ep = q->ep;
+	if (wc->status != IBV_WC_SUCCESS) {
+		if (wc->status != IBV_WC_WR_FLUSH_ERR)
+			verbs_ep_fail(ep, wccl_ep_fail(
+					      &ep->base, WCCL_SUB_VERBS,
+					      map_status(wc->status),
+					      "immediate receive on QP %u: %s",
+					      q->idx,
+					      verbs_wc_explain(wc->status)));
+		return;
+	}
+	uint32_t imm = ntohl(wc->imm_data);
+	if (wc->opcode == IBV_WC_RECV_RDMA_WITH_IMM) {
+		struct wccl_completion c = {.ep = &ep->base,
+					    .len = wc->byte_len,
+					    .imm = imm,
+					    .op = WCCL_OP_WRITE_IMM};
+		verbs_ep_push(ep, &c);
+		return;
+	}
+	if (wc->opcode == IBV_WC_RECV && (wc->wc_flags & IBV_WC_WITH_IMM) &&
+	    imm >> 28 == VERBS_CTL_REJECT) {
+		uint32_t dead = (imm >> 16) & 0xffu;
+		if (dead && dead < ep->nqps)
+			ep->qp[dead].dead = true;
+		struct wccl_completion c = {.ep = &ep->base,
+					    .status = -(int32_t)(imm & 0xffffu),
+					    .op = WCCL_OP_ERROR};
+		wccl_ep_fail(&ep->base, WCCL_SUB_VERBS, c.status,
+			     "the peer's write into this process was "
+			     "rejected (%s)",
+			     wccl_strerror(c.status));
+		verbs_ep_push(ep, &c);
+	}
+}
+
+void verbs_wc(struct verbs_ctx *ctx, const struct ibv_wc *wc)
+{
+	if (wc->wr_id & VERBS_SRQ_BIT && !(wc->wr_id & VERBS_RQ_BIT)) {
+		srq_done(ctx, wc);
+		return;
+	}
+	struct verbs_qp *q = verbs_qp_lookup(ctx, wc->qp_num);
+	if (!q)
+		return; /* a QP already destroyed */
+	if (wc->wr_id & VERBS_RQ_BIT) {
+		rx_done(q->ep, wc);
+		return;
+	}
+	sq_retire(q, wc->wr_id, wc->status);
+	tx_advance(q->ep);
+}
