@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (README Quick start):
-#   gcc -Werror build: unit, integration and collectives suites,
+#   gcc -Werror build: unit, integration, collectives and dpdk suites, the
+#     soft-RoCE suite (verbs inside a qemu VM with Debian's kernel, see
+#     tests/vm) and an install check,
 #   clang -Werror build: unit suite,
 #   ASan+UBSan build: unit, integration and collectives suites.
 # Ends with one line "N passed, N failed, N skipped".
@@ -47,7 +49,8 @@ for flavour in gcc clang asan; do
 	fi
 	case $flavour in
 	gcc)
-		run_suites "$dir" unit integration collectives
+		run_suites "$dir" unit integration collectives dpdk
+		run_suites "$dir" softroce
 		echo "== meson install + a program built against wccl.pc"
 		if tests/install/check-install.sh "$dir"; then
 			passed=$((passed + 1))

@@ -26,6 +26,15 @@
  *   write completes with an error at both ends and touches nothing.
  * - Operations fail with the peer's address in wccl_endpoint_last_error().
  *
+ * Where providers differ (all within the rules above):
+ * - verbs: a send longer than the posted receive fails with
+ *   -WCCL_ETRUNCATED at both ends and then closes the connection (RC QPs
+ *   cannot recover); a write with a stale key that passes the initiator's
+ *   checks is refused by the target's HCA and closes one data QP; the
+ *   target's WCCL_OP_ERROR arrives after the initiator's completion.
+ * - dpdk: addresses name a port number; the EAL is configured with
+ *   WCCL_DPDK_EAL, and the provider is offered only when that is set.
+ *
  * Addresses are strings "provider:detail", e.g. "uring:127.0.0.1:40123" or
  * "shm:<host-id>:<name>". wccl_connect() also takes a bare "host:port"
  * for the uring provider.
