@@ -1344,7 +1344,10 @@ static int refused_side(struct itest_side *s)
 		ICHECK_OK(s, wccl_listener_close(l));
 		const char *name = strrchr(addr, ':');
 		expect_refused(s, addr, name ? name + 1 : addr);
-		/* A made-up name on this host. */
+	}
+	if (strcmp(s->prov, "shm") == 0) {
+		/* A made-up name on this host (shm names, not ports). */
+		const char *name = strrchr(addr, ':');
 		char made_up[WCCL_ADDR_MAX];
 		snprintf(made_up, sizeof(made_up), "%.*sitest-nobody-%d",
 			 (int)(name ? name + 1 - addr : 0), addr,
