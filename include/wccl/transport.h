@@ -32,8 +32,9 @@
  *   cannot recover); a write with a stale key that passes the initiator's
  *   checks is refused by the target's HCA and closes one data QP; the
  *   target's WCCL_OP_ERROR arrives after the initiator's completion. A
- *   receiver that dies mid-message can make the sender's send fail as
- *   -WCCL_ETRUNCATED too (RC reports both as a remote operation error).
+ *   target that dies mid-operation can fail a send as -WCCL_ETRUNCATED
+ *   and a write as -WCCL_EREMOTE_KEY (RC reports a remote error before the
+ *   disconnect); the endpoint then fails with -WCCL_EPEER_LOST.
  * - dpdk: addresses name a port number; the EAL is configured with
  *   WCCL_DPDK_EAL, and the provider is offered only when that is set.
  *

@@ -1389,15 +1389,20 @@ static int lost_ok(int st)
 }
 
 /*
- * verbs (RC) only: a receiver that dies mid-message can make the sender's
- * SEND fail as a remote operation error, which the initiator cannot tell
- * from a too-short receive (transport.h, provider notes); the provider
- * reports it as -WCCL_ETRUNCATED and names the peer.
+ * verbs (RC) only: a target that dies mid-operation fails it at the
+ * initiator as a remote error before the disconnect is seen: a SEND as a
+ * remote operation error (reported -WCCL_ETRUNCATED), a WRITE as a remote
+ * access error once the dead process's regions are gone (reported
+ * -WCCL_EREMOTE_KEY/ACCESS). RC cannot tell these from the real thing
+ * (transport.h, provider notes); the endpoint then fails naming the peer.
  */
 static int rc_dying_receiver(const struct itest_side *s, int st, uint32_t op)
 {
-	return strcmp(s->prov, "verbs") == 0 && op == WCCL_OP_SEND &&
-	       st == WCCL_ETRUNCATED;
+	if (strcmp(s->prov, "verbs") != 0)
+		return 0;
+	if (op == WCCL_OP_SEND)
+		return st == WCCL_ETRUNCATED;
+	return st == WCCL_EREMOTE_KEY || st == WCCL_EREMOTE_ACCESS;
 }
 
 static int survivor(struct itest_side *s)
