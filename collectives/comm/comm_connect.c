@@ -37,6 +37,9 @@ int comm_open_contexts(struct wccl_comm *c, const char *bind_ip)
 			rc = wccl_cq_create(x->ctx, 0, &x->cq);
 		if (!rc)
 			rc = wccl_listen(x->ctx, b, &x->listener);
+		/* Kernel-bypass providers have addresses of their own. */
+		if (rc == WCCL_EADDRNOTAVAIL && b)
+			rc = wccl_listen(x->ctx, NULL, &x->listener);
 		if (rc) {
 			WCCL_WARN(WCCL_SUB_COLL,
 				  "rank %d: provider %s not used: %s", c->rank,

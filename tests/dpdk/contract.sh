@@ -5,5 +5,5 @@
 set -euo pipefail
 dir=$(mktemp -d /tmp/wccl-dpdk-contract.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
-export WCCL_DPDK_EAL="--no-huge -m 128 --no-shconf --file-prefix=wccl-%p --log-level=error --vdev=net_memif0,role=auto,socket=$dir/memif.sock"
+export WCCL_DPDK_EAL="--no-huge -m 128 --no-shconf --no-pci --file-prefix=wccl-%p --log-level=error --vdev=net_memif0,role=auto,socket=$dir/memif.sock"
 exec "$1" dpdk
