@@ -32,9 +32,9 @@
  *   cannot recover); a write with a stale key that passes the initiator's
  *   checks is refused by the target's HCA and closes one data QP; the
  *   target's WCCL_OP_ERROR arrives after the initiator's completion. A
- *   target that dies mid-operation can fail a send as -WCCL_ETRUNCATED
- *   and a write as -WCCL_EREMOTE_KEY (RC reports a remote error before the
- *   disconnect); the endpoint then fails with -WCCL_EPEER_LOST.
+ *   peer that dies fails the operations in flight with whatever the HCA
+ *   saw first (e.g. -WCCL_ETRUNCATED, -WCCL_EREMOTE_KEY) before the
+ *   disconnect; the endpoint then fails with -WCCL_EPEER_LOST.
  * - dpdk: addresses name a port number; the EAL is configured with
  *   WCCL_DPDK_EAL, and the provider is offered only when that is set.
  *

@@ -32,14 +32,20 @@ int main(void)
 	return wccl_provider_count() > 0 ? 0 : 1;
 }
 C
-# The installed wccl.pc names /usr/local paths; the sysroot maps them here.
-export PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$root
-libdir=$(pkg-config --variable=libdir wccl) # sysroot included
-cc -Wall -Werror "$root/user.c" -o "$root/user" $(pkg-config --cflags --libs wccl)
+# wccl.pc names /usr/local; the files are under $root. Take wccl's own
+# directories from it and prefix them; its dependencies' flags (liburing,
+# rdma-core, DPDK: Requires.private) come from the system as they are.
+export PKG_CONFIG_PATH=$(dirname "$pc")
+inc=$root$(pkg-config --variable=includedir wccl)
+libdir=$root$(pkg-config --variable=libdir wccl)
+deps_cflags=$(pkg-config --cflags wccl | sed 's/-I[^ ]*local[^ ]*//g')
+cc -Wall -Werror "$root/user.c" -o "$root/user" -I"$inc" $deps_cflags \
+	-L"$libdir" -lwccl
 LD_LIBRARY_PATH=$libdir "$root/user"
-# Static: the archive plus its private dependencies from wccl.pc.
-cc -Wall -Werror "$root/user.c" -o "$root/user-static" \
-	$(pkg-config --cflags wccl) "$libdir/libwccl.a" \
-	$(pkg-config --libs-only-l --libs-only-other --static wccl | sed 's/-lwccl//')
+# Static libwccl with its dependencies (the Requires.private packages)
+# linked as the system ships them.
+deps=$(pkg-config --print-requires-private wccl | awk '{print $1}')
+cc -Wall -Werror "$root/user.c" -o "$root/user-static" -I"$inc" $deps_cflags \
+	"$libdir/libwccl.a" $(pkg-config --libs $deps) -pthread -lm
 "$root/user-static" >/dev/null
 echo "check-install: headers, wccl.pc, shared and static libwccl, tools: ok"
