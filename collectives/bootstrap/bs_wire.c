@@ -8,45 +8,34 @@
 
 #include "bootstrap.h"
 #include "core/sock.h"
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
+#include "core/le.h"
 
 void bs_hdr_encode(const struct bs_hdr *h, uint8_t out[BS_HDR_LEN])
 {
-	put32(out, h->magic);
+	le_put32(out, h->magic);
 	out[4] = (uint8_t)h->version;
 	out[5] = (uint8_t)(h->version >> 8);
 	out[6] = (uint8_t)h->type;
 	out[7] = (uint8_t)(h->type >> 8);
-	put32(out + 8, h->rank);
-	put32(out + 12, h->nranks);
-	put32(out + 16, h->round);
-	put32(out + 20, (uint32_t)h->status);
-	put32(out + 24, (uint32_t)h->len);
-	put32(out + 28, (uint32_t)(h->len >> 32));
+	le_put32(out + 8, h->rank);
+	le_put32(out + 12, h->nranks);
+	le_put32(out + 16, h->round);
+	le_put32(out + 20, (uint32_t)h->status);
+	le_put32(out + 24, (uint32_t)h->len);
+	le_put32(out + 28, (uint32_t)(h->len >> 32));
 }
 
 int bs_hdr_decode(const uint8_t in[BS_HDR_LEN], uint64_t max_len,
 		  struct bs_hdr *h)
 {
-	h->magic = get32(in);
+	h->magic = le_get32(in);
 	h->version = (uint16_t)(in[4] | in[5] << 8);
 	h->type = (uint16_t)(in[6] | in[7] << 8);
-	h->rank = get32(in + 8);
-	h->nranks = get32(in + 12);
-	h->round = get32(in + 16);
-	h->status = (int32_t)get32(in + 20);
-	h->len = (uint64_t)get32(in + 24) | (uint64_t)get32(in + 28) << 32;
+	h->rank = le_get32(in + 8);
+	h->nranks = le_get32(in + 12);
+	h->round = le_get32(in + 16);
+	h->status = (int32_t)le_get32(in + 20);
+	h->len = (uint64_t)le_get32(in + 24) | (uint64_t)le_get32(in + 28) << 32;
 	if (h->magic != BS_MAGIC)
 		return WCCL_EPROTO;
 	if (h->version != BS_VERSION)
@@ -74,8 +63,8 @@ void bs_rank_mac(const uint8_t *secret, const uint8_t nonce[BS_NONCE_LEN],
 	uint8_t msg[4 + BS_NONCE_LEN + 8];
 	memcpy(msg, "rank", 4);
 	memcpy(msg + 4, nonce, BS_NONCE_LEN);
-	put32(msg + 4 + BS_NONCE_LEN, rank);
-	put32(msg + 8 + BS_NONCE_LEN, nranks);
+	le_put32(msg + 4 + BS_NONCE_LEN, rank);
+	le_put32(msg + 8 + BS_NONCE_LEN, nranks);
 	wccl_hmac_sha256(secret, WCCL_BOOTSTRAP_SECRET_LEN, msg, sizeof(msg),
 			 out);
 }
