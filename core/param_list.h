@@ -37,6 +37,14 @@
 	INT(URING_YIELD, 1, "sched_yield() on an empty CQ poll, so a spinning waiter cedes a shared core (0 = pure spin)") \
 	INT(SHM_RING_BYTES, 1048576, "shared-memory ring size per direction, bytes")         \
 	INT(SHM_INLINE_MAX, 4096, "shm messages up to this size travel inside the ring") \
+	INT(STREAM_CHUNK_BYTES, 1048576, "stream (wccl-xfer): chunk size, bytes (4K..64M)") \
+	INT(STREAM_TARGET_MBPS, 1000, "stream: rate the pipe is sized for (streams, chunks in flight = RTT x rate), Mbit/s") \
+	INT(STREAM_MAX_INFLIGHT, 64, "stream: most chunk buffers in flight per transfer (bounds memory)") \
+	INT(STREAM_QDELAY_US, 10000, "stream: queueing-delay target; RTT above min RTT + this trims the window (to 1 BDP) and the rate (to 0.8x), us") \
+	INT(STREAM_JOURNAL_SYNC_MS, 250, "stream: receiver syncs data and the .wccl-part journal at least this often, ms") \
+	INT(STREAM_PORT, 18600, "stream: default port of wccl-xfer recv / send") \
+	INT(STREAM_TEST_CORRUPT, -1, "stream test hook: flip a bit in chunk N (0-based) once, after its crc (-1 = off)") \
+	INT(STREAM_TEST_DROP_AFTER, 0, "stream test hook: sender drops its connections after N acked chunks (0 = off)") \
 	STR(DPDK_EAL, "--no-huge -m 128 --no-shconf --file-prefix=wccl-%p --log-level=warning", "dpdk: EAL arguments (%p = pid; add --vdev=... or -a PCI; memif role=auto picks server or client)") \
 	INT(DPDK_PORT, 0, "dpdk: ethdev port id to use")                                      \
 	STR(DPDK_IP, "", "dpdk: this process's IPv4 address on the DPDK port (default: 10.x.y.z from the pid)") \

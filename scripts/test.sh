@@ -49,7 +49,7 @@ for flavour in gcc clang asan; do
 	fi
 	case $flavour in
 	gcc)
-		run_suites "$dir" unit integration collectives dpdk
+		run_suites "$dir" unit integration collectives dpdk stream
 		run_suites "$dir" softroce
 		echo "== meson install + a program built against wccl.pc"
 		if tests/install/check-install.sh "$dir"; then
@@ -60,7 +60,7 @@ for flavour in gcc clang asan; do
 		fi
 		;;
 	clang) run_suites "$dir" unit ;;
-	asan) run_suites "$dir" unit integration collectives ;;
+	asan) run_suites "$dir" unit integration collectives stream ;;
 	esac
 done
 

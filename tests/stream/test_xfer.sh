@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# End-to-end wccl-xfer on loopback. usage: test_xfer.sh WCCL_XFER CASE
+# Exit 0 pass, 1 fail, 77 skip (a case that needs root or a provider).
+set -euo pipefail
+xfer=$1 case=$2
+work=$(mktemp -d "${TMPDIR:-/tmp}/wccl-xfer-test.XXXXXX")
+pids=() mounts=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+json() { python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])[sys.argv[2]])" "$@"; }
+mkfile() { head -c "$2" /dev/urandom >"$1"; }
+same() { cmp "$1" "$2" || fail "$2 differs from $1"; }
+need_root() { [ "$(id -u)" = 0 ] || { echo "SKIP: needs root for mount"; exit 77; }; }
+
+# A receiver daemon in the background; its address lands in $work/addr.
+start_recv() {
+	rm -f "$work/addr"
+	"$xfer" recv "$1" --listen 127.0.0.1:0 --addr-file "$work/addr" \
+		>"$work/recv.out" 2>"$work/recv.err" &
+	pids+=($!)
+	for _ in $(seq 100); do [ -s "$work/addr" ] && break; sleep 0.05; done
+	[ -s "$work/addr" ] || fail "receiver did not start: $(cat "$work/recv.err")"
+	addr=$(cat "$work/addr")
+}
+
+mkdir -p "$work/src" "$work/dst"
+case $case in
+files | files-shm)
+	prov=()
+	[ "$case" = files-shm ] && prov=(--provider shm)
+	for sz in 1 $((7 * 1048576 + 3)) $((64 * 1048576)) 0; do
+		mkfile "$work/src/f$sz" "$sz"
+		for streams in "" "--streams 3"; do
+			rm -f "$work/dst/f$sz"
+			# shellcheck disable=SC2086
+			"$xfer" --local "$work/src/f$sz" "$work/dst" --json "${prov[@]}" \
+				$streams >"$work/out.json" || fail "size $sz $streams"
+			same "$work/src/f$sz" "$work/dst/f$sz"
+			[ ! -e "$work/dst/f$sz.wccl-part" ] || fail "journal left behind"
+			[ "$(json "$work/out.json" bytes)" = "$sz" ] || fail "byte count"
+			echo "ok size $sz ${streams:-auto streams}: $(json "$work/out.json" goodput_mbps) Mbit/s"
+		done
+	done
+	;;
+corrupt)
+	mkfile "$work/src/f" $((7 * 1048576 + 3))
+	WCCL_STREAM_TEST_CORRUPT=3 "$xfer" --local "$work/src/f" "$work/dst" --json \
+		>"$work/out.json" 2>"$work/err" || fail "transfer: $(cat "$work/err")"
+	same "$work/src/f" "$work/dst/f"
+	[ "$(json "$work/out.json" crc_errors)" = 1 ] || fail "crc_errors != 1"
+	[ "$(json "$work/out.json" retransmits)" = 1 ] || fail "retransmits != 1"
+	grep -q "chunk 3 .*failed its crc32c" "$work/err" || fail "receiver did not log the bad chunk"
+	echo "ok: corrupted chunk 3 detected, re-sent, file identical"
+	;;
+resume)
+	# (a) the sender drops its connections after 20 chunks (test hook)
+	mkfile "$work/src/f" $((64 * 1048576 + 5))
+	start_recv "$work/dst"
+	WCCL_STREAM_TEST_DROP_AFTER=20 "$xfer" send "$work/src/f" "$addr" --json \
+		>"$work/out1.json" 2>"$work/err1" && fail "hooked sender succeeded"
+	grep -q "dropped the connection" "$work/err1" || fail "no drop: $(cat "$work/err1")"
+	[ -e "$work/dst/f.wccl-part" ] || fail "no journal after the drop"
+	"$xfer" send "$work/src/f" "$addr" --resume --json >"$work/out2.json" ||
+		fail "resume failed"
+	same "$work/src/f" "$work/dst/f"
+	skipped=$(json "$work/out2.json" bytes_skipped) sent=$(json "$work/out2.json" bytes)
+	[ "$skipped" -ge $((20 * 1048576)) ] || fail "resume kept only $skipped bytes"
+	[ $((skipped + sent)) = $((64 * 1048576 + 5)) ] || fail "skipped $skipped + sent $sent != size"
+	[ ! -e "$work/dst/f.wccl-part" ] || fail "journal left behind"
+	echo "ok (hook): kept $skipped bytes, re-sent $sent"
+	# (b) the sender process is killed (SIGKILL) mid-transfer
+	rm -f "$work/dst/f"
+	"$xfer" send "$work/src/f" "$addr" --rate 150M >/dev/null 2>&1 &
+	sp=$!
+	for _ in $(seq 100); do
+		sleep 0.05
+		[ -e "$work/dst/f.wccl-part" ] && [ "$(stat -c %s "$work/dst/f.wccl-part")" -gt 64 ] &&
+			python3 - "$work/dst/f.wccl-part" <<'PY' && break
+import struct, sys
+d = open(sys.argv[1], 'rb').read()
+sys.exit(0 if struct.unpack_from('<Q', d, 48)[0] >= 8 else 1)
+PY
+	done
+	kill -9 "$sp" 2>/dev/null || fail "sender finished before it could be killed"
+	wait "$sp" 2>/dev/null || true
+	sleep 0.3
+	"$xfer" send "$work/src/f" "$addr" --resume --json >"$work/out3.json" ||
+		fail "resume after kill failed"
+	same "$work/src/f" "$work/dst/f"
+	skipped=$(json "$work/out3.json" bytes_skipped) sent=$(json "$work/out3.json" bytes)
+	[ "$skipped" -gt 0 ] || fail "nothing kept after the kill"
+	[ "$sent" -lt $((64 * 1048576 + 5)) ] || fail "re-sent the whole file"
+	echo "ok (kill -9): kept $skipped bytes, re-sent $sent"
+	;;
+diskfull)
+	need_root
+	mkdir "$work/small"
+	mount -t tmpfs -o size=4m tmpfs "$work/small" || { echo "SKIP: cannot mount tmpfs"; exit 77; }
+	mounts+=("$work/small")
+	mkfile "$work/src/big" $((7 * 1048576 + 3))
+	if "$xfer" --local "$work/src/big" "$work/small" --json >"$work/out.json" 2>"$work/err"; then
+		fail "transfer into a 4 MiB tmpfs succeeded"
+	fi
+	grep -q "send .* failed: receiver .*writing .*big.*No space left on device" "$work/err" ||
+		fail "sender error does not name the receiver and the cause: $(cat "$work/err")"
+	[ -e "$work/small/big.wccl-part" ] || fail "journal not kept"
+	v=$(python3 -c "import struct,sys; print(struct.unpack_from('<Q', open(sys.argv[1],'rb').read(), 48)[0])" "$work/small/big.wccl-part")
+	[ "$v" -ge 1 ] || fail "no verified chunk kept"
+	# what was kept is really the source's bytes
+	cmp -n $((v * 1048576)) "$work/src/big" "$work/small/big" || true
+	echo "ok: $(grep 'send' "$work/err" | head -1)"
+	echo "ok: journal keeps $v verified chunks"
+	;;
+unwritable)
+	if [ "$(id -u)" = 0 ]; then
+		mkdir "$work/ro"
+		mount -t tmpfs -o ro tmpfs "$work/ro" || { echo "SKIP: cannot mount"; exit 77; }
+		mounts+=("$work/ro")
+		dir=$work/ro
+	else
+		mkdir "$work/ro" && chmod 555 "$work/ro"
+		dir=$work/ro
+	fi
+	mkfile "$work/src/f" 100000
+	if "$xfer" --local "$work/src/f" "$dir" 2>"$work/err"; then fail "write into $dir succeeded"; fi
+	grep -Eq "send .* failed: receiver .*(Read-only file system|Permission denied)" "$work/err" ||
+		fail "unclear error: $(cat "$work/err")"
+	echo "ok: $(grep 'send' "$work/err" | head -1)"
+	;;
+*) fail "unknown case $case" ;;
+esac

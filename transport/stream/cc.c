@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pacing model. BBR's skeleton at chunk granularity: the bottleneck rate is
+ * the max delivery-rate sample of the last 10 rounds, min RTT the min of
+ * the last 10 s; pace at gain x btlbw and keep in flight <= cwnd_gain x BDP.
+ * Startup doubles per round (gain 2.89) until three rounds grow < 25 %,
+ * drain empties the queue it built, probe_bw cycles 1.25, 0.75, 1 x 6.
+ * On top, Swift's delay target: when a sample's RTT exceeds min RTT by more
+ * than the target, a factor (at most once per RTT, by up to half, in
+ * proportion to the excess) scales the window down to one BDP and the rate
+ * down to 0.8x; below the target it grows back by 1/8 per round. While the
+ * factor holds us back the bandwidth filter does not decay: samples taken
+ * below our own limit say nothing about the path (else rate and estimate
+ * spiral down together, seen at 40 ms in the VM).
+ */
+#include "stream.h"
+
+#include <string.h>
+
+static const double probe_gains[8] = {1.25, 0.75, 1, 1, 1, 1, 1, 1};
+#define STARTUP_GAIN 2.885
+
+void stream_cc_init(struct stream_cc *cc, uint64_t rate_cap, uint64_t qdelay_ns,
+		    uint64_t min_cwnd, uint64_t init_cwnd)
+{
+	memset(cc, 0, sizeof(*cc));
+	cc->rate_cap = rate_cap;
+	cc->qdelay_target_ns = qdelay_ns;
+	cc->min_cwnd = min_cwnd;
+	cc->cwnd = init_cwnd > min_cwnd ? init_cwnd : min_cwnd;
+	cc->pacing_gain = STARTUP_GAIN;
+	cc->cwnd_gain = STARTUP_GAIN;
+	cc->qfactor = 1.0;
+	cc->pacing_rate = rate_cap; /* 0 = unpaced until the first sample */
+}
+
+static void cc_update_outputs(struct stream_cc *cc)
+{
+	/* The delay target mostly trims the window (as Swift's cwnd does),
+	 * and the rate only a little, never below 0.8 x btlbw x gain. */
+	double qrate = cc->qfactor > 0.8 ? cc->qfactor : 0.8;
+	double rate = (double)cc->btlbw * cc->pacing_gain * qrate;
+	if (cc->btlbw == 0)
+		rate = (double)cc->rate_cap;
+	else if (cc->rate_cap && rate > (double)cc->rate_cap)
+		rate = (double)cc->rate_cap;
+	cc->pacing_rate = (uint64_t)rate;
+	if (cc->btlbw && cc->min_rtt_ns) {
+		double bdp = (double)cc->btlbw * (double)cc->min_rtt_ns / 1e9;
+		/* ... down to one BDP, which still fills the pipe. */
+		double g = cc->cwnd_gain * cc->qfactor;
+		uint64_t w = (uint64_t)(bdp * (g > 1.0 ? g : 1.0));
+		cc->cwnd = w > cc->min_cwnd ? w : cc->min_cwnd;
+	}
+}
+
+void stream_cc_on_ack(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns,
+		      uint64_t rate, uint64_t prior_delivered,
+		      uint64_t delivered, uint64_t inflight)
+{
+	int new_round = 0;
+	if (prior_delivered >= cc->next_round_delivered) {
+		cc->next_round_delivered = delivered;
+		cc->round++;
+		new_round = 1;
+		/* While we hold ourselves back (delay target), our own
+		 * samples say nothing about the path: keep the estimate. */
+		cc->bw_win[cc->round % 10] = cc->qfactor < 1.0 ? cc->btlbw : 0;
+	}
+	if (rtt_ns) {
+		if (!cc->min_rtt_ns || rtt_ns <= cc->min_rtt_ns ||
+		    now - cc->min_rtt_stamp > 10000000000ull) {
+			cc->min_rtt_ns = rtt_ns;
+			cc->min_rtt_stamp = now;
+		}
+		cc->srtt_ns =
+		    cc->srtt_ns ? (7 * cc->srtt_ns + rtt_ns) / 8 : rtt_ns;
+	}
+	uint64_t *slot = &cc->bw_win[cc->round % 10];
+	if (rate > *slot)
+		*slot = rate;
+	uint64_t bw = 0;
+	for (int i = 0; i < 10; i++)
+		if (cc->bw_win[i] > bw)
+			bw = cc->bw_win[i];
+	cc->btlbw = bw;
+
+	/* Swift: queueing delay above the target scales the rate down. */
+	if (rtt_ns && cc->qdelay_target_ns && cc->min_rtt_ns) {
+		/* Our own window floor queues min_cwnd / btlbw by design:
+		 * tolerate that much on top of the target, or the two fight
+		 * (seen as a rate cap undershot by 20 % on loopback). */
+		uint64_t tgt = cc->qdelay_target_ns;
+		if (bw)
+			tgt += cc->min_cwnd * 1000000000ull / bw;
+		uint64_t q = rtt_ns - cc->min_rtt_ns;
+		if (q > tgt) {
+			if (now - cc->last_decrease_ns >= cc->srtt_ns) {
+				double ex = (double)(q - tgt) / (double)rtt_ns;
+				double f = 1.0 - 0.8 * ex;
+				if (f < 0.5)
+					f = 0.5;
+				cc->qfactor *= f;
+				if (cc->qfactor < 0.25)
+					cc->qfactor = 0.25;
+				cc->last_decrease_ns = now;
+			}
+		} else if (new_round && cc->qfactor < 1.0) {
+			cc->qfactor += 0.125;
+			if (cc->qfactor > 1.0)
+				cc->qfactor = 1.0;
+		}
+	}
+
+	switch (cc->phase) {
+	case 0: /* startup */
+		if (new_round) {
+			if (bw >= cc->full_bw + cc->full_bw / 4) {
+				cc->full_bw = bw;
+				cc->full_bw_rounds = 0;
+			} else if (++cc->full_bw_rounds >= 3) {
+				cc->phase = 1;
+				cc->pacing_gain = 1.0 / STARTUP_GAIN;
+				cc->cwnd_gain = 2.0;
+			}
+		}
+		break;
+	case 1: { /* drain */
+		double bdp = (double)bw * (double)cc->min_rtt_ns / 1e9;
+		if ((double)inflight <= bdp) {
+			cc->phase = 2;
+			cc->cycle = 0;
+			cc->cycle_stamp = now;
+			cc->pacing_gain = probe_gains[0];
+		}
+		break;
+	}
+	default: /* probe_bw: one gain per min RTT */
+		if (now - cc->cycle_stamp >= cc->min_rtt_ns) {
+			cc->cycle = (cc->cycle + 1) % 8;
+			cc->cycle_stamp = now;
+			cc->pacing_gain = probe_gains[cc->cycle];
+		}
+		break;
+	}
+	cc_update_outputs(cc);
+}
+
+void stream_size_pipe(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t chunk,
+		      int max_depth, int *nstreams, int *depth)
+{
+	/* One connection per MiB of BDP: a Mathis-limited TCP stream at
+	 * 0.1 % loss and 40 ms keeps only ~1 MiB in flight. */
+	double bdp = (double)rate_Bps * (double)rtt_ns / 1e9;
+	int n = (int)(bdp / (1 << 20)) + 1;
+	if (n > 8)
+		n = 8;
+	/* + 2 per stream + 4: a chunk's RTT includes its own read, CRC and
+	 * write, so a few more than the BDP keep those stages busy. */
+	int d = (int)(2 * bdp / chunk) + 2 * n + 4;
+	if (d > max_depth)
+		d = max_depth;
+	if (d < 2 * n)
+		d = 2 * n;
+	*nstreams = n;
+	*depth = d;
+}

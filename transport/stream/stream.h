@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef WCCL_STREAM_H_INTERNAL
+#define WCCL_STREAM_H_INTERNAL
+
+/*
+ * Long-haul streaming engine: moves one large file (or buffer) to a peer
+ * over the public transport API, in chunks striped over N endpoints.
+ *
+ *   sender                                         receiver
+ *   ep0  HELLO{name,size,mtime,chunk,N,resume} -->  open file + journal
+ *        <-- HELLO_ACK{status, verified bitmap}
+ *        PING/PONG x3 (min RTT) -> N, in-flight depth from RTT x target
+ *   ep1..N-1  JOIN{stream id} --> / <-- JOIN_ACK
+ *   any ep  DATA{hdr: id, index, offset, len, crc32c, send_ts}+payload -->
+ *        <-- ACK{index, send_ts echo, recv_ts} or NAK (crc bad: resend)
+ *   ep0  FIN{whole-file crc32c} --> re-read file, compare, drop journal
+ *        <-- FIN_ACK{status}
+ *   either side: ERROR{code, "receiver host: path: cause"}
+ *
+ * Memory is bounded: a fixed pool of registered chunk buffers on each side
+ * (pread into a slot, send; recv into a slot, verify, pwrite). Nothing
+ * allocates per chunk. Every wait is bounded by @timeout_ms without
+ * progress. Functions return 0 or a negative wccl code; on failure @err
+ * holds one line naming the peer and the cause.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+struct wccl_stream_stats {
+	uint64_t file_bytes;	  /* size of the source */
+	uint64_t bytes_delivered; /* new application bytes acked this run */
+	uint64_t bytes_skipped;	  /* already verified at the receiver */
+	uint64_t bytes_wire;	  /* payload sent, retransmits included */
+	uint64_t chunks;	  /* chunks acked this run */
+	uint64_t retransmits;	  /* chunks sent again (crc NAK) */
+	uint64_t crc_errors;	  /* chunks the receiver rejected */
+	double seconds;		  /* first DATA to FIN_ACK */
+	double goodput_bps;	  /* bytes_delivered * 8 / seconds */
+	double rtt_min_us, rtt_p50_us, rtt_p99_us, rtt_p999_us;
+	double jitter_us;    /* RFC 3550 one-way delay variation */
+	double pacing_bps;   /* current pacing rate (0: unpaced) */
+	double btlbw_bps;    /* max recent delivery rate */
+	uint64_t cwnd_bytes; /* current in-flight cap */
+	int nstreams;
+	int depth; /* chunk buffers (max chunks in flight) */
+	uint32_t chunk_bytes;
+	uint32_t file_crc; /* CRC32C of the whole file */
+	int done;
+};
+
+struct wccl_stream_opts {
+	const char *provider; /* NULL: from the address (uring) */
+	int nstreams;	      /* 0: from the BDP estimate */
+	uint64_t rate_bps;    /* cap, bits/s (0: none) */
+	uint32_t chunk_bytes; /* 0: WCCL_STREAM_CHUNK_BYTES */
+	int resume;	      /* keep what the receiver has verified */
+	int timeout_ms;	      /* < 0: WCCL_TIMEOUT_MS */
+	/* Called about every 250 ms and once at the end (may be NULL). */
+	void (*progress)(const struct wccl_stream_stats *st, void *arg);
+	void *arg;
+};
+
+/* Send file @path to the receiver at @addr ("uring:host:port", "shm:...").
+ * Fills @st (may be NULL). Blocks until done or failed. */
+int wccl_stream_send_file(const char *path, const char *addr,
+			  const struct wccl_stream_opts *o,
+			  struct wccl_stream_stats *st, char *err,
+			  size_t errlen);
+
+struct wccl_stream_server;
+
+/* Listen for senders on @bind (provider @provider, NULL = uring) and store
+ * received files in @dir. *@addr_out gets the address to give senders. */
+int wccl_stream_server_open(const char *provider, const char *bind,
+			    const char *dir, struct wccl_stream_server **srv,
+			    char *addr_out, size_t addrlen);
+
+/* Serve one transfer: waits up to @accept_timeout_ms (< 0: forever) for a
+ * sender, then runs the session (bounded by the no-progress timeout).
+ * Returns 0 when a file arrived complete and verified, -WCCL_ETIMEDOUT if
+ * nobody came, or the failure (@err says what, naming the sender).
+ * @st may be NULL. */
+int wccl_stream_server_run_one(struct wccl_stream_server *srv,
+			       int accept_timeout_ms,
+			       struct wccl_stream_stats *st, char *err,
+			       size_t errlen);
+
+void wccl_stream_server_close(struct wccl_stream_server *srv);
+
+/* ---- pure pieces, exposed for unit tests ---------------------------- */
+
+/* Delivery-rate / min-RTT pacing model (BBR-like, with a Swift-style
+ * queueing-delay target that scales the rate down). Rates in bytes/s. */
+struct stream_cc {
+	uint64_t btlbw;	     /* windowed max delivery rate */
+	uint64_t bw_win[10]; /* per-round maxima */
+	uint64_t round;	     /* round-trip count */
+	uint64_t next_round_delivered;
+	uint64_t min_rtt_ns, min_rtt_stamp;
+	uint64_t srtt_ns;
+	uint64_t full_bw;
+	int full_bw_rounds;
+	int phase; /* 0 startup, 1 drain, 2 probe_bw */
+	int cycle;
+	uint64_t cycle_stamp;
+	double qfactor; /* Swift scale, 0.25 .. 1 */
+	uint64_t last_decrease_ns;
+	uint64_t qdelay_target_ns;
+	uint64_t rate_cap; /* 0: none */
+	uint64_t min_cwnd;
+	double pacing_gain, cwnd_gain;
+	uint64_t pacing_rate; /* 0: unpaced (no sample yet) */
+	uint64_t cwnd;
+};
+
+void stream_cc_init(struct stream_cc *cc, uint64_t rate_cap, uint64_t qdelay_ns,
+		    uint64_t min_cwnd, uint64_t init_cwnd);
+/* One acked chunk: @rtt_ns, @rate sample (bytes/s), @prior_delivered the
+ * delivered count when the chunk left, @delivered the count now,
+ * @inflight bytes still out. */
+void stream_cc_on_ack(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns,
+		      uint64_t rate, uint64_t prior_delivered,
+		      uint64_t delivered, uint64_t inflight);
+
+/* Streams and chunk buffers for @rtt_ns at @rate_Bps (bytes/s). */
+void stream_size_pipe(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t chunk,
+		      int max_depth, int *nstreams, int *depth);
+
+/* Journal of verified chunks ("<file>.wccl-part"). */
+struct stream_journal {
+	int fd;
+	uint64_t size;
+	int64_t mtime_ns;
+	uint32_t chunk_bytes;
+	uint64_t nchunks;
+	uint64_t stream_id;
+	uint32_t file_crc;
+	uint32_t flags; /* bit 0: file_crc known */
+	uint8_t *bitmap;
+	uint64_t verified;
+	int dirty;
+};
+
+/* Open @path: if it exists and matches (size, mtime, chunk) and @resume,
+ * load its bitmap (*@resumed = 1); else start a fresh one, written out
+ * whole so later updates need no new disk space. */
+int stream_journal_open(struct stream_journal *j, const char *path,
+			uint64_t size, int64_t mtime_ns, uint32_t chunk,
+			int resume, int *resumed);
+int stream_journal_flush(struct stream_journal *j);
+void stream_journal_close(struct stream_journal *j);
+static inline int stream_journal_has(const struct stream_journal *j, uint64_t i)
+{
+	return (j->bitmap[i >> 3] >> (i & 7)) & 1;
+}
+static inline void stream_journal_set(struct stream_journal *j, uint64_t i)
+{
+	if (!stream_journal_has(j, i)) {
+		j->bitmap[i >> 3] |= (uint8_t)(1u << (i & 7));
+		j->verified++;
+		j->dirty = 1;
+	}
+}
+
+#endif

@@ -1,0 +1,724 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/params.h"
+#include "crc32c.h"
+#include "stream.h"
+#include "stream_common.h"
+
+#define TX_PER_EP 32
+#define TXQ 512 /* control messages waiting for a free send buffer */
+
+struct wccl_stream_server {
+	struct wccl_context *ctx;
+	struct wccl_cq *cq;
+	struct wccl_listener *l;
+	char dir[4096];
+	char host[256];
+	/* first receive of each endpoint (HELLO or JOIN) */
+	uint8_t *hreg;
+	struct wccl_mr *hmr;
+};
+
+struct rcv_ep {
+	struct wccl_endpoint *ep;
+	int state; /* 0 waiting first message, 1 data, 2 dead */
+	int tx_busy[TX_PER_EP];
+	struct smsg q[TXQ]; /* queued, payload-less control replies */
+	int qh, qt;
+};
+
+struct rcv {
+	struct wccl_stream_server *srv;
+	struct rcv_ep eps[STREAM_MAX_EPS];
+	int nep;
+	int have_hello;
+	uint64_t sid, size, nchunks;
+	int64_t mtime_ns;
+	uint32_t chunk;
+	int max_streams;
+	char name[STREAM_CTRL_MAX];
+	char path[8192], jpath[8192];
+	int fd;
+	struct stream_journal j;
+	int jopen;
+	uint8_t *dreg; /* data receives + send buffers */
+	size_t dreg_len;
+	struct wccl_mr *dmr;
+	uint8_t *big_tx; /* HELLO_ACK with bitmap, or texts */
+	size_t big_len;
+	int big_busy;
+	uint8_t *vbuf; /* re-read for the whole-file check */
+	uint64_t since_sync, last_sync_ns, sync_ns;
+	int done, failed, fin_sent;
+	int pending_big; /* sends still to complete before we return */
+	struct wccl_stream_stats st;
+	uint64_t t0, last_msg_ns;
+	char *err;
+	size_t errlen;
+	int rc;
+};
+
+static int rcv_fail(struct rcv *r, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int rcv_fail(struct rcv *r, int rc, const char *fmt, ...)
+{
+	if (r->err && !r->err[0]) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(r->err, r->errlen, fmt, ap);
+		va_end(ap);
+	}
+	if (!r->rc)
+		r->rc = rc;
+	return rc;
+}
+
+/* snprintf that truncates on purpose (messages, bounded paths). */
+static void textf(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void textf(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+static size_t dslot(const struct rcv *r)
+{
+	return SMSG_LEN + (size_t)r->chunk;
+}
+
+static uint8_t *rx_buf(struct rcv *r, int ep, int i)
+{
+	return r->dreg + ((size_t)ep * STREAM_RX_PER_EP + (size_t)i) * dslot(r);
+}
+
+static uint8_t *tx_buf(struct rcv *r, int ep, int i)
+{
+	size_t base = (size_t)r->max_streams * STREAM_RX_PER_EP * dslot(r);
+	return r->dreg + base + ((size_t)ep * TX_PER_EP + (size_t)i) * SMSG_LEN;
+}
+
+static uint8_t *hello_buf(struct wccl_stream_server *srv, int ep)
+{
+	return srv->hreg + (size_t)ep * STREAM_CTRL_BUF;
+}
+
+/* Send what is queued on @ep while send buffers are free. */
+static int rcv_flush_q(struct rcv *r, int ep)
+{
+	struct rcv_ep *e = &r->eps[ep];
+	while (e->qh != e->qt) {
+		int i;
+		for (i = 0; i < TX_PER_EP && e->tx_busy[i]; i++)
+			;
+		if (i == TX_PER_EP)
+			return 0;
+		uint8_t *b = tx_buf(r, ep, i);
+		smsg_put(b, &e->q[e->qh % TXQ]);
+		int rc = wccl_post_send(e->ep, b, SMSG_LEN, r->dmr,
+					CK(K_TX_CTRL, ep, i));
+		if (rc == WCCL_EAGAIN)
+			return 0;
+		if (rc)
+			return rc;
+		e->tx_busy[i] = 1;
+		e->qh++;
+	}
+	return 0;
+}
+
+static int rcv_reply(struct rcv *r, int ep, const struct smsg *m)
+{
+	struct rcv_ep *e = &r->eps[ep];
+	if (e->qt - e->qh >= TXQ)
+		return rcv_fail(r, WCCL_EINTERNAL, "reply queue overflow");
+	e->q[e->qt++ % TXQ] = *m;
+	return rcv_flush_q(r, ep);
+}
+
+/* A reply with a payload, from the one big send buffer. */
+static int rcv_reply_big(struct rcv *r, int ep, const struct smsg *m,
+			 const void *p, size_t plen)
+{
+	if (r->big_busy || SMSG_LEN + plen > r->big_len || !r->dmr)
+		return WCCL_EAGAIN;
+	smsg_put(r->big_tx, m);
+	memcpy(r->big_tx + SMSG_LEN, p, plen);
+	int rc = wccl_post_send(r->eps[ep].ep, r->big_tx, SMSG_LEN + plen,
+				r->dmr, CK(K_TX_DATA, ep, 0));
+	if (!rc)
+		r->big_busy = 1;
+	return rc;
+}
+
+/* Tell the sender why we stop; best effort. */
+static void rcv_send_error(struct rcv *r, int ep, int code, const char *text)
+{
+	struct smsg m = {.magic = SMSG_MAGIC,
+			 .type = SM_ERROR,
+			 .sid = r->sid,
+			 .aux1 = (uint64_t)(int64_t)code};
+	if (r->dmr) {
+		if (rcv_reply_big(r, ep, &m, text, strlen(text) + 1) == 0)
+			r->pending_big = 1;
+		return;
+	}
+	/* No session buffers yet: answer in the endpoint's hello buffer. */
+	uint8_t *b = hello_buf(r->srv, ep);
+	size_t tl = strlen(text) + 1;
+	if (tl > STREAM_CTRL_MAX)
+		tl = STREAM_CTRL_MAX;
+	m.type = SM_HELLO_ACK;
+	smsg_put(b, &m);
+	memcpy(b + SMSG_LEN, text, tl);
+	b[SMSG_LEN + tl - 1] = 0;
+	if (wccl_post_send(r->eps[ep].ep, b, SMSG_LEN + tl, r->srv->hmr,
+			   CK(K_TX_DATA, ep, 0)) == 0)
+		r->pending_big = 1;
+}
+
+/* Turn away one endpoint (a second sender, a stray join) without
+ * disturbing the session: the answer goes out of its hello buffer. */
+static int rcv_reject(struct rcv *r, int ep, const char *why)
+{
+	char text[STREAM_CTRL_MAX];
+	struct smsg m = {.magic = SMSG_MAGIC,
+			 .type = SM_HELLO_ACK,
+			 .aux1 = (uint64_t)(int64_t)WCCL_EBUSY};
+	uint8_t *b = hello_buf(r->srv, ep);
+	textf(text, sizeof(text), "receiver %s: %s", r->srv->host, why);
+	size_t tl = strlen(text) + 1;
+	smsg_put(b, &m);
+	memcpy(b + SMSG_LEN, text, tl);
+	WCCL_WARN(WCCL_SUB_TRANSPORT, "stream: turned away %s: %s",
+		  wccl_endpoint_peer(r->eps[ep].ep), why);
+	r->eps[ep].state = 3;
+	wccl_post_send(r->eps[ep].ep, b, SMSG_LEN + tl, r->srv->hmr,
+		       CK(K_TX_REJECT, ep, 0));
+	return 0;
+}
+
+static int rcv_sync(struct rcv *r)
+{
+	if (!r->jopen || !r->j.dirty)
+		return 0;
+	if (fdatasync(r->fd))
+		return -errno;
+	int rc = stream_journal_flush(&r->j);
+	r->since_sync = 0;
+	r->last_sync_ns = wccl_now_ns();
+	return rc;
+}
+
+static int rcv_post_data(struct rcv *r, int ep)
+{
+	for (int i = 0; i < STREAM_RX_PER_EP; i++) {
+		int rc = wccl_post_recv(r->eps[ep].ep, rx_buf(r, ep, i),
+					dslot(r), r->dmr, CK(K_RX, ep, i));
+		if (rc)
+			return rc;
+	}
+	r->eps[ep].state = 1;
+	return 0;
+}
+
+static int path_ok(const char *n)
+{
+	return n[0] && strcmp(n, ".") && strcmp(n, "..") && !strchr(n, '/');
+}
+
+static int rcv_hello(struct rcv *r, int ep, const struct smsg *m,
+		     const char *name, size_t nlen)
+{
+	char text[STREAM_CTRL_MAX];
+	if (r->have_hello)
+		return rcv_reject(r, ep, "busy with another transfer");
+	if (!nlen || name[nlen - 1] || !path_ok(name) || m->len < 4096 ||
+	    m->len > STREAM_MAX_CHUNK || !m->aux2 || m->aux2 > STREAM_MAX_EPS ||
+	    m->index != (m->offset + m->len - 1) / m->len) {
+		textf(text, sizeof(text), "receiver %s: bad hello",
+		      r->srv->host);
+		rcv_send_error(r, ep, WCCL_EPROTO, text);
+		return rcv_fail(r, WCCL_EPROTO, "sender %s: bad hello",
+				wccl_endpoint_peer(r->eps[ep].ep));
+	}
+	r->have_hello = 1;
+	r->sid = m->sid;
+	r->size = m->offset;
+	r->nchunks = m->index;
+	r->chunk = m->len;
+	r->mtime_ns = (int64_t)m->aux1;
+	r->max_streams = (int)m->aux2;
+	textf(r->name, sizeof(r->name), "%s", name);
+	textf(r->path, sizeof(r->path), "%s/%s", r->srv->dir, name);
+	textf(r->jpath, sizeof(r->jpath), "%s/%s.wccl-part", r->srv->dir, name);
+	int resumed = 0, rc;
+	rc = stream_journal_open(&r->j, r->jpath, r->size, r->mtime_ns,
+				 r->chunk, m->flags & 1, &resumed);
+	if (rc) {
+		textf(text, sizeof(text), "receiver %s: %s: %s", r->srv->host,
+		      r->jpath, strerror(-rc));
+		rcv_send_error(r, ep, rc, text);
+		return rcv_fail(r, rc, "%s: %s", r->jpath, strerror(-rc));
+	}
+	r->jopen = 1;
+	r->fd =
+	    open(r->path,
+		 O_RDWR | O_CREAT | O_CLOEXEC | (resumed ? 0 : O_TRUNC), 0644);
+	if (r->fd < 0 || (!resumed && ftruncate(r->fd, (off_t)r->size))) {
+		rc = -errno;
+		textf(text, sizeof(text), "receiver %s: %s: %s", r->srv->host,
+		      r->path, strerror(errno));
+		rcv_send_error(r, ep, rc, text);
+		return rcv_fail(r, rc, "%s: %s", r->path, strerror(-rc));
+	}
+	if (resumed)
+		WCCL_INFO(WCCL_SUB_TRANSPORT,
+			  "stream %s: resuming, %llu of %llu chunks verified",
+			  r->path, (unsigned long long)r->j.verified,
+			  (unsigned long long)r->nchunks);
+	r->st.file_bytes = r->size;
+	r->st.chunk_bytes = r->chunk;
+	r->st.bytes_skipped = r->j.verified * r->chunk;
+	size_t bm = (r->nchunks + 7) / 8;
+	r->big_len = SMSG_LEN + (bm > STREAM_CTRL_MAX ? bm : STREAM_CTRL_MAX);
+	r->dreg_len = (size_t)r->max_streams *
+			  (STREAM_RX_PER_EP * dslot(r) + TX_PER_EP * SMSG_LEN) +
+		      r->big_len;
+	r->vbuf = malloc(r->chunk);
+	rc = r->vbuf ? wccl_mem_alloc(r->dreg_len, (void **)&r->dreg)
+		     : WCCL_ENOMEM;
+	if (!rc)
+		rc = wccl_mr_register(r->srv->ctx, r->dreg, r->dreg_len,
+				      WCCL_ACCESS_LOCAL, &r->dmr);
+	if (rc) {
+		textf(text, sizeof(text), "receiver %s: buffers: %s",
+		      r->srv->host, wccl_strerror(rc));
+		rcv_send_error(r, ep, rc, text);
+		return rcv_fail(r, rc, "%s", text);
+	}
+	r->big_tx = r->dreg + r->dreg_len - r->big_len;
+	if ((rc = rcv_post_data(r, ep)))
+		return rcv_fail(r, rc, "post receive: %s", wccl_strerror(rc));
+	struct smsg a = {.magic = SMSG_MAGIC,
+			 .type = SM_HELLO_ACK,
+			 .sid = r->sid,
+			 .index = r->j.verified};
+	rc = rcv_reply_big(r, ep, &a, r->j.bitmap, r->j.verified ? bm : 0);
+	if (rc)
+		return rcv_fail(r, rc, "hello ack: %s", wccl_strerror(rc));
+	return 0;
+}
+
+static int pwrite_all(int fd, const uint8_t *p, size_t len, off_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return WCCL_EIO;
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+static int rcv_data(struct rcv *r, int ep, const struct smsg *m,
+		    const uint8_t *payload, uint64_t plen, uint64_t now)
+{
+	if (m->sid != r->sid || m->index >= r->nchunks ||
+	    m->offset != m->index * r->chunk || m->len != plen ||
+	    plen != (r->size - m->offset < r->chunk ? r->size - m->offset
+						    : r->chunk))
+		return rcv_fail(r, WCCL_EPROTO, "sender %s: bad chunk header",
+				wccl_endpoint_peer(r->eps[ep].ep));
+	struct smsg a = {.magic = SMSG_MAGIC,
+			 .type = SM_ACK,
+			 .sid = r->sid,
+			 .index = m->index,
+			 .send_ts = m->send_ts,
+			 .aux1 = now};
+	if (wccl_crc32c(0, payload, plen) != m->crc) {
+		/* Never delivered: ask for it again. */
+		r->st.crc_errors++;
+		WCCL_WARN(WCCL_SUB_TRANSPORT,
+			  "stream %s: chunk %llu from %s failed its crc32c, "
+			  "requesting it again",
+			  r->path, (unsigned long long)m->index,
+			  wccl_endpoint_peer(r->eps[ep].ep));
+		a.type = SM_NAK;
+		return rcv_reply(r, ep, &a);
+	}
+	if (!stream_journal_has(&r->j, m->index)) {
+		int rc = pwrite_all(r->fd, payload, plen, (off_t)m->offset);
+		if (rc) {
+			char text[STREAM_CTRL_MAX];
+			textf(text, sizeof(text),
+			      "receiver %s: writing %s at offset %llu: %s "
+			      "(%llu of %llu bytes verified and kept for "
+			      "--resume)",
+			      r->srv->host, r->path,
+			      (unsigned long long)m->offset, strerror(-rc),
+			      (unsigned long long)(r->j.verified * r->chunk),
+			      (unsigned long long)r->size);
+			rcv_sync(r);
+			rcv_send_error(r, ep, rc, text);
+			return rcv_fail(r, rc, "%s", text);
+		}
+		stream_journal_set(&r->j, m->index);
+		r->st.bytes_delivered += plen;
+		r->st.chunks++;
+		r->since_sync++;
+	}
+	if (r->since_sync >= 16 || now - r->last_sync_ns > r->sync_ns) {
+		int rc = rcv_sync(r);
+		if (rc)
+			return rcv_fail(r, rc, "journal %s: %s", r->jpath,
+					strerror(-rc));
+	}
+	return rcv_reply(r, ep, &a);
+}
+
+static int rcv_fin(struct rcv *r, int ep, const struct smsg *m)
+{
+	char text[STREAM_CTRL_MAX] = "";
+	int status = 0;
+	if (r->j.verified != r->nchunks) {
+		status = WCCL_EPROTO;
+		textf(text, sizeof(text),
+		      "receiver %s: fin with %llu of %llu chunks", r->srv->host,
+		      (unsigned long long)r->j.verified,
+		      (unsigned long long)r->nchunks);
+	} else {
+		int rc = rcv_sync(r);
+		uint32_t crc = 0;
+		for (uint64_t off = 0; !rc && off < r->size;) {
+			size_t n =
+			    r->size - off < r->chunk ? r->size - off : r->chunk;
+			ssize_t got = pread(r->fd, r->vbuf, n, (off_t)off);
+			if (got <= 0) {
+				rc = got < 0 ? -errno : WCCL_EIO;
+				break;
+			}
+			crc = wccl_crc32c(crc, r->vbuf, (size_t)got);
+			off += (uint64_t)got;
+		}
+		if (rc) {
+			status = rc;
+			textf(text, sizeof(text), "receiver %s: %s: %s",
+			      r->srv->host, r->path, strerror(-rc));
+		} else if (crc != m->crc) {
+			status = WCCL_EIO;
+			textf(text, sizeof(text),
+			      "receiver %s: %s: whole-file crc32c %08x, "
+			      "sender has %08x",
+			      r->srv->host, r->path, crc, m->crc);
+		} else {
+			r->st.file_crc = crc;
+			r->j.file_crc = crc;
+			r->j.flags |= 1;
+			stream_journal_close(&r->j);
+			r->jopen = 0;
+			unlink(r->jpath);
+		}
+	}
+	struct smsg a = {.magic = SMSG_MAGIC,
+			 .type = SM_FIN_ACK,
+			 .sid = r->sid,
+			 .aux1 = (uint64_t)(int64_t)status};
+	int rc = rcv_reply_big(r, ep, &a, text, strlen(text) + 1);
+	if (rc)
+		return rcv_fail(r, rc, "fin ack: %s", wccl_strerror(rc));
+	r->fin_sent = 1;
+	r->pending_big = 1;
+	if (status)
+		rcv_fail(r, status, "%s", text);
+	else
+		r->done = 1;
+	return 0;
+}
+
+static int rcv_handle(struct rcv *r, const struct wccl_completion *wc,
+		      uint64_t now)
+{
+	int kind = CK_KIND(wc->cookie), ep = CK_EP(wc->cookie);
+	int idx = (int)CK_IDX(wc->cookie);
+	struct rcv_ep *e = &r->eps[ep];
+	if (kind == K_TX_REJECT || e->state == 3)
+		return 0; /* turned away: nothing of ours */
+	if (wc->status) {
+		if (e->state == 2)
+			return 0;
+		e->state = 2;
+		if (r->done) /* the sender hung up after the verdict */
+			return 0;
+		const char *le = wccl_endpoint_last_error(e->ep);
+		return rcv_fail(r, wc->status, "sender %s: %s",
+				wccl_endpoint_peer(e->ep),
+				le[0] ? le : wccl_strerror(wc->status));
+	}
+	if (kind == K_TX_CTRL) {
+		e->tx_busy[idx] = 0;
+		return rcv_flush_q(r, ep);
+	}
+	if (kind == K_TX_DATA) {
+		r->big_busy = 0;
+		r->pending_big = 0;
+		return 0;
+	}
+	r->last_msg_ns = now;
+	const uint8_t *b =
+	    kind == K_RX_FIRST ? hello_buf(r->srv, ep) : rx_buf(r, ep, idx);
+	struct smsg m;
+	if (smsg_get(b, wc->len, &m))
+		return rcv_fail(r, WCCL_EPROTO, "sender %s: malformed message",
+				wccl_endpoint_peer(e->ep));
+	int rc = 0;
+	switch (m.type) {
+	case SM_HELLO:
+		if (!r->t0)
+			r->t0 = now;
+		return rcv_hello(r, ep, &m, (const char *)b + SMSG_LEN,
+				 wc->len - SMSG_LEN);
+	case SM_JOIN: {
+		struct smsg a = {
+		    .magic = SMSG_MAGIC, .type = SM_JOIN_ACK, .sid = m.sid};
+		if (!r->have_hello || m.sid != r->sid || ep >= r->max_streams)
+			return rcv_reject(r, ep,
+					  "join without a matching hello");
+		if ((rc = rcv_post_data(r, ep)))
+			return rcv_fail(r, rc, "post receive: %s",
+					wccl_strerror(rc));
+		return rcv_reply(r, ep, &a);
+	}
+	case SM_DATA:
+		rc = rcv_data(r, ep, &m, b + SMSG_LEN, wc->len - SMSG_LEN, now);
+		break;
+	case SM_PING: {
+		struct smsg a = {.magic = SMSG_MAGIC,
+				 .type = SM_PONG,
+				 .sid = r->sid,
+				 .send_ts = m.send_ts};
+		rc = rcv_reply(r, ep, &a);
+		break;
+	}
+	case SM_FIN:
+		rc = rcv_fin(r, ep, &m);
+		break;
+	default:
+		return rcv_fail(r, WCCL_EPROTO, "sender %s: unexpected type %u",
+				wccl_endpoint_peer(e->ep), m.type);
+	}
+	if (rc)
+		return rc;
+	if (e->state == 1 && !r->fin_sent) {
+		rc = wccl_post_recv(e->ep, rx_buf(r, ep, idx), dslot(r), r->dmr,
+				    CK(K_RX, ep, idx));
+		if (rc)
+			return rcv_fail(r, rc, "post receive: %s",
+					wccl_strerror(rc));
+	}
+	return 0;
+}
+
+static int rcv_accept(struct rcv *r)
+{
+	while (r->nep < STREAM_MAX_EPS) {
+		struct wccl_endpoint *ep;
+		int rc = wccl_accept(r->srv->l, r->srv->cq, &ep);
+		if (rc == WCCL_EAGAIN)
+			return 0;
+		if (rc)
+			return rc;
+		int i = r->nep++;
+		memset(&r->eps[i], 0, sizeof(r->eps[i]));
+		r->eps[i].ep = ep;
+		rc = wccl_endpoint_wait_established(ep, -1);
+		if (!rc)
+			rc = wccl_post_recv(ep, hello_buf(r->srv, i),
+					    STREAM_CTRL_BUF, r->srv->hmr,
+					    CK(K_RX_FIRST, i, 0));
+		if (rc) {
+			WCCL_WARN(WCCL_SUB_TRANSPORT,
+				  "stream: connection from %s failed: %s",
+				  wccl_endpoint_peer(ep), wccl_strerror(rc));
+			r->eps[i].state = 2;
+		}
+	}
+	return 0;
+}
+
+int wccl_stream_server_open(const char *provider, const char *bind,
+			    const char *dir, struct wccl_stream_server **out,
+			    char *addr_out, size_t addrlen)
+{
+	struct stat sb;
+	if (stat(dir, &sb))
+		return -errno;
+	if (!S_ISDIR(sb.st_mode))
+		return WCCL_EINVAL;
+	struct wccl_stream_server *srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return WCCL_ENOMEM;
+	snprintf(srv->dir, sizeof(srv->dir), "%s", dir);
+	int rc = wccl_context_open(provider ? provider : "uring", &srv->ctx);
+	if (!rc)
+		rc = wccl_cq_create(srv->ctx, 0, &srv->cq);
+	if (!rc)
+		rc = wccl_listen(srv->ctx, bind, &srv->l);
+	if (!rc)
+		rc = wccl_listener_addr(srv->l, addr_out, addrlen);
+	if (!rc)
+		rc = wccl_mem_alloc((size_t)STREAM_MAX_EPS * STREAM_CTRL_BUF,
+				    (void **)&srv->hreg);
+	if (!rc)
+		rc = wccl_mr_register(srv->ctx, srv->hreg,
+				      (size_t)STREAM_MAX_EPS * STREAM_CTRL_BUF,
+				      WCCL_ACCESS_LOCAL, &srv->hmr);
+	if (rc) {
+		wccl_stream_server_close(srv);
+		return rc;
+	}
+	/* Messages name this receiver by host name and address. */
+	char hn[128];
+	if (gethostname(hn, sizeof(hn)))
+		snprintf(hn, sizeof(hn), "?");
+	hn[sizeof(hn) - 1] = 0;
+	textf(srv->host, sizeof(srv->host), "%s (%s)", hn, addr_out);
+	*out = srv;
+	return 0;
+}
+
+void wccl_stream_server_close(struct wccl_stream_server *srv)
+{
+	if (!srv)
+		return;
+	if (srv->hmr)
+		wccl_mr_deregister(srv->hmr);
+	if (srv->hreg)
+		wccl_mem_free(srv->hreg);
+	if (srv->l)
+		wccl_listener_close(srv->l);
+	if (srv->cq)
+		wccl_cq_destroy(srv->cq);
+	if (srv->ctx)
+		wccl_context_close(srv->ctx);
+	free(srv);
+}
+
+int wccl_stream_server_run_one(struct wccl_stream_server *srv,
+			       int accept_timeout_ms,
+			       struct wccl_stream_stats *st, char *err,
+			       size_t errlen)
+{
+	struct rcv *r = calloc(1, sizeof(*r));
+	if (!r)
+		return WCCL_ENOMEM;
+	r->srv = srv;
+	r->fd = -1;
+	r->err = err;
+	r->errlen = errlen;
+	if (err && errlen)
+		err[0] = 0;
+	int timeout = (int)wccl_param_int(WCCL_PARAM_TIMEOUT_MS);
+	r->sync_ns =
+	    (uint64_t)wccl_param_int(WCCL_PARAM_STREAM_JOURNAL_SYNC_MS) *
+	    1000000ull;
+	struct wccl_completion wc[32];
+	uint64_t dl = accept_timeout_ms >= 0
+			  ? wccl_deadline_ns(accept_timeout_ms)
+			  : UINT64_MAX;
+	while (!r->nep) {
+		int rc = rcv_accept(r);
+		if (rc) {
+			rcv_fail(r, rc, "accept: %s", wccl_strerror(rc));
+			goto out;
+		}
+		if (r->nep)
+			break;
+		if (wccl_now_ns() > dl) {
+			rcv_fail(r, WCCL_ETIMEDOUT, "no sender arrived");
+			goto out;
+		}
+		wccl_cq_poll(srv->cq, wc, 32);
+		usleep(1000);
+	}
+	r->last_msg_ns = r->last_sync_ns = wccl_now_ns();
+	while (!r->rc && !(r->done && !r->pending_big)) {
+		if (rcv_accept(r)) {
+			rcv_fail(r, WCCL_EIO, "accept failed");
+			break;
+		}
+		int n = wccl_cq_wait(srv->cq, wc, 32, 20);
+		if (n == WCCL_ETIMEDOUT)
+			n = 0;
+		if (n < 0) {
+			rcv_fail(r, n, "completion queue: %s",
+				 wccl_strerror(n));
+			break;
+		}
+		uint64_t now = wccl_now_ns();
+		for (int i = 0; i < n && !r->rc; i++)
+			rcv_handle(r, &wc[i], now);
+		if (!r->rc &&
+		    now - r->last_msg_ns > (uint64_t)timeout * 1000000ull)
+			rcv_fail(r, WCCL_ETIMEDOUT, "sender silent for %d ms",
+				 timeout);
+		if (!r->rc && r->jopen && r->j.dirty &&
+		    now - r->last_sync_ns > r->sync_ns)
+			rcv_sync(r);
+	}
+	/* Let an error / verdict reach the sender (bounded), keep what was
+	 * verified, then drop the connections. */
+	for (uint64_t d = wccl_deadline_ns(2000);
+	     r->pending_big && wccl_now_ns() < d;) {
+		int n = wccl_cq_wait(srv->cq, wc, 32, 20);
+		for (int i = 0; i < n; i++)
+			if (CK_KIND(wc[i].cookie) == K_TX_DATA)
+				r->pending_big = 0;
+	}
+out:
+	if (r->jopen) {
+		rcv_sync(r);
+		stream_journal_close(&r->j);
+	}
+	if (r->fd >= 0)
+		close(r->fd);
+	for (int i = 0; i < r->nep; i++)
+		wccl_endpoint_close(r->eps[i].ep);
+	/* Drain flushed completions before the buffers go. */
+	while (wccl_cq_poll(srv->cq, wc, 32) > 0)
+		;
+	if (r->dmr)
+		wccl_mr_deregister(r->dmr);
+	if (r->dreg)
+		wccl_mem_free(r->dreg);
+	free(r->vbuf);
+	if (r->t0)
+		r->st.seconds = (double)(wccl_now_ns() - r->t0) / 1e9;
+	if (r->st.seconds > 0)
+		r->st.goodput_bps =
+		    (double)r->st.bytes_delivered * 8 / r->st.seconds;
+	r->st.done = r->done && !r->rc;
+	if (st)
+		*st = r->st;
+	int rc = r->rc;
+	free(r);
+	return rc;
+}

@@ -1,0 +1,838 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/params.h"
+#include "core/sock.h"
+#include "crc32c.h"
+#include "stream.h"
+#include "stream_common.h"
+
+#define RTT_SAMPLES 65536
+#define CTRL_TX_PER_EP 4
+
+struct snd_slot {
+	uint8_t *buf; /* SMSG_LEN header + chunk */
+	uint64_t idx;
+	uint64_t send_ts, prior_delivered, prior_time;
+	uint32_t len, crc;
+	int busy, tx_busy, resend, pending, inflight, ep;
+};
+
+struct snd {
+	struct wccl_context *ctx;
+	struct wccl_cq *cq;
+	struct wccl_endpoint *eps[STREAM_MAX_EPS];
+	int ep_ready[STREAM_MAX_EPS];
+	int ep_inflight[STREAM_MAX_EPS];
+	int nep, nstreams;
+	/* control region: per-ep receive buffers and control sends */
+	uint8_t *creg;
+	size_t creg_len;
+	struct wccl_mr *cmr;
+	int nrx;
+	uint8_t *first_rx; /* ep0's first receive: HELLO_ACK + bitmap */
+	size_t first_rx_len;
+	int ctrl_busy[STREAM_MAX_EPS][CTRL_TX_PER_EP];
+	/* chunk slots */
+	uint8_t *sreg;
+	size_t sreg_len;
+	struct wccl_mr *smr;
+	struct snd_slot *slots;
+	int depth;
+	/* source */
+	int fd;
+	uint64_t size;
+	int64_t mtime_ns;
+	uint32_t chunk;
+	uint64_t nchunks;
+	uint8_t *have; /* receiver's verified bitmap */
+	uint64_t next_idx, to_send, acked;
+	uint32_t file_crc;
+	uint8_t *scratch;
+	uint64_t sid;
+	/* model */
+	struct stream_cc cc;
+	uint64_t delivered, delivered_time, inflight_bytes, next_send_ns;
+	uint32_t *rtt;
+	uint64_t nrtt;
+	double jitter_ns;
+	int64_t last_transit;
+	int have_transit;
+	/* handshake state */
+	int hello_done, fin_done, pongs;
+	uint64_t ping_min;
+	int32_t fin_status;
+	struct wccl_stream_stats st;
+	uint64_t t0, last_progress_ns, last_report_ns;
+	int64_t corrupt_idx;
+	int corrupted;
+	uint64_t drop_after;
+	char *err;
+	size_t errlen;
+	const char *addr;
+};
+
+static int snd_fail(struct snd *s, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int snd_fail(struct snd *s, int rc, const char *fmt, ...)
+{
+	if (s->err && !s->err[0]) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(s->err, s->errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+static uint8_t *ctrl_rx_buf(struct snd *s, int ep, int i)
+{
+	return s->creg + ((size_t)ep * s->nrx + (size_t)i) * STREAM_CTRL_BUF;
+}
+
+static uint8_t *ctrl_tx_buf(struct snd *s, int ep, int i)
+{
+	size_t base = (size_t)STREAM_MAX_EPS * s->nrx * STREAM_CTRL_BUF;
+	return s->creg + base +
+	       ((size_t)ep * CTRL_TX_PER_EP + (size_t)i) * STREAM_CTRL_BUF;
+}
+
+static int snd_ctrl(struct snd *s, int ep, const struct smsg *m,
+		    const void *payload, size_t plen)
+{
+	for (int i = 0; i < CTRL_TX_PER_EP; i++) {
+		if (s->ctrl_busy[ep][i])
+			continue;
+		uint8_t *b = ctrl_tx_buf(s, ep, i);
+		smsg_put(b, m);
+		if (plen)
+			memcpy(b + SMSG_LEN, payload, plen);
+		int rc = wccl_post_send(s->eps[ep], b, SMSG_LEN + plen, s->cmr,
+					CK(K_TX_CTRL, ep, i));
+		if (rc)
+			return rc;
+		s->ctrl_busy[ep][i] = 1;
+		return 0;
+	}
+	return WCCL_EAGAIN;
+}
+
+static int snd_post_rx(struct snd *s, int ep, int i)
+{
+	return wccl_post_recv(s->eps[ep], ctrl_rx_buf(s, ep, i),
+			      STREAM_CTRL_BUF, s->cmr, CK(K_RX, ep, i));
+}
+
+static int snd_connect(struct snd *s, int ep, int timeout_ms)
+{
+	int rc = wccl_connect(s->ctx, s->addr, s->cq, &s->eps[ep]);
+	if (rc)
+		return snd_fail(s, rc, "connect to receiver %s: %s", s->addr,
+				wccl_strerror(rc));
+	s->nep = ep + 1;
+	rc = wccl_endpoint_wait_established(s->eps[ep], timeout_ms);
+	if (rc)
+		return snd_fail(s, rc, "connect to receiver %s: %s", s->addr,
+				wccl_endpoint_last_error(s->eps[ep])[0]
+				    ? wccl_endpoint_last_error(s->eps[ep])
+				    : wccl_strerror(rc));
+	for (int i = 0; i < s->nrx; i++) {
+		if (ep == 0 && i == 0) {
+			rc = wccl_post_recv(s->eps[0], s->first_rx,
+					    s->first_rx_len, s->cmr,
+					    CK(K_RX_FIRST, 0, 0));
+		} else {
+			rc = snd_post_rx(s, ep, i);
+		}
+		if (rc)
+			return snd_fail(s, rc, "post receive: %s",
+					wccl_strerror(rc));
+	}
+	return 0;
+}
+
+static void snd_rtt_sample(struct snd *s, uint64_t rtt)
+{
+	uint32_t us = (uint32_t)(rtt / 1000);
+	if (s->nrtt < RTT_SAMPLES) {
+		s->rtt[s->nrtt] = us;
+	} else { /* reservoir */
+		uint64_t r =
+		    ((uint64_t)rand() << 31 | (uint64_t)rand()) % (s->nrtt + 1);
+		if (r < RTT_SAMPLES)
+			s->rtt[r] = us;
+	}
+	s->nrtt++;
+}
+
+static int read_chunk(struct snd *s, uint64_t idx, uint8_t *dst, uint32_t *len)
+{
+	uint64_t off = idx * s->chunk;
+	uint32_t n =
+	    (uint32_t)(s->size - off < s->chunk ? s->size - off : s->chunk);
+	uint32_t got = 0;
+	while (got < n) {
+		ssize_t r =
+		    pread(s->fd, dst + got, n - got, (off_t)(off + got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return snd_fail(s, r < 0 ? -errno : WCCL_EIO,
+					"reading source at offset %llu: %s",
+					(unsigned long long)(off + got),
+					r < 0 ? strerror(errno)
+					      : "file shrank while sending");
+		got += (uint32_t)r;
+	}
+	*len = n;
+	return 0;
+}
+
+static int slot_send(struct snd *s, struct snd_slot *sl, int ep, uint64_t now)
+{
+	struct smsg m = {.magic = SMSG_MAGIC,
+			 .type = SM_DATA,
+			 .sid = s->sid,
+			 .index = sl->idx,
+			 .offset = sl->idx * s->chunk,
+			 .len = sl->len,
+			 .crc = sl->crc,
+			 .send_ts = now};
+	smsg_put(sl->buf, &m);
+	int rc = wccl_post_send(s->eps[ep], sl->buf, SMSG_LEN + sl->len, s->smr,
+				CK(K_TX_DATA, ep, sl - s->slots));
+	if (rc)
+		return rc;
+	if (s->inflight_bytes == 0)
+		s->delivered_time = now;
+	sl->ep = ep;
+	sl->busy = 1;
+	sl->tx_busy = 1;
+	sl->resend = 0;
+	sl->pending = 0;
+	sl->inflight = 1;
+	sl->send_ts = now;
+	sl->prior_delivered = s->delivered;
+	sl->prior_time = s->delivered_time;
+	s->ep_inflight[ep]++;
+	s->inflight_bytes += sl->len;
+	s->st.bytes_wire += sl->len;
+	if (s->cc.pacing_rate)
+		s->next_send_ns =
+		    (s->next_send_ns > now ? s->next_send_ns : now) +
+		    (uint64_t)sl->len * 1000000000ull / s->cc.pacing_rate;
+	return 0;
+}
+
+static int pick_ep(struct snd *s)
+{
+	int best = -1;
+	for (int i = 0; i < s->nep; i++)
+		if (s->ep_ready[i] &&
+		    (best < 0 || s->ep_inflight[i] < s->ep_inflight[best]))
+			best = i;
+	return best;
+}
+
+/* Fill and send as many chunks as pacing and the window allow. Returns
+ * 1 if something was sent, 0 if not, or a negative code. */
+static int snd_try_send(struct snd *s, uint64_t now)
+{
+	int sent = 0;
+	for (;;) {
+		if (s->cc.pacing_rate && now < s->next_send_ns)
+			return sent;
+		if (s->inflight_bytes &&
+		    s->inflight_bytes + s->chunk > s->cc.cwnd)
+			return sent;
+		int ep = pick_ep(s);
+		if (ep < 0)
+			return sent;
+		struct snd_slot *sl = NULL;
+		for (int i = 0; i < s->depth && !sl; i++)
+			if (s->slots[i].pending)
+				sl = &s->slots[i];
+		for (int i = 0; i < s->depth && !sl; i++)
+			if (s->slots[i].resend && !s->slots[i].tx_busy)
+				sl = &s->slots[i];
+		if (sl && sl->pending) {
+			/* posted nothing last time: send as is */
+		} else if (sl) {
+			/* Re-read: the copy in memory may be what went bad. */
+			uint32_t len;
+			int rc =
+			    read_chunk(s, sl->idx, sl->buf + SMSG_LEN, &len);
+			if (rc)
+				return rc;
+			sl->resend = 0;
+			s->st.retransmits++;
+		} else {
+			while (s->next_idx < s->nchunks && s->have &&
+			       stream_journal_has(
+				   &(struct stream_journal){.bitmap = s->have},
+				   s->next_idx)) {
+				/* Verified at the receiver: only fold it
+				 * into the whole-file checksum. */
+				uint32_t len;
+				int rc = read_chunk(s, s->next_idx, s->scratch,
+						    &len);
+				if (rc)
+					return rc;
+				s->file_crc =
+				    wccl_crc32c(s->file_crc, s->scratch, len);
+				s->st.bytes_skipped += len;
+				s->next_idx++;
+			}
+			if (s->next_idx >= s->nchunks)
+				return sent;
+			for (int i = 0; i < s->depth; i++)
+				if (!s->slots[i].busy) {
+					sl = &s->slots[i];
+					break;
+				}
+			if (!sl)
+				return sent;
+			sl->idx = s->next_idx;
+			int rc = read_chunk(s, sl->idx, sl->buf + SMSG_LEN,
+					    &sl->len);
+			if (rc)
+				return rc;
+			sl->crc = wccl_crc32c(0, sl->buf + SMSG_LEN, sl->len);
+			/* One pass over the data: the whole-file CRC is
+			 * combined from the chunks' CRCs. */
+			s->file_crc =
+			    wccl_crc32c_combine(s->file_crc, sl->crc, sl->len);
+			if ((int64_t)sl->idx == s->corrupt_idx &&
+			    !s->corrupted) {
+				sl->buf[SMSG_LEN + sl->len / 2] ^= 0x10;
+				s->corrupted = 1;
+				WCCL_INFO(
+				    WCCL_SUB_TRANSPORT,
+				    "stream test hook: corrupted chunk %llu",
+				    (unsigned long long)sl->idx);
+			}
+			s->next_idx++;
+		}
+		int rc = slot_send(s, sl, ep, now);
+		if (rc == WCCL_EAGAIN) {
+			/* Queue full: keep the slot for the next round. */
+			sl->busy = 1;
+			sl->pending = 1;
+			return sent;
+		}
+		if (rc)
+			return snd_fail(s, rc, "send to receiver %s: %s",
+					wccl_endpoint_peer(s->eps[ep]),
+					wccl_strerror(rc));
+		sent = 1;
+	}
+}
+
+static void snd_on_ack(struct snd *s, const struct smsg *m, int nak,
+		       uint64_t now)
+{
+	struct snd_slot *sl = NULL;
+	for (int i = 0; i < s->depth; i++)
+		if (s->slots[i].inflight && s->slots[i].idx == m->index) {
+			sl = &s->slots[i];
+			break;
+		}
+	if (!sl)
+		return; /* duplicate */
+	uint64_t rtt = now - m->send_ts;
+	sl->inflight = 0;
+	s->ep_inflight[sl->ep]--;
+	s->inflight_bytes -= sl->len;
+	if (nak) {
+		s->st.crc_errors++;
+		sl->resend = 1;
+		WCCL_WARN(WCCL_SUB_TRANSPORT,
+			  "stream: receiver %s rejected chunk %llu (crc), "
+			  "sending it again",
+			  wccl_endpoint_peer(s->eps[sl->ep]),
+			  (unsigned long long)m->index);
+		return;
+	}
+	s->delivered += sl->len;
+	uint64_t elapsed = now - sl->prior_time;
+	uint64_t rate = elapsed ? (s->delivered - sl->prior_delivered) *
+				      1000000000ull / elapsed
+				: 0;
+	s->delivered_time = now;
+	stream_cc_on_ack(&s->cc, now, rtt, rate, sl->prior_delivered,
+			 s->delivered, s->inflight_bytes);
+	snd_rtt_sample(s, rtt);
+	int64_t transit = (int64_t)(m->aux1 - m->send_ts);
+	if (s->have_transit) {
+		int64_t d = transit - s->last_transit;
+		if (d < 0)
+			d = -d;
+		s->jitter_ns += ((double)d - s->jitter_ns) / 16.0;
+	}
+	s->last_transit = transit;
+	s->have_transit = 1;
+	s->st.bytes_delivered += sl->len;
+	s->st.chunks++;
+	s->acked++;
+	s->last_progress_ns = now;
+	sl->busy = 0;
+}
+
+static int snd_handle(struct snd *s, const struct wccl_completion *wc,
+		      uint64_t now)
+{
+	int kind = CK_KIND(wc->cookie), ep = CK_EP(wc->cookie);
+	uint64_t idx = CK_IDX(wc->cookie);
+	if (wc->status) {
+		const char *le =
+		    ep < s->nep ? wccl_endpoint_last_error(s->eps[ep]) : "";
+		return snd_fail(s, wc->status, "receiver %s: %s", s->addr,
+				le[0] ? le : wccl_strerror(wc->status));
+	}
+	if (kind == K_TX_DATA) {
+		s->slots[idx].tx_busy = 0;
+		return 0;
+	}
+	if (kind == K_TX_CTRL) {
+		s->ctrl_busy[ep][idx] = 0;
+		return 0;
+	}
+	const uint8_t *b =
+	    kind == K_RX_FIRST ? s->first_rx : ctrl_rx_buf(s, ep, (int)idx);
+	struct smsg m;
+	if (smsg_get(b, wc->len, &m))
+		return snd_fail(s, WCCL_EPROTO,
+				"receiver %s: malformed message", s->addr);
+	int rc = 0;
+	switch (m.type) {
+	case SM_HELLO_ACK:
+		if ((int64_t)m.aux1 != 0) {
+			/* The text names the receiver and the cause. */
+			size_t tl = wc->len - SMSG_LEN;
+			return snd_fail(s, (int)(int64_t)m.aux1, "%.*s",
+					(int)tl, (const char *)b + SMSG_LEN);
+		}
+		if (m.index) {
+			size_t bm = (s->nchunks + 7) / 8;
+			if (wc->len < SMSG_LEN + bm)
+				return snd_fail(s, WCCL_EPROTO,
+						"receiver %s: short bitmap",
+						s->addr);
+			s->have = malloc(bm ? bm : 1);
+			if (!s->have)
+				return WCCL_ENOMEM;
+			memcpy(s->have, b + SMSG_LEN, bm);
+			s->to_send = s->nchunks - m.index;
+		}
+		s->hello_done = 1;
+		s->ep_ready[0] = 1;
+		break;
+	case SM_JOIN_ACK:
+		if ((int64_t)m.aux1)
+			return snd_fail(s, (int)(int64_t)m.aux1,
+					"receiver %s refused stream %d",
+					s->addr, ep);
+		s->ep_ready[ep] = 1;
+		break;
+	case SM_PONG: {
+		uint64_t r = now - m.send_ts;
+		if (!s->ping_min || r < s->ping_min)
+			s->ping_min = r;
+		s->pongs++;
+		break;
+	}
+	case SM_ACK:
+	case SM_NAK:
+		snd_on_ack(s, &m, m.type == SM_NAK, now);
+		break;
+	case SM_FIN_ACK:
+		s->fin_done = 1;
+		s->fin_status = (int32_t)(int64_t)m.aux1;
+		if (s->fin_status) {
+			size_t tl = wc->len - SMSG_LEN;
+			snd_fail(s, s->fin_status, "%.*s", (int)tl,
+				 (const char *)b + SMSG_LEN);
+		}
+		break;
+	case SM_ERROR: {
+		size_t tl = wc->len - SMSG_LEN;
+		return snd_fail(s,
+				(int)(int64_t)m.aux1 ? (int)(int64_t)m.aux1
+						     : WCCL_EREMOTE,
+				"%.*s", (int)tl, (const char *)b + SMSG_LEN);
+	}
+	default:
+		return snd_fail(s, WCCL_EPROTO,
+				"receiver %s: unexpected message type %u",
+				s->addr, m.type);
+	}
+	if (kind == K_RX)
+		rc = snd_post_rx(s, ep, (int)idx);
+	else
+		rc = snd_post_rx(s, 0, 0);
+	if (rc)
+		return snd_fail(s, rc, "post receive: %s", wccl_strerror(rc));
+	return 0;
+}
+
+/* One round of progress: wait up to @wait_ms for completions and handle
+ * them. Returns 0 or a negative code. */
+static int snd_pump(struct snd *s, int wait_ms)
+{
+	struct wccl_completion wc[32];
+	int n = wait_ms > 0 ? wccl_cq_wait(s->cq, wc, 32, wait_ms)
+			    : wccl_cq_poll(s->cq, wc, 32);
+	if (n == WCCL_ETIMEDOUT)
+		return 0;
+	if (n < 0)
+		return snd_fail(s, n, "completion queue: %s", wccl_strerror(n));
+	uint64_t now = wccl_now_ns();
+	for (int i = 0; i < n; i++) {
+		int rc = snd_handle(s, &wc[i], now);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void snd_fill_stats(struct snd *s, uint64_t now)
+{
+	struct wccl_stream_stats *st = &s->st;
+	st->file_bytes = s->size;
+	st->seconds = (double)(now - s->t0) / 1e9;
+	st->goodput_bps =
+	    st->seconds > 0 ? (double)st->bytes_delivered * 8 / st->seconds : 0;
+	st->jitter_us = s->jitter_ns / 1000;
+	st->pacing_bps = (double)s->cc.pacing_rate * 8;
+	st->btlbw_bps = (double)s->cc.btlbw * 8;
+	st->cwnd_bytes = s->cc.cwnd;
+	st->nstreams = s->nstreams;
+	st->depth = s->depth;
+	st->chunk_bytes = s->chunk;
+	st->file_crc = s->file_crc;
+	st->rtt_min_us = (double)s->cc.min_rtt_ns / 1000;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void snd_percentiles(struct snd *s)
+{
+	uint64_t n = s->nrtt < RTT_SAMPLES ? s->nrtt : RTT_SAMPLES;
+	if (!n)
+		return;
+	qsort(s->rtt, n, sizeof(uint32_t), cmp_u32);
+	s->st.rtt_p50_us = s->rtt[(n - 1) * 50 / 100];
+	s->st.rtt_p99_us = s->rtt[(n - 1) * 99 / 100];
+	s->st.rtt_p999_us = s->rtt[(n - 1) * 999 / 1000];
+}
+
+static void snd_cleanup(struct snd *s)
+{
+	for (int i = 0; i < s->nep; i++)
+		if (s->eps[i])
+			wccl_endpoint_close(s->eps[i]);
+	if (s->smr)
+		wccl_mr_deregister(s->smr);
+	if (s->cmr)
+		wccl_mr_deregister(s->cmr);
+	if (s->cq)
+		wccl_cq_destroy(s->cq);
+	if (s->ctx)
+		wccl_context_close(s->ctx);
+	if (s->sreg)
+		wccl_mem_free(s->sreg);
+	if (s->creg)
+		wccl_mem_free(s->creg);
+	free(s->slots);
+	free(s->have);
+	free(s->rtt);
+	free(s->scratch);
+	if (s->fd >= 0)
+		close(s->fd);
+}
+
+static int snd_run(struct snd *s, const char *path,
+		   const struct wccl_stream_opts *o)
+{
+	int timeout = o->timeout_ms >= 0
+			  ? o->timeout_ms
+			  : (int)wccl_param_int(WCCL_PARAM_TIMEOUT_MS);
+	s->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (s->fd < 0)
+		return snd_fail(s, -errno, "%s: %s", path, strerror(errno));
+	struct stat sb;
+	if (fstat(s->fd, &sb) || !S_ISREG(sb.st_mode))
+		return snd_fail(s, WCCL_EINVAL, "%s: not a regular file", path);
+	s->size = (uint64_t)sb.st_size;
+	s->mtime_ns =
+	    (int64_t)sb.st_mtim.tv_sec * 1000000000ll + sb.st_mtim.tv_nsec;
+	s->chunk =
+	    o->chunk_bytes
+		? o->chunk_bytes
+		: (uint32_t)wccl_param_int(WCCL_PARAM_STREAM_CHUNK_BYTES);
+	if (s->chunk < 4096 || s->chunk > STREAM_MAX_CHUNK)
+		return snd_fail(s, WCCL_EINVAL,
+				"chunk size %u out of range (4 KiB .. 64 MiB)",
+				s->chunk);
+	s->nchunks = (s->size + s->chunk - 1) / s->chunk;
+	s->to_send = s->nchunks;
+	int max_streams = o->nstreams > 0 ? o->nstreams : 8;
+	if (max_streams > STREAM_MAX_EPS)
+		return snd_fail(s, WCCL_EINVAL, "at most %d streams",
+				STREAM_MAX_EPS);
+	int max_depth = (int)wccl_param_int(WCCL_PARAM_STREAM_MAX_INFLIGHT);
+	if (max_depth < 2)
+		max_depth = 2;
+	s->corrupt_idx = wccl_param_int(WCCL_PARAM_STREAM_TEST_CORRUPT);
+	s->drop_after =
+	    (uint64_t)wccl_param_int(WCCL_PARAM_STREAM_TEST_DROP_AFTER);
+	s->rtt = malloc(RTT_SAMPLES * sizeof(uint32_t));
+	s->scratch = malloc(s->chunk);
+	if (!s->rtt || !s->scratch)
+		return WCCL_ENOMEM;
+	if (wccl_random_bytes(&s->sid, sizeof(s->sid)))
+		s->sid = wccl_now_ns() ^ ((uint64_t)getpid() << 32);
+
+	const char *prov = o->provider;
+	if (!prov)
+		prov = !strncmp(s->addr, "shm:", 4) ? "shm" : "uring";
+	int rc = wccl_context_open(prov, &s->ctx);
+	if (rc)
+		return snd_fail(s, rc, "provider %s: %s", prov,
+				wccl_strerror(rc));
+	rc = wccl_cq_create(s->ctx, 0, &s->cq);
+	if (rc)
+		return snd_fail(s, rc, "cq: %s", wccl_strerror(rc));
+
+	/* Control region: receives sized for a full window of ACKs. */
+	s->nrx = max_depth + 8;
+	s->first_rx_len = SMSG_LEN + STREAM_CTRL_MAX + (s->nchunks + 7) / 8;
+	s->creg_len = (size_t)STREAM_MAX_EPS * (s->nrx + CTRL_TX_PER_EP) *
+			  STREAM_CTRL_BUF +
+		      s->first_rx_len;
+	rc = wccl_mem_alloc(s->creg_len, (void **)&s->creg);
+	if (rc)
+		return snd_fail(s, rc, "control buffers: %s",
+				wccl_strerror(rc));
+	s->first_rx = s->creg + (size_t)STREAM_MAX_EPS *
+				    (s->nrx + CTRL_TX_PER_EP) * STREAM_CTRL_BUF;
+	rc = wccl_mr_register(s->ctx, s->creg, s->creg_len, WCCL_ACCESS_LOCAL,
+			      &s->cmr);
+	if (rc)
+		return snd_fail(s, rc, "register: %s", wccl_strerror(rc));
+
+	rc = snd_connect(s, 0, timeout);
+	if (rc)
+		return rc;
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	size_t nl = strlen(base);
+	if (nl + 1 > STREAM_CTRL_MAX)
+		return snd_fail(s, WCCL_EINVAL, "file name too long");
+	struct smsg h = {.magic = SMSG_MAGIC,
+			 .type = SM_HELLO,
+			 .flags = o->resume ? 1 : 0,
+			 .sid = s->sid,
+			 .index = s->nchunks,
+			 .offset = s->size,
+			 .len = s->chunk,
+			 .aux1 = (uint64_t)s->mtime_ns,
+			 .aux2 = (uint64_t)max_streams};
+	rc = snd_ctrl(s, 0, &h, base, nl + 1);
+	if (rc)
+		return snd_fail(s, rc, "send hello: %s", wccl_strerror(rc));
+	uint64_t dl = wccl_deadline_ns(timeout);
+	while (!s->hello_done) {
+		if ((rc = snd_pump(s, 50)))
+			return rc;
+		if (wccl_now_ns() > dl)
+			return snd_fail(s, WCCL_ETIMEDOUT,
+					"receiver %s did not answer in %d ms",
+					s->addr, timeout);
+	}
+	/* Three pings for the path's RTT, then size the pipe. */
+	for (int i = 0; i < 3; i++) {
+		struct smsg p = {.magic = SMSG_MAGIC,
+				 .type = SM_PING,
+				 .sid = s->sid,
+				 .send_ts = wccl_now_ns()};
+		while ((rc = snd_ctrl(s, 0, &p, NULL, 0)) == WCCL_EAGAIN)
+			if ((rc = snd_pump(s, 10)))
+				return rc;
+		if (rc)
+			return snd_fail(s, rc, "ping: %s", wccl_strerror(rc));
+		while (s->pongs <= i) {
+			if ((rc = snd_pump(s, 50)))
+				return rc;
+			if (wccl_now_ns() > dl)
+				return snd_fail(s, WCCL_ETIMEDOUT,
+						"receiver %s: no pong",
+						s->addr);
+		}
+	}
+	uint64_t target =
+	    o->rate_bps
+		? o->rate_bps / 8
+		: (uint64_t)wccl_param_int(WCCL_PARAM_STREAM_TARGET_MBPS) *
+		      125000ull;
+	int n, depth;
+	stream_size_pipe(s->ping_min, target, s->chunk, max_depth, &n, &depth);
+	if (o->nstreams > 0) {
+		n = o->nstreams;
+		if (depth < 2 * n)
+			depth = 2 * n < max_depth ? 2 * n : max_depth;
+	}
+	s->nstreams = n;
+	s->depth = depth;
+	WCCL_INFO(
+	    WCCL_SUB_TRANSPORT,
+	    "stream to %s: rtt %.3f ms, target %.0f Mbit/s -> %d streams, "
+	    "%d x %u-byte chunks in flight",
+	    s->addr, (double)s->ping_min / 1e6, (double)target * 8 / 1e6, n,
+	    depth, s->chunk);
+	s->sreg_len = (size_t)depth * (SMSG_LEN + s->chunk);
+	rc = wccl_mem_alloc(s->sreg_len, (void **)&s->sreg);
+	if (rc)
+		return snd_fail(s, rc, "chunk buffers: %s", wccl_strerror(rc));
+	rc = wccl_mr_register(s->ctx, s->sreg, s->sreg_len, WCCL_ACCESS_LOCAL,
+			      &s->smr);
+	if (rc)
+		return snd_fail(s, rc, "register: %s", wccl_strerror(rc));
+	s->slots = calloc((size_t)depth, sizeof(*s->slots));
+	if (!s->slots)
+		return WCCL_ENOMEM;
+	for (int i = 0; i < depth; i++)
+		s->slots[i].buf = s->sreg + (size_t)i * (SMSG_LEN + s->chunk);
+	for (int i = 1; i < n; i++) {
+		if ((rc = snd_connect(s, i, timeout)))
+			return rc;
+		struct smsg j = {.magic = SMSG_MAGIC,
+				 .type = SM_JOIN,
+				 .sid = s->sid,
+				 .index = (uint64_t)i};
+		if ((rc = snd_ctrl(s, i, &j, NULL, 0)))
+			return snd_fail(s, rc, "join: %s", wccl_strerror(rc));
+	}
+	uint64_t qd =
+	    (uint64_t)wccl_param_int(WCCL_PARAM_STREAM_QDELAY_US) * 1000;
+	/* Floor and initial window: two chunks per stream and two more (a
+	 * chunk's RTT holds its own processing, so BDP alone would leave the
+	 * read / CRC / write stages idle); startup grows it. */
+	uint64_t min_cwnd =
+	    (uint64_t)(2 * n + 2 < depth ? 2 * n + 2 : depth) * s->chunk;
+	stream_cc_init(&s->cc, o->rate_bps / 8, qd, min_cwnd,
+		       (uint64_t)(2 * n < depth ? 2 * n : depth) * s->chunk);
+
+	s->t0 = s->last_progress_ns = s->last_report_ns = wccl_now_ns();
+	while (s->acked < s->to_send) {
+		uint64_t now = wccl_now_ns();
+		rc = snd_try_send(s, now);
+		if (rc < 0)
+			return rc;
+		int wait = 20;
+		if (s->cc.pacing_rate && s->next_send_ns > now) {
+			uint64_t w = (s->next_send_ns - now) / 1000000;
+			wait = w < 1 ? 1 : (w > 20 ? 20 : (int)w);
+		} else if (rc > 0) {
+			wait = 0;
+		}
+		if ((rc = snd_pump(s, wait)))
+			return rc;
+		now = wccl_now_ns();
+		if (s->drop_after && s->st.chunks >= s->drop_after) {
+			for (int i = 0; i < s->nep; i++) {
+				wccl_endpoint_close(s->eps[i]);
+				s->eps[i] = NULL;
+			}
+			return snd_fail(s, WCCL_ECONNABORTED,
+					"test hook: dropped the connection "
+					"after %llu chunks",
+					(unsigned long long)s->st.chunks);
+		}
+		if (now - s->last_progress_ns > (uint64_t)timeout * 1000000ull)
+			return snd_fail(s, WCCL_ETIMEDOUT,
+					"receiver %s: no progress for %d ms",
+					s->addr, timeout);
+		if (o->progress && now - s->last_report_ns > 250000000ull) {
+			s->last_report_ns = now;
+			snd_fill_stats(s, now);
+			o->progress(&s->st, o->arg);
+		}
+	}
+	/* The source must not have changed under us. */
+	if (fstat(s->fd, &sb) == 0 &&
+	    ((int64_t)sb.st_mtim.tv_sec * 1000000000ll + sb.st_mtim.tv_nsec !=
+		 s->mtime_ns ||
+	     (uint64_t)sb.st_size != s->size))
+		return snd_fail(s, WCCL_EIO, "%s changed while being sent",
+				path);
+	struct smsg f = {.magic = SMSG_MAGIC,
+			 .type = SM_FIN,
+			 .sid = s->sid,
+			 .offset = s->size,
+			 .crc = s->file_crc};
+	while ((rc = snd_ctrl(s, 0, &f, NULL, 0)) == WCCL_EAGAIN)
+		if ((rc = snd_pump(s, 10)))
+			return rc;
+	if (rc)
+		return snd_fail(s, rc, "fin: %s", wccl_strerror(rc));
+	/* The receiver re-reads the whole file: allow for that. */
+	dl = wccl_deadline_ns(timeout + (int64_t)(s->size >> 20));
+	while (!s->fin_done) {
+		if ((rc = snd_pump(s, 50)))
+			return rc;
+		if (wccl_now_ns() > dl)
+			return snd_fail(s, WCCL_ETIMEDOUT,
+					"receiver %s: no final verdict",
+					s->addr);
+	}
+	if (s->fin_status)
+		return s->fin_status;
+	snd_fill_stats(s, wccl_now_ns());
+	s->st.done = 1;
+	return 0;
+}
+
+int wccl_stream_send_file(const char *path, const char *addr,
+			  const struct wccl_stream_opts *o,
+			  struct wccl_stream_stats *st, char *err,
+			  size_t errlen)
+{
+	struct wccl_stream_opts def = {.timeout_ms = -1};
+	struct snd *s = calloc(1, sizeof(*s));
+	if (!s)
+		return WCCL_ENOMEM;
+	s->fd = -1;
+	s->err = err;
+	s->errlen = errlen;
+	if (err && errlen)
+		err[0] = 0;
+	s->addr = addr;
+	int rc = snd_run(s, path, o ? o : &def);
+	if (rc && err && errlen && !err[0])
+		snprintf(err, errlen, "%s", wccl_strerror(rc));
+	snd_fill_stats(s, wccl_now_ns());
+	snd_percentiles(s);
+	if (rc == 0)
+		s->st.done = 1;
+	if (o && o->progress)
+		o->progress(&s->st, o->arg);
+	if (st)
+		*st = s->st;
+	snd_cleanup(s);
+	free(s);
+	return rc;
+}
