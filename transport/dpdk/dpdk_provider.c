@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/params.h"
 #include "dpdk.h"
+#include "transport/comp_ring.h"
 
 /* dpdk_conn.c */
 int dpdk_can_connect(const char *addr);
@@ -187,13 +188,8 @@ static int dpdk_cq_poll(struct wccl_cq *q, struct wccl_completion *wc, int max)
 	int rc = dpdk_progress(DPDK_CTX(q->ctx));
 	if (rc < 0)
 		return rc;
-	int n = 0;
-	while (n < max && cq->count) {
-		wc[n++] = cq->ring[cq->head];
-		if (++cq->head == cq->cap)
-			cq->head = 0;
-		cq->count--;
-	}
+	int n = comp_ring_pop(cq->ring, cq->cap, &cq->head, &cq->count, wc,
+			      max);
 	return n;
 }
 

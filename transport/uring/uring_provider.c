@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/params.h"
 #include "uring.h"
+#include "transport/comp_ring.h"
 
 #define URING_REAP_BATCH 64u
 
@@ -291,13 +292,8 @@ static int uring_cq_poll(struct wccl_cq *q, struct wccl_completion *wc,
 	int rc = uring_progress(URING_CTX(q->ctx));
 	if (rc < 0)
 		return rc;
-	int n = 0;
-	while (n < max && cq->count) {
-		wc[n++] = cq->ring[cq->head];
-		if (++cq->head == cq->cap)
-			cq->head = 0;
-		cq->count--;
-	}
+	int n = comp_ring_pop(cq->ring, cq->cap, &cq->head, &cq->count, wc,
+			      max);
 	/* Nothing yet: let a peer sharing this core run (it may be the one
 	 * we wait for) instead of spinning out its time slice. */
 	if (!n && URING_CTX(q->ctx)->yield)

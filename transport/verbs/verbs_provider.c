@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/params.h"
 #include "verbs.h"
+#include "transport/comp_ring.h"
 
 #define VERBS_REAP_BATCH 32
 
@@ -477,13 +478,8 @@ static int verbs_cq_poll(struct wccl_cq *q, struct wccl_completion *wc,
 	int rc = verbs_progress(VERBS_CTX(q->ctx));
 	if (rc < 0)
 		return rc;
-	int n = 0;
-	while (n < max && cq->count) {
-		wc[n++] = cq->ring[cq->head];
-		if (++cq->head == cq->cap)
-			cq->head = 0;
-		cq->count--;
-	}
+	int n = comp_ring_pop(cq->ring, cq->cap, &cq->head, &cq->count, wc,
+			      max);
 	return n;
 }
 
