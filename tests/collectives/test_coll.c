@@ -452,6 +452,25 @@ static int rank_main(const char *algo, const char *mode)
 	return g_failures ? 1 : 0;
 }
 
+/*
+ * dpdk ranks meet on one virtual link (tests/dpdk/coll.sh): each launch
+ * gets a link of its own, so one launch's teardown cannot disturb the next
+ * one's set-up. "@LAUNCH@" in WCCL_DPDK_EAL becomes the launch number.
+ */
+static int g_launch;
+
+static void fresh_dpdk_link(void)
+{
+	const char *eal = getenv("WCCL_DPDK_EAL");
+	const char *at = eal ? strstr(eal, "@LAUNCH@") : NULL;
+	if (!at)
+		return;
+	char buf[1024];
+	snprintf(buf, sizeof(buf), "%.*s%d%s", (int)(at - eal), eal, g_launch,
+		 at + strlen("@LAUNCH@"));
+	setenv("WCCL_DPDK_EAL", buf, 1);
+}
+
 /* Run one communicator's worth of ranks; 0 if every rank passed. */
 static int launch(int nranks, const char *algo, const char *mode,
 		  int nregions)
@@ -459,6 +478,7 @@ static int launch(int nranks, const char *algo, const char *mode,
 	char root[64], key[32];
 	snprintf(root, sizeof(root), "127.0.0.1:%d", test_free_port());
 	snprintf(key, sizeof(key), "test-%d", getpid());
+	g_launch++;
 	pid_t pids[64];
 	for (int r = 0; r < nranks; r++) {
 		pids[r] = fork();
@@ -472,6 +492,7 @@ static int launch(int nranks, const char *algo, const char *mode,
 			setenv("WORLD_SIZE", b, 1);
 			setenv("WCCL_ROOT_ADDR", root, 1);
 			setenv("WCCL_AUTH_KEY", key, 1);
+			fresh_dpdk_link();
 			if (nregions > 1) {
 				/* Interleaved: neighbours sit apart. */
 				snprintf(b, sizeof(b), "region-%d",

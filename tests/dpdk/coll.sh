@@ -6,5 +6,5 @@ set -euo pipefail
 dir=$(mktemp -d /tmp/wccl-dpdk-coll.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 export WCCL_TRANSPORT=dpdk
-export WCCL_DPDK_EAL="--no-huge -m 128 --no-shconf --no-pci --file-prefix=wccl-%p --log-level=error --vdev=net_memif0,role=auto,socket=$dir/memif.sock"
+export WCCL_DPDK_EAL="--no-huge -m 128 --no-shconf --no-pci --file-prefix=wccl-%p --log-level=error --vdev=net_memif0,role=auto,socket=$dir/memif-@LAUNCH@.sock"
 exec "$1" dpdk 2
