@@ -14,6 +14,7 @@
 #include "core/params.h"
 #include "dpdk.h"
 #include "transport/comp_ring.h"
+#include "transport/mr_key.h"
 
 /* dpdk_conn.c */
 int dpdk_can_connect(const char *addr);
@@ -215,11 +216,10 @@ static int dpdk_mr_register(struct wccl_context *c, void *addr, size_t len,
 			    uint32_t access, struct wccl_mr **out)
 {
 	struct dpdk_ctx *ctx = DPDK_CTX(c);
-	uint32_t slot = 0;
-	while (slot < DPDK_MR_SLOTS && ctx->mrs[slot])
-		slot++;
-	if (slot == DPDK_MR_SLOTS)
+	int free_slot = mr_key_free_slot((void *const *)ctx->mrs, DPDK_MR_SLOTS);
+	if (free_slot < 0)
 		return WCCL_ENOSPC;
+	uint32_t slot = (uint32_t)free_slot;
 	struct dpdk_mr *mr = calloc(1, sizeof(*mr));
 	if (!mr)
 		return WCCL_ENOMEM;
@@ -228,10 +228,7 @@ static int dpdk_mr_register(struct wccl_context *c, void *addr, size_t len,
 	mr->base.len = len;
 	mr->base.access = access;
 	mr->slot = slot;
-	/* Generation in the high half: a reused slot gets a new key. */
-	mr->base.key = (uint64_t)ctx->mr_gen++ << 32 | slot;
-	if (!ctx->mr_gen)
-		ctx->mr_gen = 1;
+	mr->base.key = mr_key_make(&ctx->mr_gen, slot);
 	ctx->mrs[slot] = mr;
 	*out = &mr->base;
 	return 0;

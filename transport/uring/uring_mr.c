@@ -9,6 +9,7 @@
 
 #include "core/log.h"
 #include "uring.h"
+#include "transport/mr_key.h"
 
 static void uring_mr_fix(struct uring_ctx *ctx, struct uring_mr *mr)
 {
@@ -38,11 +39,10 @@ int uring_mr_register(struct wccl_context *c, void *addr, size_t len,
 		      uint32_t access, struct wccl_mr **out)
 {
 	struct uring_ctx *ctx = URING_CTX(c);
-	uint32_t slot = 0;
-	while (slot < URING_MR_SLOTS && ctx->mrs[slot])
-		slot++;
-	if (slot == URING_MR_SLOTS)
+	int free_slot = mr_key_free_slot((void *const *)ctx->mrs, URING_MR_SLOTS);
+	if (free_slot < 0)
 		return WCCL_ENOSPC;
+	uint32_t slot = (uint32_t)free_slot;
 	struct uring_mr *mr = calloc(1, sizeof(*mr));
 	if (!mr)
 		return WCCL_ENOMEM;
@@ -52,10 +52,7 @@ int uring_mr_register(struct wccl_context *c, void *addr, size_t len,
 	mr->base.access = access;
 	mr->slot = slot;
 	mr->fixed = -1;
-	/* Generation in the high half: a reused slot gets a new key. */
-	mr->base.key = (uint64_t)ctx->mr_gen++ << 32 | slot;
-	if (!ctx->mr_gen)
-		ctx->mr_gen = 1;
+	mr->base.key = mr_key_make(&ctx->mr_gen, slot);
 	uring_mr_fix(ctx, mr);
 	ctx->mrs[slot] = mr;
 	*out = &mr->base;
