@@ -34,6 +34,7 @@
 	INT(URING_USER_TIMEOUT_MS, 30000, "TCP_USER_TIMEOUT: unacked data kills after ms")   \
 	INT(URING_STAGING, 65536, "per-connection receive staging buffer, bytes")            \
 	INT(URING_EAGER_MAX, 4096, "payloads up to this size are copied from staging")       \
+	INT(URING_RX_POLL, 8, "while busy-polling, read up to this many idle sockets directly instead of through io_uring (0 = always io_uring)") \
 	INT(URING_YIELD, 1, "sched_yield() on an empty CQ poll, so a spinning waiter cedes a shared core (0 = pure spin)") \
 	INT(SHM_RING_BYTES, 1048576, "shared-memory ring size per direction, bytes")         \
 	INT(SHM_INLINE_MAX, 4096, "shm messages up to this size travel inside the ring") \

@@ -74,11 +74,25 @@ static int request_result(struct wccl_request *r)
 	return rc;
 }
 
+/*
+ * One more progress pass once a request is done: a transport may hold back
+ * the acknowledgement of the last message this rank received for a pass
+ * (to let it ride on an answer), and the sender's request is not done
+ * until it arrives. Without this pass it would wait until this rank next
+ * calls in, which could be a whole compute step later.
+ */
+static void finish_pass(struct wccl_comm *c)
+{
+	comm_progress(c);
+}
+
 int wccl_test(struct wccl_request *r, int *done)
 {
 	if (!r || !done || !r->in_use)
 		return WCCL_EINVAL;
 	comm_progress(r->comm);
+	if (r->done && !r->status)
+		finish_pass(r->comm);
 	*done = r->done;
 	return r->done ? request_result(r) : 0;
 }
@@ -178,6 +192,8 @@ int wccl_wait(struct wccl_request *r, int timeout_ms)
 		}
 		idle(c, idle_since, now);
 	}
+	if (r->done && !r->status)
+		finish_pass(c);
 	if (r->status) {
 		/* Report the communicator's diagnosis (perhaps another rank's,
 		 * relayed by the root), not just the symptom seen here. */

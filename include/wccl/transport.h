@@ -35,6 +35,12 @@
  *   peer that dies fails the operations in flight with whatever the HCA
  *   saw first (e.g. -WCCL_ETRUNCATED, -WCCL_EREMOTE_KEY) before the
  *   disconnect; the endpoint then fails with -WCCL_EPEER_LOST.
+ * - uring: an initiator's completion waits for the target's
+ *   acknowledgement, which the target sends from its progress (any poll,
+ *   wait or close). In request/response traffic the target holds a lone
+ *   acknowledgement back for one pass so it can ride on the answer; a
+ *   target that stops calling in right after a message releases it within
+ *   ~200 ms (TCP's probe timer), so poll once more before going quiet.
  * - dpdk: addresses name a port number; the EAL is configured with
  *   WCCL_DPDK_EAL, and the provider is offered only when that is set.
  *

@@ -72,6 +72,9 @@ struct uring_ctx {
 	uint32_t mr_gen;
 	struct uring_ep *dirty;   /* endpoints with work for progress */
 	struct uring_ep *zombies; /* closed, awaiting kernel notifications */
+	struct uring_ep *polled;  /* waiting for data, read directly */
+	uint32_t n_polled, rx_poll_max;
+	uint64_t pass; /* progress passes so far */
 	bool fixed_used[URING_FIXED_SLOTS];
 	struct uring_mr *mrs[URING_MR_SLOTS];
 };
@@ -126,7 +129,8 @@ struct uring_ep {
 	unsigned inflight; /* CQEs still due that point at this ep */
 	bool dirty, closing, hello_queued;
 	bool zc; /* SEND_ZC for large payloads on this connection */
-	struct uring_ep *next_dirty, *next_zombie;
+	bool polled; /* on ctx->polled: no recv armed, read each pass */
+	struct uring_ep *next_dirty, *next_zombie, *next_polled;
 	struct sockaddr_storage sa;
 	socklen_t salen;
 
@@ -146,6 +150,10 @@ struct uring_ep {
 	struct uring_nak *naks;
 	uint32_t nak_head, nak_count;
 	uint64_t ack_to, ack_sent;
+	bool ack_corked;    /* a lone ACK sits in the socket (MSG_MORE) */
+	bool rx_answered;   /* we posted between the last two messages in */
+	uint64_t tx_post_at_rx;
+	uint64_t cork_pass; /* the progress pass that corked it */
 	uint64_t credits_sent; /* rq_post as last told to the peer */
 	uint64_t peer_credits; /* receives the peer has posted, in total */
 	uint64_t sends_wired;  /* SENDs put on the wire, in total */
@@ -181,6 +189,15 @@ static inline void uring_mark_dirty(struct uring_ep *ep)
 		ep->next_dirty = ep->ctx->dirty;
 		ep->ctx->dirty = ep;
 	}
+}
+
+/* Ops posted and not yet acknowledged by the peer (acked ones may still
+ * wait for progress to complete them). */
+static inline uint64_t uring_tx_unacked(const struct uring_ep *ep)
+{
+	uint64_t from = ep->tx_acked + 1 > ep->tx_done ? ep->tx_acked + 1
+						       : ep->tx_done;
+	return ep->tx_post > from ? ep->tx_post - from : 0;
 }
 
 /* ---- CQ slots ---- */
@@ -241,6 +258,8 @@ bool uring_tx_flush(struct uring_ep *ep, int err);
 int uring_post_recv(struct wccl_endpoint *ep, void *buf, size_t len,
 		    struct wccl_mr *mr, uint64_t cookie);
 void uring_rx_start(struct uring_ep *ep);
+void uring_rx_poll(struct uring_ctx *ctx);
+void uring_rx_unpoll(struct uring_ep *ep);
 void uring_rx_service(struct uring_ep *ep);
 void uring_rx_cqe(struct uring_ep *ep, int res);
 bool uring_rx_flush(struct uring_ep *ep, int err);

@@ -198,7 +198,7 @@ int uring_ep_failf(struct uring_ep *ep, int err, const char *fmt, ...)
 	ep->state = URING_EP_FAILED;
 	ep->err = err;
 	/* The peer hanging up with nothing outstanding is an orderly end. */
-	int quiet = err == WCCL_EPEER_LOST && ep->tx_post == ep->tx_done &&
+	int quiet = err == WCCL_EPEER_LOST && !uring_tx_unacked(ep) &&
 		    strstr(what, "while idle");
 	if (!ep->closing && quiet)
 		wccl_ep_closed(&ep->base, WCCL_SUB_URING, err, "%s", what);
@@ -459,6 +459,7 @@ void uring_endpoint_close(struct wccl_endpoint *e)
 	uring_tx_flush(ep, WCCL_ECANCELED);
 	uring_rx_flush(ep, WCCL_ECANCELED);
 	uring_unlink_dirty(ep);
+	uring_rx_unpoll(ep);
 	if (ep->fd >= 0) {
 		close(ep->fd);
 		ep->fd = -1;

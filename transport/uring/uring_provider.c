@@ -150,6 +150,8 @@ static int uring_context_open(struct wccl_context **out)
 	ctx->depth = d;
 	ctx->mr_gen = 1;
 	ctx->yield = wccl_param_int(WCCL_PARAM_URING_YIELD) != 0;
+	int64_t rx_poll = wccl_param_int(WCCL_PARAM_URING_RX_POLL);
+	ctx->rx_poll_max = rx_poll > 0 ? (uint32_t)rx_poll : 0;
 	WCCL_INFO(WCCL_SUB_URING,
 		  "context: %u entries, SEND_ZC %s, fixed buffers %s, depth %u",
 		  p.sq_entries, ctx->has_zc ? "on" : "off",
@@ -249,6 +251,7 @@ int uring_progress(struct uring_ctx *ctx)
 	struct io_uring_cqe *cqes[URING_REAP_BATCH];
 	unsigned n;
 	int rounds = 0;
+	ctx->pass++;
 	if (IO_URING_READ_ONCE(*ctx->ring.sq.kflags) &
 	    (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))
 		io_uring_get_events(&ctx->ring);
@@ -259,6 +262,8 @@ int uring_progress(struct uring_ctx *ctx)
 		io_uring_cq_advance(&ctx->ring, n);
 	} while (n == URING_REAP_BATCH && ++rounds < 8);
 
+	if (ctx->polled)
+		uring_rx_poll(ctx);
 	/* Service each dirty endpoint once; those still blocked re-mark. */
 	struct uring_ep *ep = ctx->dirty;
 	ctx->dirty = NULL;

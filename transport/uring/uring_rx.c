@@ -42,12 +42,49 @@ int uring_post_recv(struct wccl_endpoint *e, void *buf, size_t len,
 static bool uring_rx_result(struct uring_ep *ep, int res);
 
 /*
- * Receive into staging (headers, small payloads) or straight into the
- * destination. When more data is likely waiting, the socket is read at
- * once without waiting: true if that got bytes (the caller parses on).
- * Otherwise one recv is armed in io_uring and false returned.
+ * Park an endpoint that waits for data on the context's poll list: while
+ * the application busy-polls, each pass reads its socket directly (one
+ * recv, as a plain socket ping-pong would) instead of arming an io_uring
+ * recv whose completion costs a submit and a task-work run. The sleeping
+ * pass arms io_uring for all of them (uring_rx_poll), so a wait still
+ * wakes on data. false when the list is full: arm io_uring instead.
  */
-static bool uring_rx_recv(struct uring_ep *ep, bool direct)
+static bool uring_rx_park(struct uring_ep *ep)
+{
+	struct uring_ctx *ctx = ep->ctx;
+	if (ep->polled)
+		return true;
+	if (ctx->sleeping || ctx->n_polled >= ctx->rx_poll_max)
+		return false;
+	ep->polled = true;
+	ep->next_polled = ctx->polled;
+	ctx->polled = ep;
+	ctx->n_polled++;
+	return true;
+}
+
+void uring_rx_unpoll(struct uring_ep *ep)
+{
+	if (!ep->polled)
+		return;
+	struct uring_ep **pp = &ep->ctx->polled;
+	while (*pp && *pp != ep)
+		pp = &(*pp)->next_polled;
+	if (*pp)
+		*pp = ep->next_polled;
+	ep->polled = false;
+	ep->next_polled = NULL;
+	ep->ctx->n_polled--;
+}
+
+/*
+ * Receive into staging (headers, small payloads) or straight into the
+ * destination. The socket is read at once, without waiting, when more
+ * data is likely there or the endpoint may be parked for polling: true if
+ * that got bytes (the caller parses on). Otherwise the endpoint is parked,
+ * or one recv is armed in io_uring, and false returned.
+ */
+static bool uring_rx_recv(struct uring_ep *ep, bool direct, bool may_read)
 {
 	uint8_t *p;
 	size_t n;
@@ -67,7 +104,9 @@ static bool uring_rx_recv(struct uring_ep *ep, bool direct)
 		n = ep->ctx->staging - left;
 	}
 	ep->rx_direct = direct;
-	if (ep->rx_more) {
+	bool pollable = ep->state == URING_EP_READY && !ep->ctx->sleeping &&
+			ep->ctx->rx_poll_max;
+	if (may_read && (ep->rx_more || pollable)) {
 		ssize_t r = recv(ep->fd, p, n, MSG_DONTWAIT);
 		if (r > 0 || (r == 0 && n)) {
 			ep->rx_more = (size_t)r == n;
@@ -80,6 +119,8 @@ static bool uring_rx_recv(struct uring_ep *ep, bool direct)
 		}
 	}
 	ep->rx_more = false;
+	if (pollable && uring_rx_park(ep))
+		return false;
 	struct io_uring_sqe *sqe = uring_sqe(ep->ctx);
 	if (!sqe) {
 		uring_ep_failf(ep, WCCL_EINTERNAL, "io_uring SQ exhausted");
@@ -96,7 +137,7 @@ void uring_rx_start(struct uring_ep *ep)
 {
 	ep->stg_lo = ep->stg_hi = 0;
 	ep->rx_state = URING_RX_HDR;
-	uring_rx_recv(ep, false);
+	uring_rx_recv(ep, false, true);
 }
 
 /* Where a write may land, or the error the target reports for it. */
@@ -187,6 +228,10 @@ static void uring_rx_finish(struct uring_ep *ep)
 		uring_tx_queue_nak(ep, h->seq, ep->cur_status);
 	else
 		ep->ack_to = h->seq;
+	/* Request/response traffic: we posted something since the last
+	 * message came in, so an answer to this one is likely too. */
+	ep->rx_answered = ep->tx_post != ep->tx_post_at_rx;
+	ep->tx_post_at_rx = ep->tx_post;
 	uring_mark_dirty(ep);
 	ep->rx_state = URING_RX_HDR;
 }
@@ -263,11 +308,16 @@ static bool uring_rx_header(struct uring_ep *ep)
 	}
 }
 
-/* Consume what staging holds; end with one recv in flight or blocked. */
+/*
+ * Consume what staging holds; end with one recv in flight, parked for
+ * polling, or blocked. The socket is read directly at most 16 times per
+ * call, so one busy peer cannot starve the others.
+ */
 static void uring_rx_advance(struct uring_ep *ep)
 {
-	unsigned reads = 0; /* at once; then leave the socket to io_uring */
+	unsigned reads = 0;
 	while (ep->state != URING_EP_FAILED) {
+		bool direct = false;
 		if (ep->rx_state == URING_RX_PAYLOAD) {
 			uint64_t avail = ep->stg_hi - ep->stg_lo;
 			uint64_t take = avail < ep->remaining ? avail
@@ -282,28 +332,39 @@ static void uring_rx_advance(struct uring_ep *ep)
 				uring_rx_finish(ep);
 				continue;
 			}
-			bool direct = ep->dest &&
-				      ep->remaining > ep->ctx->eager_max;
+			direct = ep->dest && ep->remaining > ep->ctx->eager_max;
 			/* The rest of a large payload is likely there. */
 			if (direct)
 				ep->rx_more = true;
-			if (reads++ >= 16)
-				ep->rx_more = false;
-			if (uring_rx_recv(ep, direct))
-				continue;
+		} else if (ep->rx_state != URING_RX_HDR) {
 			return;
+		} else if (ep->stg_hi - ep->stg_lo >= URING_WIRE_HDR_LEN) {
+			if (!uring_rx_header(ep))
+				return;
+			continue;
 		}
-		if (ep->rx_state != URING_RX_HDR)
-			return;
-		if (ep->stg_hi - ep->stg_lo < URING_WIRE_HDR_LEN) {
-			if (reads++ >= 16)
-				ep->rx_more = false;
-			if (uring_rx_recv(ep, false))
-				continue;
-			return;
-		}
-		if (!uring_rx_header(ep))
-			return;
+		if (uring_rx_recv(ep, direct, reads++ < 16))
+			continue;
+		return;
+	}
+}
+
+/* One pass over the parked endpoints: read each socket, or (before a
+ * sleep) arm io_uring for it. */
+void uring_rx_poll(struct uring_ctx *ctx)
+{
+	struct uring_ep *ep = ctx->polled;
+	ctx->polled = NULL;
+	ctx->n_polled = 0;
+	while (ep) {
+		struct uring_ep *next = ep->next_polled;
+		ep->polled = false;
+		ep->next_polled = NULL;
+		if (ep->state == URING_EP_FAILED)
+			uring_mark_dirty(ep); /* flush its receives */
+		else if (!ep->closing)
+			uring_rx_advance(ep);
+		ep = next;
 	}
 }
 
@@ -317,9 +378,9 @@ static const char *uring_rx_doing(struct uring_ep *ep, char *buf, size_t len)
 			 (unsigned long long)ep->cur.len);
 	} else if (ep->state == URING_EP_HANDSHAKE) {
 		snprintf(buf, len, "waiting for its HELLO");
-	} else if (ep->tx_post != ep->tx_done) {
+	} else if (uring_tx_unacked(ep)) {
 		snprintf(buf, len, "%llu operations awaited acknowledgement",
-			 (unsigned long long)(ep->tx_post - ep->tx_done));
+			 (unsigned long long)uring_tx_unacked(ep));
 	} else {
 		snprintf(buf, len, "idle");
 	}

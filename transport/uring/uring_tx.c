@@ -9,6 +9,8 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "core/log.h"
@@ -268,13 +270,14 @@ static void uring_tx_batch_sent(struct uring_ep *ep)
  * waiting (an idle socket takes it all: no SQE, no CQE, no extra pass);
  * what it does not take goes to io_uring, which waits for room.
  */
-static void uring_tx_push_batch(struct uring_ep *ep)
+static void uring_tx_push_batch(struct uring_ep *ep, int more)
 {
 	ep->msg.msg_iov = ep->iov + ep->iov_at;
 	ep->msg.msg_iovlen = ep->iov_cnt - ep->iov_at;
 	/* An error is left for io_uring to report, in a later pass as ever:
 	 * failing the endpoint here would race the caller's next post. */
-	ssize_t n = sendmsg(ep->fd, &ep->msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+	ssize_t n = sendmsg(ep->fd, &ep->msg,
+			    MSG_DONTWAIT | MSG_NOSIGNAL | more);
 	if (n >= 0 && uring_tx_advance(ep, (size_t)n)) {
 		uring_tx_batch_sent(ep);
 		return;
@@ -287,7 +290,7 @@ static void uring_tx_push_batch(struct uring_ep *ep)
 	ep->msg.msg_iov = ep->iov + ep->iov_at;
 	ep->msg.msg_iovlen = ep->iov_cnt - ep->iov_at;
 	io_uring_prep_sendmsg(sqe, ep->fd, &ep->msg,
-			      MSG_WAITALL | MSG_NOSIGNAL);
+			      MSG_WAITALL | MSG_NOSIGNAL | more);
 	io_uring_sqe_set_data(sqe, (void *)((uintptr_t)ep | URING_TAG_TX));
 	ep->inflight++;
 	ep->tx_busy = true;
@@ -311,6 +314,41 @@ static void uring_ctrl_add(struct uring_ep *ep, uint32_t *nctrl, uint8_t op,
 	(*nctrl)++;
 }
 
+/* Whether an op can go on the wire now (a SEND needs a peer credit). */
+static bool uring_tx_ready(const struct uring_ep *ep)
+{
+	if (ep->tx_wire == ep->tx_post)
+		return false;
+	return ep->tx[ep->tx_wire & ep->mask].wop != WCCL_OP_SEND ||
+	       ep->sends_wired < ep->peer_credits;
+}
+
+/*
+ * A lone ACK is corked (MSG_MORE: copied into the socket, not sent) when
+ * the caller is likely to answer the message it acknowledges (it answered
+ * the one before; one-way streams never cork): the ACK then
+ * leaves with the answer in one segment, which on loopback halves a
+ * ping-pong. The cork lasts one progress pass at most (uring_tx_service
+ * pushes it, and so does any pass before sleeping); if the caller stops
+ * calling in altogether, the kernel sends it within its probe timer
+ * (~200 ms), so an ACK is delayed, never lost.
+ */
+static bool uring_tx_may_cork(const struct uring_ep *ep)
+{
+	return ep->rx_answered && !ep->ack_corked && !ep->ctx->sleeping &&
+	       !uring_tx_ready(ep);
+}
+
+static void uring_tx_uncork(struct uring_ep *ep)
+{
+	int one = 1;
+	/* Setting TCP_NODELAY pushes what MSG_MORE held back. */
+	if (setsockopt(ep->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+		WCCL_WARN(WCCL_SUB_URING, "%s: TCP_NODELAY: %s", ep->base.peer,
+			  strerror(errno));
+	ep->ack_corked = false;
+}
+
 /* Build and send one batch; false if there was nothing to send. */
 static bool uring_tx_build(struct uring_ep *ep)
 {
@@ -328,7 +366,9 @@ static bool uring_tx_build(struct uring_ep *ep)
 	}
 	/* NAKs go first: ACK(n) after NAK(k <= n) keeps k's error. An ACK
 	 * also goes when only our receive credits have grown. */
+	bool cork = false;
 	if (ep->ack_to > ep->ack_sent || ep->rq_post > ep->credits_sent) {
+		cork = !nctrl && uring_tx_may_cork(ep);
 		uring_ctrl_add(ep, &nctrl, URING_OP_ACK, ep->ack_to, 0);
 		ep->ack_sent = ep->ack_to;
 	}
@@ -360,7 +400,14 @@ static bool uring_tx_build(struct uring_ep *ep)
 		return false;
 	ep->batch_end = seq;
 	ep->tx_phase = URING_TX_BATCH;
-	uring_tx_push_batch(ep);
+	if (cork) {
+		ep->ack_corked = true;
+		ep->cork_pass = ep->ctx->pass;
+		uring_mark_dirty(ep); /* the next pass pushes it */
+	} else {
+		ep->ack_corked = false; /* this send pushes it */
+	}
+	uring_tx_push_batch(ep, cork ? MSG_MORE : 0);
 	return true;
 }
 
@@ -382,6 +429,9 @@ void uring_tx_service(struct uring_ep *ep)
 	while (!ep->tx_busy && ep->state != URING_EP_FAILED)
 		if (!uring_tx_build(ep))
 			break;
+	if (ep->ack_corked && ep->cork_pass != ep->ctx->pass &&
+	    ep->state != URING_EP_FAILED)
+		uring_tx_uncork(ep);
 }
 
 void uring_tx_cqe(struct uring_ep *ep, int res)
@@ -401,7 +451,8 @@ void uring_tx_cqe(struct uring_ep *ep, int res)
 		if (uring_tx_advance(ep, (size_t)res))
 			uring_tx_batch_sent(ep);
 		else
-			uring_tx_push_batch(ep); /* short send: the rest */
+			/* short send: the rest (uncorked: rare enough) */
+			uring_tx_push_batch(ep, 0);
 		return;
 	}
 	ep->pay_off += (uint64_t)res;
