@@ -18,6 +18,7 @@
 	STR(ROOT_ADDR, "", "bootstrap root address ip:port (default: first non-loopback IPv4, any port; env mode: MASTER_ADDR and MASTER_PORT+1)") \
 	STR(AUTH_KEY, "", "job secret for env-mode bootstrap (any string; required across hosts)") \
 	STR(REGION, "", "this rank's region (site) name; ranks with different regions use network providers between them") \
+	INT(TOPO_PROBE_BYTES, 1048576, "bytes sent once per probed host/region link at init to measure its bandwidth (0 = use defaults / WCCL_TOPO_FILE)") \
 	STR(TOPO_FILE, "", "topology file: per region-pair latency and bandwidth (see docs/collectives.md)") \
 	STR(ALGO, "", "force the allreduce algorithm: ring, tree, rhd or hier") \
 	INT(CHUNK_BYTES, 524288, "pipeline chunk of ring and chain collectives, bytes") \

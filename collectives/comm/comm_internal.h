@@ -36,6 +36,8 @@ struct wccl_mr *comm_mr_for(struct wccl_comm *c, int ctx_index,
 
 /* comm_topo.c: link costs per class for the algorithm choice. */
 int comm_load_topology(struct wccl_comm *c);
+enum { COMM_LINK_ALPHA = 1, COMM_LINK_BW = 2 };
+const char *comm_link_class_name(int k);
 /* Ping a few peers of each link class (after the mesh is up) and set each
  * class's latency from the all-gathered round trips, unless a topology
  * file gave them. Collective over the communicator. */

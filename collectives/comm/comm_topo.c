@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Link costs per class (same host, same region, other region) for the
- * algorithm choice: built-in defaults, or a topology file
- * (WCCL_TOPO_FILE) with lines "<host|region|cross> <alpha_us> <GB/s>".
+ * algorithm choice: built-in defaults, measured at init, or a topology
+ * file (WCCL_TOPO_FILE) with lines "<host|region|cross> <alpha_us> <GB/s>".
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,8 +73,17 @@ int comm_load_topology(struct wccl_comm *c)
 	return 0;
 }
 
-/* ---- latency measured at init ---------------------------------------- */
+/* ---- latency and bandwidth measured at init -------------------------- */
 
+/*
+ * Each rank pings up to two peers per link class above it, PING_ROUNDS
+ * times (8 bytes each way; the best round trip gives alpha), then sends
+ * one WCCL_TOPO_PROBE_BYTES message answered by 8 bytes (its extra time
+ * over the round trip gives the bandwidth). Cross-region links are not
+ * probed for bandwidth: on a long-haul path one message measures TCP's
+ * slow start, not the link, so their bandwidth comes from the defaults or
+ * the topology file.
+ */
 #define PING_ROUNDS 4
 #define PINGS_PER_CLASS 2
 #define PING_COOKIE (3ull << 30)
@@ -84,6 +94,11 @@ static int link_of(const struct wccl_comm *c, int a, int b)
 		return WCCL_LINK_CROSS;
 	return c->host_of[a] == c->host_of[b] ? WCCL_LINK_HOST
 					      : WCCL_LINK_REGION;
+}
+
+static int probes_bw(const struct wccl_comm *c, int a, int b, size_t bytes)
+{
+	return bytes && link_of(c, a, b) != WCCL_LINK_CROSS;
 }
 
 /* The peers above @rank it pings: up to two per link class. Every rank can
@@ -125,7 +140,8 @@ static int ping_poll(struct wccl_comm *c, uint64_t *ping_in, int *pongs_got,
 			if (wc[k].op == WCCL_OP_RECV && who >= (uint64_t)c->nranks) {
 				(*pongs_got)++;
 			} else if (wc[k].op == WCCL_OP_RECV) {
-				/* A ping from rank @who: reply at once. */
+				/* A ping (or probe) from rank @who: reply at
+				 * once. */
 				int rc = wccl_post_send(c->peers[who].ep,
 							&ping_in[who], 8, NULL,
 							PING_COOKIE + 2ull * c->nranks);
@@ -138,50 +154,134 @@ static int ping_poll(struct wccl_comm *c, uint64_t *ping_in, int *pongs_got,
 	return 0;
 }
 
+/* Send @len bytes from @buf to @ep and wait for the 8-byte answer; the
+ * round trip in microseconds, or a negative error. */
+static double ping_once(struct wccl_comm *c, struct wccl_endpoint *ep,
+			const void *buf, size_t len, uint64_t *pong,
+			uint64_t *ping_in, int *answered, uint64_t deadline)
+{
+	int got = 0;
+	uint64_t t0 = wccl_now_ns();
+	int rc = wccl_post_recv(ep, pong, 8, NULL,
+				PING_COOKIE + (uint64_t)c->nranks);
+	if (!rc)
+		rc = wccl_post_send(ep, buf, len, NULL,
+				    PING_COOKIE + 2ull * c->nranks);
+	while (!rc && !got && wccl_now_ns() < deadline)
+		rc = ping_poll(c, ping_in, &got, answered);
+	if (!rc && !got)
+		rc = WCCL_ETIMEDOUT;
+	return rc ? rc : (double)(wccl_now_ns() - t0) / 1e3;
+}
+
+const char *comm_link_class_name(int k)
+{
+	return k == WCCL_LINK_HOST ? "host" : k == WCCL_LINK_REGION ? "region"
+								  : "cross";
+}
+
+/* Everyone must decide with the same numbers: all-gather each rank's
+ * best round trip and bandwidth per class, and average them. */
+static int agree_on_links(struct wccl_comm *c, const double *mine)
+{
+	const int per = 2 * WCCL_LINK_CLASSES;
+	double *all = calloc((size_t)c->nranks, per * sizeof(double));
+	if (!all)
+		return WCCL_ENOMEM;
+	int rc = wccl_bootstrap_allgather(c->bs, mine, per * sizeof(double),
+					  all, c->timeout_ms);
+	for (int k = 0; !rc && k < WCCL_LINK_CLASSES; k++) {
+		double rtt = 0, bw = 0;
+		int m = 0, mb = 0;
+		for (int r = 0; r < c->nranks; r++) {
+			const double *v = all + (size_t)r * per;
+			if (v[k] > 0) {
+				rtt += v[k];
+				m++;
+			}
+			if (v[WCCL_LINK_CLASSES + k] > 0) {
+				bw += v[WCCL_LINK_CLASSES + k];
+				mb++;
+			}
+		}
+		if (!m || c->topo_from_file)
+			continue;
+		/* alpha = one-way latency = half the mean round trip. */
+		c->topo.link[k].alpha_us = rtt / m / 2;
+		c->link_measured[k] = COMM_LINK_ALPHA;
+		if (mb) {
+			c->topo.link[k].gbytes_per_s = bw / mb;
+			c->link_measured[k] |= COMM_LINK_BW;
+		}
+		WCCL_INFO(WCCL_SUB_TUNER,
+			  "rank %d: %s links measured %.1f us one way, %.2f GB/s"
+			  "%s (%d ranks)",
+			  c->rank, comm_link_class_name(k), c->topo.link[k].alpha_us,
+			  c->topo.link[k].gbytes_per_s,
+			  mb ? "" : " (bandwidth not measured: default)", m);
+	}
+	free(all);
+	return rc;
+}
+
 int comm_measure_links(struct wccl_comm *c)
 {
 	int targets[WCCL_LINK_CLASSES * PINGS_PER_CLASS];
 	int nt = ping_targets(c, c->rank, targets);
+	int64_t pb = wccl_param_int(WCCL_PARAM_TOPO_PROBE_BYTES);
+	size_t probe = pb > 8 ? (size_t)pb : 0;
 	int expect = 0;
 	for (int i = 0; i < c->rank; i++)
-		expect += pings_from(c, i) * PING_ROUNDS;
+		expect += pings_from(c, i) *
+			  (PING_ROUNDS + probes_bw(c, i, c->rank, probe));
 	uint64_t *ping_in = calloc((size_t)c->nranks, sizeof(uint64_t));
-	double best[WCCL_LINK_CLASSES];
-	for (int k = 0; k < WCCL_LINK_CLASSES; k++)
-		best[k] = 0;
+	/* Probes go out of the first half and arrive in the second (every
+	 * pinger's into the same one: the bytes are never read). */
+	uint8_t *probe_buf = probe ? calloc(2, probe) : NULL;
+	/* best[k]: round trip per class; best[CLASSES + k]: GB/s per class */
+	double best[2 * WCCL_LINK_CLASSES] = { 0 };
 	uint64_t ping = 0, pong = 0;
-	int rc = ping_in ? 0 : WCCL_ENOMEM, answered = 0, posted = 0;
+	int rc = ping_in && (probe_buf || !probe) ? 0 : WCCL_ENOMEM;
+	int answered = 0;
 	uint64_t deadline = wccl_deadline_ns(c->timeout_ms);
-	/* Receives for every ping we will answer, posted up front. */
-	for (int i = 0; !rc && i < c->rank; i++)
-		for (int r = 0; r < PING_ROUNDS * pings_from(c, i); r++) {
+	/* Receives for every ping we will answer, posted up front, in the
+	 * order the pinger sends: PING_ROUNDS small ones, then the probe. */
+	for (int i = 0; !rc && i < c->rank; i++) {
+		if (!pings_from(c, i))
+			continue;
+		for (int r = 0; !rc && r < PING_ROUNDS; r++)
 			rc = wccl_post_recv(c->peers[i].ep, &ping_in[i], 8,
 					    NULL, PING_COOKIE + (uint64_t)i);
-			posted++;
-		}
+		if (!rc && probes_bw(c, i, c->rank, probe))
+			rc = wccl_post_recv(c->peers[i].ep, probe_buf + probe,
+					    probe, NULL,
+					    PING_COOKIE + (uint64_t)i);
+	}
 	for (int t = 0; !rc && t < nt; t++) {
 		struct wccl_endpoint *ep = c->peers[targets[t]].ep;
+		int k = link_of(c, c->rank, targets[t]);
 		double min_us = 0;
 		for (int r = 0; !rc && r < PING_ROUNDS; r++) {
-			int got = 0;
-			uint64_t t0 = wccl_now_ns();
-			rc = wccl_post_recv(ep, &pong, 8, NULL,
-					    PING_COOKIE + (uint64_t)c->nranks);
-			if (!rc)
-				rc = wccl_post_send(ep, &ping, 8, NULL,
-						    PING_COOKIE +
-							    2ull * c->nranks);
-			while (!rc && !got && wccl_now_ns() < deadline)
-				rc = ping_poll(c, ping_in, &got, &answered);
-			if (!rc && !got)
-				rc = WCCL_ETIMEDOUT;
-			double us = (double)(wccl_now_ns() - t0) / 1e3;
-			if (!rc && (min_us == 0 || us < min_us))
+			double us = ping_once(c, ep, &ping, 8, &pong, ping_in,
+					      &answered, deadline);
+			if (us < 0)
+				rc = (int)us;
+			else if (min_us == 0 || us < min_us)
 				min_us = us;
 		}
-		int k = link_of(c, c->rank, targets[t]);
 		if (!rc && (best[k] == 0 || min_us < best[k]))
 			best[k] = min_us;
+		if (rc || !probes_bw(c, c->rank, targets[t], probe))
+			continue;
+		double us = ping_once(c, ep, probe_buf, probe, &pong, ping_in,
+				      &answered, deadline);
+		if (us < 0)
+			rc = (int)us;
+		else if (us > min_us)
+			/* bytes per microsecond / 1e3 = GB/s */
+			best[WCCL_LINK_CLASSES + k] =
+			    fmax(best[WCCL_LINK_CLASSES + k],
+				 (double)probe / (us - min_us) / 1e3);
 	}
 	/* Keep answering until every ping aimed at us has its pong. */
 	int dummy = 0;
@@ -194,34 +294,9 @@ int comm_measure_links(struct wccl_comm *c)
 	while (!rc && wccl_now_ns() < until)
 		rc = ping_poll(c, ping_in, &dummy, &answered);
 	free(ping_in);
+	free(probe_buf);
 	if (rc)
-		return comm_fail(c, rc, -1, "measuring link latency: %s",
+		return comm_fail(c, rc, -1, "measuring links: %s",
 				 wccl_strerror(rc));
-	/* Everyone must decide with the same numbers: all-gather them. */
-	double *all = calloc((size_t)c->nranks, sizeof(best));
-	if (!all)
-		return WCCL_ENOMEM;
-	rc = wccl_bootstrap_allgather(c->bs, best, sizeof(best), all,
-				      c->timeout_ms);
-	for (int k = 0; !rc && k < WCCL_LINK_CLASSES; k++) {
-		double sum = 0;
-		int m = 0;
-		for (int r = 0; r < c->nranks; r++)
-			if (all[r * WCCL_LINK_CLASSES + k] > 0) {
-				sum += all[r * WCCL_LINK_CLASSES + k];
-				m++;
-			}
-		if (!m || c->topo_from_file)
-			continue;
-		/* alpha = one-way latency = half the mean round trip. */
-		c->topo.link[k].alpha_us = sum / m / 2;
-		WCCL_INFO(WCCL_SUB_TUNER,
-			  "rank %d: %s links measured %.1f us one way (%d ranks)",
-			  c->rank, k == WCCL_LINK_HOST     ? "host"
-				   : k == WCCL_LINK_REGION ? "region"
-							   : "cross",
-			  c->topo.link[k].alpha_us, m);
-	}
-	free(all);
-	return rc;
+	return agree_on_links(c, best);
 }

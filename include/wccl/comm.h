@@ -95,8 +95,10 @@ int wccl_comm_get_async_error(struct wccl_comm *comm, int *error, int *rank,
 int wccl_comm_rank(const struct wccl_comm *comm);
 int wccl_comm_size(const struct wccl_comm *comm);
 
-/* Text: this rank's host and region and, per peer, the provider chosen
- * ("rank 0 host a region east: 1 shm, 2 uring, 3 uring"). */
+/* Text: this rank's host and region, per peer the provider chosen, and the
+ * link costs per class the algorithm choice uses, each with its source
+ * ("rank 0 host a region 'east': 1:shm 2:uring links: host 2.1us(measured)
+ * 4.20GB/s(measured); region 25.0us(default) 1.20GB/s(default); ..."). */
 int wccl_comm_describe(struct wccl_comm *comm, char *buf, size_t len);
 
 /*

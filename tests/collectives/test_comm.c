@@ -441,6 +441,42 @@ static void env_init_without_launcher_is_refused(void **state)
 			 WCCL_EINVAL);
 }
 
+/* Rank 0 checks the host link's figures and their source. */
+static int links_body(struct wccl_comm *c, int rank, int n)
+{
+	(void)n;
+	char d[1024], want[64];
+	int rc = wccl_comm_describe(c, d, sizeof(d));
+	double alpha = 0, gbs = 0;
+	char asrc[16] = "", bsrc[16] = "";
+	const char *h = strstr(d, "host ");
+	if (h)
+		h = strstr(h + 1, "links: host ");
+	int ok = !rc && h &&
+		 sscanf(h, "links: host %lfus(%15[a-z]) %lfGB/s(%15[a-z])",
+			&alpha, asrc, &gbs, bsrc) == 4;
+	snprintf(want, sizeof(want), "%s",
+		 getenv("WANT_BW_SOURCE") ? getenv("WANT_BW_SOURCE") : "");
+	if (rank == 0 && (!ok || alpha <= 0 || gbs <= 0 ||
+			  strcmp(asrc, "measured") || strcmp(bsrc, want)))
+		return say(rank, "describe says '%s' (bandwidth source "
+				 "wanted: %s)", d, want);
+	return wccl_comm_destroy(c) ? 1 : 0;
+}
+
+static void links_are_measured_at_init(void **state)
+{
+	(void)state;
+	setenv("WANT_BW_SOURCE", "measured", 1);
+	assert_int_equal(run_ranks(2, links_body), 0);
+	/* No probe: the bandwidth stays the built-in default. */
+	setenv("WCCL_TOPO_PROBE_BYTES", "0", 1);
+	setenv("WANT_BW_SOURCE", "default", 1);
+	assert_int_equal(run_ranks(2, links_body), 0);
+	unsetenv("WCCL_TOPO_PROBE_BYTES");
+	unsetenv("WANT_BW_SOURCE");
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -455,6 +491,7 @@ int main(void)
 		cmocka_unit_test(abort_reaches_everyone),
 		cmocka_unit_test(dead_rank_is_named),
 		cmocka_unit_test(absent_rank_is_named),
+		cmocka_unit_test(links_are_measured_at_init),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
