@@ -20,7 +20,7 @@ int coll_prepare_buffers(struct wccl_request *r)
 	case COLL_ALLREDUCE:
 		r->buf = out;
 		if (in != out && bytes)
-			memcpy(out, in, bytes);
+			coll_lazy_start(r, in);
 		break;
 	case COLL_BROADCAST:
 		r->buf = out;
@@ -71,6 +71,7 @@ int coll_finish_buffers(struct wccl_request *r)
 	int avg = r->shape.op == WCCL_AVG;
 	switch (r->shape.kind) {
 	case COLL_ALLREDUCE:
+		coll_lazy_finish(r);
 		if (avg)
 			return wccl_reduce_avg_finish(r->buf, r->shape.count,
 						      r->shape.dtype,

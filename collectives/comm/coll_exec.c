@@ -254,7 +254,11 @@ static int post_sends(struct wccl_request *r, int window)
 		}
 		if (recv_pending_over(r, i, s->send))
 			break;
-		const uint8_t *src = r->send_base + s->send.offset * p->elem_size;
+		int from_input = 0;
+		const uint8_t *src =
+			r->send_base == r->buf
+				? coll_lazy_send_src(r, s->send, &from_input)
+				: r->send_base + s->send.offset * p->elem_size;
 		size_t len = s->send.count * p->elem_size;
 		if (s->send_peer == c->rank) {
 			/* Alltoall's exchange with itself. */
@@ -267,7 +271,8 @@ static int post_sends(struct wccl_request *r, int window)
 		struct comm_peer *peer = &c->peers[s->send_peer];
 		int rc = wccl_post_send(
 			peer->ep, src, len,
-			comm_mr_for(c, peer->ctx_index, &r->send_span),
+			comm_mr_for(c, peer->ctx_index,
+				    from_input ? &r->in_span : &r->send_span),
 			cookie(r, XF_SEND, (uint64_t)i));
 		if (rc == WCCL_EAGAIN)
 			break;
@@ -296,15 +301,15 @@ static int finish_steps(struct wccl_request *r)
 			/* Reducing writes the block: no send may read it. */
 			if (send_in_flight_over(r, i + 1, s->recv))
 				break;
-			uint8_t *dst = r->buf + s->recv.offset * p->elem_size;
-			int rc = wccl_reduce_local(
-				dst, dst,
-				p->stage + (size_t)st->slot * p->stage_slot_bytes,
-				s->recv.count, r->shape.dtype, r->shape.op);
+			int rc = coll_lazy_reduce(
+				r, s->recv,
+				p->stage + (size_t)st->slot * p->stage_slot_bytes);
 			if (rc)
 				return rc;
 			p->stage_free |= 1u << st->slot;
 			st->slot = -1;
+		} else if (has_recv) {
+			coll_lazy_overwritten(r, s->recv);
 		}
 		(void)c;
 		st->flags |= STEP_FINISHED;
@@ -332,6 +337,8 @@ static void request_start(struct wccl_request *r)
 			span = p->work_bytes;
 		if (!r->buf || wccl_mem_find(r->buf, span, &r->buf_span))
 			r->buf_span.id = 0;
+		if (!r->lazy_in || wccl_mem_find(r->lazy_in, span, &r->in_span))
+			r->in_span.id = 0;
 		if (r->send_base == r->buf)
 			r->send_span = r->buf_span;
 		else if (!r->send_base ||

@@ -10,6 +10,19 @@
 int coll_prepare_buffers(struct wccl_request *r);
 int coll_finish_buffers(struct wccl_request *r);
 
+/* coll_lazy.c: out-of-place allreduce without the up-front input copy. */
+int coll_lazy_plan(struct coll_plan *p);
+void coll_lazy_start(struct wccl_request *r, const uint8_t *in);
+/* Where a send of @b reads from (*from_input: the caller's input). */
+const uint8_t *coll_lazy_send_src(struct wccl_request *r, struct wccl_block b,
+				  int *from_input);
+/* A finished receive has overwritten @b whole. */
+void coll_lazy_overwritten(struct wccl_request *r, struct wccl_block b);
+/* buf[b] = (buf or input)[b] op staged. */
+int coll_lazy_reduce(struct wccl_request *r, struct wccl_block b,
+		     const uint8_t *staged);
+void coll_lazy_finish(struct wccl_request *r);
+
 /* Text naming who @r still waits for; returns that rank or -1, and
  * *@never_called = 1 when that rank has not even started the call. */
 int coll_waiting_on(struct wccl_request *r, char *buf, size_t len,

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coll_exec.h"
 #include "coll_plan.h"
 #include "comm_internal.h"
 #include "collectives/dtype.h"
@@ -45,6 +46,8 @@ static void plan_release(struct coll_plan *p)
 	wccl_mem_free(p->work);
 	free(p->sig_send_peers);
 	free(p->sig_recv_peers);
+	free(p->seg_bound);
+	free(p->seg_in_out);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -198,6 +201,8 @@ static int build(struct wccl_comm *c, struct coll_plan *p)
 		if (wccl_mem_alloc(p->work_bytes, (void **)&p->work))
 			return WCCL_ENOMEM;
 	}
+	if (sh->kind == COLL_ALLREDUCE)
+		return coll_lazy_plan(p);
 	return 0;
 }
 

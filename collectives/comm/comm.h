@@ -124,6 +124,11 @@ struct coll_plan {
 	uint8_t *work;
 	size_t work_bytes;
 	int *sig_send_peers, *sig_recv_peers;
+	/* allreduce: block boundaries and, per segment between them, whether
+	 * an out-of-place run's output holds it yet (coll_lazy.c) */
+	uint64_t *seg_bound;
+	uint8_t *seg_in_out;
+	uint32_t nseg;
 	int n_sig_send, n_sig_recv;
 	uint64_t last_use;
 };
@@ -141,7 +146,8 @@ struct wccl_request {
 	uint8_t *buf;       /* what the schedule's blocks address */
 	uint8_t *send_base; /* alltoall sends address this instead */
 	/* wccl_mem allocations holding buf / send_base (id 0: plain memory) */
-	struct wccl_mem_span buf_span, send_span;
+	struct wccl_mem_span buf_span, send_span, in_span;
+	const uint8_t *lazy_in; /* out-of-place allreduce input, copied lazily */
 	uint64_t seq;
 	int next_recv, next_send, next_finish; /* executor cursors */
 	int send_low; /* steps below have no send in flight */
