@@ -33,19 +33,24 @@ int main(void)
 }
 C
 # wccl.pc names /usr/local; the files are under $root. Take wccl's own
-# directories from it and prefix them; its dependencies' flags (liburing,
-# rdma-core, DPDK: Requires.private) come from the system as they are.
+# directories from it and prefix them.
 export PKG_CONFIG_PATH=$(dirname "$pc")
 inc=$root$(pkg-config --variable=includedir wccl)
 libdir=$root$(pkg-config --variable=libdir wccl)
-deps_cflags=$(pkg-config --cflags wccl | sed 's/-I[^ ]*local[^ ]*//g')
-cc -Wall -Werror "$root/user.c" -o "$root/user" -I"$inc" $deps_cflags \
-	-L"$libdir" -lwccl
+# A user's compile flags are wccl's include path and nothing of the
+# providers' (DPDK's -include/-march must not leak into users' builds).
+cflags=$(pkg-config --cflags wccl)
+case " $cflags " in
+*" -I"*dpdk* | *-march* | *"-include "*)
+	echo "check-install: wccl.pc leaks provider flags: $cflags"
+	exit 1
+	;;
+esac
+cc -Wall -Werror "$root/user.c" -o "$root/user" -I"$inc" -L"$libdir" -lwccl
 LD_LIBRARY_PATH=$libdir "$root/user"
-# Static libwccl with its dependencies (the Requires.private packages)
-# linked as the system ships them.
-deps=$(pkg-config --print-requires-private wccl | awk '{print $1}')
-cc -Wall -Werror "$root/user.c" -o "$root/user-static" -I"$inc" $deps_cflags \
-	"$libdir/libwccl.a" $(pkg-config --libs $deps) -pthread -lm
+# Static libwccl with what Libs.private says it needs.
+static_libs=$(pkg-config --static --libs wccl | sed 's/-L[^ ]*local[^ ]*//; s/-lwccl//')
+cc -Wall -Werror "$root/user.c" -o "$root/user-static" -I"$inc" \
+	"$libdir/libwccl.a" $static_libs
 "$root/user-static" >/dev/null
 echo "check-install: headers, wccl.pc, shared and static libwccl, tools: ok"
