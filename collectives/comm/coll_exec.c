@@ -18,7 +18,12 @@
  * ones it receives: ranks that disagree fail with -WCCL_EMISMATCH naming
  * the other rank instead of corrupting data or hanging.
  *
- * Cookies: bits 63..48 request slot, 47..40 kind, 39..0 step or peer.
+ * A message of COMM_STRIPE_MIN bytes or more to a peer reached by several
+ * connections (another region) goes as equal parts, part k on connection
+ * k; both ends split alike, so parts match up per connection in order.
+ *
+ * Cookies: bits 63..48 request slot, 47..40 kind, 39..32 part, 31..0 step
+ * (or peer).
  */
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +43,25 @@ static uint64_t cookie(const struct wccl_request *r, enum xfer_kind k,
 		       uint64_t idx)
 {
 	return (uint64_t)(r - r->comm->reqs) << 48 | (uint64_t)k << 40 | idx;
+}
+
+#define COOKIE_PART_SHIFT 32
+
+static int parts_for(const struct comm_peer *peer, size_t len)
+{
+	return peer->nstripes > 1 && len >= COMM_STRIPE_MIN ? peer->nstripes
+							   : 1;
+}
+
+/* Part @k of @parts of a @len-byte message: whole elements of @es bytes. */
+static void part_range(size_t len, size_t es, int parts, int k, size_t *off,
+		       size_t *n)
+{
+	size_t elems = len / es;
+	size_t lo = elems * (size_t)k / (size_t)parts;
+	size_t hi = elems * (size_t)(k + 1) / (size_t)parts;
+	*off = lo * es;
+	*n = (hi - lo) * es;
 }
 
 static int overlaps(struct wccl_block a, struct wccl_block b)
@@ -161,7 +185,9 @@ static int send_in_flight_over(struct wccl_request *r, int upto,
 	       (p->state[r->send_low].flags & STEP_SEND_DONE ||
 		p->steps[r->send_low].send_peer < 0))
 		r->send_low++;
-	for (int j = r->send_low; j < upto && j < r->next_send; j++) {
+	/* <= next_send: a step whose parts are partly posted reads too. */
+	for (int j = r->send_low; j < upto && j <= r->next_send &&
+				  j < p->nsteps; j++) {
 		uint8_t f = p->state[j].flags;
 		if ((f & STEP_SEND_POSTED) && !(f & STEP_SEND_DONE) &&
 		    overlaps(p->steps[j].send, b))
@@ -191,6 +217,31 @@ static int take_slot(struct coll_plan *p)
 	return s;
 }
 
+/* A receive step is done when all its parts are posted and have arrived;
+ * their lengths must add up to the block. */
+static void recv_step_check(struct wccl_request *r, int i)
+{
+	struct wccl_comm *c = r->comm;
+	struct coll_plan *p = r->plan;
+	struct step_state *st = &p->state[i];
+	if (st->recv_left || (st->flags & STEP_RECV_DONE) ||
+	    i >= r->next_recv)
+		return;
+	st->flags |= STEP_RECV_DONE;
+	uint64_t want = p->steps[i].recv.count * p->elem_size;
+	if (!r->status && st->recv_len != want) {
+		int peer = p->steps[i].recv_peer;
+		request_fail(r, comm_fail(c, WCCL_EMISMATCH, peer,
+					  "%s #%llu: rank %d (host %s) sent "
+					  "%llu bytes, expected %llu",
+					  coll_kind_name(r->shape.kind),
+					  (unsigned long long)r->seq, peer,
+					  host_of(c, peer),
+					  (unsigned long long)st->recv_len,
+					  (unsigned long long)want));
+	}
+}
+
 /* Post the receives we can, in step order. */
 static int post_recvs(struct wccl_request *r, int window)
 {
@@ -206,14 +257,17 @@ static int post_recvs(struct wccl_request *r, int window)
 		}
 		uint8_t *dst;
 		if (s->recv_action == WCCL_RECV_REDUCE) {
-			int slot = take_slot(p);
-			if (slot < 0)
-				break;
-			st->slot = (int8_t)slot;
-			dst = p->stage + (size_t)slot * p->stage_slot_bytes;
+			if (st->slot < 0) {
+				int slot = take_slot(p);
+				if (slot < 0)
+					break;
+				st->slot = (int8_t)slot;
+			}
+			dst = p->stage + (size_t)st->slot * p->stage_slot_bytes;
 		} else {
-			if (send_in_flight_over(r, i, s->recv) ||
-			    recv_pending_over(r, i, s->recv))
+			if (!st->recv_parts &&
+			    (send_in_flight_over(r, i, s->recv) ||
+			     recv_pending_over(r, i, s->recv)))
 				break;
 			dst = r->buf + s->recv.offset * p->elem_size;
 		}
@@ -223,18 +277,34 @@ static int post_recvs(struct wccl_request *r, int window)
 			s->recv_action == WCCL_RECV_REDUCE
 				? comm_mr_for(c, peer->ctx_index, &p->stage_span)
 				: comm_mr_for(c, peer->ctx_index, &r->buf_span);
-		int rc = wccl_post_recv(peer->ep, dst, len, mr,
-					cookie(r, XF_RECV, (uint64_t)i));
+		int parts = parts_for(peer, len), rc = 0;
+		while (st->recv_parts < parts) {
+			size_t off, n;
+			part_range(len, p->elem_size, parts, st->recv_parts,
+				   &off, &n);
+			rc = wccl_post_recv(
+				peer->eps[st->recv_parts], dst + off, n, mr,
+				cookie(r, XF_RECV,
+				       (uint64_t)i |
+					       (uint64_t)st->recv_parts
+						       << COOKIE_PART_SHIFT));
+			if (rc)
+				break;
+			st->recv_parts++;
+			st->recv_left++;
+			st->flags |= STEP_RECV_POSTED;
+		}
 		if (rc == WCCL_EAGAIN) {
-			if (st->slot >= 0)
+			if (!st->recv_parts && st->slot >= 0) {
 				p->stage_free |= 1u << st->slot;
-			st->slot = -1;
+				st->slot = -1;
+			}
 			break;
 		}
 		if (rc)
 			return rc;
-		st->flags |= STEP_RECV_POSTED;
 		r->next_recv++;
+		recv_step_check(r, i);
 	}
 	return 0;
 }
@@ -269,17 +339,31 @@ static int post_sends(struct wccl_request *r, int window)
 			continue;
 		}
 		struct comm_peer *peer = &c->peers[s->send_peer];
-		int rc = wccl_post_send(
-			peer->ep, src, len,
-			comm_mr_for(c, peer->ctx_index,
-				    from_input ? &r->in_span : &r->send_span),
-			cookie(r, XF_SEND, (uint64_t)i));
+		struct wccl_mr *mr = comm_mr_for(
+			c, peer->ctx_index,
+			from_input ? &r->in_span : &r->send_span);
+		int parts = parts_for(peer, len), rc = 0;
+		while (st->send_parts < parts) {
+			size_t off, n;
+			part_range(len, p->elem_size, parts, st->send_parts,
+				   &off, &n);
+			rc = wccl_post_send(
+				peer->eps[st->send_parts], src + off, n, mr,
+				cookie(r, XF_SEND,
+				       (uint64_t)i |
+					       (uint64_t)st->send_parts
+						       << COOKIE_PART_SHIFT));
+			if (rc)
+				break;
+			st->send_parts++;
+			st->send_left++;
+			st->flags |= STEP_SEND_POSTED;
+			r->sends_pending++;
+		}
 		if (rc == WCCL_EAGAIN)
 			break;
 		if (rc)
 			return rc;
-		st->flags |= STEP_SEND_POSTED;
-		r->sends_pending++;
 		r->next_send++;
 	}
 	return 0;
@@ -449,8 +533,9 @@ static int fully_posted(const struct wccl_request *r)
 static int rank_of_ep(struct wccl_comm *c, struct wccl_endpoint *ep)
 {
 	for (int i = 0; i < c->nranks; i++)
-		if (c->peers[i].ep == ep)
-			return i;
+		for (int k = 0; k < c->peers[i].nstripes; k++)
+			if (c->peers[i].eps[k] == ep)
+				return i;
 	return -1;
 }
 
@@ -459,6 +544,7 @@ void comm_on_completion(struct wccl_comm *c, const struct wccl_completion *wc)
 	uint64_t slot = wc->cookie >> 48;
 	enum xfer_kind kind = (enum xfer_kind)((wc->cookie >> 40) & 0xff);
 	uint64_t idx = wc->cookie & ((1ull << 40) - 1);
+	uint64_t step = idx & ((1ull << COOKIE_PART_SHIFT) - 1);
 	if (slot >= COMM_MAX_REQUESTS || !c->reqs[slot].in_use)
 		return; /* a flushed operation of a request already failed */
 	struct wccl_request *r = &c->reqs[slot];
@@ -486,26 +572,19 @@ void comm_on_completion(struct wccl_comm *c, const struct wccl_completion *wc)
 		if (!wc->status)
 			sig_check(r, (int)idx);
 		break;
-	case XF_SEND:
-		p->state[idx].flags |= STEP_SEND_DONE;
+	case XF_SEND: {
+		struct step_state *st = &p->state[step];
 		r->sends_pending--;
+		/* Done once every part is posted and has completed. */
+		if (!--st->send_left && (int)step < r->next_send)
+			st->flags |= STEP_SEND_DONE;
 		break;
+	}
 	case XF_RECV: {
-		struct step_state *st = &p->state[idx];
-		st->flags |= STEP_RECV_DONE;
-		uint64_t want = p->steps[idx].recv.count * p->elem_size;
-		if (!wc->status && wc->len != want) {
-			int peer = p->steps[idx].recv_peer;
-			request_fail(r, comm_fail(c, WCCL_EMISMATCH, peer,
-						  "%s #%llu: rank %d (host %s) "
-						  "sent %llu bytes, expected "
-						  "%llu",
-						  coll_kind_name(r->shape.kind),
-						  (unsigned long long)r->seq,
-						  peer, host_of(c, peer),
-						  (unsigned long long)wc->len,
-						  (unsigned long long)want));
-		}
+		struct step_state *st = &p->state[step];
+		st->recv_left--;
+		st->recv_len += wc->len;
+		recv_step_check(r, (int)step);
 		break;
 	}
 	}

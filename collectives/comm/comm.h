@@ -35,11 +35,20 @@ struct comm_peer_info {
 	char hostname[COMM_HOSTNAME_LEN];
 	char region[COMM_REGION_LEN];
 	char addrs[COMM_MAX_PROVIDERS][WCCL_ADDR_MAX]; /* "" = none */
+	uint32_t cross_streams; /* its WCCL_CROSS_STREAMS */
 };
+
+/* Connections to one cross-region peer, at most; messages of at least
+ * COMM_STRIPE_MIN bytes are split evenly across them. A constant, not a
+ * tunable: both ends must split alike. */
+#define COMM_MAX_STRIPES 8
+#define COMM_STRIPE_MIN (256u * 1024u)
 
 struct comm_peer {
 	struct comm_peer_info info;
-	struct wccl_endpoint *ep; /* NULL for self */
+	struct wccl_endpoint *ep; /* NULL for self; = eps[0] */
+	struct wccl_endpoint *eps[COMM_MAX_STRIPES];
+	int nstripes; /* endpoints in eps[] (1 unless another region) */
 	int ctx_index;            /* which of comm->ctx */
 	int region_id;            /* dense region number */
 	int host_index;           /* dense host number */
@@ -95,8 +104,11 @@ enum step_flag {
 };
 
 struct step_state {
-	uint8_t flags;
+	uint8_t flags; /* *_POSTED: some part posted; *_DONE: all parts done */
 	int8_t slot; /* staging slot of a REDUCE receive, or -1 */
+	/* A message to a peer with several connections goes in parts, one
+	 * per connection: how many are posted, how many still due. */
+	uint8_t send_parts, recv_parts, send_left, recv_left;
 	uint64_t recv_len; /* bytes that arrived */
 };
 

@@ -2,8 +2,11 @@
 /*
  * Wiring a communicator: one context (+ CQ + listener) per usable provider,
  * an all-gather of every rank's addresses, then one endpoint per peer
- * (full mesh). The lower rank of a pair connects and names itself in its
- * first message; the higher one accepts.
+ * (full mesh), or several to a peer in another region (WCCL_CROSS_STREAMS,
+ * the fewer of the two ranks' values): one TCP flow collapses on a lossy
+ * long-haul path, several striped ones keep it full. The lower rank of a
+ * pair connects and names itself (and the stripe) in its first message;
+ * the higher one accepts.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +18,7 @@
 #include "core/clock.h"
 #include "core/host.h"
 #include "core/log.h"
+#include "core/params.h"
 
 #define HELLO_MAGIC 0x4c484357u /* "WCHL" */
 
@@ -90,16 +94,19 @@ struct wccl_mr *comm_mr_for(struct wccl_comm *c, int ctx_index,
 void comm_close_contexts(struct wccl_comm *c)
 {
 	/* Endpoints accepted but never named (a failed set-up). */
-	for (int i = 0; c->accepted && i < c->nranks; i++)
+	for (int i = 0; c->accepted && i < c->nranks * COMM_MAX_STRIPES; i++)
 		if (c->accepted[i]) {
 			wccl_endpoint_close(c->accepted[i]);
 			c->accepted[i] = NULL;
 		}
-	for (int r = 0; c->peers && r < c->nranks; r++)
-		if (c->peers[r].ep) {
-			wccl_endpoint_close(c->peers[r].ep);
-			c->peers[r].ep = NULL;
-		}
+	for (int r = 0; c->peers && r < c->nranks; r++) {
+		for (int k = 0; k < COMM_MAX_STRIPES; k++)
+			if (c->peers[r].eps[k]) {
+				wccl_endpoint_close(c->peers[r].eps[k]);
+				c->peers[r].eps[k] = NULL;
+			}
+		c->peers[r].ep = NULL;
+	}
 	for (int i = 0; i < c->nctx; i++) {
 		struct comm_ctx *x = &c->ctx[i];
 		for (int k = 0; k < COMM_MR_CACHE; k++)
@@ -129,9 +136,15 @@ static int region_index(struct wccl_comm *c, const char *name)
 
 int comm_exchange_info(struct wccl_comm *c, const char *region)
 {
-	struct comm_peer_info me = { .rank = (uint32_t)c->rank,
-				     .pid = (uint32_t)getpid(),
-				     .host_id = wccl_host_id() };
+	int64_t streams = wccl_param_int(WCCL_PARAM_CROSS_STREAMS);
+	struct comm_peer_info me = {
+		.rank = (uint32_t)c->rank,
+		.pid = (uint32_t)getpid(),
+		.host_id = wccl_host_id(),
+		.cross_streams = streams < 1 ? 1u
+				 : streams > COMM_MAX_STRIPES ? COMM_MAX_STRIPES
+							      : (uint32_t)streams,
+	};
 	gethostname(me.hostname, sizeof(me.hostname) - 1);
 	snprintf(me.region, sizeof(me.region), "%s", region);
 	for (int i = 0; i < c->nctx; i++)
@@ -208,23 +221,41 @@ struct hello {
 	uint32_t magic;
 	uint32_t rank;
 	uint64_t host_id;
+	uint32_t stripe;
+	uint32_t pad;
 };
+
+/* Connections to @peer: several across regions over a network provider. */
+static int stripes_to(const struct wccl_comm *c, const struct comm_peer *p)
+{
+	const struct comm_peer *me = &c->peers[c->rank];
+	if (p->region_id == me->region_id ||
+	    !(c->ctx[p->ctx_index].caps & WCCL_CAP_REMOTE_HOST))
+		return 1;
+	uint32_t s = p->info.cross_streams < me->info.cross_streams
+			     ? p->info.cross_streams
+			     : me->info.cross_streams;
+	return s < 1 ? 1 : s > COMM_MAX_STRIPES ? COMM_MAX_STRIPES : (int)s;
+}
 
 int comm_connect_mesh(struct wccl_comm *c)
 {
 	uint64_t deadline = wccl_deadline_ns(c->timeout_ms);
 	/* Kept in the communicator: in-flight messages may outlive a failed
 	 * set-up until the endpoints are closed. */
-	c->hello = calloc(2 * (size_t)c->nranks, sizeof(struct hello));
-	c->accepted = calloc((size_t)c->nranks, sizeof(*c->accepted));
-	if (!c->hello || !c->accepted)
+	const size_t slots = (size_t)c->nranks * COMM_MAX_STRIPES;
+	c->hello = calloc(2 * slots, sizeof(struct hello));
+	c->accepted = calloc(slots, sizeof(*c->accepted));
+	uint8_t *posted = calloc(slots, 1);
+	if (!c->hello || !c->accepted || !posted) {
+		free(posted);
 		return WCCL_ENOMEM;
+	}
 	struct wccl_endpoint **unnamed = c->accepted;
-	uint8_t posted[COMM_MAX_ACCEPT_BATCH] = { 0 };
-	struct hello *hello_out = c->hello;
-	struct hello *hello_in = hello_out + c->nranks;
+	struct hello *hello_out = c->hello; /* [peer * MAX_STRIPES + k] */
+	struct hello *hello_in = hello_out + slots;
 	int expect_accepts[COMM_MAX_PROVIDERS] = { 0 };
-	int rc = 0, pending = 0;
+	int rc = 0, pending = 0, to_name = 0;
 	/* Lower ranks connect to higher ones. */
 	for (int r = 0; r < c->nranks; r++) {
 		struct comm_peer *p = &c->peers[r];
@@ -239,40 +270,56 @@ int comm_connect_mesh(struct wccl_comm *c)
 				       r, p->info.hostname, p->info.region);
 			goto out;
 		}
+		p->nstripes = stripes_to(c, p);
 		if (r < c->rank) {
-			expect_accepts[p->ctx_index]++;
+			expect_accepts[p->ctx_index] += p->nstripes;
+			to_name += p->nstripes;
 			continue;
 		}
 		struct comm_ctx *x = &c->ctx[p->ctx_index];
-		rc = wccl_connect(x->ctx, addr, x->cq, &p->ep);
-		if (rc) {
-			rc = comm_fail(c, rc, r, "cannot connect to rank %d at %s",
-				       r, addr);
-			goto out;
+		for (int k = 0; k < p->nstripes; k++) {
+			rc = wccl_connect(x->ctx, addr, x->cq, &p->eps[k]);
+			if (rc) {
+				rc = comm_fail(c, rc, r,
+					       "cannot connect to rank %d at %s",
+					       r, addr);
+				goto out;
+			}
 		}
-		WCCL_INFO(WCCL_SUB_COLL, "rank %d -> rank %d via %s", c->rank,
-			  r, addr);
+		p->ep = p->eps[0];
+		WCCL_INFO(WCCL_SUB_COLL, "rank %d -> rank %d via %s (%d %s)",
+			  c->rank, r, addr, p->nstripes,
+			  p->nstripes > 1 ? "connections" : "connection");
 	}
 	for (int r = c->rank + 1; r < c->nranks; r++) {
 		struct comm_peer *p = &c->peers[r];
-		int ms = (int)((deadline - wccl_now_ns()) / 1000000);
-		rc = wccl_endpoint_wait_established(p->ep, ms > 0 ? ms : 1);
-		if (rc) {
-			rc = comm_fail(c, rc, r, "connecting to rank %d: %s", r,
-				       wccl_endpoint_last_error(p->ep));
-			goto out;
+		for (int k = 0; k < p->nstripes; k++) {
+			int ms = (int)((deadline - wccl_now_ns()) / 1000000);
+			rc = wccl_endpoint_wait_established(p->eps[k],
+							    ms > 0 ? ms : 1);
+			if (rc) {
+				rc = comm_fail(c, rc, r,
+					       "connecting to rank %d: %s", r,
+					       wccl_endpoint_last_error(
+						       p->eps[k]));
+				goto out;
+			}
+			struct hello *h = &hello_out[r * COMM_MAX_STRIPES + k];
+			*h = (struct hello){ .magic = HELLO_MAGIC,
+					     .rank = (uint32_t)c->rank,
+					     .host_id = c->peers[c->rank]
+								.info.host_id,
+					     .stripe = (uint32_t)k };
+			rc = wccl_post_send(p->eps[k], h, sizeof(*h), NULL,
+					    (uint64_t)r);
+			if (rc)
+				goto out;
+			pending++;
 		}
-		hello_out[r] = (struct hello){ HELLO_MAGIC, (uint32_t)c->rank,
-					       c->peers[c->rank].info.host_id };
-		rc = wccl_post_send(p->ep, &hello_out[r], sizeof(hello_out[r]),
-				    NULL, (uint64_t)r);
-		if (rc)
-			goto out;
-		pending++;
 	}
 	/* Accept the lower ranks; each names itself in its first message. */
 	int n_unnamed = 0, named = 0;
-	while (named < c->rank || pending) {
+	while (named < to_name || pending) {
 		/* Name each accepted endpoint once its handshake is done. */
 		for (int k = 0; k < n_unnamed; k++) {
 			if (posted[k] || !unnamed[k])
@@ -297,7 +344,7 @@ int comm_connect_mesh(struct wccl_comm *c)
 		}
 		if (wccl_now_ns() > deadline) {
 			for (int r = 0; r < c->rank; r++)
-				if (!c->peers[r].ep) {
+				if (!c->peers[r].eps[c->peers[r].nstripes - 1]) {
 					rc = comm_fail(c, WCCL_ETIMEDOUT, r,
 						       "rank %d (host %s) never "
 						       "connected",
@@ -337,21 +384,26 @@ int comm_connect_mesh(struct wccl_comm *c)
 				    slot >= (uint64_t)n_unnamed ||
 				    h->magic != HELLO_MAGIC ||
 				    h->rank >= (uint32_t)c->rank ||
-				    c->peers[h->rank].ep) {
+				    h->stripe >=
+					    (uint32_t)c->peers[h->rank].nstripes ||
+				    c->peers[h->rank].eps[h->stripe]) {
 					rc = comm_fail(c, WCCL_EPROTO, -1,
 						       "bad hello from %s",
 						       wccl_endpoint_peer(
 							       wc[k].ep));
 					goto out;
 				}
-				c->peers[h->rank].ep = unnamed[slot];
+				struct comm_peer *from = &c->peers[h->rank];
+				from->eps[h->stripe] = unnamed[slot];
+				from->ep = from->eps[0];
 				unnamed[slot] = NULL; /* owned by peers[] now */
 				named++;
 			}
 		}
-		if (named < c->rank || pending)
+		if (named < to_name || pending)
 			usleep(50);
 	}
 out:
+	free(posted);
 	return rc;
 }
