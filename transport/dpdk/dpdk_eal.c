@@ -19,7 +19,9 @@
 #include <unistd.h>
 
 #include <rte_eal.h>
+#include <rte_cycles.h>
 #include <rte_lcore.h>
+#include <rte_random.h>
 
 #include "core/log.h"
 #include "core/params.h"
@@ -140,6 +142,10 @@ int dpdk_eal_init(void)
 	bool have_cpus = sched_getaffinity(0, sizeof(cpus), &cpus) == 0;
 	WCCL_INFO(WCCL_SUB_DPDK, "rte_eal_init: %s",
 		  wccl_param_str(WCCL_PARAM_DPDK_EAL));
+	/* rte_rand is seeded when the library loads: processes forked from
+	 * one parent (wccl-run, test_coll) would draw the same connection
+	 * ids and the same random vdev MACs (memif). Reseed per process. */
+	rte_srand(rte_rdtsc() ^ ((uint64_t)getpid() << 32));
 	int rc = rte_eal_init(argc, argv);
 	(void)lock; /* a server keeps its role socket until exit */
 	if (have_cpus)

@@ -52,10 +52,8 @@ static int dpdk_context_open(struct wccl_context **out)
 	char auto_ip[INET_ADDRSTRLEN];
 	const char *ip = wccl_param_str(WCCL_PARAM_DPDK_IP);
 	if (!ip || !*ip) { /* distinct per process on one host */
-		unsigned pid = (unsigned)getpid();
-		snprintf(auto_ip, sizeof(auto_ip), "10.%u.%u.%u",
-			 (pid >> 16) & 0xff, (pid >> 8) & 0xff,
-			 (pid & 0xff) ? pid & 0xff : 1);
+		struct in_addr a = { htonl(dpdk_auto_ip((uint32_t)getpid())) };
+		inet_ntop(AF_INET, &a, auto_ip, sizeof(auto_ip));
 		ip = auto_ip;
 	}
 	if (inet_pton(AF_INET, ip, &in) != 1) {
