@@ -48,7 +48,11 @@
 	STR(DPDK_EAL, "--no-huge -m 128 --no-shconf --file-prefix=wccl-%p --log-level=warning", "dpdk: EAL arguments (%p = pid; add --vdev=... or -a PCI; memif role=auto picks server or client)") \
 	INT(DPDK_PORT, 0, "dpdk: ethdev port id to use")                                      \
 	STR(DPDK_IP, "", "dpdk: this process's IPv4 address on the DPDK port (default: 10.x.y.z from the pid)") \
-	STR(DPDK_PEER_MAC, "", "dpdk: static neighbour MAC (default: broadcast until learned from the peer)") \
+	STR(DPDK_PEER_MAC, "", "dpdk: static MAC of every peer (no ARP; default: resolve by ARP)") \
+	STR(DPDK_NEIGH, "", "dpdk: static neighbours, IP=MAC[,IP=MAC...] (no ARP for these)") \
+	INT(DPDK_ARP, 1, "dpdk: 1 = resolve peers' MACs by ARP; 0 = broadcast until the peer answers (our IP is always answered)") \
+	INT(DPDK_ARP_TIMEOUT_MS, 3000, "dpdk: a peer whose MAC ARP has not found by then fails the connect (EHOSTUNREACH, IP named)") \
+	INT(DPDK_ARP_RETRY_MS, 200, "dpdk: interval between ARP requests while resolving, ms") \
 	INT(DPDK_UDP_PORT, 47000, "dpdk: UDP port of outgoing connections and the default listener") \
 	INT(DPDK_MTU, 1500, "dpdk: IP MTU; payload per packet is this minus 172 bytes of headers") \
 	INT(DPDK_WINDOW, 1024, "dpdk: packets in flight per connection and direction (send window)") \

@@ -29,6 +29,13 @@
 #define DPDK_TXQ_MAX 512u
 #define DPDK_ACCEPT_MAX 64u
 #define DPDK_L2L3_LEN (14u + 20u + 8u)
+#define DPDK_NEIGH_MAX 256u
+
+struct dpdk_neigh { /* one IPv4 -> MAC entry (dpdk_arp.c) */
+	uint32_t ip; /* network order; 0 = free */
+	bool known, is_static;
+	struct rte_ether_addr mac;
+};
 
 struct dpdk_mr {
 	struct wccl_mr base;
@@ -59,8 +66,10 @@ struct dpdk_ctx {
 	double rate_max, rate, tokens, burst;
 	uint64_t pace_ns;
 	uint32_t drop_every, drop_count;
-	bool swap, have_peer_mac;
+	bool swap, have_peer_mac, arp, announced;
 	struct rte_ether_addr peer_mac;
+	uint64_t arp_timeout_ns, arp_retry_ns;
+	struct dpdk_neigh neigh[DPDK_NEIGH_MAX];
 	uint32_t mr_gen, conn_gen;
 	struct dpdk_ep *eps[DPDK_EP_SLOTS];
 	struct dpdk_listener *listeners;
@@ -124,6 +133,8 @@ struct dpdk_ep {
 	struct rte_ether_addr peer_mac;
 	bool mac_known, ack_pending, sack_dirty;
 	uint64_t deadline_ns, syn_next_ns, last_rx_ns, last_tx_ns;
+	uint64_t arp_deadline_ns, arp_next_ns;
+	uint32_t arp_tries;
 	uint32_t depth, dmask, window, wmask, peer_wnd;
 
 	/* tx: operations and packets */
@@ -164,6 +175,7 @@ int dpdk_progress(struct dpdk_ctx *ctx);
 void dpdk_ep_service(struct dpdk_ep *ep);
 void dpdk_send_ctrl(struct dpdk_ep *ep, uint8_t type);
 void dpdk_tx_flush(struct dpdk_ctx *ctx);
+void dpdk_txq_push(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool data);
 int dpdk_post_send(struct wccl_endpoint *ep, const void *buf, size_t len,
 		   struct wccl_mr *mr, uint64_t cookie);
 int dpdk_post_recv(struct wccl_endpoint *ep, void *buf, size_t len,
@@ -175,6 +187,15 @@ int dpdk_post_write(struct wccl_endpoint *ep, const void *buf, size_t len,
 bool dpdk_ep_flush(struct dpdk_ep *ep, int err);
 int dpdk_ep_failf(struct dpdk_ep *ep, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* ---- dpdk_arp.c: neighbours (ARP, static entries) and ICMP echo ---- */
+struct dpdk_neigh *dpdk_neigh_find(struct dpdk_ctx *ctx, uint32_t ip,
+				   bool create);
+int dpdk_neigh_parse(struct dpdk_ctx *ctx, const char *spec);
+void dpdk_rx_arp(struct dpdk_ctx *ctx, struct rte_mbuf *m);
+bool dpdk_rx_icmp(struct dpdk_ctx *ctx, struct rte_mbuf *m);
+bool dpdk_ep_resolve(struct dpdk_ep *ep);
+void dpdk_arp_announce(struct dpdk_ctx *ctx);
 
 /* ---- dpdk_conn.c ---- */
 struct dpdk_ep *dpdk_ep_new(struct dpdk_ctx *ctx);

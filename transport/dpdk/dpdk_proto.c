@@ -85,7 +85,7 @@ bool dpdk_ep_flush(struct dpdk_ep *ep, int err)
 
 /* ---- frames ---- */
 
-static void txq_push(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool data)
+void dpdk_txq_push(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool data)
 {
 	if (data && ctx->drop_every &&
 	    ++ctx->drop_count % ctx->drop_every == 0) {
@@ -93,9 +93,11 @@ static void txq_push(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool data)
 		ctx->st.test_dropped++;
 		return;
 	}
-	const struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(
-		m, const struct rte_ipv4_hdr *, sizeof(struct rte_ether_hdr));
-	if (ip->dst_addr == ctx->ip) { /* to ourselves: software loopback */
+	const struct rte_ether_hdr *eth =
+		rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+	const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(eth + 1);
+	if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) &&
+	    ip->dst_addr == ctx->ip) { /* to ourselves: software loopback */
 		if (ctx->n_loopq == DPDK_TXQ_MAX) {
 			rte_pktmbuf_free(m);
 			ctx->st.tx_ring_full++;
@@ -236,7 +238,7 @@ void dpdk_send_ctrl(struct dpdk_ep *ep, uint8_t type)
 	}
 	struct rte_mbuf *m = ep_frame(ep, &h, NULL, 0);
 	if (m)
-		txq_push(ep->ctx, m, false);
+		dpdk_txq_push(ep->ctx, m, false);
 }
 
 /* RST to the sender of a packet that names no connection of ours. */
@@ -250,7 +252,7 @@ static void reply_rst(struct dpdk_ctx *ctx, const struct rte_ether_hdr *eth,
 	struct rte_mbuf *m =
 		build_frame(ctx, &eth->src_addr, sip, dport, sport, &h, NULL, 0);
 	if (m)
-		txq_push(ctx, m, false);
+		dpdk_txq_push(ctx, m, false);
 }
 
 /* ---- pacing ---- */
@@ -303,7 +305,7 @@ static bool send_pkt(struct dpdk_ep *ep, uint32_t seq, bool retx, bool paced)
 		ctx->st.retransmits++;
 	}
 	ctx->st.tx_data++;
-	txq_push(ctx, m, true);
+	dpdk_txq_push(ctx, m, true);
 	return true;
 }
 
@@ -623,7 +625,8 @@ void dpdk_ep_service(struct dpdk_ep *ep)
 			dpdk_ep_failf(ep, WCCL_ETIMEDOUT,
 				      "no answer to the connection request");
 		} else if (now >= ep->syn_next_ns &&
-			   (ctx->link_up || ep->peer_ip == ctx->ip)) {
+			   (ctx->link_up || ep->peer_ip == ctx->ip) &&
+			   dpdk_ep_resolve(ep)) {
 			dpdk_send_ctrl(ep, DPDK_PKT_SYN);
 			ep->syn_next_ns = now + SYN_EVERY_NS;
 		}
@@ -660,10 +663,19 @@ static void rx_frame(struct dpdk_ctx *ctx, struct rte_mbuf *m)
 		goto malformed;
 	const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *);
 	const struct rte_ether_hdr *eth = (const struct rte_ether_hdr *)p;
+	if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
+		dpdk_rx_arp(ctx, m);
+		rte_pktmbuf_free(m);
+		return;
+	}
 	if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4))
 		goto unknown;
 	const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(eth + 1);
-	if (ip->next_proto_id != IPPROTO_UDP || ip->dst_addr != ctx->ip)
+	if (ip->dst_addr != ctx->ip)
+		goto unknown;
+	if (ip->next_proto_id == IPPROTO_ICMP && dpdk_rx_icmp(ctx, m))
+		return; /* answered with the same mbuf */
+	if (ip->next_proto_id != IPPROTO_UDP)
 		goto unknown;
 	uint16_t tot = rte_be_to_cpu_16(ip->total_length);
 	if (ip->version_ihl != RTE_IPV4_VHL_DEF || tot < 28 ||
@@ -771,8 +783,11 @@ int dpdk_progress(struct dpdk_ctx *ctx)
 		memset(&link, 0, sizeof(link));
 		bool up = rte_eth_link_get_nowait(ctx->port, &link) == 0 &&
 			  link.link_status == RTE_ETH_LINK_UP;
-		if (up && !ctx->link_up)
+		if (up && !ctx->link_up) {
 			WCCL_INFO(WCCL_SUB_DPDK, "port %u link up", ctx->port);
+			ctx->link_up = true;
+			dpdk_arp_announce(ctx);
+		}
 		if (!up && ctx->link_up) {
 			/* On a point-to-point vdev (memif) this is the peer
 			 * process dying: fail its connections now rather than

@@ -99,6 +99,15 @@ static int dpdk_context_open(struct wccl_context **out)
 		}
 		ctx->have_peer_mac = true;
 	}
+	ctx->arp = wccl_param_int(WCCL_PARAM_DPDK_ARP) > 0;
+	v = wccl_param_int(WCCL_PARAM_DPDK_ARP_TIMEOUT_MS);
+	ctx->arp_timeout_ns = (uint64_t)(v > 10 ? v : 10) * 1000000ull;
+	v = wccl_param_int(WCCL_PARAM_DPDK_ARP_RETRY_MS);
+	ctx->arp_retry_ns = (uint64_t)(v > 1 ? v : 1) * 1000000ull;
+	if (dpdk_neigh_parse(ctx, wccl_param_str(WCCL_PARAM_DPDK_NEIGH))) {
+		free(ctx);
+		return WCCL_EINVAL;
+	}
 	ctx->mr_gen = 1;
 	int rc = dpdk_port_setup(ctx);
 	if (rc) {
@@ -123,7 +132,8 @@ static void dpdk_context_close(struct wccl_context *c)
 	WCCL_INFO(WCCL_SUB_DPDK,
 		  "stats: tx %llu rx %llu data %llu/%llu retx %llu (rto %llu "
 		  "fast %llu) malformed %llu unknown %llu dup %llu reordered "
-		  "%llu test-dropped %llu",
+		  "%llu test-dropped %llu arp rx %llu req %llu rep %llu "
+		  "conflicts %llu icmp-echo %llu",
 		  (unsigned long long)s->tx_pkts, (unsigned long long)s->rx_pkts,
 		  (unsigned long long)s->tx_data, (unsigned long long)s->rx_data,
 		  (unsigned long long)s->retransmits,
@@ -133,7 +143,12 @@ static void dpdk_context_close(struct wccl_context *c)
 		  (unsigned long long)s->rx_unknown,
 		  (unsigned long long)s->rx_dup,
 		  (unsigned long long)s->rx_reordered,
-		  (unsigned long long)s->test_dropped);
+		  (unsigned long long)s->test_dropped,
+		  (unsigned long long)s->arp_rx,
+		  (unsigned long long)s->arp_requests,
+		  (unsigned long long)s->arp_replies,
+		  (unsigned long long)s->arp_conflicts,
+		  (unsigned long long)s->icmp_echo);
 	/* Let FINs leave; the port and pool stay for a later context. */
 	for (int i = 0; i < 100 && ctx->n_txq; i++)
 		dpdk_tx_flush(ctx);
@@ -150,6 +165,20 @@ int dpdk_context_stats(struct wccl_context *c, struct dpdk_stats *st)
 	if (!c || !st || !c->prov || strcmp(c->prov->name, "dpdk"))
 		return WCCL_EINVAL;
 	*st = DPDK_CTX(c)->st;
+	return 0;
+}
+
+int dpdk_context_neigh(struct wccl_context *c, const char *ip, uint8_t mac[6])
+{
+	struct in_addr in;
+	if (!c || !ip || !mac || !c->prov || strcmp(c->prov->name, "dpdk") ||
+	    inet_pton(AF_INET, ip, &in) != 1)
+		return WCCL_EINVAL;
+	const struct dpdk_neigh *n = dpdk_neigh_find(DPDK_CTX(c), in.s_addr,
+						     false);
+	if (!n || !n->known)
+		return WCCL_EAGAIN;
+	memcpy(mac, n->mac.addr_bytes, 6);
 	return 0;
 }
 
