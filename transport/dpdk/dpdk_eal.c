@@ -58,7 +58,7 @@ static bool memif_served(const char *path, bool abstract)
 	return found;
 }
 
-/* Expand %p and resolve memif role=auto in @s (edited in place, room for
+/* Expand %p (pid) and %r (RANK, 0 if unset), resolve memif role=auto in @s (edited in place, room for
  * @cap bytes). Returns the server's role socket (kept open), or -1. */
 static int eal_expand(char *s, size_t cap)
 {
@@ -68,6 +68,12 @@ static int eal_expand(char *s, size_t cap)
 		if (p[0] == '%' && p[1] == 'p') {
 			o += (size_t)snprintf(tmp + o, sizeof(tmp) - o, "%d",
 					      (int)getpid());
+			p++;
+		} else if (p[0] == '%' && p[1] == 'r') {
+			/* The launcher's rank: one port per rank. */
+			const char *r = getenv("RANK");
+			o += (size_t)snprintf(tmp + o, sizeof(tmp) - o, "%d",
+					      r ? atoi(r) : 0);
 			p++;
 		} else {
 			tmp[o++] = *p;
