@@ -54,7 +54,7 @@
 	INT(DPDK_ARP_TIMEOUT_MS, 3000, "dpdk: a peer whose MAC ARP has not found by then fails the connect (EHOSTUNREACH, IP named)") \
 	INT(DPDK_ARP_RETRY_MS, 200, "dpdk: interval between ARP requests while resolving, ms") \
 	INT(DPDK_UDP_PORT, 47000, "dpdk: UDP port of outgoing connections and the default listener") \
-	INT(DPDK_MTU, 1500, "dpdk: IP MTU; payload per packet is this minus 172 bytes of headers") \
+	INT(DPDK_MTU, 1500, "dpdk: IP MTU, 576..9000 (jumbo: frames above 2 KiB are chained mbufs); payload per packet is this minus 172 bytes of headers") \
 	INT(DPDK_WINDOW, 1024, "dpdk: packets in flight per connection and direction (send window)") \
 	INT(DPDK_PACE_MBPS, 20000, "dpdk: pacing ceiling in Mbit/s; halves on loss, regrows on ACKs (0 = unpaced)") \
 	INT(DPDK_RTO_MIN_US, 2000, "dpdk: retransmission timeout floor, us (RFC 6298 srtt/rttvar above it)") \

@@ -26,6 +26,7 @@
 #include <wccl/transport.h>
 
 #include "transport/dpdk/dpdk_stats.h"
+#include "transport/dpdk/dpdk_wire.h"
 
 #define SERVER_IP "10.77.0.1"
 #define CLIENT_IP "10.77.0.2"
@@ -99,7 +100,8 @@ static void print_stats(struct wccl_context *ctx, struct dpdk_stats *st)
 	CHECK(dpdk_context_stats(ctx, st) == 0, "stats");
 	fprintf(stderr,
 		"[%s] tx %llu rx %llu retx %llu (rto %llu fast %llu) dup %llu "
-		"reordered %llu malformed %llu unknown %llu test-dropped %llu\n",
+		"reordered %llu malformed %llu unknown %llu test-dropped %llu "
+		"max-payload %llu chained %llu\n",
 		role, (unsigned long long)st->tx_pkts,
 		(unsigned long long)st->rx_pkts,
 		(unsigned long long)st->retransmits,
@@ -109,7 +111,9 @@ static void print_stats(struct wccl_context *ctx, struct dpdk_stats *st)
 		(unsigned long long)st->rx_reordered,
 		(unsigned long long)st->rx_malformed,
 		(unsigned long long)st->rx_unknown,
-		(unsigned long long)st->test_dropped);
+		(unsigned long long)st->test_dropped,
+		(unsigned long long)st->rx_max_frag,
+		(unsigned long long)st->rx_multiseg);
 }
 
 struct bad_case {
@@ -234,6 +238,18 @@ static int server(void)
 	CHECK(c.status == 0, "farewell %s", wccl_strerror(c.status));
 	struct dpdk_stats st;
 	print_stats(ctx, &st);
+	const char *mtu = getenv("WCCL_DPDK_MTU");
+	if (mtu && atoi(mtu) > 1500) {
+		/* Jumbo: full-size packets arrived, as chains of 2 KiB mbufs. */
+		uint64_t want = (uint64_t)atoi(mtu) - 28 - DPDK_WIRE_MAX_HDR;
+		CHECK(st.rx_max_frag == want,
+		      "largest payload %llu, want %llu (MTU %s)",
+		      (unsigned long long)st.rx_max_frag,
+		      (unsigned long long)want, mtu);
+		CHECK(st.rx_multiseg > 0, "no chained frame received");
+		CHECK(st.rx_dup < st.rx_data, "duplicate storm: %llu dups",
+		      (unsigned long long)st.rx_dup);
+	}
 	wccl_endpoint_close(ep);
 	wccl_listener_close(l);
 	wccl_mr_deregister(mr);
@@ -349,8 +365,10 @@ static pid_t spawn(const char *self, const char *who, const char *dir)
 	snprintf(sock, sizeof(sock), "%s/memif.sock", dir);
 	snprintf(eal, sizeof(eal),
 		 "--no-huge -m 128 --no-shconf --file-prefix=wccl-%s-%d "
-		 "--log-level=warning --vdev=net_memif0,role=%s,socket=%s",
-		 who, (int)getppid(), who, sock);
+		 "--log-level=warning --vdev=net_memif0,role=%s,socket=%s%s",
+		 who, (int)getppid(), who, sock,
+		 /* Jumbo: one memif descriptor per frame (see dpdk_eal.c). */
+		 getenv("WCCL_DPDK_MTU") ? ",bsize=9216" : "");
 	setenv("WCCL_DPDK_EAL", eal, 1);
 	setenv("WCCL_DPDK_IP", strcmp(who, "server") ? CLIENT_IP : SERVER_IP,
 	       1);

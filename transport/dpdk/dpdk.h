@@ -60,7 +60,7 @@ struct dpdk_ctx {
 	uint16_t udp_port;
 	bool link_up;
 	uint64_t link_check_ns, now;
-	uint32_t frag_max, window, depth;
+	uint32_t mtu, frag_max, window, depth;
 	uint64_t rto_min_ns, rto_max_ns, peer_timeout_ns;
 	/* pacing: token bucket in bytes, rate in bytes per us */
 	double rate_max, rate, tokens, burst;
@@ -112,7 +112,7 @@ struct dpdk_rxpost {
 
 struct dpdk_rxslot { /* a received packet waiting for its turn */
 	struct rte_mbuf *m;
-	const uint8_t *payload;
+	uint32_t poff; /* payload offset in m (may span segments) */
 	struct dpdk_wire_hdr h;
 };
 

@@ -31,6 +31,7 @@
 
 static int eal_state; /* 0 untried, 1 up, < 0 failed with this code */
 static bool port_started;
+static uint32_t port_frame; /* largest frame the port was set up for */
 static struct rte_mempool *eal_pool;
 
 /* Does a memif server listen on @path (abstract namespace unless the
@@ -187,6 +188,70 @@ int dpdk_eal_probe(void)
 	return t && !strcmp(t, "dpdk") ? 0 : WCCL_ENODEV;
 }
 
+/* MTU and offloads for frames of up to @frame bytes (without CRC). */
+static int dpdk_port_conf(struct dpdk_ctx *ctx, uint32_t frame,
+			  struct rte_eth_conf *conf)
+{
+	struct rte_eth_dev_info info;
+	int rc = rte_eth_dev_info_get(ctx->port, &info);
+	if (rc) {
+		WCCL_WARN(WCCL_SUB_DPDK, "port %u: no device info: %s",
+			  ctx->port, rte_strerror(-rc));
+		return WCCL_ENODEV;
+	}
+	uint32_t seg = RTE_MBUF_DEFAULT_DATAROOM;
+	if (frame > seg) {
+		if (!(info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS)) {
+			WCCL_WARN(WCCL_SUB_DPDK,
+				  "port %u (%s) cannot send multi-segment "
+				  "frames: WCCL_DPDK_MTU=%u needs %u-byte frames, "
+				  "an mbuf holds %u; lower WCCL_DPDK_MTU",
+				  ctx->port, info.driver_name, ctx->mtu, frame,
+				  seg);
+			return WCCL_EINVAL;
+		}
+		conf->txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+		if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER)
+			conf->rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
+	}
+	/* ethdev checks the MTU against max_rx_pktlen as well. */
+	uint32_t max_mtu = info.max_mtu ? info.max_mtu : UINT16_MAX;
+	if (info.max_rx_pktlen > RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN &&
+	    info.max_rx_pktlen - RTE_ETHER_HDR_LEN - RTE_ETHER_CRC_LEN < max_mtu)
+		max_mtu = info.max_rx_pktlen - RTE_ETHER_HDR_LEN -
+			  RTE_ETHER_CRC_LEN;
+	conf->rxmode.mtu = ctx->mtu;
+	if (ctx->mtu > max_mtu) {
+		/* memif reports 1500 but carries chained frames of any size;
+		 * elsewhere big frames may be dropped: say so. */
+		bool memif = !strcmp(info.driver_name, "net_memif");
+		/* DPDK 22.11's memif leaves MEMIF_DESC_FLAG_NEXT set on reused
+		 * descriptors: frames spanning several (bsize, default 2048)
+		 * arrive glued and repeated (a duplicate storm, seen at MTU
+		 * 9000). One descriptor per frame avoids it. */
+		if (memif && frame > 2048 &&
+		    !strstr(wccl_param_str(WCCL_PARAM_DPDK_EAL), "bsize="))
+			WCCL_WARN(WCCL_SUB_DPDK,
+				  "port %u (net_memif): %u-byte frames span "
+				  "memif descriptors, which this PMD mishandles; "
+				  "add bsize=%u to the vdev",
+				  ctx->port, frame, frame < 9216 ? 9216 : frame);
+		if (memif)
+			WCCL_INFO(WCCL_SUB_DPDK,
+				  "port %u (net_memif): MTU %u above the %u it "
+				  "reports, sent as chained descriptors",
+				  ctx->port, ctx->mtu, max_mtu);
+		else
+			WCCL_WARN(WCCL_SUB_DPDK,
+				  "port %u (%s) reports max MTU %u < "
+				  "WCCL_DPDK_MTU %u: larger frames may be dropped",
+				  ctx->port, info.driver_name, max_mtu,
+				  ctx->mtu);
+		conf->rxmode.mtu = (uint16_t)max_mtu;
+	}
+	return 0;
+}
+
 int dpdk_port_setup(struct dpdk_ctx *ctx)
 {
 	int rc = dpdk_eal_init();
@@ -200,13 +265,10 @@ int dpdk_port_setup(struct dpdk_ctx *ctx)
 		return WCCL_ENODEV;
 	}
 	ctx->port = (uint16_t)port;
-	uint32_t room = (uint32_t)ctx->frag_max + DPDK_WIRE_MAX_HDR +
-			DPDK_L2L3_LEN + RTE_PKTMBUF_HEADROOM;
-	if (room < RTE_MBUF_DEFAULT_BUF_SIZE)
-		room = RTE_MBUF_DEFAULT_BUF_SIZE;
+	/* Standard 2 KiB mbufs; a jumbo frame is a chain of them. */
 	if (!eal_pool) {
 		eal_pool = rte_pktmbuf_pool_create("wccl_pool", 16383, 256, 0,
-						   (uint16_t)room,
+						   RTE_MBUF_DEFAULT_BUF_SIZE,
 						   (int)rte_socket_id());
 		if (!eal_pool) {
 			WCCL_WARN(WCCL_SUB_DPDK, "mbuf pool: %s",
@@ -215,9 +277,21 @@ int dpdk_port_setup(struct dpdk_ctx *ctx)
 		}
 	}
 	ctx->pool = eal_pool;
+	uint32_t frame = ctx->frag_max + DPDK_WIRE_MAX_HDR + DPDK_L2L3_LEN;
+	if (port_started && frame > port_frame) {
+		WCCL_WARN(WCCL_SUB_DPDK,
+			  "port %u was set up for %u-byte frames; "
+			  "WCCL_DPDK_MTU=%u needs %u (one MTU per process)",
+			  ctx->port, port_frame, ctx->mtu, frame);
+		return WCCL_EINVAL;
+	}
 	if (!port_started) {
 		struct rte_eth_conf conf;
 		memset(&conf, 0, sizeof(conf));
+		rc = dpdk_port_conf(ctx, frame, &conf);
+		if (rc)
+			return rc;
+		port_frame = frame;
 		rc = rte_eth_dev_configure(ctx->port, 1, 1, &conf);
 		uint16_t nrx = 1024, ntx = 1024;
 		if (!rc)
@@ -238,7 +312,9 @@ int dpdk_port_setup(struct dpdk_ctx *ctx)
 		if (rc) {
 			WCCL_WARN(WCCL_SUB_DPDK, "port %u setup: %s",
 				  ctx->port, rte_strerror(-rc));
-			return WCCL_ENODEV;
+			/* A configuration we got wrong is an error, not a
+			 * missing device (tests would skip over it). */
+			return rc == -EINVAL ? WCCL_EINVAL : WCCL_ENODEV;
 		}
 		rte_eth_promiscuous_enable(ctx->port);
 		port_started = true;

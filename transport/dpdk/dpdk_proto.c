@@ -148,8 +148,15 @@ static struct rte_mbuf *build_frame(struct dpdk_ctx *ctx,
 	if (!m)
 		return NULL;
 	size_t hs = dpdk_wire_hdr_size(h);
-	uint16_t total = (uint16_t)(DPDK_L2L3_LEN + hs + plen);
-	uint8_t *p = (uint8_t *)rte_pktmbuf_append(m, total);
+	uint16_t hdr = (uint16_t)(DPDK_L2L3_LEN + hs);
+	uint16_t total = (uint16_t)(hdr + plen);
+	/* Headers and what fits in the first segment; the rest of a jumbo
+	 * payload goes in chained segments (the port was checked for
+	 * multi-segment TX when the MTU needs it). */
+	uint16_t room = rte_pktmbuf_tailroom(m);
+	uint16_t first = room <= hdr ? 0
+		       : (plen < room - hdr ? plen : (uint16_t)(room - hdr));
+	uint8_t *p = (uint8_t *)rte_pktmbuf_append(m, (uint16_t)(hdr + first));
 	if (!p) {
 		rte_pktmbuf_free(m);
 		return NULL;
@@ -175,8 +182,25 @@ static struct rte_mbuf *build_frame(struct dpdk_ctx *ctx,
 	udp->dgram_cksum = 0;
 	uint8_t *w = (uint8_t *)(udp + 1);
 	dpdk_wire_encode(h, w);
-	if (plen)
-		memcpy(w + hs, payload, plen);
+	if (first)
+		memcpy(w + hs, payload, first);
+	for (uint16_t done = first; done < plen;) {
+		struct rte_mbuf *s = rte_pktmbuf_alloc(ctx->pool);
+		if (!s) {
+			rte_pktmbuf_free(m);
+			return NULL;
+		}
+		uint16_t n = rte_pktmbuf_tailroom(s);
+		if (n > plen - done)
+			n = (uint16_t)(plen - done);
+		memcpy(rte_pktmbuf_append(s, n), payload + done, n);
+		if (rte_pktmbuf_chain(m, s)) {
+			rte_pktmbuf_free(s);
+			rte_pktmbuf_free(m);
+			return NULL;
+		}
+		done = (uint16_t)(done + n);
+	}
 	return m;
 }
 
@@ -468,8 +492,8 @@ static void check_rto(struct dpdk_ep *ep)
 
 /* ---- receive ---- */
 
-static void rx_data(struct dpdk_ep *ep, struct rte_mbuf *m,
-		    const uint8_t *payload, const struct dpdk_wire_hdr *h)
+static void rx_data(struct dpdk_ep *ep, struct rte_mbuf *m, uint32_t poff,
+		    const struct dpdk_wire_hdr *h)
 {
 	struct dpdk_ctx *ctx = ep->ctx;
 	ep->ack_pending = true;
@@ -492,7 +516,7 @@ static void rx_data(struct dpdk_ep *ep, struct rte_mbuf *m,
 	if (h->seq != ep->rcv_high)
 		ctx->st.rx_reordered++; /* a gap opened or a hole filled */
 	sl->m = m;
-	sl->payload = payload;
+	sl->poff = poff;
 	sl->h = *h;
 	if (dpdk_seq_lt(ep->rcv_high, h->seq + 1))
 		ep->rcv_high = h->seq + 1;
@@ -541,8 +565,18 @@ static int rx_apply(struct dpdk_ep *ep, struct dpdk_rxslot *sl)
 	if (last && (cq->count >= cq->cap ||
 		     (ep->cur_status && ep->n_rej == DPDK_WIRE_MAX_REJ)))
 		return WCCL_EAGAIN;
-	if (!ep->cur_status && h->frag_len)
-		memcpy(ep->cur_dest + h->offset, sl->payload, h->frag_len);
+	if (!ep->cur_status && h->frag_len) {
+		/* Copied straight into place, across segments if chained. */
+		uint8_t *dst = ep->cur_dest + h->offset;
+		const void *src = rte_pktmbuf_read(sl->m, sl->poff, h->frag_len,
+						   dst);
+		if (!src)
+			return dpdk_ep_failf(ep, WCCL_EPROTO,
+					     "packet %u shorter than its "
+					     "fragment", h->seq);
+		if (src != dst)
+			memcpy(dst, src, h->frag_len);
+	}
 	if (!last)
 		return 0;
 	struct wccl_completion c = { .ep = &ep->base,
@@ -659,9 +693,15 @@ void dpdk_ep_service(struct dpdk_ep *ep)
 static void rx_frame(struct dpdk_ctx *ctx, struct rte_mbuf *m)
 {
 	ctx->st.rx_pkts++;
-	if (m->nb_segs != 1 || m->data_len < DPDK_L2L3_LEN)
+	uint32_t flen = m->pkt_len;
+	if (flen < DPDK_L2L3_LEN || m->data_len < DPDK_L2L3_LEN)
 		goto malformed;
-	const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *);
+	if (m->nb_segs > 1)
+		ctx->st.rx_multiseg++;
+	/* The headers, contiguous (copied only if a chain splits them). */
+	uint8_t hbuf[DPDK_L2L3_LEN + DPDK_WIRE_MAX_HDR];
+	const uint8_t *p = rte_pktmbuf_read(
+		m, 0, flen < sizeof(hbuf) ? flen : (uint32_t)sizeof(hbuf), hbuf);
 	const struct rte_ether_hdr *eth = (const struct rte_ether_hdr *)p;
 	if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
 		dpdk_rx_arp(ctx, m);
@@ -678,8 +718,7 @@ static void rx_frame(struct dpdk_ctx *ctx, struct rte_mbuf *m)
 	if (ip->next_proto_id != IPPROTO_UDP)
 		goto unknown;
 	uint16_t tot = rte_be_to_cpu_16(ip->total_length);
-	if (ip->version_ihl != RTE_IPV4_VHL_DEF || tot < 28 ||
-	    tot > m->data_len - 14 ||
+	if (ip->version_ihl != RTE_IPV4_VHL_DEF || tot < 28 || tot > flen - 14 ||
 	    (rte_be_to_cpu_16(ip->fragment_offset) &
 	     (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)))
 		goto malformed;
@@ -688,6 +727,8 @@ static void rx_frame(struct dpdk_ctx *ctx, struct rte_mbuf *m)
 	if (ulen < 8 || ulen > tot - 20)
 		goto malformed;
 	const uint8_t *w = (const uint8_t *)(udp + 1);
+	/* hbuf holds min(ulen - 8, DPDK_WIRE_MAX_HDR) bytes at w: all the
+	 * decoder reads; it checks frag_len against the full ulen - 8. */
 	uint16_t sport = rte_be_to_cpu_16(udp->src_port);
 	uint16_t dport = rte_be_to_cpu_16(udp->dst_port);
 	struct dpdk_wire_hdr h;
@@ -739,7 +780,9 @@ static void rx_frame(struct dpdk_ctx *ctx, struct rte_mbuf *m)
 		if (ep->state != DPDK_EP_READY)
 			break;
 		rx_ack(ep, &h);
-		rx_data(ep, m, w + hs, &h);
+		if (h.frag_len > ctx->st.rx_max_frag)
+			ctx->st.rx_max_frag = h.frag_len;
+		rx_data(ep, m, DPDK_L2L3_LEN + (uint32_t)hs, &h);
 		return;
 	case DPDK_PKT_FIN:
 		if (ep->tx_done == ep->tx_post && ep->rq_done == ep->rq_post) {

@@ -65,10 +65,13 @@ static int dpdk_context_open(struct wccl_context **out)
 	int64_t v = wccl_param_int(WCCL_PARAM_DPDK_UDP_PORT);
 	ctx->udp_port = (uint16_t)(v > 0 && v < 65536 ? v : 47000);
 	v = wccl_param_int(WCCL_PARAM_DPDK_MTU);
-	if (v < 576)
-		v = 576;
-	if (v > 9000)
-		v = 9000;
+	if (v < 576 || v > 9000) {
+		WCCL_WARN(WCCL_SUB_DPDK, "WCCL_DPDK_MTU=%lld: want 576..9000",
+			  (long long)v);
+		free(ctx);
+		return WCCL_EINVAL;
+	}
+	ctx->mtu = (uint32_t)v;
 	ctx->frag_max = (uint32_t)v - 28u - DPDK_WIRE_MAX_HDR;
 	ctx->window = pow2_clamp(wccl_param_int(WCCL_PARAM_DPDK_WINDOW), 16,
 				 32768);
