@@ -60,6 +60,8 @@
 	INT(DPDK_RTO_MIN_US, 2000, "dpdk: retransmission timeout floor, us (RFC 6298 srtt/rttvar above it)") \
 	INT(DPDK_PEER_TIMEOUT_MS, 10000, "dpdk: a peer silent this long counts as lost (keepalives every quarter)") \
 	INT(DPDK_TEST_DROP, 0, "dpdk test hook: drop every Nth transmitted data packet (0 = off)") \
+	INT(DPDK_UDP_CSUM, 1, "dpdk: 1 = UDP checksums on sent packets (offloaded when the port can, else software); received ones are always checked") \
+	INT(DPDK_TEST_CORRUPT, 0, "dpdk test hook: flip a bit in every Nth transmitted data packet after its checksum (0 = off; forces software checksums)") \
 	INT(DPDK_TEST_SWAP, 0, "dpdk test hook: 1 = swap adjacent transmitted packets (reorder)") \
 	STR(VERBS_DEVICE, "", "RDMA device for verbs (default: the one owning VERBS_ADDR, else the first with a local IPv4 GID)") \
 	STR(VERBS_ADDR, "", "verbs: local IPv4 address to listen and connect from (default: the device's first)") \

@@ -101,7 +101,7 @@ static void print_stats(struct wccl_context *ctx, struct dpdk_stats *st)
 	fprintf(stderr,
 		"[%s] tx %llu rx %llu retx %llu (rto %llu fast %llu) dup %llu "
 		"reordered %llu malformed %llu unknown %llu test-dropped %llu "
-		"max-payload %llu chained %llu\n",
+		"max-payload %llu chained %llu bad-csum %llu corrupted %llu\n",
 		role, (unsigned long long)st->tx_pkts,
 		(unsigned long long)st->rx_pkts,
 		(unsigned long long)st->retransmits,
@@ -113,7 +113,9 @@ static void print_stats(struct wccl_context *ctx, struct dpdk_stats *st)
 		(unsigned long long)st->rx_unknown,
 		(unsigned long long)st->test_dropped,
 		(unsigned long long)st->rx_max_frag,
-		(unsigned long long)st->rx_multiseg);
+		(unsigned long long)st->rx_multiseg,
+		(unsigned long long)st->rx_bad_csum,
+		(unsigned long long)st->test_corrupted);
 }
 
 struct bad_case {
@@ -238,6 +240,9 @@ static int server(void)
 	CHECK(c.status == 0, "farewell %s", wccl_strerror(c.status));
 	struct dpdk_stats st;
 	print_stats(ctx, &st);
+	const char *corrupt = getenv("WCCL_DPDK_TEST_CORRUPT");
+	if (corrupt && atoi(corrupt) > 0) /* the client flipped bits */
+		CHECK(st.rx_bad_csum > 0, "corruption injected, none caught");
 	const char *mtu = getenv("WCCL_DPDK_MTU");
 	if (mtu && atoi(mtu) > 1500) {
 		/* Jumbo: full-size packets arrived, as chains of 2 KiB mbufs. */
@@ -349,6 +354,10 @@ static int client(void)
 	if (drop && atoi(drop) > 0)
 		CHECK(st.retransmits > 0 && st.test_dropped > 0,
 		      "loss injected but no retransmission");
+	const char *corrupt = getenv("WCCL_DPDK_TEST_CORRUPT");
+	if (corrupt && atoi(corrupt) > 0)
+		CHECK(st.retransmits > 0 && st.test_corrupted > 0,
+		      "corruption injected but no retransmission");
 	wccl_endpoint_close(ep);
 	wccl_cq_destroy(cq);
 	wccl_context_close(ctx);

@@ -65,7 +65,8 @@ struct dpdk_ctx {
 	/* pacing: token bucket in bytes, rate in bytes per us */
 	double rate_max, rate, tokens, burst;
 	uint64_t pace_ns;
-	uint32_t drop_every, drop_count;
+	uint32_t drop_every, drop_count, corrupt_every, corrupt_count;
+	bool udp_csum, tx_csum_hw, rx_csum_hw; /* checksums: offloaded? */
 	bool swap, have_peer_mac, arp, announced;
 	struct rte_ether_addr peer_mac;
 	uint64_t arp_timeout_ns, arp_retry_ns;

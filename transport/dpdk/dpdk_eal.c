@@ -32,6 +32,7 @@
 static int eal_state; /* 0 untried, 1 up, < 0 failed with this code */
 static bool port_started;
 static uint32_t port_frame; /* largest frame the port was set up for */
+static bool port_tx_csum, port_rx_csum; /* checksum offloads enabled */
 static struct rte_mempool *eal_pool;
 
 /* Does a memif server listen on @path (abstract namespace unless the
@@ -214,6 +215,21 @@ static int dpdk_port_conf(struct dpdk_ctx *ctx, uint32_t frame,
 		if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER)
 			conf->rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
 	}
+	/* Checksums: the device computes / checks them when it says it
+	 * can (both IPv4 and UDP), software otherwise. The corruption test
+	 * hook needs software TX checksums (hardware would cover the
+	 * corrupted bytes). */
+	const uint64_t tx_ck = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM |
+			       RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+	const uint64_t rx_ck = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM |
+			       RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+	port_tx_csum = (info.tx_offload_capa & tx_ck) == tx_ck &&
+		       !ctx->corrupt_every;
+	port_rx_csum = (info.rx_offload_capa & rx_ck) == rx_ck;
+	if (port_tx_csum)
+		conf->txmode.offloads |= tx_ck;
+	if (port_rx_csum)
+		conf->rxmode.offloads |= rx_ck;
 	/* ethdev checks the MTU against max_rx_pktlen as well. */
 	uint32_t max_mtu = info.max_mtu ? info.max_mtu : UINT16_MAX;
 	if (info.max_rx_pktlen > RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN &&
@@ -320,6 +336,8 @@ int dpdk_port_setup(struct dpdk_ctx *ctx)
 		port_started = true;
 	}
 	rte_eth_macaddr_get(ctx->port, &ctx->mac);
+	ctx->tx_csum_hw = port_tx_csum && !ctx->corrupt_every;
+	ctx->rx_csum_hw = port_rx_csum;
 	return 0;
 }
 

@@ -107,6 +107,14 @@ void dpdk_txq_push(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool data)
 		ctx->st.tx_pkts++;
 		return;
 	}
+	if (data && ctx->corrupt_every &&
+	    ++ctx->corrupt_count % ctx->corrupt_every == 0) {
+		/* Test hook: one flipped bit after the checksum, on the wire
+		 * path only; the receiver must drop the frame. */
+		struct rte_mbuf *last = rte_pktmbuf_lastseg(m);
+		rte_pktmbuf_mtod(last, uint8_t *)[last->data_len - 1] ^= 0x10;
+		ctx->st.test_corrupted++;
+	}
 	if (ctx->n_txq == DPDK_TXQ_MAX) {
 		dpdk_tx_flush(ctx);
 		if (ctx->n_txq == DPDK_TXQ_MAX) {
@@ -135,6 +143,41 @@ void dpdk_tx_flush(struct dpdk_ctx *ctx)
 		memmove(ctx->txq, ctx->txq + sent,
 			(ctx->n_txq - sent) * sizeof(ctx->txq[0]));
 	ctx->n_txq -= sent;
+}
+
+/* One's complement sum of the UDP datagram (@ulen bytes after the IPv4
+ * header of @m, across segments) and its pseudo header; 0xffff = valid. */
+static uint16_t udp_sum(const struct rte_mbuf *m, const struct rte_ipv4_hdr *ip,
+			uint32_t ulen)
+{
+	uint16_t raw;
+	if (rte_raw_cksum_mbuf(m, DPDK_L2L3_LEN - 8u, ulen, &raw))
+		return 0;
+	uint32_t s = (uint32_t)raw + rte_ipv4_phdr_cksum(ip, 0);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)s;
+}
+
+/* Checksums of a received frame: what the device vouched for, the rest
+ * in software. A zero UDP checksum means none was sent (RFC 768). */
+static bool csum_ok(const struct dpdk_ctx *ctx, const struct rte_mbuf *m,
+		    const struct rte_ipv4_hdr *ip, uint16_t ulen)
+{
+	bool ip_good = false, l4_good = false;
+	if (ctx->rx_csum_hw) {
+		uint64_t ipf = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+		uint64_t l4f = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+		if (ipf == RTE_MBUF_F_RX_IP_CKSUM_BAD ||
+		    l4f == RTE_MBUF_F_RX_L4_CKSUM_BAD)
+			return false;
+		ip_good = ipf == RTE_MBUF_F_RX_IP_CKSUM_GOOD;
+		l4_good = l4f == RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+	}
+	if (!ip_good && rte_raw_cksum(ip, sizeof(*ip)) != 0xffff)
+		return false;
+	const struct rte_udp_hdr *udp = (const struct rte_udp_hdr *)(ip + 1);
+	return l4_good || !udp->dgram_cksum || udp_sum(m, ip, ulen) == 0xffff;
 }
 
 /* An Ethernet/IPv4/UDP frame around @h and @plen payload bytes. */
@@ -174,7 +217,6 @@ static struct rte_mbuf *build_frame(struct dpdk_ctx *ctx,
 	ip->next_proto_id = IPPROTO_UDP;
 	ip->src_addr = ctx->ip;
 	ip->dst_addr = dip;
-	ip->hdr_checksum = rte_ipv4_cksum(ip);
 	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
 	udp->src_port = rte_cpu_to_be_16(sport);
 	udp->dst_port = rte_cpu_to_be_16(dport);
@@ -200,6 +242,21 @@ static struct rte_mbuf *build_frame(struct dpdk_ctx *ctx,
 			return NULL;
 		}
 		done = (uint16_t)(done + n);
+	}
+	if (ctx->tx_csum_hw) {
+		m->l2_len = sizeof(struct rte_ether_hdr);
+		m->l3_len = sizeof(struct rte_ipv4_hdr);
+		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
+		if (ctx->udp_csum) {
+			m->ol_flags |= RTE_MBUF_F_TX_UDP_CKSUM;
+			udp->dgram_cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
+		}
+	} else {
+		ip->hdr_checksum = rte_ipv4_cksum(ip);
+		if (ctx->udp_csum) {
+			uint16_t c = (uint16_t)~udp_sum(m, ip, total - 34u);
+			udp->dgram_cksum = c ? c : 0xffff; /* RFC 768 */
+		}
 	}
 	return m;
 }
@@ -690,7 +747,9 @@ void dpdk_ep_service(struct dpdk_ep *ep)
 
 /* ---- demultiplexing ---- */
 
-static void rx_frame(struct dpdk_ctx *ctx, struct rte_mbuf *m)
+/* @local: from our own software loopback (checksums not filled in when
+ * offloaded, and nothing to verify). */
+static void rx_frame(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool local)
 {
 	ctx->st.rx_pkts++;
 	uint32_t flen = m->pkt_len;
@@ -726,6 +785,11 @@ static void rx_frame(struct dpdk_ctx *ctx, struct rte_mbuf *m)
 	uint16_t ulen = rte_be_to_cpu_16(udp->dgram_len);
 	if (ulen < 8 || ulen > tot - 20)
 		goto malformed;
+	if (!local && !csum_ok(ctx, m, ip, ulen)) {
+		ctx->st.rx_bad_csum++;
+		rte_pktmbuf_free(m);
+		return;
+	}
 	const uint8_t *w = (const uint8_t *)(udp + 1);
 	/* hbuf holds min(ulen - 8, DPDK_WIRE_MAX_HDR) bytes at w: all the
 	 * decoder reads; it checks frag_len against the full ulen - 8. */
@@ -853,7 +917,7 @@ int dpdk_progress(struct dpdk_ctx *ctx)
 	for (int round = 0; round < 8; round++) {
 		uint16_t n = rte_eth_rx_burst(ctx->port, 0, pkts, DPDK_BURST);
 		for (uint16_t i = 0; i < n; i++)
-			rx_frame(ctx, pkts[i]);
+			rx_frame(ctx, pkts[i], false);
 		if (n < DPDK_BURST)
 			break;
 	}
@@ -863,7 +927,7 @@ int dpdk_progress(struct dpdk_ctx *ctx)
 		memcpy(loop, ctx->loopq, n * sizeof(loop[0]));
 		ctx->n_loopq = 0;
 		for (uint32_t i = 0; i < n; i++)
-			rx_frame(ctx, loop[i]);
+			rx_frame(ctx, loop[i], true);
 	}
 	for (uint32_t i = 0; i < DPDK_EP_SLOTS; i++)
 		if (ctx->eps[i])

@@ -91,6 +91,9 @@ static int dpdk_context_open(struct wccl_context **out)
 	ctx->tokens = ctx->burst;
 	v = wccl_param_int(WCCL_PARAM_DPDK_TEST_DROP);
 	ctx->drop_every = v > 0 ? (uint32_t)v : 0;
+	v = wccl_param_int(WCCL_PARAM_DPDK_TEST_CORRUPT);
+	ctx->corrupt_every = v > 0 ? (uint32_t)v : 0;
+	ctx->udp_csum = wccl_param_int(WCCL_PARAM_DPDK_UDP_CSUM) > 0;
 	ctx->swap = wccl_param_int(WCCL_PARAM_DPDK_TEST_SWAP) > 0;
 	const char *mac = wccl_param_str(WCCL_PARAM_DPDK_PEER_MAC);
 	if (mac && *mac) {
@@ -121,9 +124,13 @@ static int dpdk_context_open(struct wccl_context **out)
 	ctx_open = true;
 	WCCL_INFO(WCCL_SUB_DPDK,
 		  "context: port %u mac " RTE_ETHER_ADDR_PRT_FMT
-		  " ip %s udp %u, %u B/packet, window %u, depth %u",
+		  " ip %s udp %u, %u B/packet, window %u, depth %u, checksums "
+		  "tx %s rx %s%s",
 		  ctx->port, RTE_ETHER_ADDR_BYTES(&ctx->mac), ip, ctx->udp_port,
-		  ctx->frag_max, ctx->window, ctx->depth);
+		  ctx->frag_max, ctx->window, ctx->depth,
+		  ctx->tx_csum_hw ? "offloaded" : "software",
+		  ctx->rx_csum_hw ? "offloaded" : "software",
+		  ctx->udp_csum ? "" : " (UDP checksum off)");
 	*out = &ctx->base;
 	return 0;
 }
@@ -135,7 +142,7 @@ static void dpdk_context_close(struct wccl_context *c)
 	WCCL_INFO(WCCL_SUB_DPDK,
 		  "stats: tx %llu rx %llu data %llu/%llu retx %llu (rto %llu "
 		  "fast %llu) malformed %llu unknown %llu dup %llu reordered "
-		  "%llu test-dropped %llu arp rx %llu req %llu rep %llu "
+		  "%llu bad-csum %llu test-dropped %llu test-corrupted %llu arp rx %llu req %llu rep %llu "
 		  "conflicts %llu icmp-echo %llu",
 		  (unsigned long long)s->tx_pkts, (unsigned long long)s->rx_pkts,
 		  (unsigned long long)s->tx_data, (unsigned long long)s->rx_data,
@@ -146,7 +153,9 @@ static void dpdk_context_close(struct wccl_context *c)
 		  (unsigned long long)s->rx_unknown,
 		  (unsigned long long)s->rx_dup,
 		  (unsigned long long)s->rx_reordered,
+		  (unsigned long long)s->rx_bad_csum,
 		  (unsigned long long)s->test_dropped,
+		  (unsigned long long)s->test_corrupted,
 		  (unsigned long long)s->arp_rx,
 		  (unsigned long long)s->arp_requests,
 		  (unsigned long long)s->arp_replies,
