@@ -18,6 +18,7 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <stdbool.h>
+#include <stdlib.h>
 
 #include "dpdk_stats.h"
 #include "dpdk_wire.h"
@@ -37,9 +38,13 @@ struct dpdk_neigh { /* one IPv4 -> MAC entry (dpdk_arp.c) */
 	struct rte_ether_addr mac;
 };
 
+/* A registered region. shinfo counts the references that keep this
+ * struct alive: 1 while registered, 1 per queued operation that may send
+ * from it, 1 per mbuf attached to it (zero-copy TX); the last one frees. */
 struct dpdk_mr {
 	struct wccl_mr base;
 	uint32_t slot;
+	struct rte_mbuf_ext_shared_info shinfo;
 };
 
 struct dpdk_cq {
@@ -61,6 +66,7 @@ struct dpdk_ctx {
 	bool link_up;
 	uint64_t link_check_ns, now;
 	uint32_t mtu, frag_max, window, depth;
+	uint32_t zcopy_min; /* payloads >= this go zero-copy; 0 = never */
 	uint64_t rto_min_ns, rto_max_ns, peer_timeout_ns;
 	/* pacing: token bucket in bytes, rate in bytes per us */
 	double rate_max, rate, tokens, burst;
@@ -93,6 +99,7 @@ struct dpdk_listener {
 
 struct dpdk_txop {
 	const uint8_t *buf;
+	struct dpdk_mr *zmr; /* registered source: payload sent zero-copy */
 	uint64_t len, cookie, key, roff;
 	uint32_t imm;
 	int32_t status;
@@ -216,6 +223,12 @@ static inline bool dpdk_cq_push(struct dpdk_cq *cq,
 	cq->ring[at] = *c;
 	cq->count++;
 	return true;
+}
+
+static inline void dpdk_mr_unref(struct dpdk_mr *mr)
+{
+	if (rte_mbuf_ext_refcnt_update(&mr->shinfo, -1) == 0)
+		free(mr);
 }
 
 static inline struct dpdk_mr *dpdk_mr_lookup(struct dpdk_ctx *ctx,

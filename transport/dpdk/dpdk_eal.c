@@ -33,6 +33,7 @@ static int eal_state; /* 0 untried, 1 up, < 0 failed with this code */
 static bool port_started;
 static uint32_t port_frame; /* largest frame the port was set up for */
 static bool port_tx_csum, port_rx_csum; /* checksum offloads enabled */
+static bool port_zcopy; /* zero-copy TX possible on this port */
 static struct rte_mempool *eal_pool;
 
 /* Does a memif server listen on @path (abstract namespace unless the
@@ -230,6 +231,28 @@ static int dpdk_port_conf(struct dpdk_ctx *ctx, uint32_t frame,
 		conf->txmode.offloads |= tx_ck;
 	if (port_rx_csum)
 		conf->rxmode.offloads |= rx_ck;
+	/* Zero-copy TX attaches registered user memory, which has no DMA
+	 * address: only for ports whose driver copies by CPU, and only with
+	 * multi-segment TX. memif chains need one descriptor per frame
+	 * (bsize above the 2 KiB mbuf, see below). */
+	const char *drv = info.driver_name;
+	const char *eal = wccl_param_str(WCCL_PARAM_DPDK_EAL);
+	const char *bs = strstr(eal, "bsize=");
+	bool cpu_copy = !strcmp(drv, "net_memif") ||
+			!strcmp(drv, "net_af_packet") || !strcmp(drv, "net_ring");
+	const char *why = NULL;
+	if (!cpu_copy)
+		why = "the device would need DMA-mapped user memory";
+	else if (!(info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS))
+		why = "no multi-segment TX";
+	else if (!strcmp(drv, "net_memif") && (!bs || atoi(bs + 6) <= 2048))
+		why = "memif needs bsize= above 2048 for chained frames";
+	port_zcopy = !why;
+	if (why && ctx->zcopy_min)
+		WCCL_INFO(WCCL_SUB_DPDK, "port %u (%s): zero-copy TX off: %s",
+			  ctx->port, drv, why);
+	if (port_zcopy && ctx->zcopy_min)
+		conf->txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
 	/* ethdev checks the MTU against max_rx_pktlen as well. */
 	uint32_t max_mtu = info.max_mtu ? info.max_mtu : UINT16_MAX;
 	if (info.max_rx_pktlen > RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN &&
@@ -338,6 +361,8 @@ int dpdk_port_setup(struct dpdk_ctx *ctx)
 	rte_eth_macaddr_get(ctx->port, &ctx->mac);
 	ctx->tx_csum_hw = port_tx_csum && !ctx->corrupt_every;
 	ctx->rx_csum_hw = port_rx_csum;
+	if (!port_zcopy)
+		ctx->zcopy_min = 0;
 	return 0;
 }
 

@@ -66,6 +66,10 @@ bool dpdk_ep_flush(struct dpdk_ep *ep, int err)
 		};
 		if (!dpdk_cq_push(cq, &c))
 			return false;
+		if (op->zmr) {
+			dpdk_mr_unref(op->zmr);
+			op->zmr = NULL;
+		}
 		ep->tx_done++;
 	}
 	ep->tx_seg_op = ep->tx_post;
@@ -112,6 +116,8 @@ void dpdk_txq_push(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool data)
 		/* Test hook: one flipped bit after the checksum, on the wire
 		 * path only; the receiver must drop the frame. */
 		struct rte_mbuf *last = rte_pktmbuf_lastseg(m);
+		if (RTE_MBUF_HAS_EXTBUF(last)) /* never the sender's memory */
+			last = m;
 		rte_pktmbuf_mtod(last, uint8_t *)[last->data_len - 1] ^= 0x10;
 		ctx->st.test_corrupted++;
 	}
@@ -185,7 +191,8 @@ static struct rte_mbuf *build_frame(struct dpdk_ctx *ctx,
 				    const struct rte_ether_addr *dmac,
 				    uint32_t dip, uint16_t sport, uint16_t dport,
 				    const struct dpdk_wire_hdr *h,
-				    const uint8_t *payload, uint16_t plen)
+				    const uint8_t *payload, uint16_t plen,
+				    struct dpdk_mr *zmr)
 {
 	struct rte_mbuf *m = rte_pktmbuf_alloc(ctx->pool);
 	if (!m)
@@ -197,7 +204,7 @@ static struct rte_mbuf *build_frame(struct dpdk_ctx *ctx,
 	 * payload goes in chained segments (the port was checked for
 	 * multi-segment TX when the MTU needs it). */
 	uint16_t room = rte_pktmbuf_tailroom(m);
-	uint16_t first = room <= hdr ? 0
+	uint16_t first = room <= hdr || zmr ? 0
 		       : (plen < room - hdr ? plen : (uint16_t)(room - hdr));
 	uint8_t *p = (uint8_t *)rte_pktmbuf_append(m, (uint16_t)(hdr + first));
 	if (!p) {
@@ -226,7 +233,28 @@ static struct rte_mbuf *build_frame(struct dpdk_ctx *ctx,
 	dpdk_wire_encode(h, w);
 	if (first)
 		memcpy(w + hs, payload, first);
-	for (uint16_t done = first; done < plen;) {
+	if (zmr && plen) {
+		/* Zero copy: a second mbuf attached to the payload where it
+		 * lies in the registered region (no DMA address: only for
+		 * ports that copy by CPU, see dpdk_port_conf). */
+		struct rte_mbuf *z = rte_pktmbuf_alloc(ctx->pool);
+		if (!z) {
+			rte_pktmbuf_free(m);
+			return NULL;
+		}
+		rte_mbuf_ext_refcnt_update(&zmr->shinfo, 1);
+		rte_pktmbuf_attach_extbuf(z, (void *)(uintptr_t)payload,
+					  RTE_BAD_IOVA, plen, &zmr->shinfo);
+		z->data_len = plen;
+		z->pkt_len = plen;
+		if (rte_pktmbuf_chain(m, z)) {
+			rte_pktmbuf_free(z);
+			rte_pktmbuf_free(m);
+			return NULL;
+		}
+		ctx->st.tx_zcopy++;
+	}
+	for (uint16_t done = zmr ? plen : first; done < plen;) {
 		struct rte_mbuf *s = rte_pktmbuf_alloc(ctx->pool);
 		if (!s) {
 			rte_pktmbuf_free(m);
@@ -280,7 +308,8 @@ static void compute_sack(struct dpdk_ep *ep)
 
 /* Frame @h to the peer with our ACK state on it. */
 static struct rte_mbuf *ep_frame(struct dpdk_ep *ep, struct dpdk_wire_hdr *h,
-				 const uint8_t *payload, uint16_t plen)
+				 const uint8_t *payload, uint16_t plen,
+				 struct dpdk_mr *zmr)
 {
 	struct dpdk_ctx *ctx = ep->ctx;
 	h->dst_conn = ep->peer_conn;
@@ -302,7 +331,7 @@ static struct rte_mbuf *ep_frame(struct dpdk_ep *ep, struct dpdk_wire_hdr *h,
 		ep->mac_known ? &ep->peer_mac
 			      : (ctx->have_peer_mac ? &ctx->peer_mac : &bcast);
 	struct rte_mbuf *m = build_frame(ctx, dmac, ep->peer_ip, ep->local_port,
-					 ep->peer_port, h, payload, plen);
+					 ep->peer_port, h, payload, plen, zmr);
 	if (m) {
 		ep->ack_pending = false;
 		ep->last_tx_ns = ctx->now;
@@ -317,7 +346,7 @@ void dpdk_send_ctrl(struct dpdk_ep *ep, uint8_t type)
 		h.key = ep->window;
 		h.offset = ep->ctx->frag_max;
 	}
-	struct rte_mbuf *m = ep_frame(ep, &h, NULL, 0);
+	struct rte_mbuf *m = ep_frame(ep, &h, NULL, 0, NULL);
 	if (m)
 		dpdk_txq_push(ep->ctx, m, false);
 }
@@ -331,7 +360,8 @@ static void reply_rst(struct dpdk_ctx *ctx, const struct rte_ether_hdr *eth,
 				   .dst_conn = in->src_conn,
 				   .src_conn = in->dst_conn };
 	struct rte_mbuf *m =
-		build_frame(ctx, &eth->src_addr, sip, dport, sport, &h, NULL, 0);
+		build_frame(ctx, &eth->src_addr, sip, dport, sport, &h, NULL, 0,
+			    NULL);
 	if (m)
 		dpdk_txq_push(ctx, m, false);
 }
@@ -377,7 +407,9 @@ static bool send_pkt(struct dpdk_ep *ep, uint32_t seq, bool retx, bool paced)
 		.roff = op->roff,
 		.frag_len = pk->len,
 	};
-	struct rte_mbuf *m = ep_frame(ep, &h, op->buf + pk->off, pk->len);
+	struct dpdk_mr *zmr = op->zmr && pk->len >= ctx->zcopy_min ? op->zmr
+								   : NULL;
+	struct rte_mbuf *m = ep_frame(ep, &h, op->buf + pk->off, pk->len, zmr);
 	if (!m)
 		return false;
 	pk->sent_ns = ctx->now;
@@ -699,6 +731,10 @@ static void complete_ops(struct dpdk_ep *ep)
 		};
 		if (!dpdk_cq_push(cq, &c))
 			return;
+		if (op->zmr) {
+			dpdk_mr_unref(op->zmr);
+			op->zmr = NULL;
+		}
 		ep->tx_done++;
 	}
 }
@@ -939,8 +975,8 @@ int dpdk_progress(struct dpdk_ctx *ctx)
 /* ---- posting ---- */
 
 static int tx_post(struct dpdk_ep *ep, uint8_t wop, const void *buf,
-		   size_t len, uint64_t key, uint64_t roff, uint32_t imm,
-		   uint64_t cookie)
+		   size_t len, struct wccl_mr *mr, uint64_t key, uint64_t roff,
+		   uint32_t imm, uint64_t cookie)
 {
 	if (ep->state == DPDK_EP_FAILED)
 		return ep->err;
@@ -961,6 +997,11 @@ static int tx_post(struct dpdk_ep *ep, uint8_t wop, const void *buf,
 	op->imm = imm;
 	op->op = wop;
 	op->status = 0;
+	op->zmr = NULL;
+	if (mr && ep->ctx->zcopy_min && len >= ep->ctx->zcopy_min) {
+		op->zmr = DPDK_MR(mr); /* held until the op completes */
+		rte_mbuf_ext_refcnt_update(&op->zmr->shinfo, 1);
+	}
 	ep->tx_post++;
 	/* Start it now: fewer round trips through cq_poll for small ops. */
 	ep->ctx->now = dpdk_now_ns();
@@ -972,10 +1013,10 @@ static int tx_post(struct dpdk_ep *ep, uint8_t wop, const void *buf,
 int dpdk_post_send(struct wccl_endpoint *e, const void *buf, size_t len,
 		   struct wccl_mr *mr, uint64_t cookie)
 {
-	(void)mr;
 	if (!e)
 		return WCCL_EINVAL;
-	return tx_post(DPDK_EP(e), DPDK_OP_SEND, buf, len, 0, 0, 0, cookie);
+	return tx_post(DPDK_EP(e), DPDK_OP_SEND, buf, len, mr, 0, 0, 0,
+		       cookie);
 }
 
 int dpdk_post_write(struct wccl_endpoint *e, const void *buf, size_t len,
@@ -983,13 +1024,12 @@ int dpdk_post_write(struct wccl_endpoint *e, const void *buf, size_t len,
 		    uint64_t offset, uint32_t imm, uint32_t flags,
 		    uint64_t cookie)
 {
-	(void)mr;
 	if (!e || !rk || (flags & ~(uint32_t)WCCL_WRITE_IMM))
 		return WCCL_EINVAL;
 	return tx_post(DPDK_EP(e),
 		       (flags & WCCL_WRITE_IMM) ? DPDK_OP_WRITE_IMM
 						: DPDK_OP_WRITE,
-		       buf, len, rk->key, offset, imm, cookie);
+		       buf, len, mr, rk->key, offset, imm, cookie);
 }
 
 int dpdk_post_recv(struct wccl_endpoint *e, void *buf, size_t len,

@@ -94,6 +94,8 @@ static int dpdk_context_open(struct wccl_context **out)
 	v = wccl_param_int(WCCL_PARAM_DPDK_TEST_CORRUPT);
 	ctx->corrupt_every = v > 0 ? (uint32_t)v : 0;
 	ctx->udp_csum = wccl_param_int(WCCL_PARAM_DPDK_UDP_CSUM) > 0;
+	v = wccl_param_int(WCCL_PARAM_DPDK_ZCOPY_MIN);
+	ctx->zcopy_min = v > 0 ? (uint32_t)v : 0;
 	ctx->swap = wccl_param_int(WCCL_PARAM_DPDK_TEST_SWAP) > 0;
 	const char *mac = wccl_param_str(WCCL_PARAM_DPDK_PEER_MAC);
 	if (mac && *mac) {
@@ -125,12 +127,13 @@ static int dpdk_context_open(struct wccl_context **out)
 	WCCL_INFO(WCCL_SUB_DPDK,
 		  "context: port %u mac " RTE_ETHER_ADDR_PRT_FMT
 		  " ip %s udp %u, %u B/packet, window %u, depth %u, checksums "
-		  "tx %s rx %s%s",
+		  "tx %s rx %s%s, zero-copy TX %s",
 		  ctx->port, RTE_ETHER_ADDR_BYTES(&ctx->mac), ip, ctx->udp_port,
 		  ctx->frag_max, ctx->window, ctx->depth,
 		  ctx->tx_csum_hw ? "offloaded" : "software",
 		  ctx->rx_csum_hw ? "offloaded" : "software",
-		  ctx->udp_csum ? "" : " (UDP checksum off)");
+		  ctx->udp_csum ? "" : " (UDP checksum off)",
+		  ctx->zcopy_min ? "on" : "off");
 	*out = &ctx->base;
 	return 0;
 }
@@ -142,7 +145,7 @@ static void dpdk_context_close(struct wccl_context *c)
 	WCCL_INFO(WCCL_SUB_DPDK,
 		  "stats: tx %llu rx %llu data %llu/%llu retx %llu (rto %llu "
 		  "fast %llu) malformed %llu unknown %llu dup %llu reordered "
-		  "%llu bad-csum %llu test-dropped %llu test-corrupted %llu arp rx %llu req %llu rep %llu "
+		  "%llu bad-csum %llu zcopy %llu test-dropped %llu test-corrupted %llu arp rx %llu req %llu rep %llu "
 		  "conflicts %llu icmp-echo %llu",
 		  (unsigned long long)s->tx_pkts, (unsigned long long)s->rx_pkts,
 		  (unsigned long long)s->tx_data, (unsigned long long)s->rx_data,
@@ -154,6 +157,7 @@ static void dpdk_context_close(struct wccl_context *c)
 		  (unsigned long long)s->rx_dup,
 		  (unsigned long long)s->rx_reordered,
 		  (unsigned long long)s->rx_bad_csum,
+		  (unsigned long long)s->tx_zcopy,
 		  (unsigned long long)s->test_dropped,
 		  (unsigned long long)s->test_corrupted,
 		  (unsigned long long)s->arp_rx,
@@ -251,6 +255,13 @@ static int dpdk_cq_sleep(struct wccl_cq *q, int timeout_ms)
 	return 0;
 }
 
+/* The last zero-copy mbuf of a deregistered region is gone. */
+static void dpdk_mr_ext_free(void *addr, void *opaque)
+{
+	(void)addr;
+	free(opaque);
+}
+
 static int dpdk_mr_register(struct wccl_context *c, void *addr, size_t len,
 			    uint32_t access, struct wccl_mr **out)
 {
@@ -268,6 +279,9 @@ static int dpdk_mr_register(struct wccl_context *c, void *addr, size_t len,
 	mr->base.access = access;
 	mr->slot = slot;
 	mr->base.key = mr_key_make(&ctx->mr_gen, slot);
+	mr->shinfo.free_cb = dpdk_mr_ext_free;
+	mr->shinfo.fcb_opaque = mr;
+	rte_mbuf_ext_refcnt_set(&mr->shinfo, 1); /* the registration */
 	ctx->mrs[slot] = mr;
 	*out = &mr->base;
 	return 0;
@@ -276,8 +290,15 @@ static int dpdk_mr_register(struct wccl_context *c, void *addr, size_t len,
 static void dpdk_mr_deregister(struct wccl_mr *m)
 {
 	struct dpdk_mr *mr = DPDK_MR(m);
-	DPDK_CTX(m->ctx)->mrs[mr->slot] = NULL;
-	free(mr);
+	struct dpdk_ctx *ctx = DPDK_CTX(m->ctx);
+	ctx->mrs[mr->slot] = NULL;
+	/* Zero-copy frames still queued here or in the port read the
+	 * region: push them out and let the port free what it sent. */
+	if (rte_mbuf_ext_refcnt_read(&mr->shinfo) > 1) {
+		dpdk_tx_flush(ctx);
+		rte_eth_tx_done_cleanup(ctx->port, 0, 0);
+	}
+	dpdk_mr_unref(mr);
 }
 
 const struct wccl_provider wccl_provider_dpdk = {

@@ -13,6 +13,7 @@ struct dpdk_stats {
 	uint64_t rx_malformed, rx_unknown, rx_dup, rx_out_of_window;
 	uint64_t rx_reordered, test_dropped, tx_ring_full;
 	uint64_t rejected_writes, rx_bad_csum, test_corrupted;
+	uint64_t tx_zcopy; /* data frames whose payload was attached, not copied */
 	uint64_t rx_multiseg, rx_max_frag; /* chained frames, largest payload */
 	uint64_t arp_rx, arp_requests, arp_replies, arp_conflicts, icmp_echo;
 };
