@@ -48,17 +48,24 @@
 	INT(STREAM_PORT, 18600, "stream: default port of wccl-xfer recv / send") \
 	INT(STREAM_TEST_CORRUPT, -1, "stream test hook: flip a bit in chunk N (0-based) once, after its crc (-1 = off)") \
 	INT(STREAM_TEST_DROP_AFTER, 0, "stream test hook: sender drops its connections after N acked chunks (0 = off)") \
-	STR(DPDK_EAL, "--no-huge -m 128 --no-shconf --file-prefix=wccl-%p --log-level=warning", "dpdk: EAL arguments (%p = pid; add --vdev=... or -a PCI; memif role=auto picks server or client)") \
+	STR(DPDK_EAL, "--no-huge -m 128 --no-shconf --file-prefix=wccl-%p --log-level=warning", "dpdk: EAL arguments (%p = pid, %r = $RANK; add --vdev=... or -a PCI; memif role=auto picks server or client)") \
 	INT(DPDK_PORT, 0, "dpdk: ethdev port id to use")                                      \
 	STR(DPDK_IP, "", "dpdk: this process's IPv4 address on the DPDK port (default: 10.x.y.z from the pid)") \
-	STR(DPDK_PEER_MAC, "", "dpdk: static neighbour MAC (default: broadcast until learned from the peer)") \
+	STR(DPDK_PEER_MAC, "", "dpdk: static MAC of every peer (no ARP; default: resolve by ARP)") \
+	STR(DPDK_NEIGH, "", "dpdk: static neighbours, IP=MAC[,IP=MAC...] (no ARP for these)") \
+	INT(DPDK_ARP, 1, "dpdk: 1 = resolve peers' MACs by ARP; 0 = broadcast until the peer answers (our IP is always answered)") \
+	INT(DPDK_ARP_TIMEOUT_MS, 3000, "dpdk: a peer whose MAC ARP has not found by then fails the connect (EHOSTUNREACH, IP named)") \
+	INT(DPDK_ARP_RETRY_MS, 200, "dpdk: interval between ARP requests while resolving, ms") \
 	INT(DPDK_UDP_PORT, 47000, "dpdk: UDP port of outgoing connections and the default listener") \
-	INT(DPDK_MTU, 1500, "dpdk: IP MTU; payload per packet is this minus 172 bytes of headers") \
+	INT(DPDK_MTU, 1500, "dpdk: IP MTU, 576..9000 (jumbo: frames above 2 KiB are chained mbufs); payload per packet is this minus 172 bytes of headers") \
 	INT(DPDK_WINDOW, 1024, "dpdk: packets in flight per connection and direction (send window)") \
 	INT(DPDK_PACE_MBPS, 20000, "dpdk: pacing ceiling in Mbit/s; halves on loss, regrows on ACKs (0 = unpaced)") \
 	INT(DPDK_RTO_MIN_US, 2000, "dpdk: retransmission timeout floor, us (RFC 6298 srtt/rttvar above it)") \
 	INT(DPDK_PEER_TIMEOUT_MS, 10000, "dpdk: a peer silent this long counts as lost (keepalives every quarter)") \
 	INT(DPDK_TEST_DROP, 0, "dpdk test hook: drop every Nth transmitted data packet (0 = off)") \
+	INT(DPDK_ZCOPY_MIN, 1024, "dpdk: payloads of at least this many bytes from registered memory are sent zero-copy (external mbufs; CPU-copy ports only, 0 = off)") \
+	INT(DPDK_UDP_CSUM, 1, "dpdk: 1 = UDP checksums on sent packets (offloaded when the port can, else software); received ones are always checked") \
+	INT(DPDK_TEST_CORRUPT, 0, "dpdk test hook: flip a bit in every Nth transmitted data packet after its checksum (0 = off; forces software checksums)") \
 	INT(DPDK_TEST_SWAP, 0, "dpdk test hook: 1 = swap adjacent transmitted packets (reorder)") \
 	STR(VERBS_DEVICE, "", "RDMA device for verbs (default: the one owning VERBS_ADDR, else the first with a local IPv4 GID)") \
 	STR(VERBS_ADDR, "", "verbs: local IPv4 address to listen and connect from (default: the device's first)") \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (README Quick start):
-#   gcc -Werror build: unit, integration, collectives and dpdk suites, the
+#   gcc -Werror build: unit, integration, collectives, dpdk and dpdk-coll
+#     suites, the
 #     soft-RoCE suite (verbs inside a qemu VM with Debian's kernel, see
 #     tests/vm) and an install check,
 #   clang -Werror build: unit suite,
@@ -49,7 +50,7 @@ for flavour in gcc clang asan; do
 	fi
 	case $flavour in
 	gcc)
-		run_suites "$dir" unit integration collectives dpdk stream
+		run_suites "$dir" unit integration collectives dpdk dpdk-coll stream
 		run_suites "$dir" softroce
 		echo "== meson install + a program built against wccl.pc"
 		if tests/install/check-install.sh "$dir"; then

@@ -26,6 +26,7 @@
 #include <wccl/transport.h>
 
 #include "transport/dpdk/dpdk_stats.h"
+#include "transport/dpdk/dpdk_wire.h"
 
 #define SERVER_IP "10.77.0.1"
 #define CLIENT_IP "10.77.0.2"
@@ -99,7 +100,9 @@ static void print_stats(struct wccl_context *ctx, struct dpdk_stats *st)
 	CHECK(dpdk_context_stats(ctx, st) == 0, "stats");
 	fprintf(stderr,
 		"[%s] tx %llu rx %llu retx %llu (rto %llu fast %llu) dup %llu "
-		"reordered %llu malformed %llu unknown %llu test-dropped %llu\n",
+		"reordered %llu malformed %llu unknown %llu test-dropped %llu "
+		"max-payload %llu chained %llu bad-csum %llu corrupted %llu "
+		"zcopy %llu\n",
 		role, (unsigned long long)st->tx_pkts,
 		(unsigned long long)st->rx_pkts,
 		(unsigned long long)st->retransmits,
@@ -109,7 +112,12 @@ static void print_stats(struct wccl_context *ctx, struct dpdk_stats *st)
 		(unsigned long long)st->rx_reordered,
 		(unsigned long long)st->rx_malformed,
 		(unsigned long long)st->rx_unknown,
-		(unsigned long long)st->test_dropped);
+		(unsigned long long)st->test_dropped,
+		(unsigned long long)st->rx_max_frag,
+		(unsigned long long)st->rx_multiseg,
+		(unsigned long long)st->rx_bad_csum,
+		(unsigned long long)st->test_corrupted,
+		(unsigned long long)st->tx_zcopy);
 }
 
 struct bad_case {
@@ -234,6 +242,21 @@ static int server(void)
 	CHECK(c.status == 0, "farewell %s", wccl_strerror(c.status));
 	struct dpdk_stats st;
 	print_stats(ctx, &st);
+	const char *corrupt = getenv("WCCL_DPDK_TEST_CORRUPT");
+	if (corrupt && atoi(corrupt) > 0) /* the client flipped bits */
+		CHECK(st.rx_bad_csum > 0, "corruption injected, none caught");
+	const char *mtu = getenv("WCCL_DPDK_MTU");
+	if (mtu && atoi(mtu) > 1500) {
+		/* Jumbo: full-size packets arrived, as chains of 2 KiB mbufs. */
+		uint64_t want = (uint64_t)atoi(mtu) - 28 - DPDK_WIRE_MAX_HDR;
+		CHECK(st.rx_max_frag == want,
+		      "largest payload %llu, want %llu (MTU %s)",
+		      (unsigned long long)st.rx_max_frag,
+		      (unsigned long long)want, mtu);
+		CHECK(st.rx_multiseg > 0, "no chained frame received");
+		CHECK(st.rx_dup < st.rx_data, "duplicate storm: %llu dups",
+		      (unsigned long long)st.rx_dup);
+	}
 	wccl_endpoint_close(ep);
 	wccl_listener_close(l);
 	wccl_mr_deregister(mr);
@@ -264,7 +287,10 @@ static int client(void)
 	wccl_rkey_unpack(keys, &rk);
 	wccl_rkey_unpack(keys + WCCL_RKEY_PACKED_LEN, &rk_noacc);
 
+	/* Sources are registered and passed with their mr: large payloads
+	 * then go zero-copy where the port allows (external mbufs). */
 	uint8_t *sbuf[NSIZES], *w1[NSIZES], *w2[NSIZES];
+	struct wccl_mr *smr[NSIZES], *w1mr[NSIZES], *w2mr[NSIZES];
 	for (size_t i = 0; i < NSIZES; i++) {
 		sbuf[i] = malloc(sizes[i] + 1);
 		fill(sbuf[i], sizes[i], sizes[i]);
@@ -272,10 +298,18 @@ static int client(void)
 		fill(w1[i], sizes[i], 1000 + sizes[i]);
 		w2[i] = malloc(sizes[i] + 1);
 		fill(w2[i], sizes[i], 2000 + sizes[i]);
+		CHECK(wccl_mr_register(ctx, sbuf[i], sizes[i] + 1,
+				       WCCL_ACCESS_LOCAL, &smr[i]) == 0 &&
+			      wccl_mr_register(ctx, w1[i], sizes[i] + 1,
+					       WCCL_ACCESS_LOCAL, &w1mr[i]) == 0 &&
+			      wccl_mr_register(ctx, w2[i], sizes[i] + 1,
+					       WCCL_ACCESS_LOCAL, &w2mr[i]) == 0,
+		      "mr_register");
 	}
 	/* All sends posted back to back: in-order matching under load. */
 	for (size_t i = 0; i < NSIZES; i++)
-		CHECK(wccl_post_send(ep, sbuf[i], sizes[i], NULL, 10 + i) == 0,
+		CHECK(wccl_post_send(ep, sbuf[i], sizes[i], smr[i], 10 + i) ==
+			      0,
 		      "post_send");
 	for (size_t i = 0; i < NSIZES; i++) {
 		c = wait1(cq, WCCL_OP_SEND, "send");
@@ -283,9 +317,9 @@ static int client(void)
 		      sizes[i], wccl_strerror(c.status));
 	}
 	for (size_t i = 0; i < NSIZES; i++) {
-		CHECK(wccl_post_write(ep, w1[i], sizes[i], NULL, &rk, 1, 0, 0,
-				      20 + i) == 0, "write");
-		CHECK(wccl_post_write(ep, w2[i], sizes[i], NULL, &rk,
+		CHECK(wccl_post_write(ep, w1[i], sizes[i], w1mr[i], &rk, 1, 0,
+				      0, 20 + i) == 0, "write");
+		CHECK(wccl_post_write(ep, w2[i], sizes[i], w2mr[i], &rk,
 				      1 + sizes[i], (uint32_t)i, WCCL_WRITE_IMM,
 				      30 + i) == 0, "write_imm");
 		c = wait1(cq, WCCL_OP_WRITE, "write");
@@ -327,12 +361,29 @@ static int client(void)
 	CHECK(wccl_post_send(ep, msg, 1, NULL, 52) == 0, "send");
 	c = wait1(cq, WCCL_OP_SEND, "farewell");
 	CHECK(c.status == 0, "farewell: %s", wccl_strerror(c.status));
+	/* Every op has completed: the regions go (mbufs may still hold
+	 * them; the provider keeps its side alive until they are freed),
+	 * and the sources must not have been touched by the send path. */
+	for (size_t i = 0; i < NSIZES; i++) {
+		verify(sbuf[i], sizes[i], sizes[i], "send source after send");
+		verify(w1[i], sizes[i], 1000 + sizes[i], "write source");
+		wccl_mr_deregister(smr[i]);
+		wccl_mr_deregister(w1mr[i]);
+		wccl_mr_deregister(w2mr[i]);
+	}
 	struct dpdk_stats st;
 	print_stats(ctx, &st);
+	const char *zc = getenv("WCCL_TEST_EXPECT_ZCOPY");
+	if (zc && atoi(zc) > 0)
+		CHECK(st.tx_zcopy > 0, "no frame was sent zero-copy");
 	const char *drop = getenv("WCCL_DPDK_TEST_DROP");
 	if (drop && atoi(drop) > 0)
 		CHECK(st.retransmits > 0 && st.test_dropped > 0,
 		      "loss injected but no retransmission");
+	const char *corrupt = getenv("WCCL_DPDK_TEST_CORRUPT");
+	if (corrupt && atoi(corrupt) > 0)
+		CHECK(st.retransmits > 0 && st.test_corrupted > 0,
+		      "corruption injected but no retransmission");
 	wccl_endpoint_close(ep);
 	wccl_cq_destroy(cq);
 	wccl_context_close(ctx);
@@ -349,8 +400,12 @@ static pid_t spawn(const char *self, const char *who, const char *dir)
 	snprintf(sock, sizeof(sock), "%s/memif.sock", dir);
 	snprintf(eal, sizeof(eal),
 		 "--no-huge -m 128 --no-shconf --file-prefix=wccl-%s-%d "
-		 "--log-level=warning --vdev=net_memif0,role=%s,socket=%s",
-		 who, (int)getppid(), who, sock);
+		 "--log-level=warning --vdev=net_memif0,role=%s,socket=%s%s%s",
+		 who, (int)getppid(), who, sock,
+		 /* One memif descriptor per frame (jumbo, zero copy). */
+		 getenv("WCCL_TEST_MEMIF_BSIZE") ? ",bsize=" : "",
+		 getenv("WCCL_TEST_MEMIF_BSIZE") ? getenv("WCCL_TEST_MEMIF_BSIZE")
+						 : "");
 	setenv("WCCL_DPDK_EAL", eal, 1);
 	setenv("WCCL_DPDK_IP", strcmp(who, "server") ? CLIENT_IP : SERVER_IP,
 	       1);

@@ -232,12 +232,32 @@ static void fuzz_never_crashes(void **state)
 	assert_true(ok > 0 && bad > 0);
 }
 
+/* Regression: pids 0x5100 and 0x5101 (ranks 0 and 1 of one dpdk-coll
+ * launch) both got 10.0.81.1, so rank 0 connected to itself. Every pid
+ * up to pid_max (2^22) must get its own address, never 10.0.0.0. */
+static void auto_ip_distinct_per_pid(void **state)
+{
+	(void)state;
+	assert_int_not_equal(dpdk_auto_ip(0x5100), dpdk_auto_ip(0x5101));
+	static uint8_t seen[(1u << 22) / 8];
+	memset(seen, 0, sizeof(seen));
+	for (uint32_t pid = 1; pid < (1u << 22); pid++) {
+		uint32_t ip = dpdk_auto_ip(pid);
+		assert_int_equal(ip >> 24, 10);
+		uint32_t host = ip & 0xffffff;
+		assert_true(host != 0 && host < (1u << 22));
+		assert_false(seen[host / 8] & (1u << (host % 8)));
+		seen[host / 8] |= (uint8_t)(1u << (host % 8));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(every_field_round_trips),
 		cmocka_unit_test(malformed_is_rejected),
 		cmocka_unit_test(fuzz_never_crashes),
+		cmocka_unit_test(auto_ip_distinct_per_pid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <stdbool.h>
+#include <stdlib.h>
 
 #include "dpdk_stats.h"
 #include "dpdk_wire.h"
@@ -29,10 +30,21 @@
 #define DPDK_TXQ_MAX 512u
 #define DPDK_ACCEPT_MAX 64u
 #define DPDK_L2L3_LEN (14u + 20u + 8u)
+#define DPDK_NEIGH_MAX 256u
 
+struct dpdk_neigh { /* one IPv4 -> MAC entry (dpdk_arp.c) */
+	uint32_t ip; /* network order; 0 = free */
+	bool known, is_static;
+	struct rte_ether_addr mac;
+};
+
+/* A registered region. shinfo counts the references that keep this
+ * struct alive: 1 while registered, 1 per queued operation that may send
+ * from it, 1 per mbuf attached to it (zero-copy TX); the last one frees. */
 struct dpdk_mr {
 	struct wccl_mr base;
 	uint32_t slot;
+	struct rte_mbuf_ext_shared_info shinfo;
 };
 
 struct dpdk_cq {
@@ -53,14 +65,18 @@ struct dpdk_ctx {
 	uint16_t udp_port;
 	bool link_up;
 	uint64_t link_check_ns, now;
-	uint32_t frag_max, window, depth;
+	uint32_t mtu, frag_max, window, depth;
+	uint32_t zcopy_min; /* payloads >= this go zero-copy; 0 = never */
 	uint64_t rto_min_ns, rto_max_ns, peer_timeout_ns;
 	/* pacing: token bucket in bytes, rate in bytes per us */
 	double rate_max, rate, tokens, burst;
 	uint64_t pace_ns;
-	uint32_t drop_every, drop_count;
-	bool swap, have_peer_mac;
+	uint32_t drop_every, drop_count, corrupt_every, corrupt_count;
+	bool udp_csum, tx_csum_hw, rx_csum_hw; /* checksums: offloaded? */
+	bool swap, have_peer_mac, arp, announced;
 	struct rte_ether_addr peer_mac;
+	uint64_t arp_timeout_ns, arp_retry_ns;
+	struct dpdk_neigh neigh[DPDK_NEIGH_MAX];
 	uint32_t mr_gen, conn_gen;
 	struct dpdk_ep *eps[DPDK_EP_SLOTS];
 	struct dpdk_listener *listeners;
@@ -83,6 +99,7 @@ struct dpdk_listener {
 
 struct dpdk_txop {
 	const uint8_t *buf;
+	struct dpdk_mr *zmr; /* registered source: payload sent zero-copy */
 	uint64_t len, cookie, key, roff;
 	uint32_t imm;
 	int32_t status;
@@ -103,7 +120,7 @@ struct dpdk_rxpost {
 
 struct dpdk_rxslot { /* a received packet waiting for its turn */
 	struct rte_mbuf *m;
-	const uint8_t *payload;
+	uint32_t poff; /* payload offset in m (may span segments) */
 	struct dpdk_wire_hdr h;
 };
 
@@ -124,6 +141,8 @@ struct dpdk_ep {
 	struct rte_ether_addr peer_mac;
 	bool mac_known, ack_pending, sack_dirty;
 	uint64_t deadline_ns, syn_next_ns, last_rx_ns, last_tx_ns;
+	uint64_t arp_deadline_ns, arp_next_ns;
+	uint32_t arp_tries;
 	uint32_t depth, dmask, window, wmask, peer_wnd;
 
 	/* tx: operations and packets */
@@ -164,6 +183,7 @@ int dpdk_progress(struct dpdk_ctx *ctx);
 void dpdk_ep_service(struct dpdk_ep *ep);
 void dpdk_send_ctrl(struct dpdk_ep *ep, uint8_t type);
 void dpdk_tx_flush(struct dpdk_ctx *ctx);
+void dpdk_txq_push(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool data);
 int dpdk_post_send(struct wccl_endpoint *ep, const void *buf, size_t len,
 		   struct wccl_mr *mr, uint64_t cookie);
 int dpdk_post_recv(struct wccl_endpoint *ep, void *buf, size_t len,
@@ -175,6 +195,15 @@ int dpdk_post_write(struct wccl_endpoint *ep, const void *buf, size_t len,
 bool dpdk_ep_flush(struct dpdk_ep *ep, int err);
 int dpdk_ep_failf(struct dpdk_ep *ep, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* ---- dpdk_arp.c: neighbours (ARP, static entries) and ICMP echo ---- */
+struct dpdk_neigh *dpdk_neigh_find(struct dpdk_ctx *ctx, uint32_t ip,
+				   bool create);
+int dpdk_neigh_parse(struct dpdk_ctx *ctx, const char *spec);
+void dpdk_rx_arp(struct dpdk_ctx *ctx, struct rte_mbuf *m);
+bool dpdk_rx_icmp(struct dpdk_ctx *ctx, struct rte_mbuf *m);
+bool dpdk_ep_resolve(struct dpdk_ep *ep);
+void dpdk_arp_announce(struct dpdk_ctx *ctx);
 
 /* ---- dpdk_conn.c ---- */
 struct dpdk_ep *dpdk_ep_new(struct dpdk_ctx *ctx);
@@ -194,6 +223,12 @@ static inline bool dpdk_cq_push(struct dpdk_cq *cq,
 	cq->ring[at] = *c;
 	cq->count++;
 	return true;
+}
+
+static inline void dpdk_mr_unref(struct dpdk_mr *mr)
+{
+	if (rte_mbuf_ext_refcnt_update(&mr->shinfo, -1) == 0)
+		free(mr);
 }
 
 static inline struct dpdk_mr *dpdk_mr_lookup(struct dpdk_ctx *ctx,

@@ -92,6 +92,10 @@ void dpdk_ep_free(struct dpdk_ep *ep)
 		for (uint32_t i = 0; i < ep->window; i++)
 			if (ep->rx[i].m)
 				rte_pktmbuf_free(ep->rx[i].m);
+	if (ep->tx) /* operations never completed: drop their region refs */
+		for (uint32_t s = ep->tx_done; s != ep->tx_post; s++)
+			if (ep->tx[s & ep->dmask].zmr)
+				dpdk_mr_unref(ep->tx[s & ep->dmask].zmr);
 	if (ep->ctx->eps[ep->slot] == ep)
 		ep->ctx->eps[ep->slot] = NULL;
 	free(ep->tx);

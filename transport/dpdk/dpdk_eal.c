@@ -19,7 +19,9 @@
 #include <unistd.h>
 
 #include <rte_eal.h>
+#include <rte_cycles.h>
 #include <rte_lcore.h>
+#include <rte_random.h>
 
 #include "core/log.h"
 #include "core/params.h"
@@ -29,6 +31,9 @@
 
 static int eal_state; /* 0 untried, 1 up, < 0 failed with this code */
 static bool port_started;
+static uint32_t port_frame; /* largest frame the port was set up for */
+static bool port_tx_csum, port_rx_csum; /* checksum offloads enabled */
+static bool port_zcopy; /* zero-copy TX possible on this port */
 static struct rte_mempool *eal_pool;
 
 /* Does a memif server listen on @path (abstract namespace unless the
@@ -56,7 +61,7 @@ static bool memif_served(const char *path, bool abstract)
 	return found;
 }
 
-/* Expand %p and resolve memif role=auto in @s (edited in place, room for
+/* Expand %p (pid) and %r (RANK, 0 if unset), resolve memif role=auto in @s (edited in place, room for
  * @cap bytes). Returns the server's role socket (kept open), or -1. */
 static int eal_expand(char *s, size_t cap)
 {
@@ -66,6 +71,12 @@ static int eal_expand(char *s, size_t cap)
 		if (p[0] == '%' && p[1] == 'p') {
 			o += (size_t)snprintf(tmp + o, sizeof(tmp) - o, "%d",
 					      (int)getpid());
+			p++;
+		} else if (p[0] == '%' && p[1] == 'r') {
+			/* The launcher's rank: one port per rank. */
+			const char *r = getenv("RANK");
+			o += (size_t)snprintf(tmp + o, sizeof(tmp) - o, "%d",
+					      r ? atoi(r) : 0);
 			p++;
 		} else {
 			tmp[o++] = *p;
@@ -140,6 +151,10 @@ int dpdk_eal_init(void)
 	bool have_cpus = sched_getaffinity(0, sizeof(cpus), &cpus) == 0;
 	WCCL_INFO(WCCL_SUB_DPDK, "rte_eal_init: %s",
 		  wccl_param_str(WCCL_PARAM_DPDK_EAL));
+	/* rte_rand is seeded when the library loads: processes forked from
+	 * one parent (wccl-run, test_coll) would draw the same connection
+	 * ids and the same random vdev MACs (memif). Reseed per process. */
+	rte_srand(rte_rdtsc() ^ ((uint64_t)getpid() << 32));
 	int rc = rte_eal_init(argc, argv);
 	(void)lock; /* a server keeps its role socket until exit */
 	if (have_cpus)
@@ -175,6 +190,107 @@ int dpdk_eal_probe(void)
 	return t && !strcmp(t, "dpdk") ? 0 : WCCL_ENODEV;
 }
 
+/* MTU and offloads for frames of up to @frame bytes (without CRC). */
+static int dpdk_port_conf(struct dpdk_ctx *ctx, uint32_t frame,
+			  struct rte_eth_conf *conf)
+{
+	struct rte_eth_dev_info info;
+	int rc = rte_eth_dev_info_get(ctx->port, &info);
+	if (rc) {
+		WCCL_WARN(WCCL_SUB_DPDK, "port %u: no device info: %s",
+			  ctx->port, rte_strerror(-rc));
+		return WCCL_ENODEV;
+	}
+	uint32_t seg = RTE_MBUF_DEFAULT_DATAROOM;
+	if (frame > seg) {
+		if (!(info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS)) {
+			WCCL_WARN(WCCL_SUB_DPDK,
+				  "port %u (%s) cannot send multi-segment "
+				  "frames: WCCL_DPDK_MTU=%u needs %u-byte frames, "
+				  "an mbuf holds %u; lower WCCL_DPDK_MTU",
+				  ctx->port, info.driver_name, ctx->mtu, frame,
+				  seg);
+			return WCCL_EINVAL;
+		}
+		conf->txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+		if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER)
+			conf->rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
+	}
+	/* Checksums: the device computes / checks them when it says it
+	 * can (both IPv4 and UDP), software otherwise. The corruption test
+	 * hook needs software TX checksums (hardware would cover the
+	 * corrupted bytes). */
+	const uint64_t tx_ck = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM |
+			       RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+	const uint64_t rx_ck = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM |
+			       RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+	port_tx_csum = (info.tx_offload_capa & tx_ck) == tx_ck &&
+		       !ctx->corrupt_every;
+	port_rx_csum = (info.rx_offload_capa & rx_ck) == rx_ck;
+	if (port_tx_csum)
+		conf->txmode.offloads |= tx_ck;
+	if (port_rx_csum)
+		conf->rxmode.offloads |= rx_ck;
+	/* Zero-copy TX attaches registered user memory, which has no DMA
+	 * address: only for ports whose driver copies by CPU, and only with
+	 * multi-segment TX. memif chains need one descriptor per frame
+	 * (bsize above the 2 KiB mbuf, see below). */
+	const char *drv = info.driver_name;
+	const char *eal = wccl_param_str(WCCL_PARAM_DPDK_EAL);
+	const char *bs = strstr(eal, "bsize=");
+	bool cpu_copy = !strcmp(drv, "net_memif") ||
+			!strcmp(drv, "net_af_packet") || !strcmp(drv, "net_ring");
+	const char *why = NULL;
+	if (!cpu_copy)
+		why = "the device would need DMA-mapped user memory";
+	else if (!(info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS))
+		why = "no multi-segment TX";
+	else if (!strcmp(drv, "net_memif") && (!bs || atoi(bs + 6) <= 2048))
+		why = "memif needs bsize= above 2048 for chained frames";
+	port_zcopy = !why;
+	if (why && ctx->zcopy_min)
+		WCCL_INFO(WCCL_SUB_DPDK, "port %u (%s): zero-copy TX off: %s",
+			  ctx->port, drv, why);
+	if (port_zcopy && ctx->zcopy_min)
+		conf->txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+	/* ethdev checks the MTU against max_rx_pktlen as well. */
+	uint32_t max_mtu = info.max_mtu ? info.max_mtu : UINT16_MAX;
+	if (info.max_rx_pktlen > RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN &&
+	    info.max_rx_pktlen - RTE_ETHER_HDR_LEN - RTE_ETHER_CRC_LEN < max_mtu)
+		max_mtu = info.max_rx_pktlen - RTE_ETHER_HDR_LEN -
+			  RTE_ETHER_CRC_LEN;
+	conf->rxmode.mtu = ctx->mtu;
+	if (ctx->mtu > max_mtu) {
+		/* memif reports 1500 but carries chained frames of any size;
+		 * elsewhere big frames may be dropped: say so. */
+		bool memif = !strcmp(info.driver_name, "net_memif");
+		/* DPDK 22.11's memif leaves MEMIF_DESC_FLAG_NEXT set on reused
+		 * descriptors: frames spanning several (bsize, default 2048)
+		 * arrive glued and repeated (a duplicate storm, seen at MTU
+		 * 9000). One descriptor per frame avoids it. */
+		if (memif && frame > 2048 &&
+		    !strstr(wccl_param_str(WCCL_PARAM_DPDK_EAL), "bsize="))
+			WCCL_WARN(WCCL_SUB_DPDK,
+				  "port %u (net_memif): %u-byte frames span "
+				  "memif descriptors, which this PMD mishandles; "
+				  "add bsize=%u to the vdev",
+				  ctx->port, frame, frame < 9216 ? 9216 : frame);
+		if (memif)
+			WCCL_INFO(WCCL_SUB_DPDK,
+				  "port %u (net_memif): MTU %u above the %u it "
+				  "reports, sent as chained descriptors",
+				  ctx->port, ctx->mtu, max_mtu);
+		else
+			WCCL_WARN(WCCL_SUB_DPDK,
+				  "port %u (%s) reports max MTU %u < "
+				  "WCCL_DPDK_MTU %u: larger frames may be dropped",
+				  ctx->port, info.driver_name, max_mtu,
+				  ctx->mtu);
+		conf->rxmode.mtu = (uint16_t)max_mtu;
+	}
+	return 0;
+}
+
 int dpdk_port_setup(struct dpdk_ctx *ctx)
 {
 	int rc = dpdk_eal_init();
@@ -188,13 +304,10 @@ int dpdk_port_setup(struct dpdk_ctx *ctx)
 		return WCCL_ENODEV;
 	}
 	ctx->port = (uint16_t)port;
-	uint32_t room = (uint32_t)ctx->frag_max + DPDK_WIRE_MAX_HDR +
-			DPDK_L2L3_LEN + RTE_PKTMBUF_HEADROOM;
-	if (room < RTE_MBUF_DEFAULT_BUF_SIZE)
-		room = RTE_MBUF_DEFAULT_BUF_SIZE;
+	/* Standard 2 KiB mbufs; a jumbo frame is a chain of them. */
 	if (!eal_pool) {
 		eal_pool = rte_pktmbuf_pool_create("wccl_pool", 16383, 256, 0,
-						   (uint16_t)room,
+						   RTE_MBUF_DEFAULT_BUF_SIZE,
 						   (int)rte_socket_id());
 		if (!eal_pool) {
 			WCCL_WARN(WCCL_SUB_DPDK, "mbuf pool: %s",
@@ -203,9 +316,21 @@ int dpdk_port_setup(struct dpdk_ctx *ctx)
 		}
 	}
 	ctx->pool = eal_pool;
+	uint32_t frame = ctx->frag_max + DPDK_WIRE_MAX_HDR + DPDK_L2L3_LEN;
+	if (port_started && frame > port_frame) {
+		WCCL_WARN(WCCL_SUB_DPDK,
+			  "port %u was set up for %u-byte frames; "
+			  "WCCL_DPDK_MTU=%u needs %u (one MTU per process)",
+			  ctx->port, port_frame, ctx->mtu, frame);
+		return WCCL_EINVAL;
+	}
 	if (!port_started) {
 		struct rte_eth_conf conf;
 		memset(&conf, 0, sizeof(conf));
+		rc = dpdk_port_conf(ctx, frame, &conf);
+		if (rc)
+			return rc;
+		port_frame = frame;
 		rc = rte_eth_dev_configure(ctx->port, 1, 1, &conf);
 		uint16_t nrx = 1024, ntx = 1024;
 		if (!rc)
@@ -226,12 +351,18 @@ int dpdk_port_setup(struct dpdk_ctx *ctx)
 		if (rc) {
 			WCCL_WARN(WCCL_SUB_DPDK, "port %u setup: %s",
 				  ctx->port, rte_strerror(-rc));
-			return WCCL_ENODEV;
+			/* A configuration we got wrong is an error, not a
+			 * missing device (tests would skip over it). */
+			return rc == -EINVAL ? WCCL_EINVAL : WCCL_ENODEV;
 		}
 		rte_eth_promiscuous_enable(ctx->port);
 		port_started = true;
 	}
 	rte_eth_macaddr_get(ctx->port, &ctx->mac);
+	ctx->tx_csum_hw = port_tx_csum && !ctx->corrupt_every;
+	ctx->rx_csum_hw = port_rx_csum;
+	if (!port_zcopy)
+		ctx->zcopy_min = 0;
 	return 0;
 }
 

@@ -66,6 +66,10 @@ bool dpdk_ep_flush(struct dpdk_ep *ep, int err)
 		};
 		if (!dpdk_cq_push(cq, &c))
 			return false;
+		if (op->zmr) {
+			dpdk_mr_unref(op->zmr);
+			op->zmr = NULL;
+		}
 		ep->tx_done++;
 	}
 	ep->tx_seg_op = ep->tx_post;
@@ -85,7 +89,7 @@ bool dpdk_ep_flush(struct dpdk_ep *ep, int err)
 
 /* ---- frames ---- */
 
-static void txq_push(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool data)
+void dpdk_txq_push(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool data)
 {
 	if (data && ctx->drop_every &&
 	    ++ctx->drop_count % ctx->drop_every == 0) {
@@ -93,9 +97,11 @@ static void txq_push(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool data)
 		ctx->st.test_dropped++;
 		return;
 	}
-	const struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(
-		m, const struct rte_ipv4_hdr *, sizeof(struct rte_ether_hdr));
-	if (ip->dst_addr == ctx->ip) { /* to ourselves: software loopback */
+	const struct rte_ether_hdr *eth =
+		rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+	const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(eth + 1);
+	if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) &&
+	    ip->dst_addr == ctx->ip) { /* to ourselves: software loopback */
 		if (ctx->n_loopq == DPDK_TXQ_MAX) {
 			rte_pktmbuf_free(m);
 			ctx->st.tx_ring_full++;
@@ -104,6 +110,16 @@ static void txq_push(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool data)
 		ctx->loopq[ctx->n_loopq++] = m;
 		ctx->st.tx_pkts++;
 		return;
+	}
+	if (data && ctx->corrupt_every &&
+	    ++ctx->corrupt_count % ctx->corrupt_every == 0) {
+		/* Test hook: one flipped bit after the checksum, on the wire
+		 * path only; the receiver must drop the frame. */
+		struct rte_mbuf *last = rte_pktmbuf_lastseg(m);
+		if (RTE_MBUF_HAS_EXTBUF(last)) /* never the sender's memory */
+			last = m;
+		rte_pktmbuf_mtod(last, uint8_t *)[last->data_len - 1] ^= 0x10;
+		ctx->st.test_corrupted++;
 	}
 	if (ctx->n_txq == DPDK_TXQ_MAX) {
 		dpdk_tx_flush(ctx);
@@ -135,19 +151,62 @@ void dpdk_tx_flush(struct dpdk_ctx *ctx)
 	ctx->n_txq -= sent;
 }
 
+/* One's complement sum of the UDP datagram (@ulen bytes after the IPv4
+ * header of @m, across segments) and its pseudo header; 0xffff = valid. */
+static uint16_t udp_sum(const struct rte_mbuf *m, const struct rte_ipv4_hdr *ip,
+			uint32_t ulen)
+{
+	uint16_t raw;
+	if (rte_raw_cksum_mbuf(m, DPDK_L2L3_LEN - 8u, ulen, &raw))
+		return 0;
+	uint32_t s = (uint32_t)raw + rte_ipv4_phdr_cksum(ip, 0);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)s;
+}
+
+/* Checksums of a received frame: what the device vouched for, the rest
+ * in software. A zero UDP checksum means none was sent (RFC 768). */
+static bool csum_ok(const struct dpdk_ctx *ctx, const struct rte_mbuf *m,
+		    const struct rte_ipv4_hdr *ip, uint16_t ulen)
+{
+	bool ip_good = false, l4_good = false;
+	if (ctx->rx_csum_hw) {
+		uint64_t ipf = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+		uint64_t l4f = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+		if (ipf == RTE_MBUF_F_RX_IP_CKSUM_BAD ||
+		    l4f == RTE_MBUF_F_RX_L4_CKSUM_BAD)
+			return false;
+		ip_good = ipf == RTE_MBUF_F_RX_IP_CKSUM_GOOD;
+		l4_good = l4f == RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+	}
+	if (!ip_good && rte_raw_cksum(ip, sizeof(*ip)) != 0xffff)
+		return false;
+	const struct rte_udp_hdr *udp = (const struct rte_udp_hdr *)(ip + 1);
+	return l4_good || !udp->dgram_cksum || udp_sum(m, ip, ulen) == 0xffff;
+}
+
 /* An Ethernet/IPv4/UDP frame around @h and @plen payload bytes. */
 static struct rte_mbuf *build_frame(struct dpdk_ctx *ctx,
 				    const struct rte_ether_addr *dmac,
 				    uint32_t dip, uint16_t sport, uint16_t dport,
 				    const struct dpdk_wire_hdr *h,
-				    const uint8_t *payload, uint16_t plen)
+				    const uint8_t *payload, uint16_t plen,
+				    struct dpdk_mr *zmr)
 {
 	struct rte_mbuf *m = rte_pktmbuf_alloc(ctx->pool);
 	if (!m)
 		return NULL;
 	size_t hs = dpdk_wire_hdr_size(h);
-	uint16_t total = (uint16_t)(DPDK_L2L3_LEN + hs + plen);
-	uint8_t *p = (uint8_t *)rte_pktmbuf_append(m, total);
+	uint16_t hdr = (uint16_t)(DPDK_L2L3_LEN + hs);
+	uint16_t total = (uint16_t)(hdr + plen);
+	/* Headers and what fits in the first segment; the rest of a jumbo
+	 * payload goes in chained segments (the port was checked for
+	 * multi-segment TX when the MTU needs it). */
+	uint16_t room = rte_pktmbuf_tailroom(m);
+	uint16_t first = room <= hdr || zmr ? 0
+		       : (plen < room - hdr ? plen : (uint16_t)(room - hdr));
+	uint8_t *p = (uint8_t *)rte_pktmbuf_append(m, (uint16_t)(hdr + first));
 	if (!p) {
 		rte_pktmbuf_free(m);
 		return NULL;
@@ -165,7 +224,6 @@ static struct rte_mbuf *build_frame(struct dpdk_ctx *ctx,
 	ip->next_proto_id = IPPROTO_UDP;
 	ip->src_addr = ctx->ip;
 	ip->dst_addr = dip;
-	ip->hdr_checksum = rte_ipv4_cksum(ip);
 	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
 	udp->src_port = rte_cpu_to_be_16(sport);
 	udp->dst_port = rte_cpu_to_be_16(dport);
@@ -173,8 +231,61 @@ static struct rte_mbuf *build_frame(struct dpdk_ctx *ctx,
 	udp->dgram_cksum = 0;
 	uint8_t *w = (uint8_t *)(udp + 1);
 	dpdk_wire_encode(h, w);
-	if (plen)
-		memcpy(w + hs, payload, plen);
+	if (first)
+		memcpy(w + hs, payload, first);
+	if (zmr && plen) {
+		/* Zero copy: a second mbuf attached to the payload where it
+		 * lies in the registered region (no DMA address: only for
+		 * ports that copy by CPU, see dpdk_port_conf). */
+		struct rte_mbuf *z = rte_pktmbuf_alloc(ctx->pool);
+		if (!z) {
+			rte_pktmbuf_free(m);
+			return NULL;
+		}
+		rte_mbuf_ext_refcnt_update(&zmr->shinfo, 1);
+		rte_pktmbuf_attach_extbuf(z, (void *)(uintptr_t)payload,
+					  RTE_BAD_IOVA, plen, &zmr->shinfo);
+		z->data_len = plen;
+		z->pkt_len = plen;
+		if (rte_pktmbuf_chain(m, z)) {
+			rte_pktmbuf_free(z);
+			rte_pktmbuf_free(m);
+			return NULL;
+		}
+		ctx->st.tx_zcopy++;
+	}
+	for (uint16_t done = zmr ? plen : first; done < plen;) {
+		struct rte_mbuf *s = rte_pktmbuf_alloc(ctx->pool);
+		if (!s) {
+			rte_pktmbuf_free(m);
+			return NULL;
+		}
+		uint16_t n = rte_pktmbuf_tailroom(s);
+		if (n > plen - done)
+			n = (uint16_t)(plen - done);
+		memcpy(rte_pktmbuf_append(s, n), payload + done, n);
+		if (rte_pktmbuf_chain(m, s)) {
+			rte_pktmbuf_free(s);
+			rte_pktmbuf_free(m);
+			return NULL;
+		}
+		done = (uint16_t)(done + n);
+	}
+	if (ctx->tx_csum_hw) {
+		m->l2_len = sizeof(struct rte_ether_hdr);
+		m->l3_len = sizeof(struct rte_ipv4_hdr);
+		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
+		if (ctx->udp_csum) {
+			m->ol_flags |= RTE_MBUF_F_TX_UDP_CKSUM;
+			udp->dgram_cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
+		}
+	} else {
+		ip->hdr_checksum = rte_ipv4_cksum(ip);
+		if (ctx->udp_csum) {
+			uint16_t c = (uint16_t)~udp_sum(m, ip, total - 34u);
+			udp->dgram_cksum = c ? c : 0xffff; /* RFC 768 */
+		}
+	}
 	return m;
 }
 
@@ -197,7 +308,8 @@ static void compute_sack(struct dpdk_ep *ep)
 
 /* Frame @h to the peer with our ACK state on it. */
 static struct rte_mbuf *ep_frame(struct dpdk_ep *ep, struct dpdk_wire_hdr *h,
-				 const uint8_t *payload, uint16_t plen)
+				 const uint8_t *payload, uint16_t plen,
+				 struct dpdk_mr *zmr)
 {
 	struct dpdk_ctx *ctx = ep->ctx;
 	h->dst_conn = ep->peer_conn;
@@ -219,7 +331,7 @@ static struct rte_mbuf *ep_frame(struct dpdk_ep *ep, struct dpdk_wire_hdr *h,
 		ep->mac_known ? &ep->peer_mac
 			      : (ctx->have_peer_mac ? &ctx->peer_mac : &bcast);
 	struct rte_mbuf *m = build_frame(ctx, dmac, ep->peer_ip, ep->local_port,
-					 ep->peer_port, h, payload, plen);
+					 ep->peer_port, h, payload, plen, zmr);
 	if (m) {
 		ep->ack_pending = false;
 		ep->last_tx_ns = ctx->now;
@@ -234,9 +346,9 @@ void dpdk_send_ctrl(struct dpdk_ep *ep, uint8_t type)
 		h.key = ep->window;
 		h.offset = ep->ctx->frag_max;
 	}
-	struct rte_mbuf *m = ep_frame(ep, &h, NULL, 0);
+	struct rte_mbuf *m = ep_frame(ep, &h, NULL, 0, NULL);
 	if (m)
-		txq_push(ep->ctx, m, false);
+		dpdk_txq_push(ep->ctx, m, false);
 }
 
 /* RST to the sender of a packet that names no connection of ours. */
@@ -248,9 +360,10 @@ static void reply_rst(struct dpdk_ctx *ctx, const struct rte_ether_hdr *eth,
 				   .dst_conn = in->src_conn,
 				   .src_conn = in->dst_conn };
 	struct rte_mbuf *m =
-		build_frame(ctx, &eth->src_addr, sip, dport, sport, &h, NULL, 0);
+		build_frame(ctx, &eth->src_addr, sip, dport, sport, &h, NULL, 0,
+			    NULL);
 	if (m)
-		txq_push(ctx, m, false);
+		dpdk_txq_push(ctx, m, false);
 }
 
 /* ---- pacing ---- */
@@ -294,7 +407,9 @@ static bool send_pkt(struct dpdk_ep *ep, uint32_t seq, bool retx, bool paced)
 		.roff = op->roff,
 		.frag_len = pk->len,
 	};
-	struct rte_mbuf *m = ep_frame(ep, &h, op->buf + pk->off, pk->len);
+	struct dpdk_mr *zmr = op->zmr && pk->len >= ctx->zcopy_min ? op->zmr
+								   : NULL;
+	struct rte_mbuf *m = ep_frame(ep, &h, op->buf + pk->off, pk->len, zmr);
 	if (!m)
 		return false;
 	pk->sent_ns = ctx->now;
@@ -303,7 +418,7 @@ static bool send_pkt(struct dpdk_ep *ep, uint32_t seq, bool retx, bool paced)
 		ctx->st.retransmits++;
 	}
 	ctx->st.tx_data++;
-	txq_push(ctx, m, true);
+	dpdk_txq_push(ctx, m, true);
 	return true;
 }
 
@@ -466,8 +581,8 @@ static void check_rto(struct dpdk_ep *ep)
 
 /* ---- receive ---- */
 
-static void rx_data(struct dpdk_ep *ep, struct rte_mbuf *m,
-		    const uint8_t *payload, const struct dpdk_wire_hdr *h)
+static void rx_data(struct dpdk_ep *ep, struct rte_mbuf *m, uint32_t poff,
+		    const struct dpdk_wire_hdr *h)
 {
 	struct dpdk_ctx *ctx = ep->ctx;
 	ep->ack_pending = true;
@@ -490,7 +605,7 @@ static void rx_data(struct dpdk_ep *ep, struct rte_mbuf *m,
 	if (h->seq != ep->rcv_high)
 		ctx->st.rx_reordered++; /* a gap opened or a hole filled */
 	sl->m = m;
-	sl->payload = payload;
+	sl->poff = poff;
 	sl->h = *h;
 	if (dpdk_seq_lt(ep->rcv_high, h->seq + 1))
 		ep->rcv_high = h->seq + 1;
@@ -539,8 +654,18 @@ static int rx_apply(struct dpdk_ep *ep, struct dpdk_rxslot *sl)
 	if (last && (cq->count >= cq->cap ||
 		     (ep->cur_status && ep->n_rej == DPDK_WIRE_MAX_REJ)))
 		return WCCL_EAGAIN;
-	if (!ep->cur_status && h->frag_len)
-		memcpy(ep->cur_dest + h->offset, sl->payload, h->frag_len);
+	if (!ep->cur_status && h->frag_len) {
+		/* Copied straight into place, across segments if chained. */
+		uint8_t *dst = ep->cur_dest + h->offset;
+		const void *src = rte_pktmbuf_read(sl->m, sl->poff, h->frag_len,
+						   dst);
+		if (!src)
+			return dpdk_ep_failf(ep, WCCL_EPROTO,
+					     "packet %u shorter than its "
+					     "fragment", h->seq);
+		if (src != dst)
+			memcpy(dst, src, h->frag_len);
+	}
 	if (!last)
 		return 0;
 	struct wccl_completion c = { .ep = &ep->base,
@@ -606,6 +731,10 @@ static void complete_ops(struct dpdk_ep *ep)
 		};
 		if (!dpdk_cq_push(cq, &c))
 			return;
+		if (op->zmr) {
+			dpdk_mr_unref(op->zmr);
+			op->zmr = NULL;
+		}
 		ep->tx_done++;
 	}
 }
@@ -623,7 +752,8 @@ void dpdk_ep_service(struct dpdk_ep *ep)
 			dpdk_ep_failf(ep, WCCL_ETIMEDOUT,
 				      "no answer to the connection request");
 		} else if (now >= ep->syn_next_ns &&
-			   (ctx->link_up || ep->peer_ip == ctx->ip)) {
+			   (ctx->link_up || ep->peer_ip == ctx->ip) &&
+			   dpdk_ep_resolve(ep)) {
 			dpdk_send_ctrl(ep, DPDK_PKT_SYN);
 			ep->syn_next_ns = now + SYN_EVERY_NS;
 		}
@@ -653,21 +783,37 @@ void dpdk_ep_service(struct dpdk_ep *ep)
 
 /* ---- demultiplexing ---- */
 
-static void rx_frame(struct dpdk_ctx *ctx, struct rte_mbuf *m)
+/* @local: from our own software loopback (checksums not filled in when
+ * offloaded, and nothing to verify). */
+static void rx_frame(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool local)
 {
 	ctx->st.rx_pkts++;
-	if (m->nb_segs != 1 || m->data_len < DPDK_L2L3_LEN)
+	uint32_t flen = m->pkt_len;
+	if (flen < DPDK_L2L3_LEN || m->data_len < DPDK_L2L3_LEN)
 		goto malformed;
-	const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *);
+	if (m->nb_segs > 1)
+		ctx->st.rx_multiseg++;
+	/* The headers, contiguous (copied only if a chain splits them). */
+	uint8_t hbuf[DPDK_L2L3_LEN + DPDK_WIRE_MAX_HDR];
+	const uint8_t *p = rte_pktmbuf_read(
+		m, 0, flen < sizeof(hbuf) ? flen : (uint32_t)sizeof(hbuf), hbuf);
 	const struct rte_ether_hdr *eth = (const struct rte_ether_hdr *)p;
+	if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
+		dpdk_rx_arp(ctx, m);
+		rte_pktmbuf_free(m);
+		return;
+	}
 	if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4))
 		goto unknown;
 	const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(eth + 1);
-	if (ip->next_proto_id != IPPROTO_UDP || ip->dst_addr != ctx->ip)
+	if (ip->dst_addr != ctx->ip)
+		goto unknown;
+	if (ip->next_proto_id == IPPROTO_ICMP && dpdk_rx_icmp(ctx, m))
+		return; /* answered with the same mbuf */
+	if (ip->next_proto_id != IPPROTO_UDP)
 		goto unknown;
 	uint16_t tot = rte_be_to_cpu_16(ip->total_length);
-	if (ip->version_ihl != RTE_IPV4_VHL_DEF || tot < 28 ||
-	    tot > m->data_len - 14 ||
+	if (ip->version_ihl != RTE_IPV4_VHL_DEF || tot < 28 || tot > flen - 14 ||
 	    (rte_be_to_cpu_16(ip->fragment_offset) &
 	     (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)))
 		goto malformed;
@@ -675,7 +821,14 @@ static void rx_frame(struct dpdk_ctx *ctx, struct rte_mbuf *m)
 	uint16_t ulen = rte_be_to_cpu_16(udp->dgram_len);
 	if (ulen < 8 || ulen > tot - 20)
 		goto malformed;
+	if (!local && !csum_ok(ctx, m, ip, ulen)) {
+		ctx->st.rx_bad_csum++;
+		rte_pktmbuf_free(m);
+		return;
+	}
 	const uint8_t *w = (const uint8_t *)(udp + 1);
+	/* hbuf holds min(ulen - 8, DPDK_WIRE_MAX_HDR) bytes at w: all the
+	 * decoder reads; it checks frag_len against the full ulen - 8. */
 	uint16_t sport = rte_be_to_cpu_16(udp->src_port);
 	uint16_t dport = rte_be_to_cpu_16(udp->dst_port);
 	struct dpdk_wire_hdr h;
@@ -727,7 +880,9 @@ static void rx_frame(struct dpdk_ctx *ctx, struct rte_mbuf *m)
 		if (ep->state != DPDK_EP_READY)
 			break;
 		rx_ack(ep, &h);
-		rx_data(ep, m, w + hs, &h);
+		if (h.frag_len > ctx->st.rx_max_frag)
+			ctx->st.rx_max_frag = h.frag_len;
+		rx_data(ep, m, DPDK_L2L3_LEN + (uint32_t)hs, &h);
 		return;
 	case DPDK_PKT_FIN:
 		if (ep->tx_done == ep->tx_post && ep->rq_done == ep->rq_post) {
@@ -771,8 +926,11 @@ int dpdk_progress(struct dpdk_ctx *ctx)
 		memset(&link, 0, sizeof(link));
 		bool up = rte_eth_link_get_nowait(ctx->port, &link) == 0 &&
 			  link.link_status == RTE_ETH_LINK_UP;
-		if (up && !ctx->link_up)
+		if (up && !ctx->link_up) {
 			WCCL_INFO(WCCL_SUB_DPDK, "port %u link up", ctx->port);
+			ctx->link_up = true;
+			dpdk_arp_announce(ctx);
+		}
 		if (!up && ctx->link_up) {
 			/* On a point-to-point vdev (memif) this is the peer
 			 * process dying: fail its connections now rather than
@@ -795,7 +953,7 @@ int dpdk_progress(struct dpdk_ctx *ctx)
 	for (int round = 0; round < 8; round++) {
 		uint16_t n = rte_eth_rx_burst(ctx->port, 0, pkts, DPDK_BURST);
 		for (uint16_t i = 0; i < n; i++)
-			rx_frame(ctx, pkts[i]);
+			rx_frame(ctx, pkts[i], false);
 		if (n < DPDK_BURST)
 			break;
 	}
@@ -805,7 +963,7 @@ int dpdk_progress(struct dpdk_ctx *ctx)
 		memcpy(loop, ctx->loopq, n * sizeof(loop[0]));
 		ctx->n_loopq = 0;
 		for (uint32_t i = 0; i < n; i++)
-			rx_frame(ctx, loop[i]);
+			rx_frame(ctx, loop[i], true);
 	}
 	for (uint32_t i = 0; i < DPDK_EP_SLOTS; i++)
 		if (ctx->eps[i])
@@ -817,8 +975,8 @@ int dpdk_progress(struct dpdk_ctx *ctx)
 /* ---- posting ---- */
 
 static int tx_post(struct dpdk_ep *ep, uint8_t wop, const void *buf,
-		   size_t len, uint64_t key, uint64_t roff, uint32_t imm,
-		   uint64_t cookie)
+		   size_t len, struct wccl_mr *mr, uint64_t key, uint64_t roff,
+		   uint32_t imm, uint64_t cookie)
 {
 	if (ep->state == DPDK_EP_FAILED)
 		return ep->err;
@@ -839,6 +997,11 @@ static int tx_post(struct dpdk_ep *ep, uint8_t wop, const void *buf,
 	op->imm = imm;
 	op->op = wop;
 	op->status = 0;
+	op->zmr = NULL;
+	if (mr && ep->ctx->zcopy_min && len >= ep->ctx->zcopy_min) {
+		op->zmr = DPDK_MR(mr); /* held until the op completes */
+		rte_mbuf_ext_refcnt_update(&op->zmr->shinfo, 1);
+	}
 	ep->tx_post++;
 	/* Start it now: fewer round trips through cq_poll for small ops. */
 	ep->ctx->now = dpdk_now_ns();
@@ -850,10 +1013,10 @@ static int tx_post(struct dpdk_ep *ep, uint8_t wop, const void *buf,
 int dpdk_post_send(struct wccl_endpoint *e, const void *buf, size_t len,
 		   struct wccl_mr *mr, uint64_t cookie)
 {
-	(void)mr;
 	if (!e)
 		return WCCL_EINVAL;
-	return tx_post(DPDK_EP(e), DPDK_OP_SEND, buf, len, 0, 0, 0, cookie);
+	return tx_post(DPDK_EP(e), DPDK_OP_SEND, buf, len, mr, 0, 0, 0,
+		       cookie);
 }
 
 int dpdk_post_write(struct wccl_endpoint *e, const void *buf, size_t len,
@@ -861,13 +1024,12 @@ int dpdk_post_write(struct wccl_endpoint *e, const void *buf, size_t len,
 		    uint64_t offset, uint32_t imm, uint32_t flags,
 		    uint64_t cookie)
 {
-	(void)mr;
 	if (!e || !rk || (flags & ~(uint32_t)WCCL_WRITE_IMM))
 		return WCCL_EINVAL;
 	return tx_post(DPDK_EP(e),
 		       (flags & WCCL_WRITE_IMM) ? DPDK_OP_WRITE_IMM
 						: DPDK_OP_WRITE,
-		       buf, len, rk->key, offset, imm, cookie);
+		       buf, len, mr, rk->key, offset, imm, cookie);
 }
 
 int dpdk_post_recv(struct wccl_endpoint *e, void *buf, size_t len,

@@ -52,10 +52,8 @@ static int dpdk_context_open(struct wccl_context **out)
 	char auto_ip[INET_ADDRSTRLEN];
 	const char *ip = wccl_param_str(WCCL_PARAM_DPDK_IP);
 	if (!ip || !*ip) { /* distinct per process on one host */
-		unsigned pid = (unsigned)getpid();
-		snprintf(auto_ip, sizeof(auto_ip), "10.%u.%u.%u",
-			 (pid >> 16) & 0xff, (pid >> 8) & 0xff,
-			 (pid & 0xff) ? pid & 0xff : 1);
+		struct in_addr a = { htonl(dpdk_auto_ip((uint32_t)getpid())) };
+		inet_ntop(AF_INET, &a, auto_ip, sizeof(auto_ip));
 		ip = auto_ip;
 	}
 	if (inet_pton(AF_INET, ip, &in) != 1) {
@@ -67,10 +65,13 @@ static int dpdk_context_open(struct wccl_context **out)
 	int64_t v = wccl_param_int(WCCL_PARAM_DPDK_UDP_PORT);
 	ctx->udp_port = (uint16_t)(v > 0 && v < 65536 ? v : 47000);
 	v = wccl_param_int(WCCL_PARAM_DPDK_MTU);
-	if (v < 576)
-		v = 576;
-	if (v > 9000)
-		v = 9000;
+	if (v < 576 || v > 9000) {
+		WCCL_WARN(WCCL_SUB_DPDK, "WCCL_DPDK_MTU=%lld: want 576..9000",
+			  (long long)v);
+		free(ctx);
+		return WCCL_EINVAL;
+	}
+	ctx->mtu = (uint32_t)v;
 	ctx->frag_max = (uint32_t)v - 28u - DPDK_WIRE_MAX_HDR;
 	ctx->window = pow2_clamp(wccl_param_int(WCCL_PARAM_DPDK_WINDOW), 16,
 				 32768);
@@ -90,6 +91,11 @@ static int dpdk_context_open(struct wccl_context **out)
 	ctx->tokens = ctx->burst;
 	v = wccl_param_int(WCCL_PARAM_DPDK_TEST_DROP);
 	ctx->drop_every = v > 0 ? (uint32_t)v : 0;
+	v = wccl_param_int(WCCL_PARAM_DPDK_TEST_CORRUPT);
+	ctx->corrupt_every = v > 0 ? (uint32_t)v : 0;
+	ctx->udp_csum = wccl_param_int(WCCL_PARAM_DPDK_UDP_CSUM) > 0;
+	v = wccl_param_int(WCCL_PARAM_DPDK_ZCOPY_MIN);
+	ctx->zcopy_min = v > 0 ? (uint32_t)v : 0;
 	ctx->swap = wccl_param_int(WCCL_PARAM_DPDK_TEST_SWAP) > 0;
 	const char *mac = wccl_param_str(WCCL_PARAM_DPDK_PEER_MAC);
 	if (mac && *mac) {
@@ -101,6 +107,15 @@ static int dpdk_context_open(struct wccl_context **out)
 		}
 		ctx->have_peer_mac = true;
 	}
+	ctx->arp = wccl_param_int(WCCL_PARAM_DPDK_ARP) > 0;
+	v = wccl_param_int(WCCL_PARAM_DPDK_ARP_TIMEOUT_MS);
+	ctx->arp_timeout_ns = (uint64_t)(v > 10 ? v : 10) * 1000000ull;
+	v = wccl_param_int(WCCL_PARAM_DPDK_ARP_RETRY_MS);
+	ctx->arp_retry_ns = (uint64_t)(v > 1 ? v : 1) * 1000000ull;
+	if (dpdk_neigh_parse(ctx, wccl_param_str(WCCL_PARAM_DPDK_NEIGH))) {
+		free(ctx);
+		return WCCL_EINVAL;
+	}
 	ctx->mr_gen = 1;
 	int rc = dpdk_port_setup(ctx);
 	if (rc) {
@@ -111,9 +126,14 @@ static int dpdk_context_open(struct wccl_context **out)
 	ctx_open = true;
 	WCCL_INFO(WCCL_SUB_DPDK,
 		  "context: port %u mac " RTE_ETHER_ADDR_PRT_FMT
-		  " ip %s udp %u, %u B/packet, window %u, depth %u",
+		  " ip %s udp %u, %u B/packet, window %u, depth %u, checksums "
+		  "tx %s rx %s%s, zero-copy TX %s",
 		  ctx->port, RTE_ETHER_ADDR_BYTES(&ctx->mac), ip, ctx->udp_port,
-		  ctx->frag_max, ctx->window, ctx->depth);
+		  ctx->frag_max, ctx->window, ctx->depth,
+		  ctx->tx_csum_hw ? "offloaded" : "software",
+		  ctx->rx_csum_hw ? "offloaded" : "software",
+		  ctx->udp_csum ? "" : " (UDP checksum off)",
+		  ctx->zcopy_min ? "on" : "off");
 	*out = &ctx->base;
 	return 0;
 }
@@ -125,7 +145,8 @@ static void dpdk_context_close(struct wccl_context *c)
 	WCCL_INFO(WCCL_SUB_DPDK,
 		  "stats: tx %llu rx %llu data %llu/%llu retx %llu (rto %llu "
 		  "fast %llu) malformed %llu unknown %llu dup %llu reordered "
-		  "%llu test-dropped %llu",
+		  "%llu bad-csum %llu zcopy %llu test-dropped %llu test-corrupted %llu arp rx %llu req %llu rep %llu "
+		  "conflicts %llu icmp-echo %llu",
 		  (unsigned long long)s->tx_pkts, (unsigned long long)s->rx_pkts,
 		  (unsigned long long)s->tx_data, (unsigned long long)s->rx_data,
 		  (unsigned long long)s->retransmits,
@@ -135,7 +156,15 @@ static void dpdk_context_close(struct wccl_context *c)
 		  (unsigned long long)s->rx_unknown,
 		  (unsigned long long)s->rx_dup,
 		  (unsigned long long)s->rx_reordered,
-		  (unsigned long long)s->test_dropped);
+		  (unsigned long long)s->rx_bad_csum,
+		  (unsigned long long)s->tx_zcopy,
+		  (unsigned long long)s->test_dropped,
+		  (unsigned long long)s->test_corrupted,
+		  (unsigned long long)s->arp_rx,
+		  (unsigned long long)s->arp_requests,
+		  (unsigned long long)s->arp_replies,
+		  (unsigned long long)s->arp_conflicts,
+		  (unsigned long long)s->icmp_echo);
 	/* Let FINs leave; the port and pool stay for a later context. */
 	for (int i = 0; i < 100 && ctx->n_txq; i++)
 		dpdk_tx_flush(ctx);
@@ -152,6 +181,20 @@ int dpdk_context_stats(struct wccl_context *c, struct dpdk_stats *st)
 	if (!c || !st || !c->prov || strcmp(c->prov->name, "dpdk"))
 		return WCCL_EINVAL;
 	*st = DPDK_CTX(c)->st;
+	return 0;
+}
+
+int dpdk_context_neigh(struct wccl_context *c, const char *ip, uint8_t mac[6])
+{
+	struct in_addr in;
+	if (!c || !ip || !mac || !c->prov || strcmp(c->prov->name, "dpdk") ||
+	    inet_pton(AF_INET, ip, &in) != 1)
+		return WCCL_EINVAL;
+	const struct dpdk_neigh *n = dpdk_neigh_find(DPDK_CTX(c), in.s_addr,
+						     false);
+	if (!n || !n->known)
+		return WCCL_EAGAIN;
+	memcpy(mac, n->mac.addr_bytes, 6);
 	return 0;
 }
 
@@ -212,6 +255,13 @@ static int dpdk_cq_sleep(struct wccl_cq *q, int timeout_ms)
 	return 0;
 }
 
+/* The last zero-copy mbuf of a deregistered region is gone. */
+static void dpdk_mr_ext_free(void *addr, void *opaque)
+{
+	(void)addr;
+	free(opaque);
+}
+
 static int dpdk_mr_register(struct wccl_context *c, void *addr, size_t len,
 			    uint32_t access, struct wccl_mr **out)
 {
@@ -229,6 +279,9 @@ static int dpdk_mr_register(struct wccl_context *c, void *addr, size_t len,
 	mr->base.access = access;
 	mr->slot = slot;
 	mr->base.key = mr_key_make(&ctx->mr_gen, slot);
+	mr->shinfo.free_cb = dpdk_mr_ext_free;
+	mr->shinfo.fcb_opaque = mr;
+	rte_mbuf_ext_refcnt_set(&mr->shinfo, 1); /* the registration */
 	ctx->mrs[slot] = mr;
 	*out = &mr->base;
 	return 0;
@@ -237,8 +290,15 @@ static int dpdk_mr_register(struct wccl_context *c, void *addr, size_t len,
 static void dpdk_mr_deregister(struct wccl_mr *m)
 {
 	struct dpdk_mr *mr = DPDK_MR(m);
-	DPDK_CTX(m->ctx)->mrs[mr->slot] = NULL;
-	free(mr);
+	struct dpdk_ctx *ctx = DPDK_CTX(m->ctx);
+	ctx->mrs[mr->slot] = NULL;
+	/* Zero-copy frames still queued here or in the port read the
+	 * region: push them out and let the port free what it sent. */
+	if (rte_mbuf_ext_refcnt_read(&mr->shinfo) > 1) {
+		dpdk_tx_flush(ctx);
+		rte_eth_tx_done_cleanup(ctx->port, 0, 0);
+	}
+	dpdk_mr_unref(mr);
 }
 
 const struct wccl_provider wccl_provider_dpdk = {

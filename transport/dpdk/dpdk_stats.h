@@ -12,11 +12,20 @@ struct dpdk_stats {
 	uint64_t retransmits, rto_fires, fast_retx;
 	uint64_t rx_malformed, rx_unknown, rx_dup, rx_out_of_window;
 	uint64_t rx_reordered, test_dropped, tx_ring_full;
-	uint64_t rejected_writes;
+	uint64_t rejected_writes, rx_bad_csum, test_corrupted;
+	uint64_t tx_zcopy; /* data frames whose payload was attached, not copied */
+	uint64_t rx_multiseg, rx_max_frag; /* chained frames, largest payload */
+	uint64_t arp_rx, arp_requests, arp_replies, arp_conflicts, icmp_echo;
 };
 
 /* Copy @ctx's counters (a dpdk context) into @st. Returns 0 or
  * -WCCL_EINVAL if @ctx is not a dpdk context. */
 int dpdk_context_stats(struct wccl_context *ctx, struct dpdk_stats *st);
+
+/* The MAC @ctx (a dpdk context) has for IPv4 @ip (dotted quad), learned by
+ * ARP or configured. Returns 0 (@mac filled), -WCCL_EAGAIN if not known
+ * (yet), -WCCL_EINVAL for a bad @ctx or @ip. */
+int dpdk_context_neigh(struct wccl_context *ctx, const char *ip,
+		       uint8_t mac[6]);
 
 #endif

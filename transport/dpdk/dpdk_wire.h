@@ -90,6 +90,18 @@ int dpdk_wire_decode(const uint8_t *in, size_t avail, struct dpdk_wire_hdr *h);
 
 const char *dpdk_wire_type_name(unsigned type);
 
+/*
+ * The default IPv4 address of a process (host order): 10.0.0.0/8 plus the
+ * pid's low 24 bits, so distinct pids on one host get distinct addresses
+ * (pid_max is at most 2^22). An earlier scheme mapped pids ending in 0x00
+ * to .1, giving two consecutive pids the same address: the lower rank
+ * then connected to itself (dpdk-coll's rare set-up timeout).
+ */
+static inline uint32_t dpdk_auto_ip(uint32_t pid)
+{
+	return (10u << 24) | (pid & 0xffffffu);
+}
+
 /* Sequence-space comparisons (mod 2^32). */
 static inline int dpdk_seq_lt(uint32_t a, uint32_t b)
 {
