@@ -65,8 +65,7 @@
 	INT(VERBS_RETRY, 7, "verbs: QP retransmissions before a peer counts as lost (0..7)") \
 	INT(VERBS_INLINE, 256, "verbs: sends and writes up to this size go inline (capped by the device)") \
 	INT(VERBS_BATCH, 32, "verbs: work requests chained per doorbell; only the last is signalled") \
-	INT(VERBS_SRQ_DEPTH, 1024, "verbs: internal receives on the shared receive queue (immediates)") \
-	INT(VERBS_MR_CACHE, 0, "verbs: on-the-fly registrations kept for reuse (0 = register per operation; see docs)")
+	INT(VERBS_SRQ_DEPTH, 1024, "verbs: internal receives on the shared receive queue (immediates)")
 /* clang-format on */
 
 enum wccl_param {

@@ -722,9 +722,13 @@ int verbs_accept(struct wccl_listener *b, struct wccl_cq *cq,
 	ep->next_pending = NULL;
 	ep->accepted = true;
 	ep->base.cq = cq;
-	for (uint32_t i = 0; i < ep->n_early; i++)
+	/* Early completions that do not fit wait in early[] for progress. */
+	uint32_t i = 0;
+	for (; i < ep->n_early && verbs_cq_room(ep->ctx, cq); i++)
 		verbs_cq_push(cq, &ep->early[i]);
-	ep->n_early = 0;
+	memmove(ep->early, ep->early + i,
+		(ep->n_early - i) * sizeof(ep->early[0]));
+	ep->n_early -= i;
 	*out = &ep->base;
 	return 0;
 }

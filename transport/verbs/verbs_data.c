@@ -22,7 +22,8 @@ static inline bool qp_room(const struct verbs_qp *q, uint32_t n)
 
 void verbs_ep_push(struct verbs_ep *ep, const struct wccl_completion *c)
 {
-	if (ep->base.cq) {
+	/* Completions held back at accept go first (progress drains them). */
+	if (ep->base.cq && !ep->n_early) {
 		verbs_cq_push(ep->base.cq, c);
 	} else if (ep->n_early < sizeof(ep->early) / sizeof(ep->early[0])) {
 		ep->early[ep->n_early++] = *c;
@@ -111,7 +112,8 @@ static void chain_add(struct verbs_qp *q, enum ibv_wr_opcode opc,
 
 /* Tell the target that a write into it was rejected (so it reports a
  * WCCL_OP_ERROR) and, if the rejection killed a data QP, which. */
-static void send_ctl(struct verbs_ep *ep, int code, uint32_t dead_idx)
+static void send_ctl(struct verbs_ep *ep, int code, uint32_t dead_idx,
+		     bool was_imm)
 {
 	struct verbs_qp *q = first_live_data(ep);
 	if (!q || !qp_room(q, 1)) {
@@ -122,7 +124,8 @@ static void send_ctl(struct verbs_ep *ep, int code, uint32_t dead_idx)
 		return;
 	}
 	uint32_t imm = VERBS_CTL_REJECT << 28 | (dead_idx & 0xffu) << 16 |
-		       ((uint32_t)-code & 0xffffu);
+		       ((uint32_t)-code & 0xffffu) |
+		       (was_imm ? VERBS_CTL_WAS_IMM : 0);
 	chain_add(q, IBV_WR_SEND_WITH_IMM, NULL, 0, 0, false, 0, 0, imm,
 		  VERBS_INTERNAL);
 }
@@ -153,7 +156,8 @@ static int tx_error(struct verbs_ep *ep, struct verbs_qp *q,
 			     kind[op->kind], (unsigned long long)op->len,
 			     q->idx);
 		if (first_live_data(ep)) {
-			send_ctl(ep, WCCL_EREMOTE_KEY, q->idx);
+			send_ctl(ep, WCCL_EREMOTE_KEY, q->idx,
+				 op->kind == VERBS_WRITE_IMM);
 			return WCCL_EREMOTE_KEY;
 		}
 		verbs_ep_fail(ep, WCCL_EREMOTE_KEY);
@@ -181,11 +185,16 @@ static int tx_error(struct verbs_ep *ep, struct verbs_qp *q,
 
 /* ---- send queue ------------------------------------------------------ */
 
-static void tx_advance(struct verbs_ep *ep)
+/* Hand finished operations to the CQ in posting order, as far as it has
+ * room; the rest stay done in the ring and progress delivers them later
+ * (verbs_tx_advance), so the CQ never grows. */
+void verbs_tx_advance(struct verbs_ep *ep)
 {
 	while (ep->tx_done != ep->tx_issue) {
 		struct verbs_txop *op = &ep->tx[ep->tx_done & ep->mask];
 		if (op->state != VERBS_OP_DONE)
+			break;
+		if (ep->base.cq && !verbs_cq_room(ep->ctx, ep->base.cq))
 			break;
 		struct wccl_completion c = {
 			.cookie = op->cookie,
@@ -256,7 +265,7 @@ void verbs_ring(struct verbs_qp *q)
 		q->nchain = 0;
 		q->sq_rung = q->sq_post;
 		sq_retire(q, q->sq_post - 1, IBV_WC_WR_FLUSH_ERR);
-		tx_advance(ep);
+		verbs_tx_advance(ep);
 		return;
 	}
 	for (uint32_t i = 0; i + 1 < q->nchain; i++)
@@ -332,20 +341,23 @@ void verbs_tx_issue(struct verbs_ep *ep)
 		uint64_t seq = ep->tx_issue;
 		struct verbs_txop *op = &ep->tx[seq & ep->mask];
 		if (op->status) { /* rejected before sending */
-			send_ctl(ep, op->status, 0);
+			send_ctl(ep, op->status, 0, false);
 			op->state = VERBS_OP_DONE;
 			ep->tx_issue++;
 			continue;
 		}
 		if (op->kind == VERBS_SEND) {
 			struct verbs_qp *q = &ep->qp[0];
-			if (ep->plain_out + ep->imm_out || !qp_room(q, 1))
+			/* Earlier plain writes must be acked (the target sees
+			 * no completion for them); earlier writes with imm
+			 * are waited for by the target (verbs_rxop). */
+			if (ep->plain_out || !qp_room(q, 1))
 				break;
 			op->pieces = 1;
 			op->state = VERBS_OP_ISSUED;
 			ep->tx_issue++;
-			chain_add(q, IBV_WR_SEND, op->buf, op->len, op->lkey,
-				  op->inl, 0, 0, 0, seq);
+			chain_add(q, IBV_WR_SEND_WITH_IMM, op->buf, op->len,
+				  op->lkey, op->inl, 0, 0, ep->imm_tx, seq);
 			continue;
 		}
 		struct verbs_qp *live[VERBS_MAX_DATA_QPS];
@@ -367,6 +379,7 @@ void verbs_tx_issue(struct verbs_ep *ep)
 			op->pieces = 1;
 			op->state = VERBS_OP_ISSUED;
 			ep->imm_out++;
+			ep->imm_tx++;
 			ep->tx_issue++;
 			chain_add(q, IBV_WR_RDMA_WRITE_WITH_IMM, op->buf,
 				  op->len, op->lkey, op->inl, op->raddr,
@@ -418,7 +431,7 @@ void verbs_tx_issue(struct verbs_ep *ep)
 		chain_add(q, IBV_WR_RDMA_WRITE, op->buf, op->len, op->lkey,
 			  op->inl, op->raddr, op->rkey, 0, seq);
 	}
-	tx_advance(ep);
+	verbs_tx_advance(ep);
 }
 
 /* The endpoint failed: operations not yet issued complete with its code. */
@@ -436,7 +449,8 @@ void verbs_ep_flush_waiting(struct verbs_ep *ep)
 	for (uint32_t i = 0; i < ep->nqps; i++)
 		if (ep->qp[i].nchain)
 			mark_dirty(&ep->qp[i]);
-	tx_advance(ep);
+	verbs_tx_advance(ep);
+	verbs_rx_advance(ep); /* no more immediates will come */
 }
 
 static int tx_prepare(struct verbs_ep *ep, const void *buf, size_t len,
@@ -529,13 +543,13 @@ int verbs_post_recv(struct wccl_endpoint *e, void *buf, size_t len,
 		return WCCL_EINVAL;
 	if (ep->state != VERBS_EP_READY)
 		return WCCL_ENOTCONN;
-	if (ep->rq_post - ep->rq_done >= ep->depth)
+	if (ep->rq_post - ep->rq_deliver >= ep->depth)
 		return WCCL_EAGAIN;
 	if (len > ep->ctx->max_msg)
 		len = ep->ctx->max_msg;
 	struct verbs_rxop *r = &ep->rq[ep->rq_post & ep->mask];
+	memset(r, 0, sizeof(*r));
 	r->cookie = cookie;
-	r->tmp = NULL;
 	struct ibv_sge sge = {.addr = (uint64_t)(uintptr_t)buf,
 			      .length = (uint32_t)len};
 	if (len) {
@@ -599,15 +613,40 @@ static void rx_done(struct verbs_ep *ep, const struct ibv_wc *wc)
 					       ibv_wc_status_str(wc->status)));
 		break;
 	}
-	struct wccl_completion c = {.cookie = r->cookie,
-				    .ep = &ep->base,
-				    .len = status ? 0 : wc->byte_len,
-				    .status = status,
-				    .op = WCCL_OP_RECV};
+	r->status = status;
+	r->len = status ? 0 : wc->byte_len;
+	r->wait = !status && (wc->wc_flags & IBV_WC_WITH_IMM);
+	r->need = ntohl(wc->imm_data);
+	r->done = true;
 	verbs_mrc_put(ep->ctx, r->tmp);
 	r->tmp = NULL;
 	ep->rq_done = seq + 1;
-	verbs_ep_push(ep, &c);
+	verbs_rx_advance(ep);
+}
+
+/* Hand done receives out in order, each once the writes with immediate
+ * sent before it have arrived (or the endpoint failed: none will), as far
+ * as the CQ has room; progress calls again for the rest. */
+void verbs_rx_advance(struct verbs_ep *ep)
+{
+	while (ep->rq_deliver != ep->rq_done) {
+		struct verbs_rxop *r = &ep->rq[ep->rq_deliver & ep->mask];
+		if (!r->done)
+			break;
+		if (r->wait && ep->state != VERBS_EP_FAILED &&
+		    (int32_t)(ep->imm_rx - r->need) < 0)
+			break;
+		if (ep->base.cq && !verbs_cq_room(ep->ctx, ep->base.cq))
+			break;
+		struct wccl_completion c = {.cookie = r->cookie,
+					    .ep = &ep->base,
+					    .len = r->len,
+					    .status = r->status,
+					    .op = WCCL_OP_RECV};
+		r->done = false;
+		ep->rq_deliver++;
+		verbs_ep_push(ep, &c);
+	}
 }
 
 int verbs_srq_fill(struct verbs_ctx *ctx)
@@ -656,7 +695,9 @@ static void srq_done(struct verbs_ctx *ctx, const struct ibv_wc *wc)
 					    .len = wc->byte_len,
 					    .imm = imm,
 					    .op = WCCL_OP_WRITE_IMM};
+		ep->imm_rx++;
 		verbs_ep_push(ep, &c);
+		verbs_rx_advance(ep);
 		return;
 	}
 	if (wc->opcode == IBV_WC_RECV && (wc->wc_flags & IBV_WC_WITH_IMM) &&
@@ -664,6 +705,8 @@ static void srq_done(struct verbs_ctx *ctx, const struct ibv_wc *wc)
 		uint32_t dead = (imm >> 16) & 0xffu;
 		if (dead && dead < ep->nqps)
 			ep->qp[dead].dead = true;
+		if (imm & VERBS_CTL_WAS_IMM)
+			ep->imm_rx++; /* a send after it need not wait */
 		struct wccl_completion c = {.ep = &ep->base,
 					    .status = -(int32_t)(imm & 0xffffu),
 					    .op = WCCL_OP_ERROR};
@@ -672,6 +715,7 @@ static void srq_done(struct verbs_ctx *ctx, const struct ibv_wc *wc)
 			     "rejected (%s)",
 			     wccl_strerror(c.status));
 		verbs_ep_push(ep, &c);
+		verbs_rx_advance(ep);
 	}
 }
 
@@ -689,5 +733,5 @@ void verbs_wc(struct verbs_ctx *ctx, const struct ibv_wc *wc)
 		return;
 	}
 	sq_retire(q, wc->wr_id, wc->status);
-	tx_advance(q->ep);
+	verbs_tx_advance(q->ep);
 }
