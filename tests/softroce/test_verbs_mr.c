@@ -8,7 +8,10 @@
  *     the cached registration, and the bytes arrive intact;
  *   - wccl_mem_free invalidates: the next progress deregisters, and a new
  *     allocation (even at the same address) is registered anew;
- *   - malloc'd memory is never cached (one registration per operation).
+ *   - malloc'd memory is never cached (one registration per operation);
+ *   - striped sends: a large receive posted ahead is offered to the
+ *     sender, which then writes the message over the data QPs; the bytes
+ *     and the length arrive intact; a small receive is not offered.
  * One process, listener and connector on the same device.
  * Exit 0 pass, 1 fail, 77 no usable verbs device (run it in the VM:
  * tests/softroce/guest-mr.sh).
@@ -189,6 +192,44 @@ int main(void)
 		      (unsigned long long)(regs() - r0),
 		      (unsigned long long)(deregs() - d0));
 		free(h);
+	}
+
+	/* -- striped sends: a large receive posted early is offered to the
+	 * sender, which writes the message over the data QPs -- */
+	struct verbs_ep *vtx = container_of(c, struct verbs_ep, base);
+	if (vtx->nqps > 2) {
+		const size_t slen = big; /* >= WCCL_VERBS_STRIPE_MIN */
+		for (int round = 0; round < 3; round++) {
+			uint64_t n0 = vtx->n_striped;
+			for (size_t i = 0; i < slen; i++)
+				a[i] = (uint8_t)(round * 31 + i * 13);
+			memset(b, 0, slen);
+			MUST(wccl_post_recv(s, b, slen, NULL, 5));
+			/* Wait for the offer to land in the sender's ring. */
+			const struct verbs_cts *slot =
+			    &vtx->cts[vtx->send_idx % vtx->cts_slots];
+			end = wccl_deadline_ns(5000);
+			while (__atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE) !=
+				   vtx->send_idx + 1 &&
+			       wccl_now_ns() < end)
+				CHECK(wccl_cq_poll(cq, &wc, 1) == 0,
+				      "stray completion");
+			MUST(wccl_post_send(c, a, slen - round, NULL, 6));
+			reap(2);
+			CHECK(memcmp(a, b, slen - round) == 0,
+			      "striped send of %zu bytes corrupted",
+			      slen - round);
+			CHECK(vtx->n_striped == n0 + 1,
+			      "a %zu-byte send into an offered receive was "
+			      "not striped",
+			      slen - round);
+		}
+		/* A small receive is not offered: an ordinary send. */
+		uint64_t n0 = vtx->n_striped;
+		transfer(c, s, a, b, msg, 41);
+		CHECK(vtx->n_striped == n0, "64 KiB send was striped");
+	} else {
+		printf("striped sends not checked: WCCL_VERBS_QPS < 2\n");
 	}
 
 	MUST(wccl_endpoint_close(c));

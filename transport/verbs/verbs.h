@@ -148,11 +148,13 @@ enum verbs_opstate { VERBS_OP_WAIT = 1, VERBS_OP_ISSUED, VERBS_OP_DONE };
 struct verbs_txop {
 	const uint8_t *buf;
 	uint64_t len, cookie, raddr;
+	uint64_t sidx; /* sends: number among the endpoint's sends */
 	uint32_t lkey, rkey, imm;
 	int32_t status;
 	uint16_t pieces;
 	uint8_t kind, state;
-	bool inl;
+	uint8_t phase; /* striped send: 1 pieces out, 2 final write out */
+	bool inl, p1done;
 	struct verbs_mrc *tmp; /* on-the-fly registration, or NULL */
 };
 
@@ -164,6 +166,7 @@ struct verbs_txop {
 struct verbs_rxop {
 	uint64_t cookie, len;
 	struct verbs_mrc *tmp;
+	struct ibv_mr *rmr; /* remote-writable, for a striped send */
 	int32_t status;
 	uint32_t need;
 	bool done, wait;
@@ -196,6 +199,16 @@ struct verbs_ep {
 	 * be handed out; [rq_done, rq_post) posted */
 	struct verbs_rxop *rq;
 	uint64_t rq_post, rq_done, rq_deliver;
+	/* striped sends: our clear-to-send ring (the peer writes it), the
+	 * entries we write into the peer's, and the peer's ring */
+	struct verbs_cts *cts, *cts_out;
+	struct ibv_mr *cts_mr;
+	uint32_t cts_slots, peer_cts_slots, peer_cts_rkey;
+	uint64_t peer_cts_addr;
+	uint64_t send_idx;    /* sends posted */
+	uint32_t p2_pending;  /* striped sends whose final write is not out */
+	uint64_t p2_seq;      /* tx seq to look for the next one from */
+	uint64_t n_striped;   /* striped sends issued (tests count them) */
 	uint32_t imm_tx; /* writes with immediate issued to the peer */
 	uint32_t imm_rx; /* ... and received from it (incl. rejected ones) */
 	/* completions that arrived before wccl_accept gave us a CQ */
@@ -212,11 +225,34 @@ struct verbs_listener {
 	struct verbs_listener *next;
 };
 
-/* Private data of a connect request and of its accept. */
+/* Private data of a connect request and of its accept: also where the
+ * sender's clear-to-send ring is (see struct verbs_cts). */
 struct verbs_hello {
 	uint32_t magic;
 	uint16_t idx, nqps;
 	uint64_t nonce;
+	uint64_t cts_addr;
+	uint32_t cts_rkey, cts_slots;
+};
+
+/*
+ * Striped sends. A receiver that posts a receive of at least
+ * WCCL_VERBS_STRIPE_MIN bytes registers it for remote write (exactly that
+ * range) and RDMA-writes a clear-to-send entry for it into the sender's
+ * ring (slot = receive number % slots; seq = receive number + 1, last).
+ * When the sender issues its send number k (sends and receives pair up in
+ * order) and slot k holds seq k + 1 with room for the message, it writes
+ * the message in pieces over the data QPs straight into that buffer, and
+ * once every piece is acked, a zero-length WRITE_WITH_IMM on qp[0] (imm =
+ * length) consumes receive k: it completes at the target with the length
+ * and in order with the other sends (which wait behind it). No entry yet
+ * (receive posted late, small, or the message does not fit): an ordinary
+ * send on qp[0], so the contract's semantics (truncation included) hold.
+ */
+struct verbs_cts {
+	uint64_t addr, len;
+	uint32_t rkey, pad;
+	uint64_t seq; /* receive number + 1; written last */
 };
 
 #define VERBS_EP(e) container_of((e), struct verbs_ep, base)
@@ -270,6 +306,7 @@ void verbs_ring(struct verbs_qp *q);
 void verbs_tx_issue(struct verbs_ep *ep);
 void verbs_tx_advance(struct verbs_ep *ep);
 void verbs_rx_advance(struct verbs_ep *ep);
+void verbs_post_phase2(struct verbs_ep *ep);
 void verbs_ep_flush_waiting(struct verbs_ep *ep);
 int verbs_srq_fill(struct verbs_ctx *ctx);
 const char *verbs_wc_explain(enum ibv_wc_status st);
@@ -291,5 +328,9 @@ void verbs_mrc_clear(struct verbs_ctx *ctx);
 /* Drop cached registrations of freed wccl_mem allocations; one atomic
  * load when nothing was freed. */
 void verbs_mcache_check(struct verbs_ctx *ctx);
+/* ibv_reg_mr / ibv_dereg_mr, counted in the context. */
+struct ibv_mr *verbs_reg_mr(struct verbs_ctx *ctx, void *addr, size_t len,
+			    int access);
+void verbs_dereg_mr(struct verbs_ctx *ctx, struct ibv_mr *mr);
 
 #endif

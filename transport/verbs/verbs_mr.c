@@ -104,8 +104,8 @@ static int ibv_access(uint32_t access)
 	return a;
 }
 
-static struct ibv_mr *reg_mr(struct verbs_ctx *ctx, void *addr, size_t len,
-			     int access)
+struct ibv_mr *verbs_reg_mr(struct verbs_ctx *ctx, void *addr, size_t len,
+			    int access)
 {
 	struct ibv_mr *mr = ibv_reg_mr(ctx->pd, addr, len, access);
 	if (mr)
@@ -113,13 +113,16 @@ static struct ibv_mr *reg_mr(struct verbs_ctx *ctx, void *addr, size_t len,
 	return mr;
 }
 
-static void dereg_mr(struct verbs_ctx *ctx, struct ibv_mr *mr)
+void verbs_dereg_mr(struct verbs_ctx *ctx, struct ibv_mr *mr)
 {
 	if (mr) {
 		ibv_dereg_mr(mr);
 		ctx->n_dereg_mr++;
 	}
 }
+
+#define reg_mr verbs_reg_mr
+#define dereg_mr verbs_dereg_mr
 
 static struct verbs_mrc *mcache_get(struct verbs_ctx *ctx, const void *buf,
 				    size_t len, bool *err);
