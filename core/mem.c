@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -22,6 +23,9 @@ struct wccl_mem_block {
 };
 
 static uint64_t next_id = 1;
+/* Bumped by every wccl_mem_free, read without the lock by registration
+ * caches (wccl_mem_frees) to learn that something may be gone. */
+static _Atomic uint64_t mem_frees;
 
 static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct wccl_mem_block *mem_blocks;
@@ -82,6 +86,7 @@ int wccl_mem_free(void *ptr)
 	pthread_mutex_unlock(&mem_lock);
 	if (!b)
 		return WCCL_EINVAL;
+	atomic_fetch_add_explicit(&mem_frees, 1, memory_order_release);
 	munmap(b->base, b->len);
 	close(b->fd);
 	free(b);
@@ -124,4 +129,9 @@ int wccl_mem_find(const void *addr, size_t len, struct wccl_mem_span *span)
 	}
 	pthread_mutex_unlock(&mem_lock);
 	return rc;
+}
+
+uint64_t wccl_mem_frees(void)
+{
+	return atomic_load_explicit(&mem_frees, memory_order_acquire);
 }

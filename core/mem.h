@@ -25,4 +25,10 @@ struct wccl_mem_span {
 };
 int wccl_mem_find(const void *addr, size_t len, struct wccl_mem_span *span);
 
+/* How many wccl_mem_free calls have begun so far; no lock, one atomic load.
+ * A cache of registrations of wccl_mem memory re-checks its entries with
+ * wccl_mem_find whenever this changed: an allocation freed (or freed and
+ * replaced at the same address) is then never used again. */
+uint64_t wccl_mem_frees(void);
+
 #endif

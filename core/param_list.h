@@ -69,14 +69,13 @@
 	INT(DPDK_TEST_SWAP, 0, "dpdk test hook: 1 = swap adjacent transmitted packets (reorder)") \
 	STR(VERBS_DEVICE, "", "RDMA device for verbs (default: the one owning VERBS_ADDR, else the first with a local IPv4 GID)") \
 	STR(VERBS_ADDR, "", "verbs: local IPv4 address to listen and connect from (default: the device's first)") \
-	INT(VERBS_QPS, 4, "verbs: data QPs per connection; writes are spread and striped over them (1..16)") \
-	INT(VERBS_STRIPE_MIN, 262144, "verbs: writes of at least this many bytes are striped over the data QPs") \
+	INT(VERBS_QPS, 4, "verbs: data QPs per connection; writes are spread and large writes and sends striped over them (1..16)") \
+	INT(VERBS_STRIPE_MIN, 262144, "verbs: writes, and sends into receives, of at least this many bytes are striped over the data QPs") \
 	INT(VERBS_TIMEOUT, 18, "verbs: QP ACK timeout exponent, 4.096 us * 2^N (18 = 1.07 s; must exceed the RTT)") \
 	INT(VERBS_RETRY, 7, "verbs: QP retransmissions before a peer counts as lost (0..7)") \
 	INT(VERBS_INLINE, 256, "verbs: sends and writes up to this size go inline (capped by the device)") \
 	INT(VERBS_BATCH, 32, "verbs: work requests chained per doorbell; only the last is signalled") \
-	INT(VERBS_SRQ_DEPTH, 1024, "verbs: internal receives on the shared receive queue (immediates)") \
-	INT(VERBS_MR_CACHE, 0, "verbs: on-the-fly registrations kept for reuse (0 = register per operation; see docs)")
+	INT(VERBS_SRQ_DEPTH, 1024, "verbs: internal receives on the shared receive queue (immediates)")
 /* clang-format on */
 
 enum wccl_param {

@@ -471,6 +471,29 @@ static void fresh_dpdk_link(void)
 	setenv("WCCL_DPDK_EAL", buf, 1);
 }
 
+/* TEST_COLL_ENV_<rank>: "K=V K=V..." for that rank only (the soft-RoCE
+ * WAN bed puts ranks on different RDMA devices). */
+static void rank_env(int r)
+{
+	char var[32], kv[512];
+	snprintf(var, sizeof(var), "TEST_COLL_ENV_%d", r);
+	const char *e = getenv(var);
+	if (!e || !*e)
+		return;
+	snprintf(kv, sizeof(kv), "%s", e);
+	char *save = NULL;
+	for (char *t = strtok_r(kv, " ", &save); t;
+	     t = strtok_r(NULL, " ", &save)) {
+		char *eq = strchr(t, '=');
+		if (!eq || eq == t) {
+			fprintf(stderr, "bad %s entry '%s'\n", var, t);
+			_exit(2);
+		}
+		*eq = '\0';
+		setenv(t, eq + 1, 1);
+	}
+}
+
 /* Run one communicator's worth of ranks; 0 if every rank passed. */
 static int launch(int nranks, const char *algo, const char *mode,
 		  int nregions)
@@ -493,6 +516,7 @@ static int launch(int nranks, const char *algo, const char *mode,
 			setenv("WCCL_ROOT_ADDR", root, 1);
 			setenv("WCCL_AUTH_KEY", key, 1);
 			fresh_dpdk_link();
+			rank_env(r);
 			if (nregions > 1) {
 				/* Interleaved: neighbours sit apart. */
 				snprintf(b, sizeof(b), "region-%d",

@@ -448,6 +448,24 @@ static pid_t spawn(const char *prov, const struct itest_case *c, char role,
 		*eq = '\0';
 		setenv(kv, eq + 1, 1);
 	}
+	/* ITEST_ENV_A / ITEST_ENV_B: "K=V K=V..." for that side only (the
+	 * soft-RoCE WAN bed puts the two sides on two RDMA devices). */
+	char side_var[] = "ITEST_ENV_?";
+	side_var[sizeof(side_var) - 2] = role;
+	const char *side_env = getenv(side_var);
+	if (side_env && *side_env) {
+		char kv[512];
+		snprintf(kv, sizeof(kv), "%s", side_env);
+		char *save = NULL;
+		for (char *t = strtok_r(kv, " ", &save); t;
+		     t = strtok_r(NULL, " ", &save)) {
+			char *eq = strchr(t, '=');
+			ICHECK(s, eq != NULL && eq != t, "bad %s entry '%s'",
+			       side_var, t);
+			*eq = '\0';
+			setenv(t, eq + 1, 1);
+		}
+	}
 	wccl_param_reload();
 	if (!c->manual) {
 		itest_open(s);

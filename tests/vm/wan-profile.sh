@@ -13,7 +13,8 @@
 #
 # Each veth end gets half the RTT as one-way delay (and half the jitter, so
 # the round trip sees ±the full amount); loss is per packet and direction.
-# WCCL_WAN_RATE overrides the bottleneck (tc units, e.g. 1gbit).
+# WCCL_WAN_RATE overrides the bottleneck (tc units, e.g. 1gbit); "none"
+# leaves it out (netem alone: pure delay, jitter and loss, no rate limit).
 #
 # Shape on each end: netem (delay, jitter, loss) as root, tbf (rate, burst,
 # 100 ms of buffer) as its child. Why not netem alone: netem's rate/limit
@@ -51,6 +52,7 @@ apply_dev() {
 	# profile that this one doesn't mention (such as netem's rate).
 	clear_dev "$i"
 	wccl_ns "$i" tc qdisc add dev "$dev" root handle 1: netem limit 200000 "${netem[@]}"
+	[ "$rate" = none ] && return 0
 	wccl_ns "$i" tc qdisc add dev "$dev" parent 1:1 handle 10: \
 		tbf rate "$rate" burst 64kb latency 100ms
 }

@@ -44,31 +44,46 @@
 #define VERBS_CHAIN_MAX 64u
 #define VERBS_QP_HASH 4096u /* qp_num -> QP, open addressing */
 #define VERBS_INTERNAL UINT64_MAX /* sq ring entry of an internal WR */
-#define VERBS_MAGIC 0x77636331u	  /* "wcc1" in connect private data */
+#define VERBS_MAGIC 0x77636332u	  /* "wcc2" in connect private data */
 #define VERBS_RQ_BIT (1ull << 63)  /* wr_id of a user receive on qp[0] */
 #define VERBS_SRQ_BIT (1ull << 62) /* wr_id of an internal SRQ receive */
 
 /* Immediate of an internal SEND_WITH_IMM on a data QP (control message). */
 #define VERBS_CTL_REJECT 0x1u /* arg: positive wccl code | dead qp << 16 */
+#define VERBS_CTL_WAS_IMM (1u << 24) /* the rejected write had an imm */
 
 struct verbs_mr {
 	struct wccl_mr base;
 	struct ibv_mr *mr; /* NULL for an empty region */
+	struct verbs_mrc *shared; /* mr borrowed from the cache, or NULL */
+	struct verbs_ctx *ctx;
 };
 
+/* A wccl CQ: a fixed ring sized at creation. The context's one ibv_cq
+ * feeds every wccl CQ of the context, so progress reaps only as many work
+ * completions as the fullest CQ in use has room for (each work completion
+ * yields at most one completion that cannot wait: a receive, an immediate,
+ * an error); sends and writes wait in their endpoint's ring, done, until
+ * there is room. A full CQ therefore stops reaping until its owner polls. */
 struct verbs_cq {
 	struct wccl_cq base;
 	struct wccl_completion *ring;
 	uint32_t cap, head, count;
+	struct verbs_cq *next; /* the context's CQs */
 };
 
-/* On-the-fly registration of a user buffer (mr == NULL). */
+/* A local-only registration: of a whole wccl_mem_alloc allocation, kept
+ * in the context's cache (cached), or of one user buffer for one operation
+ * (mr == NULL on memory wccl does not own). See verbs_mr.c. */
 struct verbs_mrc {
 	uintptr_t lo, hi;
 	struct ibv_mr *mr;
 	uint32_t refs;
-	uint64_t used;
+	bool cached, stale; /* stale: its allocation was freed */
+	uint64_t used, mem_id;
 };
+
+#define VERBS_MCACHE 32u /* cached wccl_mem registrations per context */
 
 struct verbs_ep;
 struct verbs_listener;
@@ -92,16 +107,19 @@ struct verbs_ctx {
 	unsigned cq_unacked;
 	uint32_t srq_depth, srq_posted;
 	/* tunables, read once */
-	uint32_t depth, nqps, batch, inline_max, mr_cache_max;
+	uint32_t depth, nqps, batch, inline_max;
 	uint64_t stripe_min;
 	uint8_t timeout, retry;
 	struct verbs_qp *qps[VERBS_QP_HASH];
 	struct verbs_ep *eps;	   /* every endpoint, for progress */
 	struct verbs_qp *dirty;	   /* QPs with chained, unposted WRs */
 	struct verbs_listener *ls; /* open listeners */
-	struct verbs_mrc *mrc;
-	uint32_t n_mrc;
-	uint64_t mrc_clock;
+	struct verbs_mrc mcache[VERBS_MCACHE];
+	uint64_t mcache_clock, mem_frees;
+	uint64_t n_reg_mr, n_dereg_mr; /* ibv_reg_mr / ibv_dereg_mr calls */
+	struct verbs_cq *cqs;  /* every wccl CQ of this context */
+	uint32_t reap_reserve; /* CQ room kept for work completions reaped
+				* but not yet processed */
 };
 
 struct verbs_qp {
@@ -130,17 +148,28 @@ enum verbs_opstate { VERBS_OP_WAIT = 1, VERBS_OP_ISSUED, VERBS_OP_DONE };
 struct verbs_txop {
 	const uint8_t *buf;
 	uint64_t len, cookie, raddr;
+	uint64_t sidx; /* sends: number among the endpoint's sends */
 	uint32_t lkey, rkey, imm;
 	int32_t status;
 	uint16_t pieces;
 	uint8_t kind, state;
-	bool inl;
+	uint8_t phase; /* striped send: 1 pieces out, 2 final write out */
+	bool inl, p1done;
 	struct verbs_mrc *tmp; /* on-the-fly registration, or NULL */
 };
 
+/* A user receive. Done ones are handed out in order once the peer's
+ * writes with immediate posted before the send that filled it (@need,
+ * carried in the send's immediate) have arrived: data written before a
+ * send is in place when its receive completes, without a fence at the
+ * sender (which would cost a round trip). */
 struct verbs_rxop {
-	uint64_t cookie;
+	uint64_t cookie, len;
 	struct verbs_mrc *tmp;
+	struct ibv_mr *rmr; /* remote-writable, for a striped send */
+	int32_t status;
+	uint32_t need;
+	bool done, wait;
 };
 
 enum verbs_ep_state {
@@ -166,9 +195,22 @@ struct verbs_ep {
 	struct verbs_txop *tx;
 	uint64_t tx_post, tx_issue, tx_done;
 	uint32_t plain_out, imm_out; /* issued, not done: for the fences */
-	/* rx: user receives on qp[0], [rq_done, rq_post) */
+	/* rx: user receives on qp[0]: [rq_deliver, rq_done) done, waiting to
+	 * be handed out; [rq_done, rq_post) posted */
 	struct verbs_rxop *rq;
-	uint64_t rq_post, rq_done;
+	uint64_t rq_post, rq_done, rq_deliver;
+	/* striped sends: our clear-to-send ring (the peer writes it), the
+	 * entries we write into the peer's, and the peer's ring */
+	struct verbs_cts *cts, *cts_out;
+	struct ibv_mr *cts_mr;
+	uint32_t cts_slots, peer_cts_slots, peer_cts_rkey;
+	uint64_t peer_cts_addr;
+	uint64_t send_idx;    /* sends posted */
+	uint32_t p2_pending;  /* striped sends whose final write is not out */
+	uint64_t p2_seq;      /* tx seq to look for the next one from */
+	uint64_t n_striped;   /* striped sends issued (tests count them) */
+	uint32_t imm_tx; /* writes with immediate issued to the peer */
+	uint32_t imm_rx; /* ... and received from it (incl. rejected ones) */
 	/* completions that arrived before wccl_accept gave us a CQ */
 	struct wccl_completion early[16];
 	uint32_t n_early;
@@ -183,11 +225,34 @@ struct verbs_listener {
 	struct verbs_listener *next;
 };
 
-/* Private data of a connect request and of its accept. */
+/* Private data of a connect request and of its accept: also where the
+ * sender's clear-to-send ring is (see struct verbs_cts). */
 struct verbs_hello {
 	uint32_t magic;
 	uint16_t idx, nqps;
 	uint64_t nonce;
+	uint64_t cts_addr;
+	uint32_t cts_rkey, cts_slots;
+};
+
+/*
+ * Striped sends. A receiver that posts a receive of at least
+ * WCCL_VERBS_STRIPE_MIN bytes registers it for remote write (exactly that
+ * range) and RDMA-writes a clear-to-send entry for it into the sender's
+ * ring (slot = receive number % slots; seq = receive number + 1, last).
+ * When the sender issues its send number k (sends and receives pair up in
+ * order) and slot k holds seq k + 1 with room for the message, it writes
+ * the message in pieces over the data QPs straight into that buffer, and
+ * once every piece is acked, a zero-length WRITE_WITH_IMM on qp[0] (imm =
+ * length) consumes receive k: it completes at the target with the length
+ * and in order with the other sends (which wait behind it). No entry yet
+ * (receive posted late, small, or the message does not fit): an ordinary
+ * send on qp[0], so the contract's semantics (truncation included) hold.
+ */
+struct verbs_cts {
+	uint64_t addr, len;
+	uint32_t rkey, pad;
+	uint64_t seq; /* receive number + 1; written last */
 };
 
 #define VERBS_EP(e) container_of((e), struct verbs_ep, base)
@@ -199,6 +264,14 @@ struct verbs_hello {
 /* ---- verbs_provider.c ---- */
 int verbs_progress(struct verbs_ctx *ctx);
 void verbs_cq_push(struct wccl_cq *q, const struct wccl_completion *c);
+/* Room left in @q beyond what reaping has reserved. */
+static inline uint32_t verbs_cq_room(const struct verbs_ctx *ctx,
+				     const struct wccl_cq *q)
+{
+	const struct verbs_cq *cq = container_of(q, struct verbs_cq, base);
+	uint32_t room = cq->cap - cq->count;
+	return room > ctx->reap_reserve ? room - ctx->reap_reserve : 0;
+}
 void verbs_ep_push(struct verbs_ep *ep, const struct wccl_completion *c);
 int verbs_cq_reserve(struct verbs_ctx *ctx, int more);
 
@@ -231,6 +304,9 @@ int verbs_post_write(struct wccl_endpoint *ep, const void *buf, size_t len,
 void verbs_wc(struct verbs_ctx *ctx, const struct ibv_wc *wc);
 void verbs_ring(struct verbs_qp *q);
 void verbs_tx_issue(struct verbs_ep *ep);
+void verbs_tx_advance(struct verbs_ep *ep);
+void verbs_rx_advance(struct verbs_ep *ep);
+void verbs_post_phase2(struct verbs_ep *ep);
 void verbs_ep_flush_waiting(struct verbs_ep *ep);
 int verbs_srq_fill(struct verbs_ctx *ctx);
 const char *verbs_wc_explain(enum ibv_wc_status st);
@@ -249,5 +325,12 @@ int verbs_mrc_get(struct verbs_ctx *ctx, const void *buf, size_t len,
 		  struct verbs_mrc **out);
 void verbs_mrc_put(struct verbs_ctx *ctx, struct verbs_mrc *m);
 void verbs_mrc_clear(struct verbs_ctx *ctx);
+/* Drop cached registrations of freed wccl_mem allocations; one atomic
+ * load when nothing was freed. */
+void verbs_mcache_check(struct verbs_ctx *ctx);
+/* ibv_reg_mr / ibv_dereg_mr, counted in the context. */
+struct ibv_mr *verbs_reg_mr(struct verbs_ctx *ctx, void *addr, size_t len,
+			    int access);
+void verbs_dereg_mr(struct verbs_ctx *ctx, struct ibv_mr *mr);
 
 #endif

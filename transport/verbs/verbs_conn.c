@@ -113,7 +113,22 @@ static struct verbs_ep *ep_new(struct verbs_ctx *ctx, uint32_t nqps)
 	ep->mask = ctx->depth - 1;
 	ep->tx = calloc(ep->depth, sizeof(*ep->tx));
 	ep->rq = calloc(ep->depth, sizeof(*ep->rq));
-	if (!ep->tx || !ep->rq) {
+	ep->cts_out = calloc(ep->depth, sizeof(*ep->cts_out));
+	/* The clear-to-send ring the peer writes (striped sends). */
+	ep->cts_slots = ep->depth;
+	size_t cts_len = (size_t)ep->cts_slots * sizeof(*ep->cts);
+	if (posix_memalign((void **)&ep->cts, 4096, cts_len))
+		ep->cts = NULL;
+	if (ep->cts) {
+		memset(ep->cts, 0, cts_len);
+		ep->cts_mr = verbs_reg_mr(ctx, ep->cts, cts_len,
+					  IBV_ACCESS_LOCAL_WRITE |
+					      IBV_ACCESS_REMOTE_WRITE);
+	}
+	if (!ep->tx || !ep->rq || !ep->cts_out || !ep->cts_mr) {
+		verbs_dereg_mr(ctx, ep->cts_mr);
+		free(ep->cts);
+		free(ep->cts_out);
 		free(ep->tx);
 		free(ep->rq);
 		free(ep);
@@ -326,7 +341,10 @@ static void active_connect(struct verbs_ep *ep, struct verbs_qp *q)
 	struct verbs_hello h = {.magic = VERBS_MAGIC,
 				.idx = (uint16_t)q->idx,
 				.nqps = (uint16_t)ep->nqps,
-				.nonce = ep->nonce};
+				.nonce = ep->nonce,
+				.cts_addr = (uint64_t)(uintptr_t)ep->cts,
+				.cts_rkey = ep->cts_mr->rkey,
+				.cts_slots = ep->cts_slots};
 	struct rdma_conn_param p = {
 		.private_data = &h,
 		.private_data_len = sizeof(h),
@@ -439,6 +457,11 @@ static void on_request(struct verbs_listener *l, struct rdma_cm_id *id,
 			pp = &(*pp)->next_pending;
 		*pp = ep;
 	}
+	if (hlen >= sizeof(*h) && h->cts_slots && !ep->peer_cts_slots) {
+		ep->peer_cts_addr = h->cts_addr;
+		ep->peer_cts_rkey = h->cts_rkey;
+		ep->peer_cts_slots = h->cts_slots;
+	}
 	struct verbs_qp *q = &ep->qp[h->idx];
 	if (q->id || ep->state == VERBS_EP_FAILED) {
 		rdma_reject(id, NULL, 0);
@@ -451,9 +474,13 @@ static void on_request(struct verbs_listener *l, struct rdma_cm_id *id,
 		verbs_ep_fail(ep, WCCL_ENOMEM);
 		return;
 	}
+	struct verbs_hello rh = *h;
+	rh.cts_addr = (uint64_t)(uintptr_t)ep->cts;
+	rh.cts_rkey = ep->cts_mr->rkey;
+	rh.cts_slots = ep->cts_slots;
 	struct rdma_conn_param p = {
-		.private_data = h,
-		.private_data_len = sizeof(*h),
+		.private_data = &rh,
+		.private_data_len = sizeof(rh),
 		.retry_count = ctx->retry,
 		.rnr_retry_count = 7,
 	};
@@ -474,8 +501,10 @@ void verbs_cm_event(struct verbs_ctx *ctx, struct rdma_cm_event *ev)
 	struct verbs_hello h = {0};
 	size_t hlen = 0;
 	struct verbs_listener *l = NULL;
-	if (type == RDMA_CM_EVENT_CONNECT_REQUEST) {
-		l = ev->listen_id->context;
+	if (type == RDMA_CM_EVENT_CONNECT_REQUEST ||
+	    type == RDMA_CM_EVENT_ESTABLISHED) {
+		if (type == RDMA_CM_EVENT_CONNECT_REQUEST)
+			l = ev->listen_id->context;
 		hlen = ev->param.conn.private_data_len;
 		if (hlen > sizeof(h))
 			hlen = sizeof(h);
@@ -509,6 +538,13 @@ void verbs_cm_event(struct verbs_ctx *ctx, struct rdma_cm_event *ev)
 		active_connect(ep, q);
 		break;
 	case RDMA_CM_EVENT_ESTABLISHED:
+		/* The accept's private data: where the peer's ring is. */
+		if (ep->active && hlen >= sizeof(h) && h.magic == VERBS_MAGIC &&
+		    h.cts_slots && !ep->peer_cts_slots) {
+			ep->peer_cts_addr = h.cts_addr;
+			ep->peer_cts_rkey = h.cts_rkey;
+			ep->peer_cts_slots = h.cts_slots;
+		}
 		ep_up(ep, q);
 		break;
 	case RDMA_CM_EVENT_REJECTED:
@@ -722,9 +758,13 @@ int verbs_accept(struct wccl_listener *b, struct wccl_cq *cq,
 	ep->next_pending = NULL;
 	ep->accepted = true;
 	ep->base.cq = cq;
-	for (uint32_t i = 0; i < ep->n_early; i++)
+	/* Early completions that do not fit wait in early[] for progress. */
+	uint32_t i = 0;
+	for (; i < ep->n_early && verbs_cq_room(ep->ctx, cq); i++)
 		verbs_cq_push(cq, &ep->early[i]);
-	ep->n_early = 0;
+	memmove(ep->early, ep->early + i,
+		(ep->n_early - i) * sizeof(ep->early[0]));
+	ep->n_early -= i;
 	*out = &ep->base;
 	return 0;
 }
@@ -771,6 +811,9 @@ static void ep_destroy(struct verbs_ep *ep)
 			*pp = (*pp)->next_dirty;
 		else
 			pp = &(*pp)->next_dirty;
+	verbs_dereg_mr(ctx, ep->cts_mr);
+	free(ep->cts);
+	free(ep->cts_out);
 	free(ep->tx);
 	free(ep->rq);
 	free(ep);

@@ -22,7 +22,8 @@ static inline bool qp_room(const struct verbs_qp *q, uint32_t n)
 
 void verbs_ep_push(struct verbs_ep *ep, const struct wccl_completion *c)
 {
-	if (ep->base.cq) {
+	/* Completions held back at accept go first (progress drains them). */
+	if (ep->base.cq && !ep->n_early) {
 		verbs_cq_push(ep->base.cq, c);
 	} else if (ep->n_early < sizeof(ep->early) / sizeof(ep->early[0])) {
 		ep->early[ep->n_early++] = *c;
@@ -111,7 +112,8 @@ static void chain_add(struct verbs_qp *q, enum ibv_wr_opcode opc,
 
 /* Tell the target that a write into it was rejected (so it reports a
  * WCCL_OP_ERROR) and, if the rejection killed a data QP, which. */
-static void send_ctl(struct verbs_ep *ep, int code, uint32_t dead_idx)
+static void send_ctl(struct verbs_ep *ep, int code, uint32_t dead_idx,
+		     bool was_imm)
 {
 	struct verbs_qp *q = first_live_data(ep);
 	if (!q || !qp_room(q, 1)) {
@@ -122,7 +124,8 @@ static void send_ctl(struct verbs_ep *ep, int code, uint32_t dead_idx)
 		return;
 	}
 	uint32_t imm = VERBS_CTL_REJECT << 28 | (dead_idx & 0xffu) << 16 |
-		       ((uint32_t)-code & 0xffffu);
+		       ((uint32_t)-code & 0xffffu) |
+		       (was_imm ? VERBS_CTL_WAS_IMM : 0);
 	chain_add(q, IBV_WR_SEND_WITH_IMM, NULL, 0, 0, false, 0, 0, imm,
 		  VERBS_INTERNAL);
 }
@@ -153,7 +156,8 @@ static int tx_error(struct verbs_ep *ep, struct verbs_qp *q,
 			     kind[op->kind], (unsigned long long)op->len,
 			     q->idx);
 		if (first_live_data(ep)) {
-			send_ctl(ep, WCCL_EREMOTE_KEY, q->idx);
+			send_ctl(ep, WCCL_EREMOTE_KEY, q->idx,
+				 op->kind == VERBS_WRITE_IMM);
 			return WCCL_EREMOTE_KEY;
 		}
 		verbs_ep_fail(ep, WCCL_EREMOTE_KEY);
@@ -181,11 +185,16 @@ static int tx_error(struct verbs_ep *ep, struct verbs_qp *q,
 
 /* ---- send queue ------------------------------------------------------ */
 
-static void tx_advance(struct verbs_ep *ep)
+/* Hand finished operations to the CQ in posting order, as far as it has
+ * room; the rest stay done in the ring and progress delivers them later
+ * (verbs_tx_advance), so the CQ never grows. */
+void verbs_tx_advance(struct verbs_ep *ep)
 {
 	while (ep->tx_done != ep->tx_issue) {
 		struct verbs_txop *op = &ep->tx[ep->tx_done & ep->mask];
 		if (op->state != VERBS_OP_DONE)
+			break;
+		if (ep->base.cq && !verbs_cq_room(ep->ctx, ep->base.cq))
 			break;
 		struct wccl_completion c = {
 			.cookie = op->cookie,
@@ -225,8 +234,50 @@ static void piece_done(struct verbs_ep *ep, struct verbs_qp *q,
 	struct verbs_txop *op = &ep->tx[opseq & ep->mask];
 	if (st != IBV_WC_SUCCESS && !op->status)
 		op->status = tx_error(ep, q, op, st);
-	if (--op->pieces == 0)
-		op_finish(ep, op);
+	if (--op->pieces)
+		return;
+	if (op->phase == 1) {
+		/* Pieces of a striped send: the final write consumes the
+		 * receive. Without it the receives would pair up wrongly
+		 * from here on, so a failed piece fails the endpoint. */
+		if (op->status && ep->state != VERBS_EP_FAILED)
+			verbs_ep_fail(ep, op->status);
+		if (ep->state != VERBS_EP_READY) {
+			if (!op->status)
+				op->status = ep->err;
+			op->phase = 2;
+			ep->p2_pending--;
+			op_finish(ep, op);
+			return;
+		}
+		op->p1done = true;
+		verbs_post_phase2(ep);
+		return;
+	}
+	op_finish(ep, op);
+}
+
+/* Final writes of striped sends whose pieces are all acked, in send
+ * order (each consumes the target's next receive). */
+void verbs_post_phase2(struct verbs_ep *ep)
+{
+	struct verbs_qp *q = &ep->qp[0];
+	while (ep->p2_pending && ep->state == VERBS_EP_READY) {
+		struct verbs_txop *op = &ep->tx[ep->p2_seq & ep->mask];
+		if (op->kind != VERBS_SEND || op->phase != 1) {
+			ep->p2_seq++;
+			continue;
+		}
+		if (!op->p1done || !qp_room(q, 1))
+			break;
+		op->phase = 2;
+		op->pieces = 1;
+		ep->p2_pending--;
+		ep->p2_seq++;
+		chain_add(q, IBV_WR_RDMA_WRITE_WITH_IMM, NULL, 0, 0, false,
+			  op->raddr, op->rkey, (uint32_t)op->len,
+			  ep->p2_seq - 1);
+	}
 }
 
 /* WRs up to and including @upto completed; the last with @st. */
@@ -256,7 +307,7 @@ void verbs_ring(struct verbs_qp *q)
 		q->nchain = 0;
 		q->sq_rung = q->sq_post;
 		sq_retire(q, q->sq_post - 1, IBV_WC_WR_FLUSH_ERR);
-		tx_advance(ep);
+		verbs_tx_advance(ep);
 		return;
 	}
 	for (uint32_t i = 0; i + 1 < q->nchain; i++)
@@ -322,30 +373,59 @@ static void chain_add(struct verbs_qp *q, enum ibv_wr_opcode opc,
 		mark_dirty(q);
 }
 
+/* Issue @op as RDMA writes of page-rounded pieces over the @n QPs of
+ * @live into [raddr, raddr + len); false (nothing posted) without room. */
+static bool stripe(struct verbs_ep *ep, struct verbs_txop *op,
+		   struct verbs_qp *const *live, uint32_t n, uint64_t raddr,
+		   uint32_t rkey, uint64_t seq)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (!qp_room(live[i], 1))
+			return false;
+	uint64_t chunk = ((op->len + n - 1) / n + 4095) & ~4095ull;
+	uint32_t used = (uint32_t)((op->len + chunk - 1) / chunk);
+	op->pieces = (uint16_t)used;
+	op->state = VERBS_OP_ISSUED;
+	ep->tx_issue++;
+	uint64_t off = 0;
+	for (uint32_t i = 0; i < used; i++) {
+		uint64_t l = op->len - off < chunk ? op->len - off : chunk;
+		chain_add(live[i], IBV_WR_RDMA_WRITE, op->buf + off, l,
+			  op->lkey, false, raddr + off, rkey, 0, seq);
+		off += l;
+	}
+	return true;
+}
+
+/* The peer's clear-to-send entry for send @op if it is there and the
+ * message fits (struct verbs_cts), else NULL: send it the ordinary way. */
+static const struct verbs_cts *send_cts(const struct verbs_ep *ep,
+					const struct verbs_txop *op)
+{
+	if (op->len < ep->ctx->stripe_min || !op->len || op->inl ||
+	    !ep->cts_slots)
+		return NULL;
+	const struct verbs_cts *c = &ep->cts[op->sidx % ep->cts_slots];
+	if (__atomic_load_n(&c->seq, __ATOMIC_ACQUIRE) != op->sidx + 1)
+		return NULL;
+	return c->len >= op->len ? c : NULL;
+}
+
 /* Issue waiting operations in order, as far as fences and room allow. */
 void verbs_tx_issue(struct verbs_ep *ep)
 {
 	if (ep->state != VERBS_EP_READY)
 		return;
+	if (ep->p2_pending)
+		verbs_post_phase2(ep);
 	struct verbs_ctx *ctx = ep->ctx;
 	while (ep->tx_issue != ep->tx_post) {
 		uint64_t seq = ep->tx_issue;
 		struct verbs_txop *op = &ep->tx[seq & ep->mask];
 		if (op->status) { /* rejected before sending */
-			send_ctl(ep, op->status, 0);
+			send_ctl(ep, op->status, 0, false);
 			op->state = VERBS_OP_DONE;
 			ep->tx_issue++;
-			continue;
-		}
-		if (op->kind == VERBS_SEND) {
-			struct verbs_qp *q = &ep->qp[0];
-			if (ep->plain_out + ep->imm_out || !qp_room(q, 1))
-				break;
-			op->pieces = 1;
-			op->state = VERBS_OP_ISSUED;
-			ep->tx_issue++;
-			chain_add(q, IBV_WR_SEND, op->buf, op->len, op->lkey,
-				  op->inl, 0, 0, 0, seq);
 			continue;
 		}
 		struct verbs_qp *live[VERBS_MAX_DATA_QPS];
@@ -353,6 +433,39 @@ void verbs_tx_issue(struct verbs_ep *ep)
 		for (uint32_t i = 1; i < ep->nqps; i++)
 			if (qp_live(&ep->qp[i]))
 				live[nlive++] = &ep->qp[i];
+		if (op->kind == VERBS_SEND) {
+			const struct verbs_cts *c =
+			    nlive > 1 ? send_cts(ep, op) : NULL;
+			if (c) {
+				/* Earlier writes of any kind acked first: the
+				 * final write may overtake nothing. */
+				if (ep->plain_out + ep->imm_out)
+					break;
+				if (!stripe(ep, op, live, nlive, c->addr,
+					    c->rkey, seq))
+					break;
+				op->raddr = c->addr;
+				op->rkey = c->rkey;
+				op->phase = 1;
+				if (!ep->p2_pending++)
+					ep->p2_seq = seq;
+				ep->n_striped++;
+				continue;
+			}
+			struct verbs_qp *q = &ep->qp[0];
+			/* Earlier plain writes must be acked (the target sees
+			 * no completion for them); earlier writes with imm
+			 * are waited for by the target (verbs_rxop); earlier
+			 * striped sends must have consumed their receives. */
+			if (ep->plain_out || ep->p2_pending || !qp_room(q, 1))
+				break;
+			op->pieces = 1;
+			op->state = VERBS_OP_ISSUED;
+			ep->tx_issue++;
+			chain_add(q, IBV_WR_SEND_WITH_IMM, op->buf, op->len,
+				  op->lkey, op->inl, 0, 0, ep->imm_tx, seq);
+			continue;
+		}
 		if (!nlive) {
 			verbs_ep_fail(ep, wccl_ep_fail(&ep->base,
 						       WCCL_SUB_VERBS,
@@ -367,6 +480,7 @@ void verbs_tx_issue(struct verbs_ep *ep)
 			op->pieces = 1;
 			op->state = VERBS_OP_ISSUED;
 			ep->imm_out++;
+			ep->imm_tx++;
 			ep->tx_issue++;
 			chain_add(q, IBV_WR_RDMA_WRITE_WITH_IMM, op->buf,
 				  op->len, op->lkey, op->inl, op->raddr,
@@ -376,34 +490,9 @@ void verbs_tx_issue(struct verbs_ep *ep)
 		uint32_t n = op->len >= ctx->stripe_min && nlive > 1 ? nlive
 								     : 1;
 		if (n > 1) {
-			bool room = true;
-			for (uint32_t i = 0; i < n; i++)
-				room = room && qp_room(live[i], 1);
-			if (!room)
+			if (!stripe(ep, op, live, n, op->raddr, op->rkey, seq))
 				break;
-			uint64_t chunk = ((op->len + n - 1) / n + 4095) &
-					 ~4095ull;
-			uint64_t off = 0;
-			uint32_t used = 0;
-			for (uint32_t i = 0; i < n && off < op->len; i++) {
-				off += op->len - off < chunk ? op->len - off
-							     : chunk;
-				used++;
-			}
-			op->pieces = (uint16_t)used;
-			op->state = VERBS_OP_ISSUED;
 			ep->plain_out++;
-			ep->tx_issue++;
-			off = 0;
-			for (uint32_t i = 0; i < used; i++) {
-				uint64_t l = op->len - off < chunk
-						 ? op->len - off
-						 : chunk;
-				chain_add(live[i], IBV_WR_RDMA_WRITE,
-					  op->buf + off, l, op->lkey, false,
-					  op->raddr + off, op->rkey, 0, seq);
-				off += l;
-			}
 			continue;
 		}
 		struct verbs_qp *q = live[ep->rr++ % nlive];
@@ -418,12 +507,25 @@ void verbs_tx_issue(struct verbs_ep *ep)
 		chain_add(q, IBV_WR_RDMA_WRITE, op->buf, op->len, op->lkey,
 			  op->inl, op->raddr, op->rkey, 0, seq);
 	}
-	tx_advance(ep);
+	verbs_tx_advance(ep);
 }
 
 /* The endpoint failed: operations not yet issued complete with its code. */
 void verbs_ep_flush_waiting(struct verbs_ep *ep)
 {
+	/* Striped sends whose pieces are done but whose final write never
+	 * went out: done now, with the endpoint's error. */
+	for (uint64_t sq = ep->tx_done; ep->p2_pending && sq != ep->tx_issue;
+	     sq++) {
+		struct verbs_txop *op = &ep->tx[sq & ep->mask];
+		if (op->kind == VERBS_SEND && op->phase == 1 && op->p1done) {
+			if (!op->status)
+				op->status = ep->err;
+			op->phase = 2;
+			ep->p2_pending--;
+			op_finish(ep, op);
+		}
+	}
 	while (ep->tx_issue != ep->tx_post) {
 		struct verbs_txop *op = &ep->tx[ep->tx_issue & ep->mask];
 		if (!op->status)
@@ -436,7 +538,8 @@ void verbs_ep_flush_waiting(struct verbs_ep *ep)
 	for (uint32_t i = 0; i < ep->nqps; i++)
 		if (ep->qp[i].nchain)
 			mark_dirty(&ep->qp[i]);
-	tx_advance(ep);
+	verbs_tx_advance(ep);
+	verbs_rx_advance(ep); /* no more immediates will come */
 }
 
 static int tx_prepare(struct verbs_ep *ep, const void *buf, size_t len,
@@ -480,6 +583,7 @@ int verbs_post_send(struct wccl_endpoint *e, const void *buf, size_t len,
 		return rc;
 	op->kind = VERBS_SEND;
 	op->cookie = cookie;
+	op->sidx = ep->send_idx++;
 	ep->tx_post++;
 	verbs_tx_issue(ep);
 	return 0;
@@ -529,20 +633,44 @@ int verbs_post_recv(struct wccl_endpoint *e, void *buf, size_t len,
 		return WCCL_EINVAL;
 	if (ep->state != VERBS_EP_READY)
 		return WCCL_ENOTCONN;
-	if (ep->rq_post - ep->rq_done >= ep->depth)
+	if (ep->rq_post - ep->rq_deliver >= ep->depth)
 		return WCCL_EAGAIN;
 	if (len > ep->ctx->max_msg)
 		len = ep->ctx->max_msg;
 	struct verbs_rxop *r = &ep->rq[ep->rq_post & ep->mask];
+	memset(r, 0, sizeof(*r));
 	r->cookie = cookie;
-	r->tmp = NULL;
 	struct ibv_sge sge = {.addr = (uint64_t)(uintptr_t)buf,
 			      .length = (uint32_t)len};
+	/* A large receive is offered to a striped send (struct verbs_cts):
+	 * remote-writable, exactly this range unless the user's region is
+	 * remote-writable already. */
+	struct verbs_ctx *ctx = ep->ctx;
+	struct verbs_qp *q0 = &ep->qp[0];
+	uint32_t rkey = 0;
+	bool offer = len >= ctx->stripe_min && ep->nqps > 2 &&
+		     ep->peer_cts_slots && qp_room(q0, 1) &&
+		     q0->max_inline >= sizeof(struct verbs_cts);
+	if (offer) {
+		struct verbs_mr *vm = mr ? VERBS_MR(mr) : NULL;
+		if (vm && (mr->access & WCCL_ACCESS_REMOTE_WRITE) && vm->mr &&
+		    !vm->shared) {
+			rkey = vm->mr->rkey;
+		} else {
+			r->rmr = verbs_reg_mr(ctx, buf, len,
+					      IBV_ACCESS_LOCAL_WRITE |
+						  IBV_ACCESS_REMOTE_WRITE);
+			offer = r->rmr != NULL;
+			rkey = offer ? r->rmr->rkey : 0;
+		}
+	}
 	if (len) {
 		if (mr) {
 			sge.lkey = VERBS_MR(mr)->mr->lkey;
+		} else if (r->rmr) {
+			sge.lkey = r->rmr->lkey;
 		} else {
-			int rc = verbs_mrc_get(ep->ctx, buf, len, &r->tmp);
+			int rc = verbs_mrc_get(ctx, buf, len, &r->tmp);
 			if (rc)
 				return rc;
 			sge.lkey = r->tmp->mr->lkey;
@@ -552,11 +680,25 @@ int verbs_post_recv(struct wccl_endpoint *e, void *buf, size_t len,
 				 .sg_list = &sge,
 				 .num_sge = len ? 1 : 0};
 	struct ibv_recv_wr *bad;
-	int rc = ibv_post_recv(ep->qp[0].qp, &wr, &bad);
+	int rc = ibv_post_recv(q0->qp, &wr, &bad);
 	if (rc) {
-		verbs_mrc_put(ep->ctx, r->tmp);
+		verbs_mrc_put(ctx, r->tmp);
+		verbs_dereg_mr(ctx, r->rmr);
+		r->tmp = NULL;
+		r->rmr = NULL;
 		return wccl_ep_fail(e, WCCL_SUB_VERBS, WCCL_EIO,
 				    "ibv_post_recv: %s", strerror(rc));
+	}
+	if (offer) {
+		struct verbs_cts *c = &ep->cts_out[ep->rq_post & ep->mask];
+		*c = (struct verbs_cts){.addr = (uint64_t)(uintptr_t)buf,
+					.len = len,
+					.rkey = rkey,
+					.seq = ep->rq_post + 1};
+		uint64_t slot = ep->rq_post % ep->peer_cts_slots;
+		chain_add(q0, IBV_WR_RDMA_WRITE, c, sizeof(*c), 0, true,
+			  ep->peer_cts_addr + slot * sizeof(*c),
+			  ep->peer_cts_rkey, 0, VERBS_INTERNAL);
 	}
 	ep->rq_post++;
 	return 0;
@@ -599,15 +741,47 @@ static void rx_done(struct verbs_ep *ep, const struct ibv_wc *wc)
 					       ibv_wc_status_str(wc->status)));
 		break;
 	}
-	struct wccl_completion c = {.cookie = r->cookie,
-				    .ep = &ep->base,
-				    .len = status ? 0 : wc->byte_len,
-				    .status = status,
-				    .op = WCCL_OP_RECV};
+	r->status = status;
+	r->len = status ? 0 : wc->byte_len;
+	r->wait = !status && (wc->wc_flags & IBV_WC_WITH_IMM);
+	r->need = ntohl(wc->imm_data);
+	if (wc->opcode == IBV_WC_RECV_RDMA_WITH_IMM) {
+		/* The final write of a striped send: imm = its length. */
+		r->len = status ? 0 : ntohl(wc->imm_data);
+		r->wait = false;
+	}
+	r->done = true;
 	verbs_mrc_put(ep->ctx, r->tmp);
 	r->tmp = NULL;
+	verbs_dereg_mr(ep->ctx, r->rmr);
+	r->rmr = NULL;
 	ep->rq_done = seq + 1;
-	verbs_ep_push(ep, &c);
+	verbs_rx_advance(ep);
+}
+
+/* Hand done receives out in order, each once the writes with immediate
+ * sent before it have arrived (or the endpoint failed: none will), as far
+ * as the CQ has room; progress calls again for the rest. */
+void verbs_rx_advance(struct verbs_ep *ep)
+{
+	while (ep->rq_deliver != ep->rq_done) {
+		struct verbs_rxop *r = &ep->rq[ep->rq_deliver & ep->mask];
+		if (!r->done)
+			break;
+		if (r->wait && ep->state != VERBS_EP_FAILED &&
+		    (int32_t)(ep->imm_rx - r->need) < 0)
+			break;
+		if (ep->base.cq && !verbs_cq_room(ep->ctx, ep->base.cq))
+			break;
+		struct wccl_completion c = {.cookie = r->cookie,
+					    .ep = &ep->base,
+					    .len = r->len,
+					    .status = r->status,
+					    .op = WCCL_OP_RECV};
+		r->done = false;
+		ep->rq_deliver++;
+		verbs_ep_push(ep, &c);
+	}
 }
 
 int verbs_srq_fill(struct verbs_ctx *ctx)
@@ -656,7 +830,9 @@ static void srq_done(struct verbs_ctx *ctx, const struct ibv_wc *wc)
 					    .len = wc->byte_len,
 					    .imm = imm,
 					    .op = WCCL_OP_WRITE_IMM};
+		ep->imm_rx++;
 		verbs_ep_push(ep, &c);
+		verbs_rx_advance(ep);
 		return;
 	}
 	if (wc->opcode == IBV_WC_RECV && (wc->wc_flags & IBV_WC_WITH_IMM) &&
@@ -664,6 +840,8 @@ static void srq_done(struct verbs_ctx *ctx, const struct ibv_wc *wc)
 		uint32_t dead = (imm >> 16) & 0xffu;
 		if (dead && dead < ep->nqps)
 			ep->qp[dead].dead = true;
+		if (imm & VERBS_CTL_WAS_IMM)
+			ep->imm_rx++; /* a send after it need not wait */
 		struct wccl_completion c = {.ep = &ep->base,
 					    .status = -(int32_t)(imm & 0xffffu),
 					    .op = WCCL_OP_ERROR};
@@ -672,6 +850,7 @@ static void srq_done(struct verbs_ctx *ctx, const struct ibv_wc *wc)
 			     "rejected (%s)",
 			     wccl_strerror(c.status));
 		verbs_ep_push(ep, &c);
+		verbs_rx_advance(ep);
 	}
 }
 
@@ -689,5 +868,5 @@ void verbs_wc(struct verbs_ctx *ctx, const struct ibv_wc *wc)
 		return;
 	}
 	sq_retire(q, wc->wr_id, wc->status);
-	tx_advance(q->ep);
+	verbs_tx_advance(q->ep);
 }

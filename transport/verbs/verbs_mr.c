@@ -11,23 +11,36 @@
  * and fail that one write with the exact code, without a round trip and
  * without the RC error that would tear down the QP.
  *
- * Unregistered buffers: ibv_reg_mr pins the pages, which costs a syscall and
- * roughly 0.1-1 us per 4 KiB page (more under TCG). By default each
- * operation registers its buffer and deregisters it at completion: correct
- * whatever the application does with its memory afterwards. With
- * WCCL_VERBS_MR_CACHE = N > 0 up to N registrations are kept and reused by
- * address range (LRU): fast for reused buffers, but a cached range that the
- * application frees and the allocator maps again at the same address keeps
- * pointing at the old pages (there is no munmap hook): enable it only for
- * applications that keep their buffers, or register them (wccl_mr_register).
- * Operations up to WCCL_VERBS_INLINE bytes go inline and need no
- * registration at all.
+ * Registration cache, for memory from wccl_mem_alloc only. wccl owns that
+ * memory's lifetime: wccl_mem_free is the only way it goes, and it bumps a
+ * counter (wccl_mem_frees) that the context reads with one atomic load per
+ * progress and per lookup; when it moved, every cached entry is checked
+ * against the live allocations (wccl_mem_find: base and an id that no later
+ * allocation reuses), and those of freed allocations are deregistered (at
+ * once if idle, else when their last user lets go). An entry covers the
+ * whole allocation with local access only and serves
+ *   - operations with mr == NULL whose buffer lies in the allocation, and
+ *   - wccl_mr_register of a range in it without WCCL_ACCESS_REMOTE_WRITE:
+ *     registering one wccl_mem buffer twice costs one ibv_reg_mr.
+ * Remote-writable registrations are always exact: the target's HCA is what
+ * bounds a peer's writes to the registered range, so a registration of the
+ * whole allocation would let a peer write outside the range it was given.
+ *
+ * Arbitrary user memory (malloc, stack, mmap) is not cached: without a hook
+ * on munmap/free (or ODP), a range freed and mapped again at the same
+ * address would keep pointing at the old, still pinned pages, and data
+ * would silently go to or come from the wrong memory. Such a buffer with
+ * mr == NULL is registered at post and deregistered at completion (a
+ * syscall and page pinning per operation); register long-lived buffers with
+ * wccl_mr_register, or allocate them with wccl_mem_alloc. Operations up to
+ * WCCL_VERBS_INLINE bytes go inline and need no registration at all.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/mem.h"
 #include "verbs.h"
 
 static uint64_t mix64(uint64_t x)
@@ -91,6 +104,29 @@ static int ibv_access(uint32_t access)
 	return a;
 }
 
+struct ibv_mr *verbs_reg_mr(struct verbs_ctx *ctx, void *addr, size_t len,
+			    int access)
+{
+	struct ibv_mr *mr = ibv_reg_mr(ctx->pd, addr, len, access);
+	if (mr)
+		ctx->n_reg_mr++;
+	return mr;
+}
+
+void verbs_dereg_mr(struct verbs_ctx *ctx, struct ibv_mr *mr)
+{
+	if (mr) {
+		ibv_dereg_mr(mr);
+		ctx->n_dereg_mr++;
+	}
+}
+
+#define reg_mr verbs_reg_mr
+#define dereg_mr verbs_dereg_mr
+
+static struct verbs_mrc *mcache_get(struct verbs_ctx *ctx, const void *buf,
+				    size_t len, bool *err);
+
 int verbs_mr_register(struct wccl_context *c, void *addr, size_t len,
 		      uint32_t access, struct wccl_mr **out)
 {
@@ -98,12 +134,19 @@ int verbs_mr_register(struct wccl_context *c, void *addr, size_t len,
 	struct verbs_mr *m = calloc(1, sizeof(*m));
 	if (!m)
 		return WCCL_ENOMEM;
+	m->ctx = ctx;
 	if (len) {
 		if (len > ctx->attr.max_mr_size) {
 			free(m);
 			return WCCL_EINVAL;
 		}
-		m->mr = ibv_reg_mr(ctx->pd, addr, len, ibv_access(access));
+		bool err = false;
+		if (!(access & WCCL_ACCESS_REMOTE_WRITE))
+			m->shared = mcache_get(ctx, addr, len, &err);
+		if (m->shared)
+			m->mr = m->shared->mr;
+		else if (!err)
+			m->mr = reg_mr(ctx, addr, len, ibv_access(access));
 		if (!m->mr) {
 			int e = errno;
 			WCCL_WARN(WCCL_SUB_VERBS,
@@ -126,101 +169,145 @@ int verbs_mr_register(struct wccl_context *c, void *addr, size_t len,
 void verbs_mr_deregister(struct wccl_mr *mr)
 {
 	struct verbs_mr *m = VERBS_MR(mr);
-	if (m->mr)
-		ibv_dereg_mr(m->mr);
+	if (m->shared)
+		verbs_mrc_put(m->ctx, m->shared);
+	else
+		dereg_mr(m->ctx, m->mr);
 	free(m);
 }
 
-/* ---- unregistered buffers ---------------------------------------------- */
+/* ---- registration cache (wccl_mem memory) -------------------------------- */
 
-static struct verbs_mrc *mrc_new(struct verbs_ctx *ctx, uintptr_t lo,
-				 uintptr_t hi)
+static void mcache_drop(struct verbs_ctx *ctx, struct verbs_mrc *m)
 {
-	struct verbs_mrc *m = calloc(1, sizeof(*m));
-	if (!m)
+	dereg_mr(ctx, m->mr);
+	memset(m, 0, sizeof(*m));
+}
+
+void verbs_mcache_check(struct verbs_ctx *ctx)
+{
+	uint64_t frees = wccl_mem_frees();
+	if (frees == ctx->mem_frees)
+		return;
+	ctx->mem_frees = frees;
+	for (uint32_t i = 0; i < VERBS_MCACHE; i++) {
+		struct verbs_mrc *m = &ctx->mcache[i];
+		if (!m->mr || m->stale)
+			continue;
+		struct wccl_mem_span sp;
+		if (!wccl_mem_find((void *)m->lo, m->hi - m->lo, &sp) &&
+		    sp.id == m->mem_id && (uintptr_t)sp.base == m->lo)
+			continue;
+		if (m->refs) {
+			WCCL_WARN(WCCL_SUB_VERBS,
+				  "wccl_mem allocation at %p freed while %u "
+				  "registration(s) or operation(s) still use "
+				  "it; deregistered when they end",
+				  (void *)m->lo, m->refs);
+			m->stale = true;
+		} else {
+			mcache_drop(ctx, m);
+		}
+	}
+}
+
+/* The cached registration covering [buf, buf + len) if that lies in a
+ * wccl_mem allocation (registering the whole allocation on a miss), with a
+ * reference taken; NULL if it does not (or *err if registering failed). */
+static struct verbs_mrc *mcache_get(struct verbs_ctx *ctx, const void *buf,
+				    size_t len, bool *err)
+{
+	verbs_mcache_check(ctx);
+	uintptr_t lo = (uintptr_t)buf, hi = lo + len;
+	ctx->mcache_clock++;
+	for (uint32_t i = 0; i < VERBS_MCACHE; i++) {
+		struct verbs_mrc *m = &ctx->mcache[i];
+		if (m->mr && !m->stale && m->lo <= lo && hi <= m->hi) {
+			m->refs++;
+			m->used = ctx->mcache_clock;
+			return m;
+		}
+	}
+	struct wccl_mem_span sp;
+	if (wccl_mem_find(buf, len, &sp))
 		return NULL;
-	m->mr = ibv_reg_mr(ctx->pd, (void *)lo, hi - lo,
-			   IBV_ACCESS_LOCAL_WRITE);
+	/* A free slot, else the least recently used idle one. */
+	struct verbs_mrc *slot = NULL;
+	for (uint32_t i = 0; i < VERBS_MCACHE; i++) {
+		struct verbs_mrc *m = &ctx->mcache[i];
+		if (!m->mr) {
+			slot = m;
+			break;
+		}
+		if (!m->refs && (!slot || m->used < slot->used))
+			slot = m;
+	}
+	if (!slot)
+		return NULL; /* all busy: the caller registers exactly */
+	if (slot->mr)
+		mcache_drop(ctx, slot);
+	slot->mr = reg_mr(ctx, sp.base, sp.len, IBV_ACCESS_LOCAL_WRITE);
+	if (!slot->mr) {
+		*err = true;
+		return NULL;
+	}
+	slot->lo = (uintptr_t)sp.base;
+	slot->hi = slot->lo + sp.len;
+	slot->mem_id = sp.id;
+	slot->cached = true;
+	slot->refs = 1;
+	slot->used = ctx->mcache_clock;
+	return slot;
+}
+
+/* ---- buffers without an mr ------------------------------------------------ */
+
+int verbs_mrc_get(struct verbs_ctx *ctx, const void *buf, size_t len,
+		  struct verbs_mrc **out)
+{
+	bool err = false;
+	struct verbs_mrc *m = mcache_get(ctx, buf, len, &err);
+	if (m || err) {
+		*out = m;
+		return m ? 0 : WCCL_ENOMEM;
+	}
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t lo = (uintptr_t)buf & ~(pg - 1);
+	uintptr_t hi = ((uintptr_t)buf + len + pg - 1) & ~(pg - 1);
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return WCCL_ENOMEM;
+	m->mr = reg_mr(ctx, (void *)lo, hi - lo, IBV_ACCESS_LOCAL_WRITE);
 	if (!m->mr) {
 		WCCL_WARN(WCCL_SUB_VERBS,
 			  "registering an unregistered %zu-byte buffer on the "
 			  "fly failed: %s",
 			  (size_t)(hi - lo), strerror(errno));
 		free(m);
-		return NULL;
+		return WCCL_ENOMEM;
 	}
 	m->lo = lo;
 	m->hi = hi;
 	m->refs = 1;
-	return m;
-}
-
-int verbs_mrc_get(struct verbs_ctx *ctx, const void *buf, size_t len,
-		  struct verbs_mrc **out)
-{
-	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t lo = (uintptr_t)buf & ~(pg - 1);
-	uintptr_t hi = ((uintptr_t)buf + len + pg - 1) & ~(pg - 1);
-	ctx->mrc_clock++;
-	for (uint32_t i = 0; i < ctx->n_mrc; i++) {
-		struct verbs_mrc *m = ctx->mrc[i].mr ? &ctx->mrc[i] : NULL;
-		if (m && m->lo <= lo && hi <= m->hi) {
-			m->refs++;
-			m->used = ctx->mrc_clock;
-			*out = m;
-			return 0;
-		}
-	}
-	if (ctx->mr_cache_max) {
-		/* A free slot, else the least recently used idle one. */
-		struct verbs_mrc *victim = NULL;
-		for (uint32_t i = 0; i < ctx->mr_cache_max; i++) {
-			struct verbs_mrc *m = &ctx->mrc[i];
-			if (!m->mr) {
-				victim = m;
-				break;
-			}
-			if (!m->refs && (!victim || m->used < victim->used))
-				victim = m;
-		}
-		if (victim) {
-			if (victim->mr)
-				ibv_dereg_mr(victim->mr);
-			victim->mr = NULL;
-			struct verbs_mrc *m = mrc_new(ctx, lo, hi);
-			if (!m)
-				return WCCL_ENOMEM;
-			*victim = *m;
-			free(m);
-			victim->used = ctx->mrc_clock;
-			if ((uint32_t)(victim - ctx->mrc) >= ctx->n_mrc)
-				ctx->n_mrc = (uint32_t)(victim - ctx->mrc) + 1;
-			*out = victim;
-			return 0;
-		}
-	}
-	*out = mrc_new(ctx, lo, hi);
-	return *out ? 0 : WCCL_ENOMEM;
+	*out = m;
+	return 0;
 }
 
 void verbs_mrc_put(struct verbs_ctx *ctx, struct verbs_mrc *m)
 {
-	if (!m)
+	if (!m || --m->refs)
 		return;
-	m->refs--;
-	bool cached = ctx->mrc && m >= ctx->mrc && m < ctx->mrc + ctx->n_mrc;
-	if (!cached && !m->refs) {
-		ibv_dereg_mr(m->mr);
+	if (!m->cached) {
+		dereg_mr(ctx, m->mr);
 		free(m);
+	} else if (m->stale) {
+		mcache_drop(ctx, m);
 	}
 }
 
 void verbs_mrc_clear(struct verbs_ctx *ctx)
 {
-	for (uint32_t i = 0; i < ctx->n_mrc; i++)
-		if (ctx->mrc[i].mr)
-			ibv_dereg_mr(ctx->mrc[i].mr);
-	free(ctx->mrc);
-	ctx->mrc = NULL;
-	ctx->n_mrc = 0;
+	for (uint32_t i = 0; i < VERBS_MCACHE; i++)
+		if (ctx->mcache[i].mr)
+			mcache_drop(ctx, &ctx->mcache[i]);
 }

@@ -289,15 +289,8 @@ static int verbs_context_open(struct wccl_context **out)
 				     0, 7);
 	int64_t sm = wccl_param_int(WCCL_PARAM_VERBS_STRIPE_MIN);
 	ctx->stripe_min = sm > 0 ? (uint64_t)sm : UINT64_MAX;
-	ctx->mr_cache_max = clampu(wccl_param_int(WCCL_PARAM_VERBS_MR_CACHE), 0,
-				   4096);
 	ctx->srq_depth = clampu(wccl_param_int(WCCL_PARAM_VERBS_SRQ_DEPTH), 16,
 				(uint32_t)ctx->attr.max_srq_wr);
-	if (ctx->mr_cache_max) {
-		ctx->mrc = calloc(ctx->mr_cache_max, sizeof(*ctx->mrc));
-		if (!ctx->mrc)
-			goto nomem;
-	}
 
 	ctx->ech = rdma_create_event_channel();
 	if (!ctx->ech || set_nonblock(ctx->ech->fd))
@@ -329,8 +322,6 @@ static int verbs_context_open(struct wccl_context **out)
 		  ctx->retry, ctx->srq_depth);
 	*out = &ctx->base;
 	return 0;
-nomem:
-	rc = WCCL_ENOMEM;
 fail:
 	if (rc == WCCL_ENODEV && ctx->devs)
 		WCCL_WARN(WCCL_SUB_VERBS, "verbs context on %s: %s",
@@ -388,7 +379,7 @@ int verbs_cq_reserve(struct verbs_ctx *ctx, int more)
 static int verbs_cq_create(struct wccl_context *c, uint32_t depth,
 			   struct wccl_cq **out)
 {
-	(void)c;
+	struct verbs_ctx *ctx = VERBS_CTX(c);
 	struct verbs_cq *cq = calloc(1, sizeof(*cq));
 	if (!cq)
 		return WCCL_ENOMEM;
@@ -398,6 +389,8 @@ static int verbs_cq_create(struct wccl_context *c, uint32_t depth,
 		free(cq);
 		return WCCL_ENOMEM;
 	}
+	cq->next = ctx->cqs;
+	ctx->cqs = cq;
 	*out = &cq->base;
 	return 0;
 }
@@ -405,30 +398,27 @@ static int verbs_cq_create(struct wccl_context *c, uint32_t depth,
 static void verbs_cq_destroy(struct wccl_cq *q)
 {
 	struct verbs_cq *cq = VERBS_CQ(q);
+	struct verbs_ctx *ctx = VERBS_CTX(q->ctx);
+	for (struct verbs_cq **pp = &ctx->cqs; *pp; pp = &(*pp)->next)
+		if (*pp == cq) {
+			*pp = cq->next;
+			break;
+		}
 	free(cq->ring);
 	free(cq);
 }
 
-/* Completions are never dropped: the ring doubles when full (the RC work
- * completion is already consumed, it cannot wait in the HCA). */
+/* Fixed ring: reaping is budgeted (verbs_progress) so that a completion
+ * that cannot wait always finds room; one that does not would be a bug. */
 void verbs_cq_push(struct wccl_cq *q, const struct wccl_completion *c)
 {
 	struct verbs_cq *cq = VERBS_CQ(q);
 	if (cq->count == cq->cap) {
-		struct wccl_completion *r =
-		    calloc((size_t)cq->cap * 2, sizeof(*r));
-		if (!r) {
-			WCCL_WARN(WCCL_SUB_VERBS,
-				  "completion queue full and out of memory: "
-				  "a completion is lost");
-			return;
-		}
-		for (uint32_t i = 0; i < cq->count; i++)
-			r[i] = cq->ring[(cq->head + i) % cq->cap];
-		free(cq->ring);
-		cq->ring = r;
-		cq->head = 0;
-		cq->cap *= 2;
+		WCCL_WARN(WCCL_SUB_VERBS,
+			  "internal error: completion queue full, completion "
+			  "(op %u, status %d) lost",
+			  c->op, c->status);
+		return;
 	}
 	uint32_t at = cq->head + cq->count;
 	if (at >= cq->cap)
@@ -443,19 +433,51 @@ int verbs_progress(struct verbs_ctx *ctx)
 	while (rdma_get_cm_event(ctx->ech, &ev) == 0)
 		verbs_cm_event(ctx, ev);
 	verbs_conn_timers(ctx);
+	verbs_mcache_check(ctx);
+
+	/* Completions that found their CQ full go first. */
+	for (struct verbs_ep *ep = ctx->eps; ep; ep = ep->next) {
+		if (ep->n_early && ep->accepted && ep->base.cq) {
+			uint32_t i = 0;
+			for (; i < ep->n_early && verbs_cq_room(ctx, ep->base.cq);
+			     i++)
+				verbs_cq_push(ep->base.cq, &ep->early[i]);
+			memmove(ep->early, ep->early + i,
+				(ep->n_early - i) * sizeof(ep->early[0]));
+			ep->n_early -= i;
+		}
+		if (ep->rq_deliver != ep->rq_done)
+			verbs_rx_advance(ep);
+		if (ep->tx_done != ep->tx_issue &&
+		    ep->tx[ep->tx_done & ep->mask].state == VERBS_OP_DONE)
+			verbs_tx_advance(ep);
+	}
 
 	struct ibv_wc wc[VERBS_REAP_BATCH];
-	int n, rounds = 0;
+	int n, want, rounds = 0;
 	do {
-		n = ibv_poll_cq(ctx->cq, VERBS_REAP_BATCH, wc);
+		/* Each work completion may yield one completion that cannot
+		 * wait (receive, immediate, error): reap no more than the
+		 * fullest CQ in use can take. */
+		uint32_t room = VERBS_REAP_BATCH;
+		for (struct verbs_cq *cq = ctx->cqs; cq; cq = cq->next)
+			if (cq->base.n_endpoints && cq->cap - cq->count < room)
+				room = cq->cap - cq->count;
+		want = (int)room;
+		if (!want)
+			break;
+		n = ibv_poll_cq(ctx->cq, want, wc);
 		if (n < 0) {
 			WCCL_WARN(WCCL_SUB_VERBS, "ibv_poll_cq on %s failed",
 				  ctx->dev_name);
 			return WCCL_EIO;
 		}
-		for (int i = 0; i < n; i++)
+		for (int i = 0; i < n; i++) {
+			ctx->reap_reserve = (uint32_t)(n - i);
 			verbs_wc(ctx, &wc[i]);
-	} while (n == VERBS_REAP_BATCH && ++rounds < 8);
+		}
+		ctx->reap_reserve = 0;
+	} while (n == want && ++rounds < 8);
 	verbs_srq_fill(ctx);
 	for (struct verbs_ep *ep = ctx->eps; ep; ep = ep->next)
 		if (ep->tx_issue != ep->tx_post)

@@ -1,0 +1,84 @@
+# shellcheck shell=bash disable=SC2154  # the caller sets logdir, port, wperf, g0, g1
+# Guest helpers for the verbs benchmarks (sourced by guest-perf.sh and
+# guest-wan-perf.sh after netns.sh): perftest and wccl-perf pairs between
+# peer 1 (server, rxe1) and peer 0 (client, rxe0). Callers set logdir, port,
+# wperf, g0, g1 and failures; WP_ENV ("K=V ...") goes to both wccl-perf
+# sides (e.g. WCCL_VERBS_QPS).
+WP_ENV=${WP_ENV:-}
+
+wait_listen() { # I PORT: perftest's TCP handshake socket is up
+	local end=$((SECONDS + 15))
+	while [ "$SECONDS" -lt "$end" ]; do
+		wccl_ns "$1" ss -Hltn "sport = :$2" | grep -q . && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# pt NAME TOOL ARGS...: one perftest pair (server peer 1, client peer 0);
+# prints the client's result row into $logdir/NAME.row.
+pt() {
+	local name=$1 tool=$2 spid rc
+	shift 2
+	for _ in 1 2 3; do
+		rc=0
+		# shellcheck disable=SC2046,SC2086
+		timeout 120 $(wccl_ns_prefix 1) "$tool" -d rxe1 -x "$g1" -F -u 18 "$@" \
+			>"$logdir/$name.server" 2>&1 &
+		spid=$!
+		wait_listen 1 "$port" || rc=1
+		# shellcheck disable=SC2046,SC2086
+		[ "$rc" = 0 ] && { timeout 120 $(wccl_ns_prefix 0) "$tool" -d rxe0 -x "$g0" -F -u 18 "$@" \
+			"$(wccl_addr 1)" >"$logdir/$name.client" 2>&1 || rc=$?; }
+		[ "$rc" = 0 ] || kill "$spid" 2>/dev/null || true
+		wait "$spid" 2>/dev/null || true
+		[ "$rc" = 0 ] && break
+		echo "retry $name (exit $rc)"
+		sleep 1
+	done
+	if [ "$rc" != 0 ]; then
+		echo "FAIL $name: $tool $*"
+		sed 's/^/  client: /' "$logdir/$name.client"
+		failures=$((failures + 1))
+		echo 0 >"$logdir/$name.val"
+		return
+	fi
+	awk '/^ *#bytes/ { h = 1; next } h && NF { print; exit }' "$logdir/$name.client" >"$logdir/$name.row"
+}
+
+# wp NAME bw|lat ARGS...: wccl-perf server as peer 1 (rxe1), client peer 0.
+wp() {
+	local name=$1 test=$2 spid addr rc=0 end
+	shift 2
+	# shellcheck disable=SC2046,SC2086
+	env $WP_ENV WCCL_VERBS_DEVICE=rxe1 timeout 120 $(wccl_ns_prefix 1) "$wperf" "$test" --provider verbs \
+		--json >"$logdir/$name.server" 2>&1 &
+	spid=$!
+	end=$((SECONDS + 20))
+	addr=
+	while [ -z "$addr" ] && [ "$SECONDS" -lt "$end" ]; do
+		addr=$(sed -n 's/.*"listening": "\([^"]*\)".*/\1/p' "$logdir/$name.server")
+		[ -n "$addr" ] || sleep 0.1
+	done
+	if [ -z "$addr" ]; then
+		rc=1
+		echo "server did not listen" >"$logdir/$name.client"
+	else
+		# shellcheck disable=SC2046,SC2086
+		env $WP_ENV WCCL_VERBS_DEVICE=rxe0 timeout 120 $(wccl_ns_prefix 0) "$wperf" "$test" "$addr" --json "$@" \
+			>"$logdir/$name.client" 2>&1 || rc=$?
+	fi
+	[ "$rc" = 0 ] || kill "$spid" 2>/dev/null || true
+	wait "$spid" 2>/dev/null || true
+	if [ "$rc" != 0 ]; then
+		echo "FAIL $name: wccl-perf $test $*"
+		sed 's/^/  client: /' "$logdir/$name.client"
+		sed 's/^/  server: /' "$logdir/$name.server"
+		failures=$((failures + 1))
+	fi
+}
+
+jget() { sed -n "s/.*\"$2\": \([0-9.]*\).*/\1/p" "$logdir/$1.client" | tail -n 1; }
+col() { awk -v c="$2" '{ print $c }' "$logdir/$1.row" 2>/dev/null; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
