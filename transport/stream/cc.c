@@ -155,9 +155,10 @@ void stream_size_pipe(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t chunk,
 	int n = (int)(bdp / (1 << 20)) + 1;
 	if (n > 8)
 		n = 8;
-	/* + 2 per stream + 4: a chunk's RTT includes its own read, CRC and
-	 * write, so a few more than the BDP keep those stages busy. */
-	int d = (int)(2 * bdp / chunk) + 2 * n + 4;
+	/* + 2 per stream + 6: a chunk's RTT includes its own read, CRC and
+	 * write, and two more are being read ahead by the I/O thread, so a
+	 * few more than the BDP keep those stages busy. */
+	int d = (int)(2 * bdp / chunk) + 2 * n + 6;
 	if (d > max_depth)
 		d = max_depth;
 	if (d < 2 * n)

@@ -14,7 +14,8 @@
 #define STREAM_CTRL_BUF 1152 /* SMSG_LEN + STREAM_CTRL_MAX, rounded */
 #define STREAM_MAX_EPS 16
 #define STREAM_MAX_CHUNK (64u << 20)
-#define STREAM_RX_PER_EP 3 /* data receives posted per endpoint */
+#define STREAM_RX_PER_EP 6 /* data receives posted per endpoint: while
+			     * some wait for the I/O thread, others fill */
 
 enum smsg_type {
 	SM_HELLO = 1, /* index nchunks, offset size, len chunk, aux1 mtime,
