@@ -84,6 +84,9 @@ struct wccl_ctrl_ops {
 	 * -WCCL_EINVAL for a bad value. Control path: never blocks. */
 	int (*endpoint_set_attr)(struct wccl_endpoint *ep, int attr,
 				 uint64_t value);
+	/* Read one wccl_ep_attr into *@value; errors as for set. */
+	int (*endpoint_get_attr)(struct wccl_endpoint *ep, int attr,
+				 uint64_t *value);
 };
 
 /* Endpoint attributes (internal for now; used by transport/stream). */
@@ -91,6 +94,11 @@ enum wccl_ep_attr {
 	/* Cap on the connection's sending rate, bytes/s, enforced by the
 	 * kernel's pacing (uring: SO_MAX_PACING_RATE); 0 = no cap. */
 	WCCL_EP_ATTR_MAX_PACING_RATE = 1,
+	/* Read only: the connection's round trip as the kernel measures it
+	 * per segment (uring: TCP_INFO), in us: the smoothed value and the
+	 * windowed minimum. Free of the application's scheduling. */
+	WCCL_EP_ATTR_SRTT_US = 2,
+	WCCL_EP_ATTR_MIN_RTT_US = 3,
 };
 
 
@@ -144,6 +152,12 @@ static inline int wccl_endpoint_set_attr(struct wccl_endpoint *ep, int attr,
 					 uint64_t value)
 {
 	return ep->ctx->prov->ctrl.endpoint_set_attr(ep, attr, value);
+}
+
+static inline int wccl_endpoint_get_attr(struct wccl_endpoint *ep, int attr,
+					 uint64_t *value)
+{
+	return ep->ctx->prov->ctrl.endpoint_get_attr(ep, attr, value);
 }
 
 /*

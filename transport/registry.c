@@ -123,6 +123,15 @@ static int stub_endpoint_set_attr(struct wccl_endpoint *ep, int attr,
 	return WCCL_EOPNOTSUPP;
 }
 
+static int stub_endpoint_get_attr(struct wccl_endpoint *ep, int attr,
+				  uint64_t *value)
+{
+	(void)ep;
+	(void)attr;
+	(void)value;
+	return WCCL_EOPNOTSUPP;
+}
+
 /* Only the optional slots get stubs; a provider must supply the object
  * constructors/destructors it needs (checked by the registry test). */
 static void fill_stubs(struct wccl_provider *p)
@@ -146,6 +155,8 @@ static void fill_stubs(struct wccl_provider *p)
 		c->connect = stub_connect;
 	if (!c->endpoint_set_attr)
 		c->endpoint_set_attr = stub_endpoint_set_attr;
+	if (!c->endpoint_get_attr)
+		c->endpoint_get_attr = stub_endpoint_get_attr;
 	if (!f->post_send)
 		f->post_send = stub_post_send;
 	if (!f->post_recv)

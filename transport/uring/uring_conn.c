@@ -505,3 +505,32 @@ int uring_endpoint_set_attr(struct wccl_endpoint *e, int attr, uint64_t v)
 		return WCCL_EOPNOTSUPP;
 	}
 }
+
+int uring_endpoint_get_attr(struct wccl_endpoint *e, int attr, uint64_t *v)
+{
+	struct uring_ep *ep = URING_EP(e);
+	switch (attr) {
+	case WCCL_EP_ATTR_SRTT_US:
+	case WCCL_EP_ATTR_MIN_RTT_US: {
+		/* glibc's struct tcp_info stops before tcpi_min_rtt: read the
+		 * kernel's layout (linux/tcp.h, stable ABI: fields are only
+		 * ever appended) by offset. */
+		uint8_t ti[232];
+		socklen_t len = sizeof(ti);
+		size_t off = attr == WCCL_EP_ATTR_SRTT_US ? 68 : 148;
+		uint32_t x;
+		if (ep->fd < 0)
+			return WCCL_EINVAL;
+		memset(ti, 0, sizeof(ti));
+		if (getsockopt(ep->fd, IPPROTO_TCP, TCP_INFO, ti, &len))
+			return -errno;
+		if (len < off + sizeof(x))
+			return WCCL_EOPNOTSUPP;
+		memcpy(&x, ti + off, sizeof(x));
+		*v = x;
+		return 0;
+	}
+	default:
+		return WCCL_EOPNOTSUPP;
+	}
+}

@@ -346,6 +346,7 @@ const struct wccl_provider wccl_provider_uring = {
 		.cq_sleep = uring_cq_sleep,
 		.describe = uring_describe,
 		.endpoint_close = uring_endpoint_close,
+		.endpoint_get_attr = uring_endpoint_get_attr,
 		.endpoint_set_attr = uring_endpoint_set_attr,
 		.established = uring_established,
 		.listen = uring_listen,
