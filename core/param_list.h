@@ -40,11 +40,13 @@
 	INT(STREAM_CHUNK_BYTES, 1048576, "stream (wccl-xfer): chunk size, bytes (4K..64M)") \
 	INT(STREAM_TARGET_MBPS, 1000, "stream: rate the pipe is sized for (streams, chunks in flight = RTT x rate), Mbit/s") \
 	INT(STREAM_MAX_INFLIGHT, 64, "stream: most chunk buffers in flight per transfer (bounds memory)") \
-	INT(STREAM_QDELAY_US, 10000, "stream: queueing-delay target; RTT above min RTT + this trims the window (to 1 BDP) and the rate (to 0.8x), us") \
+	INT(STREAM_QDELAY_US, 1000, "stream: queueing-delay target, us: with the path probe, probe RTT above its min + this scales the rate down (Swift); without, chunk RTT above min + this trims the window (to 1 BDP) and the rate (to 0.8x)") \
 	INT(STREAM_JOURNAL_SYNC_MS, 250, "stream: receiver syncs data and the .wccl-part journal at least this often, ms") \
 	INT(STREAM_IO_THREAD, 1, "stream: file reads / writes and CRC32C on a second thread per side, overlapping the network (0 = all on one thread)") \
 	INT(STREAM_READBACK, 0, "stream: receiver re-reads the whole file at the end for the file CRC (0 = combine the CRCs of the chunks it verified; chunks from an earlier run are read)") \
 	INT(STREAM_KERNEL_PACING, 1, "stream: cap each connection at its share of the pacing rate with SO_MAX_PACING_RATE where the provider can (0 = engine pacer only)") \
+	INT(STREAM_PROBE_MS, 10, "stream: delay samples every N ms for the delay target: TCP's RTT of each busy connection (WCCL_STREAM_KERNEL_RTT), else a ping on a connection without data, which is always measured (0 = off: chunk RTTs)") \
+	INT(STREAM_KERNEL_RTT, 1, "stream: the delay target reads each connection's RTT as TCP measures it (TCP_INFO) where the provider can; else the ping probe's") \
 	INT(STREAM_PORT, 18600, "stream: default port of wccl-xfer recv / send") \
 	INT(STREAM_TEST_CORRUPT, -1, "stream test hook: flip a bit in chunk N (0-based) once, after its crc (-1 = off)") \
 	INT(STREAM_TEST_DROP_AFTER, 0, "stream test hook: sender drops its connections after N acked chunks (0 = off)") \

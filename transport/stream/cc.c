@@ -12,12 +12,37 @@
  * factor holds us back the bandwidth filter does not decay: samples taken
  * below our own limit say nothing about the path (else rate and estimate
  * spiral down together, seen at 40 ms in the VM).
+ *
+ * With a path probe (stream_cc_on_probe: ping / pong on a connection that
+ * carries no data) the delay target uses the probe's queueing delay
+ * instead: chunk RTTs hold serialisation at the paced rate (tens of ms for
+ * a 1 MiB chunk at 200 Mbit/s) and cannot see a 1 ms queue; the probe
+ * can. The factor then scales the rate itself (down to 0.25), probing
+ * gains are small (1.05 / 0.95: at most 5 % of an RTT of queue), and
+ * startup ends as soon as the probe sees a queue. That keeps the
+ * bottleneck queue near empty at the cost of a few % of rate.
  */
 #include "stream.h"
 
 #include <string.h>
 
 static const double probe_gains[8] = {1.25, 0.75, 1, 1, 1, 1, 1, 1};
+static const double probe_gains_gentle[8] = {1.05, 0.95, 1, 1, 1, 1, 1, 1};
+
+/* Below this path RTT (LAN, loopback) the probe's "queue" is CPU
+ * scheduling noise of a few hundred us to ms, as large as the target:
+ * there the delay target stays off and BBR's model runs alone. */
+#define PROBE_MIN_PATH_NS 2000000ull
+
+static int probe_active(const struct stream_cc *cc)
+{
+	return cc->probe_samples && cc->probe_min_ns >= PROBE_MIN_PATH_NS;
+}
+
+int stream_cc_long_path(const struct stream_cc *cc)
+{
+	return probe_active(cc);
+}
 #define STARTUP_GAIN 2.885
 
 void stream_cc_init(struct stream_cc *cc, uint64_t rate_cap, uint64_t qdelay_ns,
@@ -38,7 +63,7 @@ static void cc_update_outputs(struct stream_cc *cc)
 {
 	/* The delay target mostly trims the window (as Swift's cwnd does),
 	 * and the rate only a little, never below 0.8 x btlbw x gain. */
-	double qrate = cc->qfactor > 0.8 ? cc->qfactor : 0.8;
+	double qrate = cc->qfactor > 0.8 || probe_active(cc) ? cc->qfactor : 0.8;
 	double rate = (double)cc->btlbw * cc->pacing_gain * qrate;
 	if (cc->btlbw == 0)
 		rate = (double)cc->rate_cap;
@@ -86,11 +111,16 @@ void stream_cc_on_ack(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns,
 	cc->btlbw = bw;
 
 	/* Swift: queueing delay above the target scales the rate down. */
-	if (rtt_ns && cc->qdelay_target_ns && cc->min_rtt_ns) {
+	if (rtt_ns && cc->qdelay_target_ns && cc->min_rtt_ns &&
+	    !probe_active(cc)) {
 		/* Our own window floor queues min_cwnd / btlbw by design:
 		 * tolerate that much on top of the target, or the two fight
 		 * (seen as a rate cap undershot by 20 % on loopback). */
-		uint64_t tgt = cc->qdelay_target_ns;
+		/* A chunk's RTT holds its serialisation and both sides'
+		 * processing: it cannot resolve a queue below ~10 ms. */
+		uint64_t tgt = cc->qdelay_target_ns > 10000000ull
+				   ? cc->qdelay_target_ns
+				   : 10000000ull;
 		if (bw)
 			tgt += cc->min_cwnd * 1000000000ull / bw;
 		uint64_t q = rtt_ns - cc->min_rtt_ns;
@@ -139,9 +169,56 @@ void stream_cc_on_ack(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns,
 		if (now - cc->cycle_stamp >= cc->min_rtt_ns) {
 			cc->cycle = (cc->cycle + 1) % 8;
 			cc->cycle_stamp = now;
-			cc->pacing_gain = probe_gains[cc->cycle];
+			cc->pacing_gain = probe_active(cc)
+					      ? probe_gains_gentle[cc->cycle]
+					      : probe_gains[cc->cycle];
 		}
 		break;
+	}
+	cc_update_outputs(cc);
+}
+
+void stream_cc_on_probe(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns)
+{
+	if (!rtt_ns)
+		return;
+	if (!cc->probe_min_ns || rtt_ns <= cc->probe_min_ns ||
+	    now - cc->probe_min_stamp > 10000000000ull) {
+		cc->probe_min_ns = rtt_ns;
+		cc->probe_min_stamp = now;
+	}
+	cc->probe_samples++;
+	cc->probe_last_ns = rtt_ns;
+	if (!cc->qdelay_target_ns || !probe_active(cc))
+		return;
+	uint64_t q = rtt_ns - cc->probe_min_ns;
+	uint64_t rtt = cc->srtt_ns > rtt_ns ? cc->srtt_ns : rtt_ns;
+	if (q > cc->qdelay_target_ns) {
+		/* Startup found the limit: drain what it queued. */
+		if (cc->phase == 0 && cc->btlbw) {
+			cc->phase = 1;
+			cc->pacing_gain = 1.0 / STARTUP_GAIN;
+			cc->cwnd_gain = 2.0;
+		}
+		/* Multiplicative decrease, at most once per RTT, in
+		 * proportion to the excess (Swift). */
+		if (now - cc->last_decrease_ns >= rtt) {
+			double ex = (double)(q - cc->qdelay_target_ns) /
+				    (double)rtt_ns;
+			double f = 1.0 - 0.8 * ex;
+			cc->qfactor *= f < 0.5 ? 0.5 : f;
+			if (cc->qfactor < 0.25)
+				cc->qfactor = 0.25;
+			cc->last_decrease_ns = now;
+		}
+	} else if (cc->qfactor < 1.0 &&
+		   now - cc->last_increase_ns >= cc->probe_min_ns &&
+		   now - cc->last_decrease_ns >= rtt) {
+		/* Additive increase: 2 % of the rate per base RTT. */
+		cc->qfactor += 0.02;
+		if (cc->qfactor > 1.0)
+			cc->qfactor = 1.0;
+		cc->last_increase_ns = now;
 	}
 	cc_update_outputs(cc);
 }

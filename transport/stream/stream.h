@@ -38,6 +38,8 @@ struct wccl_stream_stats {
 	double goodput_bps;	  /* bytes_delivered * 8 / seconds */
 	double rtt_min_us, rtt_p50_us, rtt_p99_us, rtt_p999_us;
 	double jitter_us;    /* RFC 3550 one-way delay variation */
+	/* the engine's path probe (pings on a connection without data) */
+	double probe_min_us, probe_p50_us, probe_p99_us;
 	double pacing_bps;   /* current pacing rate (0: unpaced) */
 	double btlbw_bps;    /* max recent delivery rate */
 	uint64_t cwnd_bytes; /* current in-flight cap */
@@ -111,6 +113,13 @@ struct stream_cc {
 	double pacing_gain, cwnd_gain;
 	uint64_t pacing_rate; /* 0: unpaced (no sample yet) */
 	uint64_t cwnd;
+	/* Path probe: small ping / pong on a connection that carries no
+	 * data, so its RTT is the path's (propagation + bottleneck queue),
+	 * free of chunk serialisation and socket-buffer waits. Once it has
+	 * samples it alone drives the delay target. */
+	uint64_t probe_min_ns, probe_min_stamp, probe_last_ns;
+	uint64_t last_increase_ns;
+	uint64_t probe_samples;
 };
 
 void stream_cc_init(struct stream_cc *cc, uint64_t rate_cap, uint64_t qdelay_ns,
@@ -121,6 +130,12 @@ void stream_cc_init(struct stream_cc *cc, uint64_t rate_cap, uint64_t qdelay_ns,
 void stream_cc_on_ack(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns,
 		      uint64_t rate, uint64_t prior_delivered,
 		      uint64_t delivered, uint64_t inflight);
+
+/* One path-probe RTT sample (see struct stream_cc). */
+void stream_cc_on_probe(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns);
+/* 1 once probe samples show a path RTT of 2 ms or more: the delay target
+ * and the kernel pacing cap apply (below, they chase CPU noise). */
+int stream_cc_long_path(const struct stream_cc *cc);
 
 /* Streams and chunk buffers for @rtt_ns at @rate_Bps (bytes/s). */
 void stream_size_pipe(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t chunk,

@@ -21,7 +21,7 @@ enum smsg_type {
 	SM_HELLO = 1, /* index nchunks, offset size, len chunk, aux1 mtime,
 			 aux2 max streams; flags bit0 resume; payload name */
 	SM_HELLO_ACK, /* aux1 status; index verified; payload bitmap / text */
-	SM_JOIN,      /* index ep number */
+	SM_JOIN,      /* index ep number; flags bit1: path probe, no data */
 	SM_JOIN_ACK,  /* aux1 status */
 	SM_DATA,      /* index, offset, len, crc, send_ts; payload */
 	SM_ACK,	      /* index, send_ts echo, aux1 receiver time */

@@ -46,7 +46,8 @@ struct wccl_stream_server {
 
 struct rcv_ep {
 	struct wccl_endpoint *ep;
-	int state; /* 0 waiting first message, 1 data, 2 dead */
+	int state; /* 0 waiting first message, 1 data, 2 dead, 3 turned
+		      away, 4 path probe (pings only) */
 	int tx_busy[TX_PER_EP];
 	struct smsg q[TXQ]; /* queued, payload-less control replies */
 	int qh, qt;
@@ -321,8 +322,10 @@ static int rcv_hello(struct rcv *r, int ep, const struct smsg *m,
 	r->st.bytes_skipped = r->j.verified * r->chunk;
 	size_t bm = (r->nchunks + 7) / 8;
 	r->big_len = SMSG_LEN + (bm > STREAM_CTRL_MAX ? bm : STREAM_CTRL_MAX);
-	r->dreg_len = (size_t)r->max_streams *
-			  (STREAM_RX_PER_EP * dslot(r) + TX_PER_EP * SMSG_LEN) +
+	/* Receive buffers for the data streams; control sends for every
+	 * endpoint (the sender's path probe comes on top of its streams). */
+	r->dreg_len = (size_t)r->max_streams * STREAM_RX_PER_EP * dslot(r) +
+		      (size_t)STREAM_MAX_EPS * TX_PER_EP * SMSG_LEN +
 		      r->big_len;
 	r->vbuf = malloc(r->chunk);
 	r->ccrc = malloc((r->nchunks ? r->nchunks : 1) * sizeof(uint32_t));
@@ -706,6 +709,17 @@ static int rcv_handle(struct rcv *r, const struct wccl_completion *wc,
 	case SM_JOIN: {
 		struct smsg a = {
 		    .magic = SMSG_MAGIC, .type = SM_JOIN_ACK, .sid = m.sid};
+		if (r->have_hello && m.sid == r->sid && (m.flags & 2)) {
+			/* The sender's path probe: pings only. */
+			e->state = 4;
+			rc = wccl_post_recv(e->ep, hello_buf(r->srv, ep),
+					    STREAM_CTRL_BUF, r->srv->hmr,
+					    CK(K_RX_FIRST, ep, 0));
+			if (rc)
+				return rcv_fail(r, rc, "post receive: %s",
+						wccl_strerror(rc));
+			return rcv_reply(r, ep, &a);
+		}
 		if (!r->have_hello || m.sid != r->sid || ep >= r->max_streams)
 			return rcv_reject(r, ep,
 					  "join without a matching hello");
@@ -738,7 +752,14 @@ static int rcv_handle(struct rcv *r, const struct wccl_completion *wc,
 	}
 	if (rc)
 		return rc;
-	if (e->state == 1 && !r->fin_sent) {
+	if (e->state == 4 && !r->fin_sent) {
+		rc = wccl_post_recv(e->ep, hello_buf(r->srv, ep),
+				    STREAM_CTRL_BUF, r->srv->hmr,
+				    CK(K_RX_FIRST, ep, 0));
+		if (rc)
+			return rcv_fail(r, rc, "post receive: %s",
+					wccl_strerror(rc));
+	} else if (e->state == 1 && !r->fin_sent) {
 		rc = wccl_post_recv(e->ep, rx_buf(r, ep, idx), dslot(r), r->dmr,
 				    CK(K_RX, ep, idx));
 		if (rc)

@@ -29,7 +29,7 @@
 struct snd_slot {
 	uint8_t *buf; /* SMSG_LEN header + chunk */
 	uint64_t idx;
-	uint64_t send_ts, prior_delivered, prior_time;
+	uint64_t send_ts, prior_delivered, prior_time, prior_first_sent;
 	uint32_t len, crc;
 	int tx_busy, inflight, ep;
 	int release;	  /* acked: give back once tx_busy clears */
@@ -87,6 +87,13 @@ struct snd {
 	/* model */
 	struct stream_cc cc;
 	uint64_t delivered, delivered_time, inflight_bytes, next_send_ns;
+	uint64_t first_sent; /* send time of the chunk acked last */
+	/* path probe: a connection that carries pings only */
+	int probe_ep, probe_ready;
+	int kernel_rtt; /* 1: the delay target reads TCP's own RTT */
+	uint64_t probe_next_ns, probe_interval_ns;
+	uint32_t *prtt;
+	uint64_t nprtt;
 	uint32_t *rtt;
 	uint64_t nrtt;
 	double jitter_ns;
@@ -250,6 +257,7 @@ static int slot_send(struct snd *s, struct snd_slot *sl, int ep, uint64_t now)
 	sl->send_ts = now;
 	sl->prior_delivered = s->delivered;
 	sl->prior_time = s->delivered_time;
+	sl->prior_first_sent = s->first_sent ? s->first_sent : now;
 	s->ep_inflight[ep]++;
 	s->inflight_bytes += sl->len;
 	s->st.bytes_wire += sl->len;
@@ -405,14 +413,18 @@ static void snd_kernel_pace(struct snd *s)
 {
 	if (s->kernel_pacing <= 0 || !s->nstreams)
 		return;
-	uint64_t r = s->cc.pacing_rate ? s->cc.pacing_rate * 5 / 4 /
-					     (uint64_t)s->nstreams
-				       : 0;
+	/* On a short path the cap only feeds back into the estimate (the
+	 * CPU is the bottleneck there, and it is noisy). */
+	uint64_t r = s->cc.pacing_rate && stream_cc_long_path(&s->cc)
+			 ? s->cc.pacing_rate * 5 / 4 / (uint64_t)s->nstreams
+			 : 0;
 	uint64_t d = r > s->set_pace_bps ? r - s->set_pace_bps
 					 : s->set_pace_bps - r;
 	if (d <= s->set_pace_bps / 16 && (r != 0) == (s->set_pace_bps != 0))
 		return;
 	for (int i = 0; i < s->nep; i++) {
+		if (!s->ep_ready[i])
+			continue; /* the probe, or not joined yet */
 		int rc = wccl_endpoint_set_attr(
 		    s->eps[i], WCCL_EP_ATTR_MAX_PACING_RATE, r);
 		if (rc) {
@@ -426,6 +438,31 @@ static void snd_kernel_pace(struct snd *s)
 		}
 	}
 	s->set_pace_bps = r;
+}
+
+/* The delay signal from the kernel: each busy connection's smoothed RTT,
+ * measured by TCP per segment, so neither chunk serialisation nor either
+ * side's scheduling is in it (the ping probe has the receiver's). */
+static void snd_kernel_rtt(struct snd *s, uint64_t now)
+{
+	for (int i = 0; i < s->nep; i++) {
+		uint64_t us;
+		if (!s->ep_ready[i] || !s->ep_inflight[i])
+			continue;
+		int rc = wccl_endpoint_get_attr(s->eps[i],
+						WCCL_EP_ATTR_SRTT_US, &us);
+		if (rc) {
+			s->kernel_rtt = 0;
+			WCCL_INFO(WCCL_SUB_TRANSPORT,
+				  "stream: no kernel RTT on %s (%s): delay "
+				  "target from the ping probe",
+				  wccl_endpoint_peer(s->eps[i]),
+				  wccl_strerror(rc));
+			return;
+		}
+		if (us)
+			stream_cc_on_probe(&s->cc, now, us * 1000);
+	}
 }
 
 /* Send as many ready chunks as pacing and the window allow. Returns 1 if
@@ -504,7 +541,16 @@ static void snd_on_ack(struct snd *s, const struct smsg *m, int nak,
 	}
 	sl->give_as = 0;
 	s->delivered += sl->len;
+	/* Delivery rate over the longer of the send and the ack intervals:
+	 * acks that arrive bunched (the receiver's I/O thread answers in
+	 * bursts) must not read as a faster path (BBR does the same). Only
+	 * on a long path: on loopback / LAN the CPU is the bottleneck and
+	 * a generous estimate (pacing above it) is what keeps it busy. */
 	uint64_t elapsed = now - sl->prior_time;
+	uint64_t snd_elapsed = sl->send_ts - sl->prior_first_sent;
+	if (snd_elapsed > elapsed && stream_cc_long_path(&s->cc))
+		elapsed = snd_elapsed;
+	s->first_sent = sl->send_ts;
 	uint64_t rate = elapsed ? (s->delivered - sl->prior_delivered) *
 				      1000000000ull / elapsed
 				: 0;
@@ -583,6 +629,18 @@ static int snd_handle(struct snd *s, const struct wccl_completion *wc,
 		s->ep_ready[0] = 1;
 		break;
 	case SM_JOIN_ACK:
+		if (ep == s->probe_ep && s->probe_ep > 0) {
+			if ((int64_t)m.aux1)
+				WCCL_INFO(WCCL_SUB_TRANSPORT,
+					  "stream: receiver %s has no path "
+					  "probe; delay target from chunk RTTs",
+					  s->addr);
+			else
+				s->probe_ready = 1;
+			if ((int64_t)m.aux1)
+				return 0; /* turned away: no receive to post */
+			break;
+		}
 		if ((int64_t)m.aux1)
 			return snd_fail(s, (int)(int64_t)m.aux1,
 					"receiver %s refused stream %d",
@@ -591,6 +649,13 @@ static int snd_handle(struct snd *s, const struct wccl_completion *wc,
 		break;
 	case SM_PONG: {
 		uint64_t r = now - m.send_ts;
+		if (ep == s->probe_ep && s->probe_ep > 0) {
+			if (!s->kernel_rtt)
+				stream_cc_on_probe(&s->cc, now, r);
+			if (s->nprtt < RTT_SAMPLES)
+				s->prtt[s->nprtt++] = (uint32_t)(r / 1000);
+			break;
+		}
 		if (!s->ping_min || r < s->ping_min)
 			s->ping_min = r;
 		s->pongs++;
@@ -685,6 +750,13 @@ static void snd_percentiles(struct snd *s)
 	s->st.rtt_p50_us = s->rtt[(n - 1) * 50 / 100];
 	s->st.rtt_p99_us = s->rtt[(n - 1) * 99 / 100];
 	s->st.rtt_p999_us = s->rtt[(n - 1) * 999 / 1000];
+	if (s->nprtt) {
+		n = s->nprtt;
+		qsort(s->prtt, n, sizeof(uint32_t), cmp_u32);
+		s->st.probe_min_us = s->prtt[0];
+		s->st.probe_p50_us = s->prtt[(n - 1) * 50 / 100];
+		s->st.probe_p99_us = s->prtt[(n - 1) * 99 / 100];
+	}
 }
 
 static void snd_cleanup(struct snd *s)
@@ -708,6 +780,7 @@ static void snd_cleanup(struct snd *s)
 	free(s->slots);
 	free(s->have);
 	free(s->rtt);
+	free(s->prtt);
 	free(s->scratch);
 	stream_ring_fini(&s->to_io);
 	stream_ring_fini(&s->from_io);
@@ -751,8 +824,9 @@ static int snd_run(struct snd *s, const char *path,
 	s->drop_after =
 	    (uint64_t)wccl_param_int(WCCL_PARAM_STREAM_TEST_DROP_AFTER);
 	s->rtt = malloc(RTT_SAMPLES * sizeof(uint32_t));
+	s->prtt = malloc(RTT_SAMPLES * sizeof(uint32_t));
 	s->scratch = malloc(s->chunk);
-	if (!s->rtt || !s->scratch)
+	if (!s->rtt || !s->scratch || !s->prtt)
 		return WCCL_ENOMEM;
 	if (wccl_random_bytes(&s->sid, sizeof(s->sid)))
 		s->sid = wccl_now_ns() ^ ((uint64_t)getpid() << 32);
@@ -891,6 +965,21 @@ static int snd_run(struct snd *s, const char *path,
 		if ((rc = snd_ctrl(s, i, &j, NULL, 0)))
 			return snd_fail(s, rc, "join: %s", wccl_strerror(rc));
 	}
+	/* The path probe: one more connection, pings only. */
+	s->probe_interval_ns =
+	    (uint64_t)wccl_param_int(WCCL_PARAM_STREAM_PROBE_MS) * 1000000ull;
+	if (s->probe_interval_ns && n < STREAM_MAX_EPS) {
+		if ((rc = snd_connect(s, n, timeout)))
+			return rc;
+		s->probe_ep = n;
+		struct smsg j = {.magic = SMSG_MAGIC,
+				 .type = SM_JOIN,
+				 .flags = 2,
+				 .sid = s->sid,
+				 .index = (uint64_t)n};
+		if ((rc = snd_ctrl(s, n, &j, NULL, 0)))
+			return snd_fail(s, rc, "join: %s", wccl_strerror(rc));
+	}
 	uint64_t qd =
 	    (uint64_t)wccl_param_int(WCCL_PARAM_STREAM_QDELAY_US) * 1000;
 	/* Floor and initial window: two chunks per stream and four more (a
@@ -904,6 +993,7 @@ static int snd_run(struct snd *s, const char *path,
 
 	s->kernel_pacing =
 	    (int)wccl_param_int(WCCL_PARAM_STREAM_KERNEL_PACING) ? 1 : 0;
+	s->kernel_rtt = (int)wccl_param_int(WCCL_PARAM_STREAM_KERNEL_RTT) ? 1 : 0;
 	s->t0 = s->last_progress_ns = s->last_report_ns = wccl_now_ns();
 	while (s->acked < s->to_send) {
 		uint64_t now = wccl_now_ns();
@@ -921,6 +1011,28 @@ static int snd_run(struct snd *s, const char *path,
 			wait = 0;
 		} else if (s->starved) {
 			wait = 1; /* the I/O thread has the next chunk soon */
+		}
+		if (s->probe_interval_ns) {
+			if (now >= s->probe_next_ns && s->kernel_rtt)
+				snd_kernel_rtt(s, now);
+		}
+		if (s->probe_ready || (s->kernel_rtt && s->probe_interval_ns)) {
+			if (now >= s->probe_next_ns && s->probe_ready) {
+				struct smsg p = {.magic = SMSG_MAGIC,
+						 .type = SM_PING,
+						 .sid = s->sid,
+						 .send_ts = now};
+				/* A full queue skips one ping. */
+				rc = snd_ctrl(s, s->probe_ep, &p, NULL, 0);
+				if (rc && rc != WCCL_EAGAIN)
+					return snd_fail(s, rc, "probe: %s",
+							wccl_strerror(rc));
+			}
+			if (now >= s->probe_next_ns)
+				s->probe_next_ns = now + s->probe_interval_ns;
+			uint64_t w = (s->probe_next_ns - now) / 1000000;
+			if (wait > (int)w)
+				wait = (int)w;
 		}
 		if ((rc = snd_pump(s, wait)))
 			return rc;
