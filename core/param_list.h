@@ -46,7 +46,7 @@
 	INT(STREAM_READBACK, 0, "stream: receiver re-reads the whole file at the end for the file CRC (0 = combine the CRCs of the chunks it verified; chunks from an earlier run are read)") \
 	INT(STREAM_KERNEL_PACING, 1, "stream: cap each connection at its share of the pacing rate with SO_MAX_PACING_RATE where the provider can (0 = engine pacer only)") \
 	INT(STREAM_PROBE_MS, 10, "stream: delay samples every N ms for the delay target: TCP's RTT of each busy connection (WCCL_STREAM_KERNEL_RTT), else a ping on a connection without data, which is always measured (0 = off: chunk RTTs)") \
-	INT(STREAM_KERNEL_RTT, 1, "stream: the delay target reads each connection's RTT as TCP measures it (TCP_INFO) where the provider can; else the ping probe's") \
+	INT(STREAM_KERNEL_RTT, 0, "stream: 1 = the delay target reads each connection's smoothed RTT as TCP measures it (TCP_INFO) instead of the ping probe's; off by default: on paced, sparse segments delayed ACKs inflate it (seen: 2 s chunk RTTs at 40 ms in the VM)") \
 	INT(STREAM_PORT, 18600, "stream: default port of wccl-xfer recv / send") \
 	INT(STREAM_TEST_CORRUPT, -1, "stream test hook: flip a bit in chunk N (0-based) once, after its crc (-1 = off)") \
 	INT(STREAM_TEST_DROP_AFTER, 0, "stream test hook: sender drops its connections after N acked chunks (0 = off)") \

@@ -187,8 +187,16 @@ void stream_cc_on_probe(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns)
 		cc->probe_min_ns = rtt_ns;
 		cc->probe_min_stamp = now;
 	}
+	/* A sample is the path plus, sometimes, a late wake-up of one side
+	 * (ms under an emulator): noise only ever adds. The min of the last
+	 * four (~40 ms at the default rate) keeps a real queue and drops
+	 * the noise. */
+	cc->probe_win[cc->probe_samples % 4] = rtt_ns;
 	cc->probe_samples++;
 	cc->probe_last_ns = rtt_ns;
+	for (int i = 0; i < 4 && (uint64_t)i < cc->probe_samples; i++)
+		if (cc->probe_win[i] < rtt_ns)
+			rtt_ns = cc->probe_win[i];
 	if (!cc->qdelay_target_ns || !probe_active(cc))
 		return;
 	uint64_t q = rtt_ns - cc->probe_min_ns;

@@ -56,6 +56,7 @@ struct stream_cc {
 	 * free of chunk serialisation and socket-buffer waits. Once it has
 	 * samples it alone drives the delay target. */
 	uint64_t probe_min_ns, probe_min_stamp, probe_last_ns;
+	uint64_t probe_win[4]; /* last samples: their min is the signal */
 	uint64_t last_increase_ns;
 	uint64_t probe_samples;
 };
