@@ -200,7 +200,9 @@ void stream_cc_on_probe(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns)
 	if (!cc->qdelay_target_ns || !probe_active(cc))
 		return;
 	uint64_t q = rtt_ns - cc->probe_min_ns;
-	uint64_t rtt = cc->srtt_ns > rtt_ns ? cc->srtt_ns : rtt_ns;
+	/* "Once per RTT" is the path's RTT: the chunks' (srtt_ns) holds
+	 * their serialisation, hundreds of ms at a low paced rate. */
+	uint64_t rtt = rtt_ns;
 	if (q > cc->qdelay_target_ns) {
 		/* Startup found the limit: drain what it queued. */
 		if (cc->phase == 0 && cc->btlbw) {
