@@ -157,6 +157,17 @@ static void test_cc_probe(void **state)
 	}
 	assert_true(cc.qfactor > 0.99);
 
+	/* A path that jitters by itself (+-2 ms per direction, no queue)
+	 * must not be read as a queue for long. */
+	uint32_t x = 12345;
+	for (int i = 0; i < 1000; i++) {
+		now += 10000000;
+		x = x * 1103515245u + 12345u;
+		uint64_t j1 = (x >> 8) % 4000000, j2 = (x >> 4) % 4000000;
+		stream_cc_on_probe(&cc, now, rtt - 4000000 + j1 + j2);
+	}
+	assert_true(cc.qfactor > 0.8);
+
 	struct stream_cc lo;
 	stream_cc_init(&lo, 0, 1000000, 2 * chunk, 4 * chunk);
 	stream_cc_on_ack(&lo, 1000, 100000, rate, 0, chunk, 0);

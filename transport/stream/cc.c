@@ -187,6 +187,17 @@ void stream_cc_on_probe(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns)
 		cc->probe_min_ns = rtt_ns;
 		cc->probe_min_stamp = now;
 	}
+	/* A path that jitters by itself (netem's +-2 ms on east-west) moves
+	 * every sample: a queue is what stands above the target plus twice
+	 * the median change between successive samples (tracked by +-50 us
+	 * steps, so the rare late wake-up below does not move it). */
+	if (cc->probe_last_ns) {
+		double d = (double)rtt_ns - (double)cc->probe_last_ns;
+		d = d < 0 ? -d : d;
+		cc->probe_jit_ns += d > cc->probe_jit_ns ? 50000 : -50000;
+		if (cc->probe_jit_ns < 0)
+			cc->probe_jit_ns = 0;
+	}
 	/* A sample is the path plus, sometimes, a late wake-up of one side
 	 * (ms under an emulator): noise only ever adds. The min of the last
 	 * four (~40 ms at the default rate) keeps a real queue and drops
@@ -200,10 +211,11 @@ void stream_cc_on_probe(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns)
 	if (!cc->qdelay_target_ns || !probe_active(cc))
 		return;
 	uint64_t q = rtt_ns - cc->probe_min_ns;
+	uint64_t target = cc->qdelay_target_ns + (uint64_t)(2 * cc->probe_jit_ns);
 	/* "Once per RTT" is the path's RTT: the chunks' (srtt_ns) holds
 	 * their serialisation, hundreds of ms at a low paced rate. */
 	uint64_t rtt = rtt_ns;
-	if (q > cc->qdelay_target_ns) {
+	if (q > target) {
 		/* Startup found the limit: drain what it queued. */
 		if (cc->phase == 0 && cc->btlbw) {
 			cc->phase = 1;
@@ -213,8 +225,7 @@ void stream_cc_on_probe(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns)
 		/* Multiplicative decrease, at most once per RTT, in
 		 * proportion to the excess (Swift). */
 		if (now - cc->last_decrease_ns >= rtt) {
-			double ex = (double)(q - cc->qdelay_target_ns) /
-				    (double)rtt_ns;
+			double ex = (double)(q - target) / (double)rtt_ns;
 			double f = 1.0 - 0.8 * ex;
 			cc->qfactor *= f < 0.5 ? 0.5 : f;
 			if (cc->qfactor < 0.25)

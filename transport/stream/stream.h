@@ -57,6 +57,7 @@ struct stream_cc {
 	 * samples it alone drives the delay target. */
 	uint64_t probe_min_ns, probe_min_stamp, probe_last_ns;
 	uint64_t probe_win[4]; /* last samples: their min is the signal */
+	double probe_jit_ns; /* median change between samples (path jitter) */
 	uint64_t last_increase_ns;
 	uint64_t probe_samples;
 };
