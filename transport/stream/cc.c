@@ -17,10 +17,11 @@
  * carries no data) the delay target uses the probe's queueing delay
  * instead: chunk RTTs hold serialisation at the paced rate (tens of ms for
  * a 1 MiB chunk at 200 Mbit/s) and cannot see a 1 ms queue; the probe
- * can. The factor then scales the rate itself (down to 0.25), probing
- * gains are small (1.05 / 0.95: at most 5 % of an RTT of queue), and
- * startup ends as soon as the probe sees a queue. That keeps the
- * bottleneck queue near empty at the cost of a few % of rate.
+ * can. Probing gains are then small (1.05 / 0.95: at most 5 % of an RTT
+ * of queue) and the cycle runs on the probe's RTT. The factor still
+ * scales the rate by no more than 0.8: the probe answers from user space,
+ * and under load (qemu TCG) its noise must not be able to starve the
+ * transfer (seen: startup cut short and 10 Mbit/s of 100).
  */
 #include "stream.h"
 
@@ -63,7 +64,7 @@ static void cc_update_outputs(struct stream_cc *cc)
 {
 	/* The delay target mostly trims the window (as Swift's cwnd does),
 	 * and the rate only a little, never below 0.8 x btlbw x gain. */
-	double qrate = cc->qfactor > 0.8 || probe_active(cc) ? cc->qfactor : 0.8;
+	double qrate = cc->qfactor > 0.8 ? cc->qfactor : 0.8;
 	double rate = (double)cc->btlbw * cc->pacing_gain * qrate;
 	if (cc->btlbw == 0)
 		rate = (double)cc->rate_cap;
@@ -165,8 +166,11 @@ void stream_cc_on_ack(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns,
 		}
 		break;
 	}
-	default: /* probe_bw: one gain per min RTT */
-		if (now - cc->cycle_stamp >= cc->min_rtt_ns) {
+	default: /* probe_bw: one gain per path RTT (the probe's when there
+		  * is one: a chunk's holds its serialisation, seconds on a
+		  * slow share, and the cycle would all but stop) */
+		if (now - cc->cycle_stamp >=
+		    (probe_active(cc) ? cc->probe_min_ns : cc->min_rtt_ns)) {
 			cc->cycle = (cc->cycle + 1) % 8;
 			cc->cycle_stamp = now;
 			cc->pacing_gain = probe_active(cc)
@@ -216,12 +220,6 @@ void stream_cc_on_probe(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns)
 	 * their serialisation, hundreds of ms at a low paced rate. */
 	uint64_t rtt = rtt_ns;
 	if (q > target) {
-		/* Startup found the limit: drain what it queued. */
-		if (cc->phase == 0 && cc->btlbw) {
-			cc->phase = 1;
-			cc->pacing_gain = 1.0 / STARTUP_GAIN;
-			cc->cwnd_gain = 2.0;
-		}
 		/* Multiplicative decrease, at most once per RTT, in
 		 * proportion to the excess (Swift). */
 		if (now - cc->last_decrease_ns >= rtt) {
