@@ -84,7 +84,7 @@ mon_start() { # NAME
 	$(wccl_ns_prefix 0) ping -D -n -i 0.05 -s 56 "$a1" >"$work/$1.ping" 2>&1 &
 	ping_pid=$!
 	# shellcheck disable=SC2046
-	$(wccl_ns_prefix 1) python3 "$work/mon.py" veth1 "$work/$1.rx" &
+	$(wccl_ns_prefix 1) /usr/bin/python3 "$work/mon.py" veth1 "$work/$1.rx" 2>"$work/$1.rx.err" &
 	mon_pid=$!
 	cpu0=$(cpu_snap)
 	t_start=$(date +%s.%N)
@@ -146,6 +146,7 @@ run_xfer() { # NAME BINARY ENV...
 		fails=$((fails + 1))
 	fi
 	mon_stop "$name"
+	[ -s "$work/$name.rx" ] || echo "note $name: no link samples: $(head -c 300 "$work/$name.rx.err" 2>/dev/null)"
 	cmp -s "$work/src.bin" "$work/dst/src.bin" || { echo "FAIL $name: file differs"; fails=$((fails + 1)); }
 	g=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['goodput_mbps'])" "$work/$name.json" 2>/dev/null || echo 0)
 	extra=$(python3 -c "

@@ -1034,7 +1034,7 @@ static int snd_run(struct snd *s, const char *path,
 				s->probe_next_ns = now + s->probe_interval_ns;
 			uint64_t w = (s->probe_next_ns - now) / 1000000;
 			if (wait > (int)w)
-				wait = (int)w;
+				wait = w < 1 ? 1 : (int)w; /* no spinning */
 		}
 		if ((rc = snd_pump(s, wait)))
 			return rc;
