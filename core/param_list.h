@@ -43,8 +43,13 @@
 	INT(STREAM_CHUNK_BYTES, 1048576, "stream (wccl-xfer): chunk size, bytes (4K..64M)") \
 	INT(STREAM_TARGET_MBPS, 1000, "stream: rate the pipe is sized for (streams, chunks in flight = RTT x rate), Mbit/s") \
 	INT(STREAM_MAX_INFLIGHT, 64, "stream: most chunk buffers in flight per transfer (bounds memory)") \
-	INT(STREAM_QDELAY_US, 10000, "stream: queueing-delay target; RTT above min RTT + this trims the window (to 1 BDP) and the rate (to 0.8x), us") \
+	INT(STREAM_QDELAY_US, 1000, "stream: queueing-delay target, us: on a long path, probe RTT above its min + this + 2 x the path's jitter scales the rate down (Swift, to 0.8x at most); without a probe, chunk RTT above min + max(this, 10 ms) trims the window (to 1 BDP) and the rate (to 0.8x)") \
 	INT(STREAM_JOURNAL_SYNC_MS, 250, "stream: receiver syncs data and the .wccl-part journal at least this often, ms") \
+	INT(STREAM_IO_THREAD, 1, "stream: file reads / writes and CRC32C on a second thread per side, overlapping the network (0 = all on one thread)") \
+	INT(STREAM_READBACK, 0, "stream: receiver re-reads the whole file at the end for the file CRC (0 = combine the CRCs of the chunks it verified; chunks from an earlier run are read)") \
+	INT(STREAM_KERNEL_PACING, 1, "stream: on a long path, cap each connection at twice its share of the pacing rate with SO_MAX_PACING_RATE where the provider can, so chunks leave paced, not as bursts (0 = engine pacer only)") \
+	INT(STREAM_PROBE_MS, 10, "stream: delay samples every N ms for the delay target: TCP's RTT of each busy connection (WCCL_STREAM_KERNEL_RTT), else a ping on a connection without data, which is always measured (0 = off: chunk RTTs)") \
+	INT(STREAM_KERNEL_RTT, 0, "stream: 1 = the delay target reads each connection's smoothed RTT as TCP measures it (TCP_INFO) instead of the ping probe's; off by default: on paced, sparse segments delayed ACKs inflate it (seen: 2 s chunk RTTs at 40 ms in the VM)") \
 	INT(STREAM_PORT, 18600, "stream: default port of wccl-xfer recv / send") \
 	INT(STREAM_TEST_CORRUPT, -1, "stream test hook: flip a bit in chunk N (0-based) once, after its crc (-1 = off)") \
 	INT(STREAM_TEST_DROP_AFTER, 0, "stream test hook: sender drops its connections after N acked chunks (0 = off)") \

@@ -22,6 +22,7 @@
 
 #include "core/params.h"
 #include "include/wccl/errors.h"
+#include "transport/stream/crc32c.h"
 #include "transport/stream/stream.h"
 
 struct xopts {
@@ -124,7 +125,9 @@ static void print_json(const struct wccl_stream_stats *st, int ok)
 	       "\"retransmits\": %llu, \"crc_errors\": %llu, \"streams\": %d, "
 	       "\"depth\": %d, \"chunk_bytes\": %u, \"btlbw_mbps\": %.1f, "
 	       "\"pacing_mbps\": %.1f, \"cwnd_bytes\": %llu, "
-	       "\"file_crc32c\": \"%08x\"}\n",
+	       "\"file_crc32c\": \"%08x\", \"crc_hw\": %d, "
+	       "\"probe_min_us\": %.1f, \"probe_p50_us\": %.1f, "
+	       "\"probe_p99_us\": %.1f}\n",
 	       ok ? "true" : "false", (unsigned long long)st->bytes_delivered,
 	       (unsigned long long)st->bytes_skipped,
 	       (unsigned long long)st->bytes_wire, st->seconds,
@@ -133,7 +136,9 @@ static void print_json(const struct wccl_stream_stats *st, int ok)
 	       (unsigned long long)st->retransmits,
 	       (unsigned long long)st->crc_errors, st->nstreams, st->depth,
 	       st->chunk_bytes, st->btlbw_bps / 1e6, st->pacing_bps / 1e6,
-	       (unsigned long long)st->cwnd_bytes, st->file_crc);
+	       (unsigned long long)st->cwnd_bytes, st->file_crc,
+	       wccl_crc32c_uses_hw(), st->probe_min_us, st->probe_p50_us,
+	       st->probe_p99_us);
 	fflush(stdout);
 }
 

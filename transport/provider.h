@@ -79,7 +79,28 @@ struct wccl_ctrl_ops {
 	int (*established)(struct wccl_endpoint *ep);
 	/* Flush in-flight operations as -WCCL_ECANCELED, then free. */
 	void (*endpoint_close)(struct wccl_endpoint *ep);
+	/* Set one wccl_ep_attr on an established endpoint. 0, or
+	 * -WCCL_EOPNOTSUPP when the provider has no such knob (the stub),
+	 * -WCCL_EINVAL for a bad value. Control path: never blocks. */
+	int (*endpoint_set_attr)(struct wccl_endpoint *ep, int attr,
+				 uint64_t value);
+	/* Read one wccl_ep_attr into *@value; errors as for set. */
+	int (*endpoint_get_attr)(struct wccl_endpoint *ep, int attr,
+				 uint64_t *value);
 };
+
+/* Endpoint attributes (internal for now; used by transport/stream). */
+enum wccl_ep_attr {
+	/* Cap on the connection's sending rate, bytes/s, enforced by the
+	 * kernel's pacing (uring: SO_MAX_PACING_RATE); 0 = no cap. */
+	WCCL_EP_ATTR_MAX_PACING_RATE = 1,
+	/* Read only: the connection's round trip as the kernel measures it
+	 * per segment (uring: TCP_INFO), in us: the smoothed value and the
+	 * windowed minimum. Free of the application's scheduling. */
+	WCCL_EP_ATTR_SRTT_US = 2,
+	WCCL_EP_ATTR_MIN_RTT_US = 3,
+};
+
 
 struct wccl_provider {
 	const char *name;
@@ -124,6 +145,20 @@ struct wccl_endpoint {
 	char peer[WCCL_ADDR_MAX]; /* "provider:detail" */
 	char last_error[WCCL_ERRMSG_MAX];
 };
+
+/* Set @attr on @ep through its provider's table (a stub answers
+ * -WCCL_EOPNOTSUPP where the provider has none). */
+static inline int wccl_endpoint_set_attr(struct wccl_endpoint *ep, int attr,
+					 uint64_t value)
+{
+	return ep->ctx->prov->ctrl.endpoint_set_attr(ep, attr, value);
+}
+
+static inline int wccl_endpoint_get_attr(struct wccl_endpoint *ep, int attr,
+					 uint64_t *value)
+{
+	return ep->ctx->prov->ctrl.endpoint_get_attr(ep, attr, value);
+}
 
 /*
  * Record a failure on @ep: formats "peer <addr>: <what>" into

@@ -114,6 +114,24 @@ static int stub_post_write(struct wccl_endpoint *ep, const void *b, size_t l,
 	return WCCL_EOPNOTSUPP;
 }
 
+static int stub_endpoint_set_attr(struct wccl_endpoint *ep, int attr,
+				  uint64_t value)
+{
+	(void)ep;
+	(void)attr;
+	(void)value;
+	return WCCL_EOPNOTSUPP;
+}
+
+static int stub_endpoint_get_attr(struct wccl_endpoint *ep, int attr,
+				  uint64_t *value)
+{
+	(void)ep;
+	(void)attr;
+	(void)value;
+	return WCCL_EOPNOTSUPP;
+}
+
 /* Only the optional slots get stubs; a provider must supply the object
  * constructors/destructors it needs (checked by the registry test). */
 static void fill_stubs(struct wccl_provider *p)
@@ -135,6 +153,10 @@ static void fill_stubs(struct wccl_provider *p)
 		c->listen = stub_listen;
 	if (!c->connect)
 		c->connect = stub_connect;
+	if (!c->endpoint_set_attr)
+		c->endpoint_set_attr = stub_endpoint_set_attr;
+	if (!c->endpoint_get_attr)
+		c->endpoint_get_attr = stub_endpoint_get_attr;
 	if (!f->post_send)
 		f->post_send = stub_post_send;
 	if (!f->post_recv)

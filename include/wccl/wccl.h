@@ -7,6 +7,7 @@
 #include <wccl/comm.h>
 #include <wccl/errors.h>
 #include <wccl/params.h>
+#include <wccl/stream.h>
 #include <wccl/transport.h>
 
 #define WCCL_VERSION_MAJOR 0

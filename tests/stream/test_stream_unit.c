@@ -108,16 +108,75 @@ static void test_cc_converges(void **state)
 		    cc.pacing_rate <= rate * 5 / 4);
 	double bdp = (double)rate * 0.04;
 	assert_true(cc.cwnd >= (uint64_t)bdp && cc.cwnd <= (uint64_t)(3 * bdp));
-	/* 30 ms of queue over a 5 ms target: the rate must drop. */
+	/* 50 ms of queue, over the target (chunk RTTs: at least 10 ms, plus
+	 * the window floor's own 21 ms): the rate must drop. */
 	uint64_t before = cc.pacing_rate;
 	for (int i = 0; i < 50; i++) {
 		now += 50000000;
 		delivered += chunk;
-		stream_cc_on_ack(&cc, now, rtt + 30000000, rate,
+		stream_cc_on_ack(&cc, now, rtt + 50000000, rate,
 				 delivered - chunk, delivered, 4 * chunk);
 	}
 	assert_true(cc.pacing_rate < before * 3 / 4);
 	assert_true(cc.qfactor >= 0.25);
+}
+
+/* The path probe drives the delay target on a long path: a queue above
+ * the target scales the rate down, an empty one lets it back up; on a
+ * short path (loopback) its samples change nothing. */
+static void test_cc_probe(void **state)
+{
+	(void)state;
+	struct stream_cc cc;
+	uint64_t chunk = 1 << 20, rate = 25000000, rtt = 40000000;
+	stream_cc_init(&cc, 0, 1000000, 2 * chunk, 4 * chunk);
+	uint64_t now = 1000000000, delivered = 0;
+	for (int i = 0; i < 400; i++) {
+		uint64_t prior = delivered;
+		delivered += chunk;
+		now += chunk * 1000000000ull / rate;
+		stream_cc_on_ack(&cc, now, rtt + 40000000, rate,
+				 prior > 4 * chunk ? prior - 4 * chunk : 0,
+				 delivered, chunk);
+		stream_cc_on_probe(&cc, now, rtt);
+	}
+	assert_true(stream_cc_long_path(&cc));
+	assert_int_equal(cc.phase, 2);
+	uint64_t calm = cc.pacing_rate;
+	assert_true(calm >= rate * 9 / 10 && calm <= rate * 11 / 10);
+	/* 5 ms of queue over a 1 ms target, for a second: down, to the
+	 * factor's floor (0.8 of the rate). */
+	for (int i = 0; i < 100; i++) {
+		now += 10000000;
+		stream_cc_on_probe(&cc, now, rtt + 5000000);
+	}
+	assert_true(cc.pacing_rate < calm * 85 / 100); /* floor 0.8 */
+	/* Empty again: back up within a few seconds. */
+	for (int i = 0; i < 500; i++) {
+		now += 10000000;
+		stream_cc_on_probe(&cc, now, rtt);
+	}
+	assert_true(cc.qfactor > 0.99);
+
+	/* A path that jitters by itself (+-2 ms per direction, no queue)
+	 * must not be read as a queue for long. */
+	uint32_t x = 12345;
+	for (int i = 0; i < 1000; i++) {
+		now += 10000000;
+		x = x * 1103515245u + 12345u;
+		uint64_t j1 = (x >> 8) % 4000000, j2 = (x >> 4) % 4000000;
+		stream_cc_on_probe(&cc, now, rtt - 4000000 + j1 + j2);
+	}
+	assert_true(cc.qfactor > 0.8);
+
+	struct stream_cc lo;
+	stream_cc_init(&lo, 0, 1000000, 2 * chunk, 4 * chunk);
+	stream_cc_on_ack(&lo, 1000, 100000, rate, 0, chunk, 0);
+	for (int i = 0; i < 100; i++)
+		stream_cc_on_probe(&lo, 2000 + (uint64_t)i * 1000000,
+				   50000 + (i & 1) * 3000000);
+	assert_false(stream_cc_long_path(&lo));
+	assert_true(lo.qfactor == 1.0);
 }
 
 static void test_cc_cap(void **state)
@@ -192,6 +251,7 @@ int main(void)
 	    cmocka_unit_test(test_crc_agree),
 	    cmocka_unit_test(test_cc_converges),
 	    cmocka_unit_test(test_cc_cap),
+	    cmocka_unit_test(test_cc_probe),
 	    cmocka_unit_test(test_size_pipe),
 	    cmocka_unit_test(test_journal),
 	};

@@ -42,7 +42,7 @@ files | files-shm)
 				$streams >"$work/out.json" || fail "size $sz $streams"
 			same "$work/src/f$sz" "$work/dst/f$sz"
 			[ ! -e "$work/dst/f$sz.wccl-part" ] || fail "journal left behind"
-			[ "$(json "$work/out.json" bytes)" = "$sz" ] || fail "byte count"
+			[ "$(json "$work/out.json" bytes)" = "$sz" ] || fail "byte count: $(cat $work/out.json)"
 			echo "ok size $sz ${streams:-auto streams}: $(json "$work/out.json" goodput_mbps) Mbit/s"
 		done
 	done

@@ -12,12 +12,38 @@
  * factor holds us back the bandwidth filter does not decay: samples taken
  * below our own limit say nothing about the path (else rate and estimate
  * spiral down together, seen at 40 ms in the VM).
+ *
+ * With a path probe (stream_cc_on_probe: ping / pong on a connection that
+ * carries no data) the delay target uses the probe's queueing delay
+ * instead: chunk RTTs hold serialisation at the paced rate (tens of ms for
+ * a 1 MiB chunk at 200 Mbit/s) and cannot see a 1 ms queue; the probe
+ * can. Probing gains are then small (1.05 / 0.95: at most 5 % of an RTT
+ * of queue) and the cycle runs on the probe's RTT. The factor still
+ * scales the rate by no more than 0.8: the probe answers from user space,
+ * and under load (qemu TCG) its noise must not be able to starve the
+ * transfer (seen: startup cut short and 10 Mbit/s of 100).
  */
 #include "stream.h"
 
 #include <string.h>
 
 static const double probe_gains[8] = {1.25, 0.75, 1, 1, 1, 1, 1, 1};
+static const double probe_gains_gentle[8] = {1.05, 0.95, 1, 1, 1, 1, 1, 1};
+
+/* Below this path RTT (LAN, loopback) the probe's "queue" is CPU
+ * scheduling noise of a few hundred us to ms, as large as the target:
+ * there the delay target stays off and BBR's model runs alone. */
+#define PROBE_MIN_PATH_NS 2000000ull
+
+static int probe_active(const struct stream_cc *cc)
+{
+	return cc->probe_samples && cc->probe_min_ns >= PROBE_MIN_PATH_NS;
+}
+
+int stream_cc_long_path(const struct stream_cc *cc)
+{
+	return probe_active(cc);
+}
 #define STARTUP_GAIN 2.885
 
 void stream_cc_init(struct stream_cc *cc, uint64_t rate_cap, uint64_t qdelay_ns,
@@ -86,11 +112,16 @@ void stream_cc_on_ack(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns,
 	cc->btlbw = bw;
 
 	/* Swift: queueing delay above the target scales the rate down. */
-	if (rtt_ns && cc->qdelay_target_ns && cc->min_rtt_ns) {
+	if (rtt_ns && cc->qdelay_target_ns && cc->min_rtt_ns &&
+	    !probe_active(cc)) {
 		/* Our own window floor queues min_cwnd / btlbw by design:
 		 * tolerate that much on top of the target, or the two fight
 		 * (seen as a rate cap undershot by 20 % on loopback). */
-		uint64_t tgt = cc->qdelay_target_ns;
+		/* A chunk's RTT holds its serialisation and both sides'
+		 * processing: it cannot resolve a queue below ~10 ms. */
+		uint64_t tgt = cc->qdelay_target_ns > 10000000ull
+				   ? cc->qdelay_target_ns
+				   : 10000000ull;
 		if (bw)
 			tgt += cc->min_cwnd * 1000000000ull / bw;
 		uint64_t q = rtt_ns - cc->min_rtt_ns;
@@ -135,13 +166,78 @@ void stream_cc_on_ack(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns,
 		}
 		break;
 	}
-	default: /* probe_bw: one gain per min RTT */
-		if (now - cc->cycle_stamp >= cc->min_rtt_ns) {
+	default: /* probe_bw: one gain per path RTT (the probe's when there
+		  * is one: a chunk's holds its serialisation, seconds on a
+		  * slow share, and the cycle would all but stop) */
+		if (now - cc->cycle_stamp >=
+		    (probe_active(cc) ? cc->probe_min_ns : cc->min_rtt_ns)) {
 			cc->cycle = (cc->cycle + 1) % 8;
 			cc->cycle_stamp = now;
-			cc->pacing_gain = probe_gains[cc->cycle];
+			cc->pacing_gain = probe_active(cc)
+					      ? probe_gains_gentle[cc->cycle]
+					      : probe_gains[cc->cycle];
 		}
 		break;
+	}
+	cc_update_outputs(cc);
+}
+
+void stream_cc_on_probe(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns)
+{
+	if (!rtt_ns)
+		return;
+	if (!cc->probe_min_ns || rtt_ns <= cc->probe_min_ns ||
+	    now - cc->probe_min_stamp > 10000000000ull) {
+		cc->probe_min_ns = rtt_ns;
+		cc->probe_min_stamp = now;
+	}
+	/* A path that jitters by itself (netem's +-2 ms on east-west) moves
+	 * every sample: a queue is what stands above the target plus twice
+	 * the median change between successive samples (tracked by +-50 us
+	 * steps, so the rare late wake-up below does not move it). */
+	if (cc->probe_last_ns) {
+		double d = (double)rtt_ns - (double)cc->probe_last_ns;
+		d = d < 0 ? -d : d;
+		cc->probe_jit_ns += d > cc->probe_jit_ns ? 50000 : -50000;
+		if (cc->probe_jit_ns < 0)
+			cc->probe_jit_ns = 0;
+	}
+	/* A sample is the path plus, sometimes, a late wake-up of one side
+	 * (ms under an emulator): noise only ever adds. The min of the last
+	 * four (~40 ms at the default rate) keeps a real queue and drops
+	 * the noise. */
+	cc->probe_win[cc->probe_samples % 4] = rtt_ns;
+	cc->probe_samples++;
+	cc->probe_last_ns = rtt_ns;
+	for (int i = 0; i < 4 && (uint64_t)i < cc->probe_samples; i++)
+		if (cc->probe_win[i] < rtt_ns)
+			rtt_ns = cc->probe_win[i];
+	if (!cc->qdelay_target_ns || !probe_active(cc))
+		return;
+	uint64_t q = rtt_ns - cc->probe_min_ns;
+	uint64_t target = cc->qdelay_target_ns + (uint64_t)(2 * cc->probe_jit_ns);
+	/* "Once per RTT" is the path's RTT: the chunks' (srtt_ns) holds
+	 * their serialisation, hundreds of ms at a low paced rate. */
+	uint64_t rtt = rtt_ns;
+	if (q > target) {
+		/* Multiplicative decrease, at most once per RTT, in
+		 * proportion to the excess (Swift). */
+		if (now - cc->last_decrease_ns >= rtt) {
+			double ex = (double)(q - target) / (double)rtt_ns;
+			double f = 1.0 - 0.8 * ex;
+			cc->qfactor *= f < 0.5 ? 0.5 : f;
+			if (cc->qfactor < 0.25)
+				cc->qfactor = 0.25;
+			cc->last_decrease_ns = now;
+		}
+	} else if (cc->qfactor < 1.0 &&
+		   now - cc->last_increase_ns >= cc->probe_min_ns &&
+		   now - cc->last_decrease_ns >= rtt) {
+		/* Additive increase: 2 % of the rate per base RTT. */
+		cc->qfactor += 0.02;
+		if (cc->qfactor > 1.0)
+			cc->qfactor = 1.0;
+		cc->last_increase_ns = now;
 	}
 	cc_update_outputs(cc);
 }
@@ -155,9 +251,10 @@ void stream_size_pipe(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t chunk,
 	int n = (int)(bdp / (1 << 20)) + 1;
 	if (n > 8)
 		n = 8;
-	/* + 2 per stream + 4: a chunk's RTT includes its own read, CRC and
-	 * write, so a few more than the BDP keep those stages busy. */
-	int d = (int)(2 * bdp / chunk) + 2 * n + 4;
+	/* + 2 per stream + 6: a chunk's RTT includes its own read, CRC and
+	 * write, and two more are being read ahead by the I/O thread, so a
+	 * few more than the BDP keep those stages busy. */
+	int d = (int)(2 * bdp / chunk) + 2 * n + 6;
 	if (d > max_depth)
 		d = max_depth;
 	if (d < 2 * n)

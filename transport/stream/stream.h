@@ -25,67 +25,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
-
-struct wccl_stream_stats {
-	uint64_t file_bytes;	  /* size of the source */
-	uint64_t bytes_delivered; /* new application bytes acked this run */
-	uint64_t bytes_skipped;	  /* already verified at the receiver */
-	uint64_t bytes_wire;	  /* payload sent, retransmits included */
-	uint64_t chunks;	  /* chunks acked this run */
-	uint64_t retransmits;	  /* chunks sent again (crc NAK) */
-	uint64_t crc_errors;	  /* chunks the receiver rejected */
-	double seconds;		  /* first DATA to FIN_ACK */
-	double goodput_bps;	  /* bytes_delivered * 8 / seconds */
-	double rtt_min_us, rtt_p50_us, rtt_p99_us, rtt_p999_us;
-	double jitter_us;    /* RFC 3550 one-way delay variation */
-	double pacing_bps;   /* current pacing rate (0: unpaced) */
-	double btlbw_bps;    /* max recent delivery rate */
-	uint64_t cwnd_bytes; /* current in-flight cap */
-	int nstreams;
-	int depth; /* chunk buffers (max chunks in flight) */
-	uint32_t chunk_bytes;
-	uint32_t file_crc; /* CRC32C of the whole file */
-	int done;
-};
-
-struct wccl_stream_opts {
-	const char *provider; /* NULL: from the address (uring) */
-	int nstreams;	      /* 0: from the BDP estimate */
-	uint64_t rate_bps;    /* cap, bits/s (0: none) */
-	uint32_t chunk_bytes; /* 0: WCCL_STREAM_CHUNK_BYTES */
-	int resume;	      /* keep what the receiver has verified */
-	int timeout_ms;	      /* < 0: WCCL_TIMEOUT_MS */
-	/* Called about every 250 ms and once at the end (may be NULL). */
-	void (*progress)(const struct wccl_stream_stats *st, void *arg);
-	void *arg;
-};
-
-/* Send file @path to the receiver at @addr ("uring:host:port", "shm:...").
- * Fills @st (may be NULL). Blocks until done or failed. */
-int wccl_stream_send_file(const char *path, const char *addr,
-			  const struct wccl_stream_opts *o,
-			  struct wccl_stream_stats *st, char *err,
-			  size_t errlen);
-
-struct wccl_stream_server;
-
-/* Listen for senders on @bind (provider @provider, NULL = uring) and store
- * received files in @dir. *@addr_out gets the address to give senders. */
-int wccl_stream_server_open(const char *provider, const char *bind,
-			    const char *dir, struct wccl_stream_server **srv,
-			    char *addr_out, size_t addrlen);
-
-/* Serve one transfer: waits up to @accept_timeout_ms (< 0: forever) for a
- * sender, then runs the session (bounded by the no-progress timeout).
- * Returns 0 when a file arrived complete and verified, -WCCL_ETIMEDOUT if
- * nobody came, or the failure (@err says what, naming the sender).
- * @st may be NULL. */
-int wccl_stream_server_run_one(struct wccl_stream_server *srv,
-			       int accept_timeout_ms,
-			       struct wccl_stream_stats *st, char *err,
-			       size_t errlen);
-
-void wccl_stream_server_close(struct wccl_stream_server *srv);
+#include <wccl/stream.h>
 
 /* ---- pure pieces, exposed for unit tests ---------------------------- */
 
@@ -111,6 +51,15 @@ struct stream_cc {
 	double pacing_gain, cwnd_gain;
 	uint64_t pacing_rate; /* 0: unpaced (no sample yet) */
 	uint64_t cwnd;
+	/* Path probe: small ping / pong on a connection that carries no
+	 * data, so its RTT is the path's (propagation + bottleneck queue),
+	 * free of chunk serialisation and socket-buffer waits. Once it has
+	 * samples it alone drives the delay target. */
+	uint64_t probe_min_ns, probe_min_stamp, probe_last_ns;
+	uint64_t probe_win[4]; /* last samples: their min is the signal */
+	double probe_jit_ns; /* median change between samples (path jitter) */
+	uint64_t last_increase_ns;
+	uint64_t probe_samples;
 };
 
 void stream_cc_init(struct stream_cc *cc, uint64_t rate_cap, uint64_t qdelay_ns,
@@ -121,6 +70,12 @@ void stream_cc_init(struct stream_cc *cc, uint64_t rate_cap, uint64_t qdelay_ns,
 void stream_cc_on_ack(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns,
 		      uint64_t rate, uint64_t prior_delivered,
 		      uint64_t delivered, uint64_t inflight);
+
+/* One path-probe RTT sample (see struct stream_cc). */
+void stream_cc_on_probe(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns);
+/* 1 once probe samples show a path RTT of 2 ms or more: the delay target
+ * and the kernel pacing cap apply (below, they chase CPU noise). */
+int stream_cc_long_path(const struct stream_cc *cc);
 
 /* Streams and chunk buffers for @rtt_ns at @rate_Bps (bytes/s). */
 void stream_size_pipe(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t chunk,

@@ -14,13 +14,14 @@
 #define STREAM_CTRL_BUF 1152 /* SMSG_LEN + STREAM_CTRL_MAX, rounded */
 #define STREAM_MAX_EPS 16
 #define STREAM_MAX_CHUNK (64u << 20)
-#define STREAM_RX_PER_EP 3 /* data receives posted per endpoint */
+#define STREAM_RX_PER_EP 6 /* data receives posted per endpoint: while
+			     * some wait for the I/O thread, others fill */
 
 enum smsg_type {
 	SM_HELLO = 1, /* index nchunks, offset size, len chunk, aux1 mtime,
 			 aux2 max streams; flags bit0 resume; payload name */
 	SM_HELLO_ACK, /* aux1 status; index verified; payload bitmap / text */
-	SM_JOIN,      /* index ep number */
+	SM_JOIN,      /* index ep number; flags bit1: path probe, no data */
 	SM_JOIN_ACK,  /* aux1 status */
 	SM_DATA,      /* index, offset, len, crc, send_ts; payload */
 	SM_ACK,	      /* index, send_ts echo, aux1 receiver time */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +15,23 @@
 #include "crc32c.h"
 #include "stream.h"
 #include "stream_common.h"
+#include "stream_io.h"
 
 #define TX_PER_EP 32
 #define TXQ 512 /* control messages waiting for a free send buffer */
+
+/* Work for the I/O thread: one job per data receive buffer (ep, i), and
+ * one for FIN (the whole-file check). */
+#define NJOBS (STREAM_MAX_EPS * STREAM_RX_PER_EP + 1)
+#define JOB_FIN (NJOBS - 1)
+enum { JOB_ACK, JOB_NAK, JOB_ERR, JOB_FIN_OK, JOB_FIN_BAD };
+
+struct rcv_job {
+	struct smsg m;
+	uint64_t plen, recv_ts;
+	int result;
+	int status; /* JOB_ERR / JOB_FIN_BAD: the code, text in io_text */
+};
 
 struct wccl_stream_server {
 	struct wccl_context *ctx;
@@ -31,7 +46,8 @@ struct wccl_stream_server {
 
 struct rcv_ep {
 	struct wccl_endpoint *ep;
-	int state; /* 0 waiting first message, 1 data, 2 dead */
+	int state; /* 0 waiting first message, 1 data, 2 dead, 3 turned
+		      away, 4 path probe (pings only) */
 	int tx_busy[TX_PER_EP];
 	struct smsg q[TXQ]; /* queued, payload-less control replies */
 	int qh, qt;
@@ -58,7 +74,18 @@ struct rcv {
 	size_t big_len;
 	int big_busy;
 	uint8_t *vbuf; /* re-read for the whole-file check */
-	uint64_t since_sync, last_sync_ns, sync_ns;
+	uint32_t *ccrc;	  /* CRC of each chunk written this run */
+	uint8_t *cknown;  /* ... if set (bitmap) */
+	int readback;	  /* WCCL_STREAM_READBACK */
+	uint64_t since_sync, last_sync_ns, sync_ns; /* I/O thread's */
+	/* I/O thread: CRC32C, pwrite, journal, sync, the final re-read */
+	pthread_t io;
+	int io_started, io_stop, io_failed, io_inline;
+	struct stream_waker io_wake;
+	struct stream_ring to_io, from_io; /* job ids */
+	struct rcv_job jobs[NJOBS];
+	int io_pending; /* jobs handed over, not yet answered */
+	char io_text[STREAM_CTRL_MAX];
 	int done, failed, fin_sent;
 	int pending_big; /* sends still to complete before we return */
 	struct wccl_stream_stats st;
@@ -70,6 +97,7 @@ struct rcv {
 
 static int rcv_fail(struct rcv *r, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static int rcv_io_start(struct rcv *r);
 static int rcv_fail(struct rcv *r, int rc, const char *fmt, ...)
 {
 	if (r->err && !r->err[0]) {
@@ -294,11 +322,16 @@ static int rcv_hello(struct rcv *r, int ep, const struct smsg *m,
 	r->st.bytes_skipped = r->j.verified * r->chunk;
 	size_t bm = (r->nchunks + 7) / 8;
 	r->big_len = SMSG_LEN + (bm > STREAM_CTRL_MAX ? bm : STREAM_CTRL_MAX);
-	r->dreg_len = (size_t)r->max_streams *
-			  (STREAM_RX_PER_EP * dslot(r) + TX_PER_EP * SMSG_LEN) +
+	/* Receive buffers for the data streams; control sends for every
+	 * endpoint (the sender's path probe comes on top of its streams). */
+	r->dreg_len = (size_t)r->max_streams * STREAM_RX_PER_EP * dslot(r) +
+		      (size_t)STREAM_MAX_EPS * TX_PER_EP * SMSG_LEN +
 		      r->big_len;
 	r->vbuf = malloc(r->chunk);
-	rc = r->vbuf ? wccl_mem_alloc(r->dreg_len, (void **)&r->dreg)
+	r->ccrc = malloc((r->nchunks ? r->nchunks : 1) * sizeof(uint32_t));
+	r->cknown = calloc(bm ? bm : 1, 1);
+	r->readback = (int)wccl_param_int(WCCL_PARAM_STREAM_READBACK);
+	rc = r->vbuf && r->ccrc && r->cknown ? wccl_mem_alloc(r->dreg_len, (void **)&r->dreg)
 		     : WCCL_ENOMEM;
 	if (!rc)
 		rc = wccl_mr_register(r->srv->ctx, r->dreg, r->dreg_len,
@@ -310,6 +343,12 @@ static int rcv_hello(struct rcv *r, int ep, const struct smsg *m,
 		return rcv_fail(r, rc, "%s", text);
 	}
 	r->big_tx = r->dreg + r->dreg_len - r->big_len;
+	if ((rc = rcv_io_start(r))) {
+		textf(text, sizeof(text), "receiver %s: I/O thread: %s",
+		      r->srv->host, strerror(-rc));
+		rcv_send_error(r, ep, rc, text);
+		return rcv_fail(r, rc, "%s", text);
+	}
 	if ((rc = rcv_post_data(r, ep)))
 		return rcv_fail(r, rc, "post receive: %s", wccl_strerror(rc));
 	struct smsg a = {.magic = SMSG_MAGIC,
@@ -339,37 +378,30 @@ static int pwrite_all(int fd, const uint8_t *p, size_t len, off_t off)
 	return 0;
 }
 
-static int rcv_data(struct rcv *r, int ep, const struct smsg *m,
-		    const uint8_t *payload, uint64_t plen, uint64_t now)
+/* ---- I/O thread ---------------------------------------------------- */
+
+/* Verify and store one chunk. Sets job->result; JOB_ERR leaves the reason
+ * in io_text. */
+static void io_data(struct rcv *r, struct rcv_job *job, const uint8_t *payload)
 {
-	if (m->sid != r->sid || m->index >= r->nchunks ||
-	    m->offset != m->index * r->chunk || m->len != plen ||
-	    plen != (r->size - m->offset < r->chunk ? r->size - m->offset
-						    : r->chunk))
-		return rcv_fail(r, WCCL_EPROTO, "sender %s: bad chunk header",
-				wccl_endpoint_peer(r->eps[ep].ep));
-	struct smsg a = {.magic = SMSG_MAGIC,
-			 .type = SM_ACK,
-			 .sid = r->sid,
-			 .index = m->index,
-			 .send_ts = m->send_ts,
-			 .aux1 = now};
+	const struct smsg *m = &job->m;
+	uint64_t plen = job->plen;
 	if (wccl_crc32c(0, payload, plen) != m->crc) {
 		/* Never delivered: ask for it again. */
 		r->st.crc_errors++;
 		WCCL_WARN(WCCL_SUB_TRANSPORT,
-			  "stream %s: chunk %llu from %s failed its crc32c, "
+			  "stream %s: chunk %llu failed its crc32c, "
 			  "requesting it again",
-			  r->path, (unsigned long long)m->index,
-			  wccl_endpoint_peer(r->eps[ep].ep));
-		a.type = SM_NAK;
-		return rcv_reply(r, ep, &a);
+			  r->path, (unsigned long long)m->index);
+		job->result = JOB_NAK;
+		return;
 	}
+	job->result = JOB_ACK;
 	if (!stream_journal_has(&r->j, m->index)) {
 		int rc = pwrite_all(r->fd, payload, plen, (off_t)m->offset);
 		if (rc) {
-			char text[STREAM_CTRL_MAX];
-			textf(text, sizeof(text),
+			rcv_sync(r);
+			textf(r->io_text, sizeof(r->io_text),
 			      "receiver %s: writing %s at offset %llu: %s "
 			      "(%llu of %llu bytes verified and kept for "
 			      "--resume)",
@@ -377,58 +409,81 @@ static int rcv_data(struct rcv *r, int ep, const struct smsg *m,
 			      (unsigned long long)m->offset, strerror(-rc),
 			      (unsigned long long)(r->j.verified * r->chunk),
 			      (unsigned long long)r->size);
-			rcv_sync(r);
-			rcv_send_error(r, ep, rc, text);
-			return rcv_fail(r, rc, "%s", text);
+			job->result = JOB_ERR;
+			job->status = rc;
+			return;
 		}
 		stream_journal_set(&r->j, m->index);
+		r->ccrc[m->index] = m->crc;
+		r->cknown[m->index >> 3] |= (uint8_t)(1u << (m->index & 7));
 		r->st.bytes_delivered += plen;
 		r->st.chunks++;
 		r->since_sync++;
 	}
-	if (r->since_sync >= 16 || now - r->last_sync_ns > r->sync_ns) {
+	if (r->since_sync >= 16 ||
+	    wccl_now_ns() - r->last_sync_ns > r->sync_ns) {
 		int rc = rcv_sync(r);
-		if (rc)
-			return rcv_fail(r, rc, "journal %s: %s", r->jpath,
-					strerror(-rc));
+		if (rc) {
+			textf(r->io_text, sizeof(r->io_text),
+			      "receiver %s: journal %s: %s", r->srv->host,
+			      r->jpath, strerror(-rc));
+			job->result = JOB_ERR;
+			job->status = rc;
+		}
 	}
-	return rcv_reply(r, ep, &a);
 }
 
-static int rcv_fin(struct rcv *r, int ep, const struct smsg *m)
+/* FIN: everything is written; sync, re-read the file, compare. */
+static void io_fin(struct rcv *r, struct rcv_job *job)
 {
-	char text[STREAM_CTRL_MAX] = "";
+	char *text = r->io_text;
+	size_t tl = sizeof(r->io_text);
 	int status = 0;
+	text[0] = 0;
 	if (r->j.verified != r->nchunks) {
 		status = WCCL_EPROTO;
-		textf(text, sizeof(text),
-		      "receiver %s: fin with %llu of %llu chunks", r->srv->host,
-		      (unsigned long long)r->j.verified,
+		textf(text, tl, "receiver %s: fin with %llu of %llu chunks",
+		      r->srv->host, (unsigned long long)r->j.verified,
 		      (unsigned long long)r->nchunks);
 	} else {
 		int rc = rcv_sync(r);
 		uint32_t crc = 0;
-		for (uint64_t off = 0; !rc && off < r->size;) {
+		/* Chunks verified and written this run count by their CRCs
+		 * (unless WCCL_STREAM_READBACK); the rest, verified by an
+		 * earlier run, are read back. */
+		for (uint64_t i = 0; !rc && i < r->nchunks; i++) {
+			uint64_t off = i * r->chunk;
 			size_t n =
 			    r->size - off < r->chunk ? r->size - off : r->chunk;
-			ssize_t got = pread(r->fd, r->vbuf, n, (off_t)off);
-			if (got <= 0) {
-				rc = got < 0 ? -errno : WCCL_EIO;
-				break;
+			if (!r->readback && (r->cknown[i >> 3] >> (i & 7)) & 1) {
+				crc = wccl_crc32c_combine(crc, r->ccrc[i], n);
+				continue;
 			}
-			crc = wccl_crc32c(crc, r->vbuf, (size_t)got);
-			off += (uint64_t)got;
+			for (size_t done = 0; done < n;) {
+				ssize_t got = pread(r->fd, r->vbuf + done,
+						    n - done,
+						    (off_t)(off + done));
+				if (got < 0 && errno == EINTR)
+					continue;
+				if (got <= 0) {
+					rc = got < 0 ? -errno : WCCL_EIO;
+					break;
+				}
+				done += (size_t)got;
+			}
+			if (!rc)
+				crc = wccl_crc32c(crc, r->vbuf, n);
 		}
 		if (rc) {
 			status = rc;
-			textf(text, sizeof(text), "receiver %s: %s: %s",
-			      r->srv->host, r->path, strerror(-rc));
-		} else if (crc != m->crc) {
+			textf(text, tl, "receiver %s: %s: %s", r->srv->host,
+			      r->path, strerror(-rc));
+		} else if (crc != job->m.crc) {
 			status = WCCL_EIO;
-			textf(text, sizeof(text),
+			textf(text, tl,
 			      "receiver %s: %s: whole-file crc32c %08x, "
 			      "sender has %08x",
-			      r->srv->host, r->path, crc, m->crc);
+			      r->srv->host, r->path, crc, job->m.crc);
 		} else {
 			r->st.file_crc = crc;
 			r->j.file_crc = crc;
@@ -438,20 +493,175 @@ static int rcv_fin(struct rcv *r, int ep, const struct smsg *m)
 			unlink(r->jpath);
 		}
 	}
-	struct smsg a = {.magic = SMSG_MAGIC,
-			 .type = SM_FIN_ACK,
-			 .sid = r->sid,
-			 .aux1 = (uint64_t)(int64_t)status};
-	int rc = rcv_reply_big(r, ep, &a, text, strlen(text) + 1);
+	job->result = status ? JOB_FIN_BAD : JOB_FIN_OK;
+	job->status = status;
+}
+
+/* One job. 1 done, 0 nothing to do. */
+static int rcv_io_step(struct rcv *r)
+{
+	uint32_t id;
+	if (r->io_failed || stream_ring_pop(&r->to_io, &id))
+		return 0;
+	struct rcv_job *job = &r->jobs[id];
+	if (id == JOB_FIN) {
+		io_fin(r, job);
+	} else {
+		int ep = (int)id / STREAM_RX_PER_EP;
+		int i = (int)id % STREAM_RX_PER_EP;
+		io_data(r, job, rx_buf(r, ep, i) + SMSG_LEN);
+		if (job->result == JOB_ERR)
+			r->io_failed = 1;
+	}
+	stream_ring_push(&r->from_io, id);
+	return 1;
+}
+
+/* The periodic sync bounds what a crash loses. */
+static void rcv_io_idle(struct rcv *r)
+{
+	if (!r->io_failed && r->jopen && r->j.dirty &&
+	    wccl_now_ns() - r->last_sync_ns > r->sync_ns)
+		rcv_sync(r);
+}
+
+static void *rcv_io_main(void *arg)
+{
+	struct rcv *r = arg;
+	while (!__atomic_load_n(&r->io_stop, __ATOMIC_ACQUIRE)) {
+		uint32_t seen = stream_waker_seen(&r->io_wake);
+		if (!rcv_io_step(r)) {
+			rcv_io_idle(r);
+			stream_waker_wait(&r->io_wake, seen, 20);
+		}
+	}
+	return NULL;
+}
+
+static int rcv_io_start(struct rcv *r)
+{
+	if (stream_ring_init(&r->to_io, NJOBS + 1) ||
+	    stream_ring_init(&r->from_io, NJOBS + 1))
+		return WCCL_ENOMEM;
+	r->last_sync_ns = wccl_now_ns();
+	r->io_inline = !wccl_param_int(WCCL_PARAM_STREAM_IO_THREAD);
+	if (r->io_inline)
+		return 0;
+	int rc = pthread_create(&r->io, NULL, rcv_io_main, r);
 	if (rc)
-		return rcv_fail(r, rc, "fin ack: %s", wccl_strerror(rc));
-	r->fin_sent = 1;
-	r->pending_big = 1;
-	if (status)
-		rcv_fail(r, status, "%s", text);
-	else
-		r->done = 1;
+		return -rc;
+	r->io_started = 1;
 	return 0;
+}
+
+static void rcv_io_stop(struct rcv *r)
+{
+	if (r->io_started) {
+		__atomic_store_n(&r->io_stop, 1, __ATOMIC_RELEASE);
+		stream_waker_kick(&r->io_wake);
+		pthread_join(r->io, NULL);
+		r->io_started = 0;
+	}
+	stream_ring_fini(&r->to_io);
+	stream_ring_fini(&r->from_io);
+}
+
+static void rcv_io_submit(struct rcv *r, uint32_t id)
+{
+	stream_ring_push(&r->to_io, id);
+	r->io_pending++;
+	if (r->io_inline)
+		rcv_io_step(r);
+	else
+		stream_waker_kick(&r->io_wake);
+}
+
+/* ---- network thread ----------------------------------------------- */
+
+/* A data chunk: check the header here, hand CRC + write to the I/O
+ * thread; the buffer is posted again when it answers. */
+static int rcv_data(struct rcv *r, int ep, int i, const struct smsg *m,
+		    uint64_t plen, uint64_t now)
+{
+	if (m->sid != r->sid || m->index >= r->nchunks ||
+	    m->offset != m->index * r->chunk || m->len != plen ||
+	    plen != (r->size - m->offset < r->chunk ? r->size - m->offset
+						    : r->chunk))
+		return rcv_fail(r, WCCL_EPROTO, "sender %s: bad chunk header",
+				wccl_endpoint_peer(r->eps[ep].ep));
+	uint32_t id = (uint32_t)(ep * STREAM_RX_PER_EP + i);
+	struct rcv_job *job = &r->jobs[id];
+	job->m = *m;
+	job->plen = plen;
+	job->recv_ts = now;
+	rcv_io_submit(r, id);
+	return 0;
+}
+
+static int rcv_fin(struct rcv *r, const struct smsg *m, int ep, uint64_t now)
+{
+	struct rcv_job *job = &r->jobs[JOB_FIN];
+	job->m = *m;
+	job->m.aux2 = (uint64_t)ep; /* where to answer */
+	job->recv_ts = now;
+	rcv_io_submit(r, JOB_FIN);
+	return 0;
+}
+
+/* Answers from the I/O thread: ACK / NAK (with how long we held the
+ * chunk), the next receive, errors, the FIN verdict. */
+static int rcv_io_drain(struct rcv *r)
+{
+	uint32_t id;
+	while (!r->rc && !stream_ring_pop(&r->from_io, &id)) {
+		struct rcv_job *job = &r->jobs[id];
+		uint64_t now = wccl_now_ns();
+		r->io_pending--;
+		if (id == JOB_FIN) {
+			int ep = (int)job->m.aux2;
+			int status = job->result == JOB_FIN_OK ? 0 : job->status;
+			struct smsg a = {.magic = SMSG_MAGIC,
+					 .type = SM_FIN_ACK,
+					 .sid = r->sid,
+					 .aux1 = (uint64_t)(int64_t)status};
+			int rc = rcv_reply_big(r, ep, &a, r->io_text,
+					       strlen(r->io_text) + 1);
+			if (rc)
+				return rcv_fail(r, rc, "fin ack: %s",
+						wccl_strerror(rc));
+			r->fin_sent = 1;
+			r->pending_big = 1;
+			if (status)
+				return rcv_fail(r, status, "%s", r->io_text);
+			r->done = 1;
+			continue;
+		}
+		int ep = (int)id / STREAM_RX_PER_EP;
+		int i = (int)id % STREAM_RX_PER_EP;
+		if (job->result == JOB_ERR) {
+			rcv_send_error(r, ep, job->status, r->io_text);
+			return rcv_fail(r, job->status, "%s", r->io_text);
+		}
+		struct smsg a = {.magic = SMSG_MAGIC,
+				 .type = job->result == JOB_NAK ? SM_NAK
+								: SM_ACK,
+				 .sid = r->sid,
+				 .index = job->m.index,
+				 .send_ts = job->m.send_ts,
+				 .aux1 = job->recv_ts,
+				 .aux2 = now - job->recv_ts};
+		int rc = rcv_reply(r, ep, &a);
+		if (rc)
+			return rc;
+		if (r->eps[ep].state == 1 && !r->fin_sent) {
+			rc = wccl_post_recv(r->eps[ep].ep, rx_buf(r, ep, i),
+					    dslot(r), r->dmr, CK(K_RX, ep, i));
+			if (rc)
+				return rcv_fail(r, rc, "post receive: %s",
+						wccl_strerror(rc));
+		}
+	}
+	return r->rc;
 }
 
 static int rcv_handle(struct rcv *r, const struct wccl_completion *wc,
@@ -499,6 +709,17 @@ static int rcv_handle(struct rcv *r, const struct wccl_completion *wc,
 	case SM_JOIN: {
 		struct smsg a = {
 		    .magic = SMSG_MAGIC, .type = SM_JOIN_ACK, .sid = m.sid};
+		if (r->have_hello && m.sid == r->sid && (m.flags & 2)) {
+			/* The sender's path probe: pings only. */
+			e->state = 4;
+			rc = wccl_post_recv(e->ep, hello_buf(r->srv, ep),
+					    STREAM_CTRL_BUF, r->srv->hmr,
+					    CK(K_RX_FIRST, ep, 0));
+			if (rc)
+				return rcv_fail(r, rc, "post receive: %s",
+						wccl_strerror(rc));
+			return rcv_reply(r, ep, &a);
+		}
 		if (!r->have_hello || m.sid != r->sid || ep >= r->max_streams)
 			return rcv_reject(r, ep,
 					  "join without a matching hello");
@@ -508,8 +729,12 @@ static int rcv_handle(struct rcv *r, const struct wccl_completion *wc,
 		return rcv_reply(r, ep, &a);
 	}
 	case SM_DATA:
-		rc = rcv_data(r, ep, &m, b + SMSG_LEN, wc->len - SMSG_LEN, now);
-		break;
+		if (kind != K_RX)
+			return rcv_fail(r, WCCL_EPROTO,
+					"sender %s: data before hello",
+					wccl_endpoint_peer(e->ep));
+		/* The buffer is the I/O thread's until it answers. */
+		return rcv_data(r, ep, idx, &m, wc->len - SMSG_LEN, now);
 	case SM_PING: {
 		struct smsg a = {.magic = SMSG_MAGIC,
 				 .type = SM_PONG,
@@ -519,7 +744,7 @@ static int rcv_handle(struct rcv *r, const struct wccl_completion *wc,
 		break;
 	}
 	case SM_FIN:
-		rc = rcv_fin(r, ep, &m);
+		rc = rcv_fin(r, &m, ep, now);
 		break;
 	default:
 		return rcv_fail(r, WCCL_EPROTO, "sender %s: unexpected type %u",
@@ -527,7 +752,14 @@ static int rcv_handle(struct rcv *r, const struct wccl_completion *wc,
 	}
 	if (rc)
 		return rc;
-	if (e->state == 1 && !r->fin_sent) {
+	if (e->state == 4 && !r->fin_sent) {
+		rc = wccl_post_recv(e->ep, hello_buf(r->srv, ep),
+				    STREAM_CTRL_BUF, r->srv->hmr,
+				    CK(K_RX_FIRST, ep, 0));
+		if (rc)
+			return rcv_fail(r, rc, "post receive: %s",
+					wccl_strerror(rc));
+	} else if (e->state == 1 && !r->fin_sent) {
 		rc = wccl_post_recv(e->ep, rx_buf(r, ep, idx), dslot(r), r->dmr,
 				    CK(K_RX, ep, idx));
 		if (rc)
@@ -665,7 +897,9 @@ int wccl_stream_server_run_one(struct wccl_stream_server *srv,
 			rcv_fail(r, WCCL_EIO, "accept failed");
 			break;
 		}
-		int n = wccl_cq_wait(srv->cq, wc, 32, 20);
+		/* Answers from the I/O thread are polled: wait briefly
+		 * while it has work. */
+		int n = wccl_cq_wait(srv->cq, wc, 32, r->io_pending ? 1 : 20);
 		if (n == WCCL_ETIMEDOUT)
 			n = 0;
 		if (n < 0) {
@@ -676,13 +910,15 @@ int wccl_stream_server_run_one(struct wccl_stream_server *srv,
 		uint64_t now = wccl_now_ns();
 		for (int i = 0; i < n && !r->rc; i++)
 			rcv_handle(r, &wc[i], now);
-		if (!r->rc &&
+		if (!r->rc && (r->io_started || r->io_inline)) {
+			if (r->io_inline)
+				rcv_io_idle(r);
+			rcv_io_drain(r);
+		}
+		if (!r->rc && !r->io_pending &&
 		    now - r->last_msg_ns > (uint64_t)timeout * 1000000ull)
 			rcv_fail(r, WCCL_ETIMEDOUT, "sender silent for %d ms",
 				 timeout);
-		if (!r->rc && r->jopen && r->j.dirty &&
-		    now - r->last_sync_ns > r->sync_ns)
-			rcv_sync(r);
 	}
 	/* Let an error / verdict reach the sender (bounded), keep what was
 	 * verified, then drop the connections. */
@@ -694,6 +930,7 @@ int wccl_stream_server_run_one(struct wccl_stream_server *srv,
 				r->pending_big = 0;
 	}
 out:
+	rcv_io_stop(r);
 	if (r->jopen) {
 		rcv_sync(r);
 		stream_journal_close(&r->j);
@@ -710,6 +947,8 @@ out:
 	if (r->dreg)
 		wccl_mem_free(r->dreg);
 	free(r->vbuf);
+	free(r->ccrc);
+	free(r->cknown);
 	if (r->t0)
 		r->st.seconds = (double)(wccl_now_ns() - r->t0) / 1e9;
 	if (r->st.seconds > 0)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,17 +16,27 @@
 #include "crc32c.h"
 #include "stream.h"
 #include "stream_common.h"
+#include "stream_io.h"
+#include "transport/provider.h"
 
 #define RTT_SAMPLES 65536
 #define CTRL_TX_PER_EP 4
 
+/* A chunk buffer. Between hand-offs it belongs to one thread: the I/O
+ * thread fills idx, len, crc and the payload; the network thread sends it
+ * and gives it back (to be refilled, or re-read for a resend) once it is
+ * both acknowledged and off the send queue. */
 struct snd_slot {
 	uint8_t *buf; /* SMSG_LEN header + chunk */
 	uint64_t idx;
-	uint64_t send_ts, prior_delivered, prior_time;
+	uint64_t send_ts, prior_delivered, prior_time, prior_first_sent;
 	uint32_t len, crc;
-	int busy, tx_busy, resend, pending, inflight, ep;
+	int tx_busy, inflight, ep;
+	int release;	  /* acked: give back once tx_busy clears */
+	uint32_t give_as; /* 0 refill, IO_RESEND read the same chunk again */
 };
+
+#define IO_RESEND 0x80000000u
 
 struct snd {
 	struct wccl_context *ctx;
@@ -55,13 +66,34 @@ struct snd {
 	uint32_t chunk;
 	uint64_t nchunks;
 	uint8_t *have; /* receiver's verified bitmap */
-	uint64_t next_idx, to_send, acked;
-	uint32_t file_crc;
+	uint64_t to_send, acked;
 	uint8_t *scratch;
+	/* I/O thread: reads chunks ahead, CRCs them, folds the file CRC */
+	pthread_t io;
+	int io_started, io_stop;
+	struct stream_waker io_wake;
+	struct stream_ring to_io, from_io; /* slot ids (| IO_RESEND) */
+	uint64_t next_idx;		   /* I/O thread's */
+	uint32_t file_crc;		   /* I/O thread's until io_done */
+	uint64_t io_skipped;		   /* bytes folded, not sent */
+	int io_done;			   /* every chunk read once */
+	int io_err;			   /* 0, or why the I/O thread quit */
+	char io_errbuf[512];
+	int held;    /* slot popped but not posted (queue full), or -1 */
+	int starved; /* the window had room but no chunk was ready */
+	uint64_t set_pace_bps; /* per-socket kernel pacing cap now set */
+	int kernel_pacing;     /* 1 on, 0 off, -1 unsupported */
 	uint64_t sid;
 	/* model */
 	struct stream_cc cc;
 	uint64_t delivered, delivered_time, inflight_bytes, next_send_ns;
+	uint64_t first_sent; /* send time of the chunk acked last */
+	/* path probe: a connection that carries pings only */
+	int probe_ep, probe_ready;
+	int kernel_rtt; /* 1: the delay target reads TCP's own RTT */
+	uint64_t probe_next_ns, probe_interval_ns;
+	uint32_t *prtt;
+	uint64_t nprtt;
 	uint32_t *rtt;
 	uint64_t nrtt;
 	double jitter_ns;
@@ -174,6 +206,7 @@ static void snd_rtt_sample(struct snd *s, uint64_t rtt)
 	s->nrtt++;
 }
 
+/* I/O thread. On failure the reason goes to s->io_errbuf. */
 static int read_chunk(struct snd *s, uint64_t idx, uint8_t *dst, uint32_t *len)
 {
 	uint64_t off = idx * s->chunk;
@@ -185,12 +218,15 @@ static int read_chunk(struct snd *s, uint64_t idx, uint8_t *dst, uint32_t *len)
 		    pread(s->fd, dst + got, n - got, (off_t)(off + got));
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
-			return snd_fail(s, r < 0 ? -errno : WCCL_EIO,
-					"reading source at offset %llu: %s",
-					(unsigned long long)(off + got),
-					r < 0 ? strerror(errno)
-					      : "file shrank while sending");
+		if (r <= 0) {
+			int rc = r < 0 ? -errno : WCCL_EIO;
+			snprintf(s->io_errbuf, sizeof(s->io_errbuf),
+				 "reading source at offset %llu: %s",
+				 (unsigned long long)(off + got),
+				 r < 0 ? strerror(-rc)
+				       : "file shrank while sending");
+			return rc;
+		}
 		got += (uint32_t)r;
 	}
 	*len = n;
@@ -215,14 +251,13 @@ static int slot_send(struct snd *s, struct snd_slot *sl, int ep, uint64_t now)
 	if (s->inflight_bytes == 0)
 		s->delivered_time = now;
 	sl->ep = ep;
-	sl->busy = 1;
 	sl->tx_busy = 1;
-	sl->resend = 0;
-	sl->pending = 0;
 	sl->inflight = 1;
+	sl->release = 0;
 	sl->send_ts = now;
 	sl->prior_delivered = s->delivered;
 	sl->prior_time = s->delivered_time;
+	sl->prior_first_sent = s->first_sent ? s->first_sent : now;
 	s->ep_inflight[ep]++;
 	s->inflight_bytes += sl->len;
 	s->st.bytes_wire += sl->len;
@@ -243,11 +278,201 @@ static int pick_ep(struct snd *s)
 	return best;
 }
 
-/* Fill and send as many chunks as pacing and the window allow. Returns
- * 1 if something was sent, 0 if not, or a negative code. */
+/* ---- I/O thread --------------------------------------------------- */
+
+/* Fold chunks the receiver already verified into the whole-file CRC (the
+ * file is checksummed in order, so only a verified prefix of what is left
+ * can be folded now). */
+static int snd_io_fold(struct snd *s)
+{
+	while (s->next_idx < s->nchunks && s->have &&
+	       stream_journal_has(&(struct stream_journal){.bitmap = s->have},
+				  s->next_idx)) {
+		uint32_t len;
+		int rc = read_chunk(s, s->next_idx, s->scratch, &len);
+		if (rc)
+			return rc;
+		s->file_crc = wccl_crc32c(s->file_crc, s->scratch, len);
+		__atomic_store_n(&s->io_skipped, s->io_skipped + len,
+				 __ATOMIC_RELAXED);
+		s->next_idx++;
+	}
+	if (s->next_idx >= s->nchunks)
+		__atomic_store_n(&s->io_done, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* Next chunk into @sl: read, CRC, fold. 1 filled, 0 none left. */
+static int snd_io_fill(struct snd *s, struct snd_slot *sl)
+{
+	if (s->next_idx >= s->nchunks)
+		return 0;
+	sl->idx = s->next_idx;
+	int rc = read_chunk(s, sl->idx, sl->buf + SMSG_LEN, &sl->len);
+	if (rc)
+		return rc;
+	sl->crc = wccl_crc32c(0, sl->buf + SMSG_LEN, sl->len);
+	/* One pass over the data: the whole-file CRC is combined from the
+	 * chunks' CRCs. */
+	s->file_crc = wccl_crc32c_combine(s->file_crc, sl->crc, sl->len);
+	if ((int64_t)sl->idx == s->corrupt_idx && !s->corrupted) {
+		sl->buf[SMSG_LEN + sl->len / 2] ^= 0x10;
+		s->corrupted = 1;
+		WCCL_INFO(WCCL_SUB_TRANSPORT,
+			  "stream test hook: corrupted chunk %llu",
+			  (unsigned long long)sl->idx);
+	}
+	s->next_idx++;
+	return 1;
+}
+
+/* One piece of I/O work. 1 done, 0 nothing to do, or a negative code. */
+static int snd_io_step(struct snd *s)
+{
+	uint32_t v;
+	int rc = snd_io_fold(s);
+	if (rc)
+		return rc;
+	if (stream_ring_pop(&s->to_io, &v))
+		return 0;
+	struct snd_slot *sl = &s->slots[v & ~IO_RESEND];
+	if (v & IO_RESEND) {
+		/* Re-read: the copy in memory may be what went bad. */
+		uint32_t len;
+		rc = read_chunk(s, sl->idx, sl->buf + SMSG_LEN, &len);
+	} else {
+		rc = snd_io_fill(s, sl);
+		if (rc == 0)
+			return 1; /* nothing left: the slot rests */
+		rc = rc < 0 ? rc : 0;
+	}
+	if (rc)
+		return rc;
+	stream_ring_push(&s->from_io, v & ~IO_RESEND);
+	return 1;
+}
+
+static void *snd_io_main(void *arg)
+{
+	struct snd *s = arg;
+	int rc = 0;
+	while (!__atomic_load_n(&s->io_stop, __ATOMIC_ACQUIRE)) {
+		uint32_t seen = stream_waker_seen(&s->io_wake);
+		rc = snd_io_step(s);
+		if (rc < 0)
+			break;
+		if (rc == 0)
+			stream_waker_wait(&s->io_wake, seen, 50);
+	}
+	if (rc < 0)
+		__atomic_store_n(&s->io_err, rc, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Without an I/O thread (WCCL_STREAM_IO_THREAD=0) the network thread
+ * does the reads itself, here, when it has nothing else to do. */
+static void snd_io_inline(struct snd *s)
+{
+	int rc;
+	if (s->io_started || __atomic_load_n(&s->io_err, __ATOMIC_RELAXED))
+		return;
+	while ((rc = snd_io_step(s)) > 0)
+		;
+	if (rc < 0)
+		__atomic_store_n(&s->io_err, rc, __ATOMIC_RELEASE);
+}
+
+static int snd_io_check(struct snd *s)
+{
+	int rc = __atomic_load_n(&s->io_err, __ATOMIC_ACQUIRE);
+	return rc ? snd_fail(s, rc, "%s", s->io_errbuf) : 0;
+}
+
+/* Back to the I/O thread, once acked and off the send queue. */
+static void snd_give_back(struct snd *s, struct snd_slot *sl)
+{
+	sl->release = 0;
+	stream_ring_push(&s->to_io, (uint32_t)(sl - s->slots) | sl->give_as);
+	stream_waker_kick(&s->io_wake);
+}
+
+static void snd_io_stop(struct snd *s)
+{
+	if (!s->io_started)
+		return;
+	__atomic_store_n(&s->io_stop, 1, __ATOMIC_RELEASE);
+	stream_waker_kick(&s->io_wake);
+	pthread_join(s->io, NULL);
+	s->io_started = 0;
+}
+
+/* The kernel paces each connection at twice its share of the model's
+ * rate: a chunk leaves as a paced stream, not a line-rate burst, while the
+ * cap stays out of the way of the rate samples (a tighter one fed back
+ * into the estimate and, with one connection in loss recovery, held the
+ * others to their share). Changes under 1/16 are not worth a syscall. */
+static void snd_kernel_pace(struct snd *s)
+{
+	if (s->kernel_pacing <= 0 || !s->nstreams)
+		return;
+	/* On a short path the cap only feeds back into the estimate (the
+	 * CPU is the bottleneck there, and it is noisy). */
+	uint64_t r = s->cc.pacing_rate && stream_cc_long_path(&s->cc)
+			 ? s->cc.pacing_rate * 2 / (uint64_t)s->nstreams
+			 : 0;
+	uint64_t d = r > s->set_pace_bps ? r - s->set_pace_bps
+					 : s->set_pace_bps - r;
+	if (d <= s->set_pace_bps / 16 && (r != 0) == (s->set_pace_bps != 0))
+		return;
+	for (int i = 0; i < s->nep; i++) {
+		if (!s->ep_ready[i])
+			continue; /* the probe, or not joined yet */
+		int rc = wccl_endpoint_set_attr(
+		    s->eps[i], WCCL_EP_ATTR_MAX_PACING_RATE, r);
+		if (rc) {
+			WCCL_INFO(WCCL_SUB_TRANSPORT,
+				  "stream: no kernel pacing on %s (%s): the "
+				  "engine's pacer alone",
+				  wccl_endpoint_peer(s->eps[i]),
+				  wccl_strerror(rc));
+			s->kernel_pacing = -1;
+			return;
+		}
+	}
+	s->set_pace_bps = r;
+}
+
+/* The delay signal from the kernel: each busy connection's smoothed RTT,
+ * measured by TCP per segment, so neither chunk serialisation nor either
+ * side's scheduling is in it (the ping probe has the receiver's). */
+static void snd_kernel_rtt(struct snd *s, uint64_t now)
+{
+	for (int i = 0; i < s->nep; i++) {
+		uint64_t us;
+		if (!s->ep_ready[i] || !s->ep_inflight[i])
+			continue;
+		int rc = wccl_endpoint_get_attr(s->eps[i],
+						WCCL_EP_ATTR_SRTT_US, &us);
+		if (rc) {
+			s->kernel_rtt = 0;
+			WCCL_INFO(WCCL_SUB_TRANSPORT,
+				  "stream: no kernel RTT on %s (%s): delay "
+				  "target from the ping probe",
+				  wccl_endpoint_peer(s->eps[i]),
+				  wccl_strerror(rc));
+			return;
+		}
+		if (us)
+			stream_cc_on_probe(&s->cc, now, us * 1000);
+	}
+}
+
+/* Send as many ready chunks as pacing and the window allow. Returns 1 if
+ * something was sent, 0 if not, or a negative code. */
 static int snd_try_send(struct snd *s, uint64_t now)
 {
 	int sent = 0;
+	s->starved = 0;
 	for (;;) {
 		if (s->cc.pacing_rate && now < s->next_send_ns)
 			return sent;
@@ -257,82 +482,27 @@ static int snd_try_send(struct snd *s, uint64_t now)
 		int ep = pick_ep(s);
 		if (ep < 0)
 			return sent;
-		struct snd_slot *sl = NULL;
-		for (int i = 0; i < s->depth && !sl; i++)
-			if (s->slots[i].pending)
-				sl = &s->slots[i];
-		for (int i = 0; i < s->depth && !sl; i++)
-			if (s->slots[i].resend && !s->slots[i].tx_busy)
-				sl = &s->slots[i];
-		if (sl && sl->pending) {
-			/* posted nothing last time: send as is */
-		} else if (sl) {
-			/* Re-read: the copy in memory may be what went bad. */
-			uint32_t len;
-			int rc =
-			    read_chunk(s, sl->idx, sl->buf + SMSG_LEN, &len);
-			if (rc)
-				return rc;
-			sl->resend = 0;
-			s->st.retransmits++;
-		} else {
-			while (s->next_idx < s->nchunks && s->have &&
-			       stream_journal_has(
-				   &(struct stream_journal){.bitmap = s->have},
-				   s->next_idx)) {
-				/* Verified at the receiver: only fold it
-				 * into the whole-file checksum. */
-				uint32_t len;
-				int rc = read_chunk(s, s->next_idx, s->scratch,
-						    &len);
-				if (rc)
-					return rc;
-				s->file_crc =
-				    wccl_crc32c(s->file_crc, s->scratch, len);
-				s->st.bytes_skipped += len;
-				s->next_idx++;
-			}
-			if (s->next_idx >= s->nchunks)
+		int si = s->held;
+		if (si < 0) {
+			uint32_t v;
+			if (stream_ring_pop(&s->from_io, &v)) {
+				s->starved = s->acked < s->to_send;
 				return sent;
-			for (int i = 0; i < s->depth; i++)
-				if (!s->slots[i].busy) {
-					sl = &s->slots[i];
-					break;
-				}
-			if (!sl)
-				return sent;
-			sl->idx = s->next_idx;
-			int rc = read_chunk(s, sl->idx, sl->buf + SMSG_LEN,
-					    &sl->len);
-			if (rc)
-				return rc;
-			sl->crc = wccl_crc32c(0, sl->buf + SMSG_LEN, sl->len);
-			/* One pass over the data: the whole-file CRC is
-			 * combined from the chunks' CRCs. */
-			s->file_crc =
-			    wccl_crc32c_combine(s->file_crc, sl->crc, sl->len);
-			if ((int64_t)sl->idx == s->corrupt_idx &&
-			    !s->corrupted) {
-				sl->buf[SMSG_LEN + sl->len / 2] ^= 0x10;
-				s->corrupted = 1;
-				WCCL_INFO(
-				    WCCL_SUB_TRANSPORT,
-				    "stream test hook: corrupted chunk %llu",
-				    (unsigned long long)sl->idx);
 			}
-			s->next_idx++;
+			si = (int)v;
 		}
+		struct snd_slot *sl = &s->slots[si];
 		int rc = slot_send(s, sl, ep, now);
 		if (rc == WCCL_EAGAIN) {
 			/* Queue full: keep the slot for the next round. */
-			sl->busy = 1;
-			sl->pending = 1;
+			s->held = si;
 			return sent;
 		}
 		if (rc)
 			return snd_fail(s, rc, "send to receiver %s: %s",
 					wccl_endpoint_peer(s->eps[ep]),
 					wccl_strerror(rc));
+		s->held = -1;
 		sent = 1;
 	}
 }
@@ -348,13 +518,22 @@ static void snd_on_ack(struct snd *s, const struct smsg *m, int nak,
 		}
 	if (!sl)
 		return; /* duplicate */
+	/* The network's share of the round trip: the receiver says how
+	 * long it held the chunk (CRC, write, queueing behind its I/O
+	 * thread), as QUIC's ack delay; that time is no queue on the path. */
 	uint64_t rtt = now - m->send_ts;
+	if (m->aux2 < rtt)
+		rtt -= m->aux2;
 	sl->inflight = 0;
 	s->ep_inflight[sl->ep]--;
 	s->inflight_bytes -= sl->len;
+	sl->release = 1;
 	if (nak) {
 		s->st.crc_errors++;
-		sl->resend = 1;
+		s->st.retransmits++;
+		sl->give_as = IO_RESEND;
+		if (!sl->tx_busy)
+			snd_give_back(s, sl);
 		WCCL_WARN(WCCL_SUB_TRANSPORT,
 			  "stream: receiver %s rejected chunk %llu (crc), "
 			  "sending it again",
@@ -362,8 +541,18 @@ static void snd_on_ack(struct snd *s, const struct smsg *m, int nak,
 			  (unsigned long long)m->index);
 		return;
 	}
+	sl->give_as = 0;
 	s->delivered += sl->len;
+	/* Delivery rate over the longer of the send and the ack intervals:
+	 * acks that arrive bunched (the receiver's I/O thread answers in
+	 * bursts) must not read as a faster path (BBR does the same). Only
+	 * on a long path: on loopback / LAN the CPU is the bottleneck and
+	 * a generous estimate (pacing above it) is what keeps it busy. */
 	uint64_t elapsed = now - sl->prior_time;
+	uint64_t snd_elapsed = sl->send_ts - sl->prior_first_sent;
+	if (snd_elapsed > elapsed && stream_cc_long_path(&s->cc))
+		elapsed = snd_elapsed;
+	s->first_sent = sl->send_ts;
 	uint64_t rate = elapsed ? (s->delivered - sl->prior_delivered) *
 				      1000000000ull / elapsed
 				: 0;
@@ -384,7 +573,9 @@ static void snd_on_ack(struct snd *s, const struct smsg *m, int nak,
 	s->st.chunks++;
 	s->acked++;
 	s->last_progress_ns = now;
-	sl->busy = 0;
+	/* Last: from here on the I/O thread may refill the slot. */
+	if (!sl->tx_busy)
+		snd_give_back(s, sl);
 }
 
 static int snd_handle(struct snd *s, const struct wccl_completion *wc,
@@ -399,7 +590,10 @@ static int snd_handle(struct snd *s, const struct wccl_completion *wc,
 				le[0] ? le : wccl_strerror(wc->status));
 	}
 	if (kind == K_TX_DATA) {
-		s->slots[idx].tx_busy = 0;
+		struct snd_slot *sl = &s->slots[idx];
+		sl->tx_busy = 0;
+		if (sl->release)
+			snd_give_back(s, sl);
 		return 0;
 	}
 	if (kind == K_TX_CTRL) {
@@ -437,6 +631,18 @@ static int snd_handle(struct snd *s, const struct wccl_completion *wc,
 		s->ep_ready[0] = 1;
 		break;
 	case SM_JOIN_ACK:
+		if (ep == s->probe_ep && s->probe_ep > 0) {
+			if ((int64_t)m.aux1)
+				WCCL_INFO(WCCL_SUB_TRANSPORT,
+					  "stream: receiver %s has no path "
+					  "probe; delay target from chunk RTTs",
+					  s->addr);
+			else
+				s->probe_ready = 1;
+			if ((int64_t)m.aux1)
+				return 0; /* turned away: no receive to post */
+			break;
+		}
 		if ((int64_t)m.aux1)
 			return snd_fail(s, (int)(int64_t)m.aux1,
 					"receiver %s refused stream %d",
@@ -445,6 +651,13 @@ static int snd_handle(struct snd *s, const struct wccl_completion *wc,
 		break;
 	case SM_PONG: {
 		uint64_t r = now - m.send_ts;
+		if (ep == s->probe_ep && s->probe_ep > 0) {
+			if (!s->kernel_rtt)
+				stream_cc_on_probe(&s->cc, now, r);
+			if (s->nprtt < RTT_SAMPLES)
+				s->prtt[s->nprtt++] = (uint32_t)(r / 1000);
+			break;
+		}
 		if (!s->ping_min || r < s->ping_min)
 			s->ping_min = r;
 		s->pongs++;
@@ -518,7 +731,9 @@ static void snd_fill_stats(struct snd *s, uint64_t now)
 	st->nstreams = s->nstreams;
 	st->depth = s->depth;
 	st->chunk_bytes = s->chunk;
-	st->file_crc = s->file_crc;
+	st->bytes_skipped = __atomic_load_n(&s->io_skipped, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&s->io_done, __ATOMIC_ACQUIRE))
+		st->file_crc = s->file_crc;
 	st->rtt_min_us = (double)s->cc.min_rtt_ns / 1000;
 }
 
@@ -537,10 +752,18 @@ static void snd_percentiles(struct snd *s)
 	s->st.rtt_p50_us = s->rtt[(n - 1) * 50 / 100];
 	s->st.rtt_p99_us = s->rtt[(n - 1) * 99 / 100];
 	s->st.rtt_p999_us = s->rtt[(n - 1) * 999 / 1000];
+	if (s->nprtt) {
+		n = s->nprtt;
+		qsort(s->prtt, n, sizeof(uint32_t), cmp_u32);
+		s->st.probe_min_us = s->prtt[0];
+		s->st.probe_p50_us = s->prtt[(n - 1) * 50 / 100];
+		s->st.probe_p99_us = s->prtt[(n - 1) * 99 / 100];
+	}
 }
 
 static void snd_cleanup(struct snd *s)
 {
+	snd_io_stop(s);
 	for (int i = 0; i < s->nep; i++)
 		if (s->eps[i])
 			wccl_endpoint_close(s->eps[i]);
@@ -559,7 +782,10 @@ static void snd_cleanup(struct snd *s)
 	free(s->slots);
 	free(s->have);
 	free(s->rtt);
+	free(s->prtt);
 	free(s->scratch);
+	stream_ring_fini(&s->to_io);
+	stream_ring_fini(&s->from_io);
 	if (s->fd >= 0)
 		close(s->fd);
 }
@@ -600,8 +826,9 @@ static int snd_run(struct snd *s, const char *path,
 	s->drop_after =
 	    (uint64_t)wccl_param_int(WCCL_PARAM_STREAM_TEST_DROP_AFTER);
 	s->rtt = malloc(RTT_SAMPLES * sizeof(uint32_t));
+	s->prtt = malloc(RTT_SAMPLES * sizeof(uint32_t));
 	s->scratch = malloc(s->chunk);
-	if (!s->rtt || !s->scratch)
+	if (!s->rtt || !s->scratch || !s->prtt)
 		return WCCL_ENOMEM;
 	if (wccl_random_bytes(&s->sid, sizeof(s->sid)))
 		s->sid = wccl_now_ns() ^ ((uint64_t)getpid() << 32);
@@ -716,6 +943,20 @@ static int snd_run(struct snd *s, const char *path,
 		return WCCL_ENOMEM;
 	for (int i = 0; i < depth; i++)
 		s->slots[i].buf = s->sreg + (size_t)i * (SMSG_LEN + s->chunk);
+	/* The I/O thread starts reading while the other streams connect. */
+	if (stream_ring_init(&s->to_io, (uint32_t)depth + 1) ||
+	    stream_ring_init(&s->from_io, (uint32_t)depth + 1))
+		return WCCL_ENOMEM;
+	for (int i = 0; i < depth; i++)
+		stream_ring_push(&s->to_io, (uint32_t)i);
+	s->held = -1;
+	if (wccl_param_int(WCCL_PARAM_STREAM_IO_THREAD)) {
+		rc = pthread_create(&s->io, NULL, snd_io_main, s);
+		if (rc)
+			return snd_fail(s, -rc, "I/O thread: %s",
+					strerror(rc));
+		s->io_started = 1;
+	}
 	for (int i = 1; i < n; i++) {
 		if ((rc = snd_connect(s, i, timeout)))
 			return rc;
@@ -726,19 +967,41 @@ static int snd_run(struct snd *s, const char *path,
 		if ((rc = snd_ctrl(s, i, &j, NULL, 0)))
 			return snd_fail(s, rc, "join: %s", wccl_strerror(rc));
 	}
+	/* The path probe: one more connection, pings only. */
+	s->probe_interval_ns =
+	    (uint64_t)wccl_param_int(WCCL_PARAM_STREAM_PROBE_MS) * 1000000ull;
+	if (s->probe_interval_ns && n < STREAM_MAX_EPS) {
+		if ((rc = snd_connect(s, n, timeout)))
+			return rc;
+		s->probe_ep = n;
+		struct smsg j = {.magic = SMSG_MAGIC,
+				 .type = SM_JOIN,
+				 .flags = 2,
+				 .sid = s->sid,
+				 .index = (uint64_t)n};
+		if ((rc = snd_ctrl(s, n, &j, NULL, 0)))
+			return snd_fail(s, rc, "join: %s", wccl_strerror(rc));
+	}
 	uint64_t qd =
 	    (uint64_t)wccl_param_int(WCCL_PARAM_STREAM_QDELAY_US) * 1000;
-	/* Floor and initial window: two chunks per stream and two more (a
-	 * chunk's RTT holds its own processing, so BDP alone would leave the
-	 * read / CRC / write stages idle); startup grows it. */
+	/* Floor and initial window: two chunks per stream and four more (a
+	 * chunk's RTT holds its own processing and the hand-offs to the I/O
+	 * threads, so BDP alone would leave the stages idle); startup grows
+	 * it. */
 	uint64_t min_cwnd =
-	    (uint64_t)(2 * n + 2 < depth ? 2 * n + 2 : depth) * s->chunk;
+	    (uint64_t)(2 * n + 4 < depth ? 2 * n + 4 : depth) * s->chunk;
 	stream_cc_init(&s->cc, o->rate_bps / 8, qd, min_cwnd,
 		       (uint64_t)(2 * n < depth ? 2 * n : depth) * s->chunk);
 
+	s->kernel_pacing =
+	    (int)wccl_param_int(WCCL_PARAM_STREAM_KERNEL_PACING) ? 1 : 0;
+	s->kernel_rtt = (int)wccl_param_int(WCCL_PARAM_STREAM_KERNEL_RTT) ? 1 : 0;
 	s->t0 = s->last_progress_ns = s->last_report_ns = wccl_now_ns();
 	while (s->acked < s->to_send) {
 		uint64_t now = wccl_now_ns();
+		snd_io_inline(s);
+		if ((rc = snd_io_check(s)))
+			return rc;
 		rc = snd_try_send(s, now);
 		if (rc < 0)
 			return rc;
@@ -748,9 +1011,34 @@ static int snd_run(struct snd *s, const char *path,
 			wait = w < 1 ? 1 : (w > 20 ? 20 : (int)w);
 		} else if (rc > 0) {
 			wait = 0;
+		} else if (s->starved) {
+			wait = 1; /* the I/O thread has the next chunk soon */
+		}
+		if (s->probe_interval_ns) {
+			if (now >= s->probe_next_ns && s->kernel_rtt)
+				snd_kernel_rtt(s, now);
+		}
+		if (s->probe_ready || (s->kernel_rtt && s->probe_interval_ns)) {
+			if (now >= s->probe_next_ns && s->probe_ready) {
+				struct smsg p = {.magic = SMSG_MAGIC,
+						 .type = SM_PING,
+						 .sid = s->sid,
+						 .send_ts = now};
+				/* A full queue skips one ping. */
+				rc = snd_ctrl(s, s->probe_ep, &p, NULL, 0);
+				if (rc && rc != WCCL_EAGAIN)
+					return snd_fail(s, rc, "probe: %s",
+							wccl_strerror(rc));
+			}
+			if (now >= s->probe_next_ns)
+				s->probe_next_ns = now + s->probe_interval_ns;
+			uint64_t w = (s->probe_next_ns - now) / 1000000;
+			if (wait > (int)w)
+				wait = w < 1 ? 1 : (int)w; /* no spinning */
 		}
 		if ((rc = snd_pump(s, wait)))
 			return rc;
+		snd_kernel_pace(s);
 		now = wccl_now_ns();
 		if (s->drop_after && s->st.chunks >= s->drop_after) {
 			for (int i = 0; i < s->nep; i++) {
@@ -779,6 +1067,19 @@ static int snd_run(struct snd *s, const char *path,
 	     (uint64_t)sb.st_size != s->size))
 		return snd_fail(s, WCCL_EIO, "%s changed while being sent",
 				path);
+	/* Every chunk is acked, so the I/O thread has read each one; it may
+	 * still be folding a verified tail into the file CRC. */
+	dl = wccl_deadline_ns(timeout + (int64_t)(s->size >> 20));
+	while (!__atomic_load_n(&s->io_done, __ATOMIC_ACQUIRE)) {
+		snd_io_inline(s);
+		if ((rc = snd_io_check(s)))
+			return rc;
+		if (wccl_now_ns() > dl)
+			return snd_fail(s, WCCL_ETIMEDOUT,
+					"reading %s: no end in sight", path);
+		usleep(1000);
+	}
+	snd_io_stop(s);
 	struct smsg f = {.magic = SMSG_MAGIC,
 			 .type = SM_FIN,
 			 .sid = s->sid,

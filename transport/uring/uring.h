@@ -233,6 +233,8 @@ int uring_connect(struct wccl_context *c, const char *addr, struct wccl_cq *cq,
 		  struct wccl_endpoint **ep);
 int uring_established(struct wccl_endpoint *ep);
 void uring_endpoint_close(struct wccl_endpoint *ep);
+int uring_endpoint_set_attr(struct wccl_endpoint *ep, int attr, uint64_t v);
+int uring_endpoint_get_attr(struct wccl_endpoint *ep, int attr, uint64_t *v);
 int uring_parse_hostport(const char *addr, char *host, size_t hlen,
 			 char *port, size_t plen);
 void uring_conn_cqe(struct uring_ep *ep, int res);

@@ -5,6 +5,7 @@
  * io_uring op, accept polls a non-blocking listening socket.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -471,4 +472,66 @@ void uring_endpoint_close(struct wccl_endpoint *e)
 		return;
 	}
 	uring_ep_free(ep);
+}
+
+/* ---- attributes ---- */
+
+int uring_endpoint_set_attr(struct wccl_endpoint *e, int attr, uint64_t v)
+{
+	struct uring_ep *ep = URING_EP(e);
+	switch (attr) {
+	case WCCL_EP_ATTR_MAX_PACING_RATE: {
+		/* The kernel paces the socket itself (TCP internal pacing,
+		 * or fq); ~0 lifts the cap. A 64-bit value where it does
+		 * not fit the old 32-bit form. */
+		if (ep->fd < 0)
+			return WCCL_EINVAL;
+		int rc;
+		if (v == 0 || v >= UINT32_MAX) {
+			uint64_t r = v ? v : ~0ull;
+			unsigned int r32 = ~0u;
+			rc = v ? setsockopt(ep->fd, SOL_SOCKET,
+					    SO_MAX_PACING_RATE, &r, sizeof(r))
+			       : setsockopt(ep->fd, SOL_SOCKET,
+					    SO_MAX_PACING_RATE, &r32,
+					    sizeof(r32));
+		} else {
+			unsigned int r32 = (unsigned int)v;
+			rc = setsockopt(ep->fd, SOL_SOCKET, SO_MAX_PACING_RATE,
+					&r32, sizeof(r32));
+		}
+		return rc ? -errno : 0;
+	}
+	default:
+		return WCCL_EOPNOTSUPP;
+	}
+}
+
+int uring_endpoint_get_attr(struct wccl_endpoint *e, int attr, uint64_t *v)
+{
+	struct uring_ep *ep = URING_EP(e);
+	switch (attr) {
+	case WCCL_EP_ATTR_SRTT_US:
+	case WCCL_EP_ATTR_MIN_RTT_US: {
+		/* glibc's struct tcp_info stops before tcpi_min_rtt: read the
+		 * kernel's layout (linux/tcp.h, stable ABI: fields are only
+		 * ever appended) by offset. */
+		uint8_t ti[232];
+		socklen_t len = sizeof(ti);
+		size_t off = attr == WCCL_EP_ATTR_SRTT_US ? 68 : 148;
+		uint32_t x;
+		if (ep->fd < 0)
+			return WCCL_EINVAL;
+		memset(ti, 0, sizeof(ti));
+		if (getsockopt(ep->fd, IPPROTO_TCP, TCP_INFO, ti, &len))
+			return -errno;
+		if (len < off + sizeof(x))
+			return WCCL_EOPNOTSUPP;
+		memcpy(&x, ti + off, sizeof(x));
+		*v = x;
+		return 0;
+	}
+	default:
+		return WCCL_EOPNOTSUPP;
+	}
 }

@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# Guest side of perf/stream/bench-wan.sh (run through tests/vm/run.sh):
+# on the veth pair under each WAN profile, one after the other in the same
+# boot, wccl-xfer, iperf3 (cubic and bbr, 1 and N streams) and UDT, each
+# with a small ping probe running and the receiver's link sampled. Prints
+# "RESULT {json}" and "SERIES {json}" lines for perf/stream/report.py.
+#
+#   guest-bench.sh BUILD_DIR PROFILE...
+#
+# Environment (all optional):
+#   WCCL_WAN_RATE      bottleneck, tc units (default 200mbit)
+#   WCCL_WAN_MTU       veth MTU (default 9000, as the rest of the VM bed)
+#   WCCL_BENCH_SECS    length of each run, s (default 10); wccl-xfer sends
+#                      rate x SECS bytes
+#   WCCL_BENCH_N       streams of the "N" iperf3 runs (default 4)
+#   WCCL_BENCH_TOOLS   default "xfer iperf3-cubic-1 iperf3-cubic-N
+#                      iperf3-bbr-1 iperf3-bbr-N udt"; also xfer-io0 (one
+#                      thread), xfer-nokp (no kernel pacing), xfer-base
+#                      (WCCL_BENCH_BASE=another wccl-xfer binary)
+#   WCCL_BENCH_CEILING 1: first, wccl-xfer --local in the guest (the CPU
+#                      ceiling, no emulation) for each wccl-xfer variant
+set -euo pipefail
+[ "${WCCL_VM:-}" = 1 ] || { echo "guest-bench: run me through tests/vm/run.sh" >&2; exit 77; }
+build=${1:?usage: guest-bench.sh BUILD_DIR PROFILE...}
+shift
+profiles=("$@")
+[ ${#profiles[@]} -gt 0 ] || profiles=(lossy east-west)
+# shellcheck source=../../tests/vm/netns.sh
+. "$WCCL_VM_DIR/netns.sh"
+
+export WCCL_WAN_RATE=${WCCL_WAN_RATE:-200mbit}
+mtu=${WCCL_WAN_MTU:-9000}
+secs=${WCCL_BENCH_SECS:-10}
+nstr=${WCCL_BENCH_N:-4}
+tools=${WCCL_BENCH_TOOLS:-"xfer iperf3-cubic-1 iperf3-cubic-N iperf3-bbr-1 iperf3-bbr-N udt"}
+xfer=$build/tools/wccl-xfer
+udt=$build/perf-stream/udt_bench
+work=$(mktemp -d)
+
+rate_mbps=$(python3 -c '
+import re, sys
+m = re.fullmatch(r"([0-9.]+)([kmg]?)bit", sys.argv[1].lower())
+if not m: sys.exit("bad WCCL_WAN_RATE " + sys.argv[1])
+print(float(m.group(1)) * {"": 1e-6, "k": 1e-3, "m": 1, "g": 1e3}[m.group(2)])' "$WCCL_WAN_RATE")
+
+wccl_modules tcp_bbr sch_fq
+wccl_net_up "$mtu"
+a1=$(wccl_addr 1)
+bbr=0
+grep -qw bbr /proc/sys/net/ipv4/tcp_available_congestion_control && bbr=1
+echo "guest: $(nproc) vCPU, kernel $(uname -r), rate $WCCL_WAN_RATE, mtu $mtu, ${secs}s runs, bbr available: $bbr"
+
+# The source: rate x secs bytes (whole MiB), random 16 MiB blocks repeated
+# (nothing on the path compresses; /dev/urandom is slow under TCG).
+mib=$(python3 -c "print(max(8, int($rate_mbps * 1e6 / 8 * $secs / 1048576)))")
+python3 - "$work/src.bin" "$mib" <<'PY'
+import os, sys
+block = os.urandom(16 << 20)
+left = int(sys.argv[2]) << 20
+with open(sys.argv[1], "wb") as f:
+    while left:
+        n = min(left, len(block))
+        f.write(block[:n])
+        left -= n
+PY
+echo "guest: source file $mib MiB"
+
+# Link sampler (receiver's veth rx bytes every 0.2 s) and CPU accounting.
+cat >"$work/mon.py" <<'PY'
+import sys, time
+dev, out = sys.argv[1], sys.argv[2]
+with open(out, "w") as f:
+    while True:
+        for line in open("/proc/net/dev"):
+            if line.strip().startswith(dev + ":"):
+                f.write("%.3f %s\n" % (time.time(), line.split(":")[1].split()[0]))
+        f.flush()
+        time.sleep(0.2)
+PY
+cpu_snap() { awk '/^cpu / { print $2 + $3 + $4 + $6 + $7 + $8, $5 }' /proc/stat; }
+
+mon_start() { # NAME
+	# shellcheck disable=SC2046
+	$(wccl_ns_prefix 0) ping -D -n -i 0.05 -s 56 "$a1" >"$work/$1.ping" 2>&1 &
+	ping_pid=$!
+	# shellcheck disable=SC2046
+	$(wccl_ns_prefix 1) /usr/bin/python3 "$work/mon.py" veth1 "$work/$1.rx" 2>"$work/$1.rx.err" &
+	mon_pid=$!
+	cpu0=$(cpu_snap)
+	t_start=$(date +%s.%N)
+}
+
+mon_stop() { # NAME -> RESULT probe fields in $work/NAME.probe.json, SERIES line
+	local name=$1 cpu1
+	t_end=$(date +%s.%N)
+	cpu1=$(cpu_snap)
+	kill "$ping_pid" "$mon_pid" 2>/dev/null || true
+	wait "$ping_pid" "$mon_pid" 2>/dev/null || true
+	python3 - "$work/$name" "$t_start" "$t_end" "$cpu0" "$cpu1" "$name" "$prof" <<'PY'
+import json, re, sys
+base, t0, t1, c0, c1, name, prof = sys.argv[1:]
+t0, t1 = float(t0), float(t1)
+ping = [(float(a), float(b)) for a, b in
+        re.findall(r"\[([0-9.]+)\].*time=([0-9.]+)", open(base + ".ping").read())]
+ping = [(t - t0, r) for t, r in ping if t0 <= t <= t1]
+rx = []
+try:
+    for line in open(base + ".rx"):
+        t, b = line.split()
+        rx.append((float(t) - t0, int(b)))
+except (OSError, ValueError):
+    pass
+v = sorted(r for _, r in ping)
+q = lambda a, p: a[min(len(a) - 1, int(p * (len(a) - 1)))] if a else float("nan")
+ipdv = sorted(abs(ping[i][1] - ping[i - 1][1]) for i in range(1, len(ping)))
+b0, i0 = map(float, c0.split()); b1, i1 = map(float, c1.split())
+busy = (b1 - b0) / max(1.0, (b1 - b0) + (i1 - i0))
+probe = {"probe_n": len(v), "probe_p50_ms": q(v, .5), "probe_p99_ms": q(v, .99),
+         "probe_p999_ms": q(v, .999), "probe_max_ms": v[-1] if v else float("nan"),
+         "ipdv_p99_ms": q(ipdv, .99), "guest_cpu_busy": busy, "wall_s": t1 - t0}
+json.dump(probe, open(base + ".probe.json", "w"))
+print("SERIES " + json.dumps({"profile": prof, "tool": name, "ping": ping, "rx": rx}))
+PY
+}
+
+result() { # TOOL GOODPUT_MBPS EXTRA_JSON
+	python3 - "$work/$1.probe.json" "$prof" "$1" "$2" "$3" "$rate_mbps" "$base_rtt" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+r = {"profile": sys.argv[2], "tool": sys.argv[3], "goodput_mbps": float(sys.argv[4]),
+     "bottleneck_mbps": float(sys.argv[6]), "base_rtt_ms": float(sys.argv[7])}
+r.update(p)
+r.update(json.loads(sys.argv[5]))
+print("RESULT " + json.dumps(r))
+PY
+}
+
+run_xfer() { # NAME BINARY ENV...
+	local name=$1 bin=$2 g extra
+	shift 2
+	rm -f "$work/dst/src.bin" "$work/dst/src.bin.wccl-part"
+	mon_start "$name"
+	if ! wccl_ns 0 timeout $((secs * 6 + 60)) env "$@" "$bin" send "$work/src.bin" "$a1:18600" \
+		--json --timeout 30 >"$work/$name.json" 2>"$work/$name.err"; then
+		echo "FAIL $name: $(tail -n 3 "$work/$name.err")"
+		fails=$((fails + 1))
+	fi
+	mon_stop "$name"
+	[ -s "$work/$name.rx" ] || echo "note $name: no link samples: $(head -c 300 "$work/$name.rx.err" 2>/dev/null)"
+	cmp -s "$work/src.bin" "$work/dst/src.bin" || { echo "FAIL $name: file differs"; fails=$((fails + 1)); }
+	g=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['goodput_mbps'])" "$work/$name.json" 2>/dev/null || echo 0)
+	extra=$(python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(json.dumps({k: d.get(k) for k in ('streams', 'rtt_min_us', 'rtt_p50_us', 'rtt_p99_us', 'jitter_us',
+  'retransmits', 'btlbw_mbps', 'pacing_mbps', 'seconds', 'crc_hw', 'chunk_bytes', 'depth')}))" "$work/$name.json" 2>/dev/null || echo '{}')
+	result "$name" "$g" "$extra"
+}
+
+run_iperf() { # NAME CC STREAMS
+	local name=$1 cc=$2 n=$3 g
+	mon_start "$name"
+	wccl_ns 0 timeout $((secs + 30)) iperf3 -c "$a1" -p 5201 -t "$secs" -P "$n" -C "$cc" -J \
+		>"$work/$name.json" 2>&1 || true
+	mon_stop "$name"
+	g=$(python3 -c "
+import json, sys
+e = json.load(open(sys.argv[1]))['end']
+print(e['sum_received']['bits_per_second'] / 1e6)" "$work/$name.json" 2>/dev/null || echo 0)
+	result "$name" "$g" "{\"streams\": $n, \"cc\": \"$cc\"}"
+}
+
+run_udt() {
+	local name=udt g
+	[ -x "$udt" ] || { echo "SKIP udt: $udt not built (libudt-dev)"; return; }
+	# shellcheck disable=SC2046
+	$(wccl_ns_prefix 1) timeout $((secs * 3 + 60)) "$udt" server 9000 "$mtu" >"$work/udt.srv" 2>&1 &
+	local spid=$!
+	for _ in $(seq 50); do grep -q listening "$work/udt.srv" && break; sleep 0.1; done
+	mon_start "$name"
+	wccl_ns 0 timeout $((secs + 30)) "$udt" client "$a1" 9000 "$secs" "$mtu" >"$work/udt.cli" 2>&1 || true
+	wait "$spid" || true
+	mon_stop "$name"
+	g=$(python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])['goodput_mbps'])" "$work/udt.srv" 2>/dev/null || echo 0)
+	result "$name" "$g" '{"streams": 1}'
+}
+
+fails=0
+mkdir -p "$work/dst"
+# shellcheck disable=SC2046
+$(wccl_ns_prefix 1) iperf3 -s -p 5201 -D
+# shellcheck disable=SC2046
+$(wccl_ns_prefix 1) "$xfer" recv "$work/dst" --listen "$a1:18600" --addr-file "$work/addr" \
+	>"$work/recv.out" 2>"$work/recv.err" &
+for _ in $(seq 100); do [ -s "$work/addr" ] && break; sleep 0.1; done
+[ -s "$work/addr" ] || { cat "$work/recv.err"; exit 1; }
+
+xfer_variant() { # TOOL -> "BINARY ENV..."
+	case $1 in
+	xfer) echo "$xfer WCCL_DEBUG=WARN" ;;
+	xfer-io0) echo "$xfer WCCL_STREAM_IO_THREAD=0" ;;
+	xfer-nokp) echo "$xfer WCCL_STREAM_KERNEL_PACING=0" ;;
+	xfer-base) echo "${WCCL_BENCH_BASE:?xfer-base needs WCCL_BENCH_BASE} WCCL_DEBUG=WARN" ;;
+	*) return 1 ;;
+	esac
+}
+
+if [ "${WCCL_BENCH_CEILING:-0}" = 1 ]; then
+	for t in $tools; do
+		v=$(xfer_variant "$t") || continue
+		# shellcheck disable=SC2086
+		set -- $v
+		bin=$1
+		shift
+		for r in 1 2; do
+			rm -rf "$work/loc" && mkdir -p "$work/loc"
+			g=$(wccl_ns 0 env "$@" "$bin" --local "$work/src.bin" "$work/loc" --json |
+				python3 -c "import json,sys; d=json.load(sys.stdin); print('%.1f crc_hw=%s' % (d['goodput_mbps'], d.get('crc_hw')))")
+			echo "CEILING $t run $r: $g Mbit/s (wccl-xfer --local in the guest)"
+		done
+	done
+	rm -rf "$work/loc"
+fi
+
+for prof in "${profiles[@]}"; do
+	"$WCCL_VM_DIR/wan-profile.sh" "$prof"
+	# Idle path: the probe's own RTT.
+	wccl_ns 0 ping -n -i 0.05 -c 40 -s 56 "$a1" >"$work/idle.ping" 2>&1 || true
+	base_rtt=$(python3 -c "
+import re, sys
+v = sorted(float(x) for x in re.findall(r'time=([0-9.]+)', open(sys.argv[1]).read()))
+print(v[len(v) // 2] if v else 0)" "$work/idle.ping")
+	echo "== profile $prof: idle probe RTT p50 $base_rtt ms"
+	for t in $tools; do
+		case $t in
+		xfer*)
+			v=$(xfer_variant "$t")
+			# shellcheck disable=SC2086
+			run_xfer "$t" $v
+			;;
+		iperf3-*-*)
+			cc=${t#iperf3-}
+			n=${cc#*-}
+			cc=${cc%-*}
+			[ "$n" = N ] && n=$nstr
+			if [ "$cc" = bbr ] && [ "$bbr" = 0 ]; then
+				echo "SKIP $t: tcp_bbr not available in the guest"
+				continue
+			fi
+			run_iperf "iperf3-$cc-$n" "$cc" "$n"
+			;;
+		udt) run_udt ;;
+		*) echo "unknown tool $t" >&2 ;;
+		esac
+	done
+done
+echo "guest-bench: $fails failure(s)"
+exit $((fails > 0))
