@@ -140,6 +140,8 @@ static int comm_init(struct wccl_comm **out, int nranks, int rank,
 		rc = comm_connect_mesh(c);
 	if (!rc)
 		rc = comm_measure_links(c);
+	if (!rc)
+		comm_pace_cross_links(c);
 	/* Everyone connected before anyone starts a collective. */
 	if (!rc)
 		rc = wccl_bootstrap_barrier(c->bs, c->timeout_ms);

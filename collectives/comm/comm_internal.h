@@ -42,6 +42,9 @@ const char *comm_link_class_name(int k);
  * class's latency from the all-gathered round trips, unless a topology
  * file gave them. Collective over the communicator. */
 int comm_measure_links(struct wccl_comm *c);
+/* Cap each connection to another region at its share of the declared
+ * cross-region bandwidth (WCCL_TOPO_FILE), paced by the transport. */
+void comm_pace_cross_links(struct wccl_comm *c);
 
 /* coll_exec.c */
 int comm_progress(struct wccl_comm *c);

@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/params.h"
+#include "transport/provider.h"
 
 static const struct wccl_link_cost defaults[WCCL_LINK_CLASSES] = {
 	[WCCL_LINK_HOST] = { .alpha_us = 2, .gbytes_per_s = 8 },
@@ -299,4 +300,37 @@ int comm_measure_links(struct wccl_comm *c)
 		return comm_fail(c, rc, -1, "measuring links: %s",
 				 wccl_strerror(rc));
 	return agree_on_links(c, best);
+}
+
+/*
+ * Kernel pacing on the connections to other regions, at the declared
+ * bandwidth split over the stripes: a long-haul path with a shallow
+ * bottleneck queue loses whole bursts, and paced flows keep the queue (and
+ * so the jitter) small. Only a declared figure is used: a default or a
+ * loopback measurement says nothing about the real path, and pacing below
+ * it would only slow the transfer down.
+ */
+void comm_pace_cross_links(struct wccl_comm *c)
+{
+	double gbs = c->topo.link[WCCL_LINK_CROSS].gbytes_per_s;
+	if (!c->topo_from_file || gbs <= 0)
+		return;
+	for (int r = 0; r < c->nranks; r++) {
+		struct comm_peer *p = &c->peers[r];
+		if (r == c->rank || p->region_id == c->peers[c->rank].region_id)
+			continue;
+		uint64_t rate = (uint64_t)(gbs * 1e9 / p->nstripes);
+		for (int k = 0; k < p->nstripes; k++) {
+			int rc = wccl_endpoint_set_attr(
+				p->eps[k], WCCL_EP_ATTR_MAX_PACING_RATE, rate);
+			if (rc && rc != WCCL_EOPNOTSUPP)
+				WCCL_WARN(WCCL_SUB_TUNER,
+					  "rank %d: pacing to rank %d: %s",
+					  c->rank, r, wccl_strerror(rc));
+		}
+		WCCL_INFO(WCCL_SUB_TUNER,
+			  "rank %d: %d connection(s) to rank %d (region '%s') "
+			  "paced at %.1f MB/s each",
+			  c->rank, p->nstripes, r, p->info.region, rate / 1e6);
+	}
 }
