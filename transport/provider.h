@@ -87,6 +87,11 @@ struct wccl_ctrl_ops {
 	/* Read one wccl_ep_attr into *@value; errors as for set. */
 	int (*endpoint_get_attr)(struct wccl_endpoint *ep, int attr,
 				 uint64_t *value);
+	/* Same-host providers: map the peer's region @rk (registered with
+	 * REMOTE_READ) for loads; *@addr is its first byte, valid until the
+	 * endpoint closes. -WCCL_EOPNOTSUPP elsewhere (the stub). */
+	int (*map_remote)(struct wccl_endpoint *ep, const struct wccl_rkey *rk,
+			  const void **addr);
 };
 
 /* Endpoint attributes (internal for now; used by transport/stream). */
@@ -152,6 +157,13 @@ static inline int wccl_endpoint_set_attr(struct wccl_endpoint *ep, int attr,
 					 uint64_t value)
 {
 	return ep->ctx->prov->ctrl.endpoint_set_attr(ep, attr, value);
+}
+
+static inline int wccl_endpoint_map_remote(struct wccl_endpoint *ep,
+					   const struct wccl_rkey *rk,
+					   const void **addr)
+{
+	return ep->ctx->prov->ctrl.map_remote(ep, rk, addr);
 }
 
 static inline int wccl_endpoint_get_attr(struct wccl_endpoint *ep, int attr,

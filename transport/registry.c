@@ -123,6 +123,15 @@ static int stub_endpoint_set_attr(struct wccl_endpoint *ep, int attr,
 	return WCCL_EOPNOTSUPP;
 }
 
+static int stub_map_remote(struct wccl_endpoint *ep,
+			   const struct wccl_rkey *rk, const void **addr)
+{
+	(void)ep;
+	(void)rk;
+	(void)addr;
+	return WCCL_EOPNOTSUPP;
+}
+
 static int stub_endpoint_get_attr(struct wccl_endpoint *ep, int attr,
 				  uint64_t *value)
 {
@@ -157,6 +166,8 @@ static void fill_stubs(struct wccl_provider *p)
 		c->endpoint_set_attr = stub_endpoint_set_attr;
 	if (!c->endpoint_get_attr)
 		c->endpoint_get_attr = stub_endpoint_get_attr;
+	if (!c->map_remote)
+		c->map_remote = stub_map_remote;
 	if (!f->post_send)
 		f->post_send = stub_post_send;
 	if (!f->post_recv)

@@ -275,7 +275,8 @@ int wccl_mr_register(struct wccl_context *ctx, void *addr, size_t len,
 {
 	if (!ctx || !mr || (!addr && len) ||
 	    (access &
-	     ~(uint32_t)(WCCL_ACCESS_LOCAL | WCCL_ACCESS_REMOTE_WRITE)))
+	     ~(uint32_t)(WCCL_ACCESS_LOCAL | WCCL_ACCESS_REMOTE_WRITE |
+			 WCCL_ACCESS_REMOTE_READ)))
 		return WCCL_EINVAL;
 	int rc = ctx->prov->ctrl.mr_register(ctx, addr, len, access, mr);
 	if (rc)

@@ -99,22 +99,27 @@ int wccl_test(struct wccl_request *r, int *done)
 
 /* Sleep a little once spinning has gone on long enough. */
 /*
- * Nothing happened this pass. With a core to spare, spin a while (a reply
- * is usually microseconds away); with more ranks than cores on this host,
- * yield at once so the rank we wait for can run. Past that, sleep in the
- * provider (woken by the arrival itself) when there is one context, else
- * in short naps.
+ * Nothing happened this pass. With a core to spare, spin a few
+ * microseconds (a reply is usually that close), then keep polling but
+ * yield between polls: if the rank we wait for shares our core (more
+ * ranks than cores, or a busy host), it runs now instead of after our
+ * time slice; on an idle core the yield returns at once. With more ranks
+ * than cores, yield from the start. Past 2 ms, sleep in the provider
+ * (woken by the arrival itself) when there is one context, else in short
+ * naps.
  */
 static void idle(struct wccl_comm *c, uint64_t idle_since, uint64_t now)
 {
-	uint64_t spin_ns = c->oversubscribed ? 0 : 200000;
+	uint64_t spin_ns = c->oversubscribed ? 0 : 5000;
 	if (now - idle_since < spin_ns)
 		return;
 	if (now - idle_since < 2000000) {
 		sched_yield();
 		return;
 	}
-	if (c->nctx == 1) {
+	/* A mailbox allreduce is not announced by any completion: never
+	 * sleep in the provider while one is waiting. */
+	if (c->nctx == 1 && !(c->head && c->head->plan && c->head->plan->ll)) {
 		struct wccl_completion wc[64];
 		int n = wccl_cq_wait(c->ctx[0].cq, wc, 64, 1);
 		for (int k = 0; k < n; k++)

@@ -80,7 +80,7 @@ static uint8_t *sig_in(struct wccl_comm *c, int peer)
 	return c->sig + ((size_t)c->nranks + (size_t)peer) * COMM_SIG_LEN;
 }
 
-static void sig_encode(const struct wccl_request *r, uint8_t *out)
+void coll_sig_encode(const struct wccl_request *r, uint8_t *out)
 {
 	uint64_t f[6] = { SIG_MAGIC, r->seq, r->shape.kind, r->shape.dtype,
 			  (uint64_t)r->shape.op << 32 | (uint32_t)r->shape.root,
@@ -130,12 +130,12 @@ void coll_request_fail(struct wccl_request *r, int err)
 }
 
 /* Check a peer's signature against ours. */
-static void sig_check(struct wccl_request *r, int peer)
+void coll_sig_compare(struct wccl_request *r, int peer, const uint8_t *sig)
 {
 	struct wccl_comm *c = r->comm;
 	uint64_t mine[6], theirs[6];
-	sig_encode(r, (uint8_t *)mine);
-	memcpy(theirs, sig_in(c, peer), sizeof(theirs));
+	coll_sig_encode(r, (uint8_t *)mine);
+	memcpy(theirs, sig, sizeof(theirs));
 	if (memcmp(mine, theirs, sizeof(mine)) == 0)
 		return;
 	char a[128], b[128];
@@ -163,7 +163,7 @@ static int post_sigs(struct wccl_request *r)
 	}
 	for (int i = 0; i < p->n_sig_send; i++) {
 		int peer = p->sig_send_peers[i];
-		sig_encode(r, sig_out(c, peer));
+		coll_sig_encode(r, sig_out(c, peer));
 		int rc = wccl_post_send(c->peers[peer].ep, sig_out(c, peer),
 					COMM_SIG_LEN, NULL,
 					cookie(r, XF_SIG_SEND, (uint64_t)peer));
@@ -405,6 +405,10 @@ static int finish_steps(struct wccl_request *r)
 static void request_start(struct wccl_request *r)
 {
 	struct coll_plan *p = r->plan;
+	if (p->ll) {
+		coll_ll_start(r);
+		return;
+	}
 	for (int i = 0; i < p->nsteps; i++)
 		p->state[i] = (struct step_state){ .slot = -1 };
 	p->stage_free = p->stage_slots >= 32 ? ~0u
@@ -442,6 +446,10 @@ static void request_start(struct wccl_request *r)
 static void advance(struct wccl_request *r)
 {
 	struct coll_plan *p = r->plan;
+	if (p->ll) {
+		coll_ll_advance(r);
+		return;
+	}
 	int window = p->stage_slots > 0 ? p->stage_slots + 2 : 8;
 	for (int round = 0; round < 4 && !r->status; round++) {
 		int before = r->next_recv + r->next_send + r->next_finish;
@@ -570,7 +578,7 @@ void comm_on_completion(struct wccl_comm *c, const struct wccl_completion *wc)
 		r->sigs_pending--;
 		c->sig_got[idx] = 1;
 		if (!wc->status)
-			sig_check(r, (int)idx);
+			coll_sig_compare(r, (int)idx, sig_in(c, (int)idx));
 		break;
 	case XF_SEND: {
 		struct step_state *st = &p->state[step];
@@ -601,6 +609,10 @@ int comm_progress(struct wccl_comm *c)
 	struct wccl_completion wc[64];
 	int total = 0;
 	for (int i = 0; i < c->nctx; i++) {
+		/* A context no peer uses has nothing to say (and polling an
+		 * idle one may yield the core). */
+		if (!c->ctx[i].npeers)
+			continue;
 		int n = wccl_cq_poll(c->ctx[i].cq, wc, 64);
 		for (int k = 0; k < n; k++)
 			comm_on_completion(c, &wc[k]);
@@ -660,6 +672,8 @@ int coll_waiting_on(struct wccl_request *r, char *buf, size_t len,
 	size_t o = 0;
 	buf[0] = '\0';
 	*never_called = 0;
+	if (r->started && p->ll)
+		return coll_ll_waiting_on(r, buf, len, never_called);
 	/* A peer whose signature never came has not entered this call. */
 	for (int i = 0; r->started && i < p->n_sig_recv; i++) {
 		int peer = p->sig_recv_peers[i];

@@ -23,6 +23,17 @@ int coll_lazy_reduce(struct wccl_request *r, struct wccl_block b,
 		     const uint8_t *staged);
 void coll_lazy_finish(struct wccl_request *r);
 
+/* coll_ll.c: small allreduce through shared mailboxes on one host. */
+int coll_ll_eligible(const struct wccl_comm *c, const struct coll_shape *s);
+void coll_ll_start(struct wccl_request *r);
+void coll_ll_advance(struct wccl_request *r);
+int coll_ll_waiting_on(struct wccl_request *r, char *buf, size_t len,
+		       int *never_called);
+/* coll_exec.c: @r's signature (COMM_SIG_LEN bytes), and the check of a
+ * peer's against it (a difference fails @r naming the peer). */
+void coll_sig_encode(const struct wccl_request *r, uint8_t *out);
+void coll_sig_compare(struct wccl_request *r, int peer, const uint8_t *theirs);
+
 /* Text naming who @r still waits for; returns that rank or -1, and
  * *@never_called = 1 when that rank has not even started the call. */
 int coll_waiting_on(struct wccl_request *r, char *buf, size_t len,

@@ -135,8 +135,17 @@ static int build(struct wccl_comm *c, struct coll_plan *p)
 		p->elems = sh->count * (uint64_t)c->nranks;
 	if (sh->kind == COLL_BARRIER)
 		p->elems = 1;
-	int rc;
-	{
+	int rc = 0;
+	p->ll = coll_ll_eligible(c, sh);
+	if (p->ll) {
+		p->algo = -1;
+		snprintf(p->why, sizeof(p->why),
+			 "%llu bytes, all ranks on one host: shared mailboxes",
+			 (unsigned long long)(p->elems * p->elem_size));
+		p->steps = calloc(1, sizeof(*p->steps));
+		if (!p->steps)
+			return WCCL_ENOMEM;
+	} else {
 		struct wccl_sched_args a = {
 			.nranks = c->nranks,
 			.rank = c->rank,

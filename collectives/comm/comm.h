@@ -42,6 +42,9 @@ struct comm_peer_info {
  * COMM_STRIPE_MIN bytes are split evenly across them. A constant, not a
  * tunable: both ends must split alike. */
 #define COMM_MAX_STRIPES 8
+/* Allreduces of at most this many bytes among the ranks of one host go
+ * through shared mailboxes (coll_ll.c). */
+#define COMM_LL_MAX 4096u
 #define COMM_STRIPE_MIN (256u * 1024u)
 
 struct comm_peer {
@@ -69,6 +72,7 @@ struct comm_ctx {
 	struct wccl_context *ctx;
 	struct wccl_cq *cq;
 	struct wccl_listener *listener;
+	int npeers; /* peers reached through it: 0 = nothing to poll */
 };
 
 enum coll_kind {
@@ -138,6 +142,7 @@ struct coll_plan {
 	int *sig_send_peers, *sig_recv_peers;
 	/* allreduce: block boundaries and, per segment between them, whether
 	 * an out-of-place run's output holds it yet (coll_lazy.c) */
+	int ll; /* small allreduce through the mailboxes: no schedule */
 	uint64_t *seg_bound;
 	uint8_t *seg_in_out;
 	uint32_t nseg;
@@ -159,6 +164,7 @@ struct wccl_request {
 	uint8_t *send_base; /* alltoall sends address this instead */
 	/* wccl_mem allocations holding buf / send_base (id 0: plain memory) */
 	struct wccl_mem_span buf_span, send_span, in_span;
+	int ll_slot; /* mailbox slot of a small allreduce */
 	const uint8_t *lazy_in; /* out-of-place allreduce input, copied lazily */
 	uint64_t seq;
 	int next_recv, next_send, next_finish; /* executor cursors */
@@ -192,6 +198,12 @@ struct wccl_comm {
 	struct wccl_endpoint **accepted; /* accepted, not yet named */
 
 	uint64_t seq; /* collectives issued, for signatures */
+	/* small-allreduce mailboxes (coll_ll.c) */
+	int ll_on;
+	uint8_t *ll_box;            /* ours: two slots */
+	struct wccl_mr *ll_mr;
+	const uint8_t **ll_peer;    /* every rank's, mapped here */
+	uint64_t ll_calls;
 	struct wccl_request reqs[COMM_MAX_REQUESTS];
 	struct wccl_request *head, *tail;
 	struct coll_plan plans[COMM_PLAN_CACHE];

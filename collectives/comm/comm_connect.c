@@ -271,6 +271,7 @@ int comm_connect_mesh(struct wccl_comm *c)
 			goto out;
 		}
 		p->nstripes = stripes_to(c, p);
+		c->ctx[p->ctx_index].npeers++;
 		if (r < c->rank) {
 			expect_accepts[p->ctx_index] += p->nstripes;
 			to_name += p->nstripes;

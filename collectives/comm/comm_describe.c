@@ -52,7 +52,7 @@ int wccl_comm_explain_allreduce(struct wccl_comm *c, size_t count, int dtype,
 	struct coll_plan *p = coll_plan_get(c, &s, &rc);
 	if (!p)
 		return rc;
-	snprintf(algo, algo_len, "%s", wccl_algo_name(p->algo));
+	snprintf(algo, algo_len, "%s", p->ll ? "ll" : wccl_algo_name(p->algo));
 	snprintf(why, why_len, "%s", p->why);
 	return 0;
 }

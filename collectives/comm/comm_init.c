@@ -77,6 +77,7 @@ void comm_announce_failure(struct wccl_comm *c)
 static void comm_free(struct wccl_comm *c)
 {
 	comm_flush_requests(c, WCCL_EABORTED);
+	comm_ll_teardown(c);
 	comm_close_contexts(c);
 	comm_free_plans(c);
 	if (c->bs)
@@ -142,6 +143,8 @@ static int comm_init(struct wccl_comm **out, int nranks, int rank,
 		rc = comm_measure_links(c);
 	if (!rc)
 		comm_pace_cross_links(c);
+	if (!rc)
+		rc = comm_ll_setup(c);
 	/* Everyone connected before anyone starts a collective. */
 	if (!rc)
 		rc = wccl_bootstrap_barrier(c->bs, c->timeout_ms);

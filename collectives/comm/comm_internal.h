@@ -45,6 +45,10 @@ int comm_measure_links(struct wccl_comm *c);
 /* Cap each connection to another region at its share of the declared
  * cross-region bandwidth (WCCL_TOPO_FILE), paced by the transport. */
 void comm_pace_cross_links(struct wccl_comm *c);
+/* coll_ll.c: mailboxes for small allreduces among the ranks of one host;
+ * every rank calls it, and all agree whether they are on. */
+int comm_ll_setup(struct wccl_comm *c);
+void comm_ll_teardown(struct wccl_comm *c);
 
 /* coll_exec.c */
 int comm_progress(struct wccl_comm *c);

@@ -159,6 +159,9 @@ int wccl_cq_wait(struct wccl_cq *cq, struct wccl_completion *wc, int max,
 enum wccl_access {
 	WCCL_ACCESS_LOCAL = 1u << 0,	    /* source/sink of local ops */
 	WCCL_ACCESS_REMOTE_WRITE = 1u << 1, /* peers may write into it */
+	/* Same-host peers may map it and read it directly (shm; the
+	 * collectives' small-message mailboxes). Ignored by the others. */
+	WCCL_ACCESS_REMOTE_READ = 1u << 2,
 };
 
 /*

@@ -48,6 +48,7 @@
 #define SHM_ACK_RING (64u * 1024) /* per direction; overflow waits in ackq */
 #define SHM_LIVE_NS (10ull * 1000 * 1000) /* liveness check period */
 #define SHM_MAPS 8 /* peer memfd mappings cached per endpoint */
+#define SHM_PINNED 4 /* mappings handed out by map_remote: never evicted */
 /* After traffic, keep polling this long in cq_sleep before the futex: a
  * futex wake-up costs more than a round trip, so a peer that is talking
  * to us should find us awake. */
@@ -255,6 +256,7 @@ struct shm_ep {
 	int pidfd;                     /* the peer process, -1 if none */
 	struct shm_mrt_ent *peer_mrt;  /* its region table, read-only */
 	struct shm_map maps[SHM_MAPS];
+	struct shm_map pinned[SHM_PINNED];
 	uint32_t map_next;             /* next victim when all are used */
 };
 
@@ -322,6 +324,16 @@ void shm_ep_queues_free(struct shm_ep *ep);
 void shm_ep_abort(struct shm_ep *ep, int err);
 /* Map (or find the cached mapping of) the peer's memfd number @rfd with
  * inode @ino. NULL if that cannot be done; *@size is its length. */
+/* The peer's region @key mapped here (in the pinned set if @pinned), if
+ * live, allowing @access and at least @need bytes long; NULL otherwise
+ * (shm_data.c). */
+uint8_t *shm_peer_region(struct shm_ep *ep, uint64_t key, uint32_t access,
+			 uint64_t need, int pinned);
+int shm_map_remote(struct wccl_endpoint *ep, const struct wccl_rkey *rk,
+		   const void **addr);
+/* A mapping for map_remote: kept until the endpoint closes. */
+uint8_t *shm_map_pinned(struct shm_ep *ep, int32_t rfd, uint64_t ino,
+			uint64_t *size);
 uint8_t *shm_map_get(struct shm_ep *ep, int32_t rfd, uint64_t ino,
 		     int writable, uint64_t *size);
 void shm_maps_release(struct shm_ep *ep);

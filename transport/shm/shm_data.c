@@ -165,34 +165,63 @@ static void shm_push_acks(struct shm_ep *ep)
 }
 
 /*
- * Where a WRITE of @t lands in our mapping of the target's memory, if the
- * target published its region as wccl_mem and the table says the key is
- * live, writable and large enough; NULL otherwise (then the target checks
- * and copies as usual). The table entry is a seqlock on gen.
+ * The start of the target's region @key in our mapping of its memory, if
+ * it published the region as wccl_mem and the table says the key is live,
+ * allows @access and is at least @need bytes long; NULL otherwise. The
+ * table entry is a seqlock on gen.
  */
-static uint8_t *shm_direct_dst(struct shm_ep *ep, const struct shm_tx *t)
+uint8_t *shm_peer_region(struct shm_ep *ep, uint64_t key, uint32_t access,
+			 uint64_t need, int pinned)
 {
-	uint32_t slot = (uint32_t)t->key, kgen = (uint32_t)(t->key >> 32);
+	uint32_t slot = (uint32_t)key, kgen = (uint32_t)(key >> 32);
 	if (!ep->direct || !ep->peer_mrt || slot >= SHM_MR_MAX || !kgen)
 		return NULL;
 	struct shm_mrt_ent *e = &ep->peer_mrt[slot];
 	uint32_t g = atomic_load_explicit(&e->gen, memory_order_acquire);
 	if (g != kgen)
 		return NULL;
-	uint32_t access = e->access;
+	uint32_t acc = e->access;
 	uint64_t len = e->len, ino = e->mem_ino, off = e->mem_off;
 	int32_t fd = e->mem_fd;
 	atomic_thread_fence(memory_order_acquire);
 	if (atomic_load_explicit(&e->gen, memory_order_relaxed) != g)
 		return NULL;
-	if (!(access & WCCL_ACCESS_REMOTE_WRITE) || t->offset > len ||
-	    t->len > len - t->offset)
+	if ((acc & access) != access || need > len)
 		return NULL;
 	uint64_t size;
-	uint8_t *base = shm_map_get(ep, fd, ino, 1, &size);
+	uint8_t *base = pinned ? shm_map_pinned(ep, fd, ino, &size)
+			       : shm_map_get(ep, fd, ino,
+					     !!(access & WCCL_ACCESS_REMOTE_WRITE),
+					     &size);
 	if (!base || off > size || len > size - off)
 		return NULL;
-	return base + off + t->offset;
+	return base + off;
+}
+
+/* Where a WRITE of @t lands in our mapping of the target's memory, or
+ * NULL (then the target checks and copies as usual). */
+static uint8_t *shm_direct_dst(struct shm_ep *ep, const struct shm_tx *t)
+{
+	if (t->offset > UINT64_MAX - t->len)
+		return NULL;
+	uint8_t *base = shm_peer_region(ep, t->key, WCCL_ACCESS_REMOTE_WRITE,
+					t->offset + t->len, 0);
+	return base ? base + t->offset : NULL;
+}
+
+int shm_map_remote(struct wccl_endpoint *e, const struct wccl_rkey *rk,
+		   const void **addr)
+{
+	if (!e || !rk || !addr)
+		return WCCL_EINVAL;
+	/* Pinned: the caller keeps the pointer, so the mapping must not be
+	 * evicted by the direct-copy cache. */
+	const uint8_t *p = shm_peer_region(shm_ep_of(e), rk->key,
+					   WCCL_ACCESS_REMOTE_READ, rk->len, 1);
+	if (!p)
+		return WCCL_EOPNOTSUPP;
+	*addr = p;
+	return 0;
 }
 
 /* Push one op (or more of its fragments). 1 when it is all in the ring. */

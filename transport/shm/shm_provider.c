@@ -97,27 +97,10 @@ int shm_cma_probe(pid_t pid, uint64_t probe_addr)
 
 /* ---- peer memfd mappings (direct path) --------------------------------- */
 
-uint8_t *shm_map_get(struct shm_ep *ep, int32_t rfd, uint64_t ino,
-		     int writable, uint64_t *size)
+/* Map the peer's memfd @rfd (which must still be inode @ino) into @m. */
+static uint8_t *shm_map_into(struct shm_ep *ep, struct shm_map *m, int32_t rfd,
+			     uint64_t ino, int writable, uint64_t *size)
 {
-	struct shm_map *m = NULL;
-	for (int i = 0; i < SHM_MAPS; i++) {
-		struct shm_map *x = &ep->maps[i];
-		if (x->base && x->rfd == rfd && x->ino == ino &&
-		    x->writable >= writable) {
-			*size = x->size;
-			return x->base;
-		}
-		if (!m && !x->base)
-			m = x;
-	}
-	if (!ep->direct)
-		return NULL;
-	if (!m) {
-		m = &ep->maps[ep->map_next++ % SHM_MAPS];
-		munmap(m->base, m->size);
-		m->base = NULL;
-	}
 	int fd = (int)syscall(SYS_pidfd_getfd, ep->pidfd, rfd, 0);
 	if (fd < 0) {
 		if (errno == EPERM || errno == ENOSYS || errno == ESRCH ||
@@ -149,12 +132,66 @@ uint8_t *shm_map_get(struct shm_ep *ep, int32_t rfd, uint64_t ino,
 	return m->base;
 }
 
+static struct shm_map *shm_map_find(struct shm_map *maps, int n, int32_t rfd,
+				    uint64_t ino, int writable,
+				    struct shm_map **free_slot)
+{
+	for (int i = 0; i < n; i++) {
+		struct shm_map *x = &maps[i];
+		if (x->base && x->rfd == rfd && x->ino == ino &&
+		    x->writable >= writable)
+			return x;
+		if (!*free_slot && !x->base)
+			*free_slot = x;
+	}
+	return NULL;
+}
+
+uint8_t *shm_map_get(struct shm_ep *ep, int32_t rfd, uint64_t ino,
+		     int writable, uint64_t *size)
+{
+	struct shm_map *m = NULL;
+	struct shm_map *x = shm_map_find(ep->maps, SHM_MAPS, rfd, ino,
+					 writable, &m);
+	if (x) {
+		*size = x->size;
+		return x->base;
+	}
+	if (!ep->direct)
+		return NULL;
+	if (!m) {
+		m = &ep->maps[ep->map_next++ % SHM_MAPS];
+		munmap(m->base, m->size);
+		m->base = NULL;
+	}
+	return shm_map_into(ep, m, rfd, ino, writable, size);
+}
+
+uint8_t *shm_map_pinned(struct shm_ep *ep, int32_t rfd, uint64_t ino,
+			uint64_t *size)
+{
+	struct shm_map *m = NULL;
+	struct shm_map *x = shm_map_find(ep->pinned, SHM_PINNED, rfd, ino, 0,
+					 &m);
+	if (x) {
+		*size = x->size;
+		return x->base;
+	}
+	if (!ep->direct || !m)
+		return NULL;
+	return shm_map_into(ep, m, rfd, ino, 0, size);
+}
+
 void shm_maps_release(struct shm_ep *ep)
 {
 	for (int i = 0; i < SHM_MAPS; i++)
 		if (ep->maps[i].base)
 			munmap(ep->maps[i].base, ep->maps[i].size);
+	for (int i = 0; i < SHM_PINNED; i++)
+		if (ep->pinned[i].base)
+			munmap(ep->pinned[i].base, ep->pinned[i].size);
 	memset(ep->maps, 0, sizeof(ep->maps));
+	memset(ep->pinned, 0, sizeof(ep->pinned));
 }
 
 /* ---- probe / describe / can_connect ----------------------------------- */
@@ -391,6 +428,7 @@ const struct wccl_provider wccl_provider_shm = {
 		.listener_addr = shm_listener_addr,
 		.listener_close = shm_listener_close,
 		.mr_deregister = shm_mr_deregister,
+		.map_remote = shm_map_remote,
 		.mr_register = shm_mr_register,
 		.probe = shm_probe,
 	},
