@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Small allreduce among the ranks of one host, through mailboxes instead
- * of messages. Each rank owns a mailbox in shared memory (wccl_mem,
+ * Small allreduce (and barrier: flags only) among the ranks of one host,
+ * through mailboxes instead of messages. Each rank owns a mailbox in shared memory (wccl_mem,
  * registered with the shm provider for remote reads) that every other
  * rank has mapped. A call copies the input into the rank's own mailbox
  * slot with the call's signature, then publishes the call's sequence
@@ -145,7 +145,11 @@ void comm_ll_teardown(struct wccl_comm *c)
 
 int coll_ll_eligible(const struct wccl_comm *c, const struct coll_shape *s)
 {
-	return c->ll_on && s->kind == COLL_ALLREDUCE && s->count &&
+	if (!c->ll_on)
+		return 0;
+	if (s->kind == COLL_BARRIER)
+		return 1; /* flags only */
+	return s->kind == COLL_ALLREDUCE && s->count &&
 	       s->count * wccl_dtype_size(s->dtype) <= COMM_LL_MAX;
 }
 
@@ -155,7 +159,8 @@ void coll_ll_start(struct wccl_request *r)
 	size_t bytes = r->shape.count * wccl_dtype_size(r->shape.dtype);
 	r->ll_slot = (int)(c->ll_calls++ & 1);
 	uint8_t *slot = c->ll_box + (size_t)r->ll_slot * LL_SLOT;
-	memcpy(slot + LL_DATA_OFF, r->sendbuf, bytes);
+	if (r->shape.kind != COLL_BARRIER)
+		memcpy(slot + LL_DATA_OFF, r->sendbuf, bytes);
 	coll_sig_encode(r, slot);
 	atomic_store_explicit(slot_flag(slot), r->seq, memory_order_release);
 	r->started = 1;
@@ -171,7 +176,7 @@ void coll_ll_advance(struct wccl_request *r)
 	for (int p = 0; p < c->nranks && !r->status; p++)
 		if (p != c->rank)
 			coll_sig_compare(r, p, peer_slot(c, p, r->ll_slot));
-	if (r->status) {
+	if (r->status || r->shape.kind == COLL_BARRIER) {
 		r->done = 1;
 		return;
 	}
