@@ -8,8 +8,8 @@
 #   delay20  the issue's profile: 20 ms RTT + 350 Mbit/s tbf bottleneck
 # ib_write_bw is perftest's default shape (1 QP, 64 KiB, tx depth 128);
 # wccl-perf bw runs with WCCL_VERBS_QPS from WCCL_WAN_PERF_QPS (default
-# "4 16") and -s from WCCL_WAN_PERF_SIZE (default 4M, striped over the
-# QPs). Prints every number and the ratios; fails only if a tool fails
+# "8 16") and -s from WCCL_WAN_PERF_SIZE (default 4M, striped over the
+# QPs), then --op send with the best QP count (striped sends). Prints every number and the ratios; fails only if a tool fails
 # (TCG throughput swings with host load, so nothing is asserted).
 #   tests/vm/run.sh tests/softroce/guest-wan-perf.sh BUILD_DIR
 set -euo pipefail
@@ -43,7 +43,7 @@ condition() { # TAG MTU
 	ibbw "ib-$tag-$mtu"
 	ib=$(col "ib-$tag-$mtu" 4)
 	echo "$tag mtu $mtu: ib_write_bw 1 QP ${ib:-?} Gb/s"
-	for q in ${WCCL_WAN_PERF_QPS:-4 16}; do
+	for q in ${WCCL_WAN_PERF_QPS:-8 16}; do
 		wbw "w$q-$tag-$mtu" "$q"
 		w=$(jget "w$q-$tag-$mtu" bw_avg_Gbps)
 		echo "$tag mtu $mtu: wccl bw -s $size, $q data QPs: ${w:-?} Gb/s = $(ratio "$w" "$ib")x ib_write_bw"
@@ -51,16 +51,26 @@ condition() { # TAG MTU
 	done
 	printf 'RESULT %-8s mtu %-5s ib_write_bw(1 QP) %-6s wccl(best, %s QPs) %-6s ratio %s\n' \
 		"$tag" "$mtu" "${ib:-?}" "$bestq" "$best" "$(ratio "$best" "$ib")"
+	# Sends of the same size, striped into the receives the server offers.
+	wbw "ws$bestq-$tag-$mtu" "$bestq" --op send
+	w=$(jget "ws$bestq-$tag-$mtu" bw_avg_Gbps)
+	printf 'RESULT %-8s mtu %-5s wccl bw --op send, %s QPs: %s Gb/s = %sx ib_write_bw\n' \
+		"$tag" "$mtu" "$bestq" "${w:-?}" "$(ratio "$w" "$ib")"
 }
 
-lat() { # MTU: ib_write_lat vs wccl lat (write_imm and send), 8 B
-	local mtu=$1 pl wl ws
+lat() { # MTU: ib_write_lat vs wccl lat (write_imm and send), 8 B; wccl
+	# as shipped (WCCL_SPIN_US 50, then it sleeps on the completion
+	# channel) and busy-polling like perftest (WCCL_SPIN_US=10 s)
+	local mtu=$1 pl wl ws spin
 	pt "iblat-$mtu" ib_write_lat -s 8 -n 500
-	wp "wlat-$mtu" lat -s 8 --op write -n 500 -w 20
-	wp "wlats-$mtu" lat -s 8 --op send -n 500 -w 20
-	pl=$(col "iblat-$mtu" 5) wl=$(jget "wlat-$mtu" t_typical_us) ws=$(jget "wlats-$mtu" t_typical_us)
-	printf 'RESULT lat      mtu %-5s ib_write_lat %s us | wccl write_imm %s us (%sx) | send %s us (%sx)\n' \
-		"$mtu" "${pl:-?}" "${wl:-?}" "$(ratio "$wl" "$pl")" "${ws:-?}" "$(ratio "$ws" "$pl")"
+	pl=$(col "iblat-$mtu" 5)
+	for spin in 50 10000000; do
+		WP_ENV="WCCL_SPIN_US=$spin" wp "wlat$spin-$mtu" lat -s 8 --op write -n 500 -w 20
+		WP_ENV="WCCL_SPIN_US=$spin" wp "wlats$spin-$mtu" lat -s 8 --op send -n 500 -w 20
+		wl=$(jget "wlat$spin-$mtu" t_typical_us) ws=$(jget "wlats$spin-$mtu" t_typical_us)
+		printf 'RESULT lat      mtu %-5s spin %-8s ib_write_lat %s us | wccl write_imm %s us (%sx) | send %s us (%sx)\n' \
+			"$mtu" "$spin" "${pl:-?}" "${wl:-?}" "$(ratio "$wl" "$pl")" "${ws:-?}" "$(ratio "$ws" "$pl")"
+	done
 }
 
 plainbw() { # MTU: same-shape bandwidth, 64 KiB, default QPs

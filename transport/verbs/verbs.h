@@ -117,6 +117,8 @@ struct verbs_ctx {
 	struct verbs_mrc mcache[VERBS_MCACHE];
 	uint64_t mcache_clock, mem_frees;
 	uint64_t n_reg_mr, n_dereg_mr; /* ibv_reg_mr / ibv_dereg_mr calls */
+	uint64_t cm_last_ns; /* last look at the rdma_cm channel */
+	bool cm_busy;	     /* an endpoint is connecting */
 	struct verbs_cq *cqs;  /* every wccl CQ of this context */
 	uint32_t reap_reserve; /* CQ room kept for work completions reaped
 				* but not yet processed */
@@ -287,7 +289,10 @@ int verbs_connect(struct wccl_context *c, const char *addr,
 int verbs_established(struct wccl_endpoint *ep);
 void verbs_endpoint_close(struct wccl_endpoint *ep);
 void verbs_cm_event(struct verbs_ctx *ctx, struct rdma_cm_event *ev);
-void verbs_conn_timers(struct verbs_ctx *ctx);
+/* Connect deadlines and retries; true while an endpoint is connecting. */
+bool verbs_conn_timers(struct verbs_ctx *ctx);
+/* Read every pending rdma_cm event now. */
+void verbs_cm_poll(struct verbs_ctx *ctx);
 int verbs_parse_addr(const char *addr, struct sockaddr_in *sa);
 void verbs_ep_fail(struct verbs_ep *ep, int err);
 struct verbs_qp *verbs_qp_lookup(struct verbs_ctx *ctx, uint32_t qp_num);

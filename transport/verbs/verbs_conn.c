@@ -592,12 +592,14 @@ void verbs_cm_event(struct verbs_ctx *ctx, struct rdma_cm_event *ev)
 }
 
 /* Connect deadlines and delayed retries. */
-void verbs_conn_timers(struct verbs_ctx *ctx)
+bool verbs_conn_timers(struct verbs_ctx *ctx)
 {
 	uint64_t now = 0;
+	bool busy = false;
 	for (struct verbs_ep *ep = ctx->eps; ep; ep = ep->next) {
 		if (ep->state != VERBS_EP_CONNECTING)
 			continue;
+		busy = true;
 		if (!now)
 			now = wccl_now_ns();
 		if (now >= ep->deadline_ns) {
@@ -619,11 +621,14 @@ void verbs_conn_timers(struct verbs_ctx *ctx)
 			}
 		}
 	}
+	return busy;
 }
 
 int verbs_established(struct wccl_endpoint *e)
 {
 	struct verbs_ep *ep = VERBS_EP(e);
+	if (ep->state == VERBS_EP_CONNECTING)
+		verbs_cm_poll(ep->ctx);
 	int rc = verbs_progress(ep->ctx);
 	if (rc < 0)
 		return rc;
@@ -748,6 +753,7 @@ int verbs_accept(struct wccl_listener *b, struct wccl_cq *cq,
 		 struct wccl_endpoint **out)
 {
 	struct verbs_listener *l = VERBS_LIS(b);
+	verbs_cm_poll(l->ctx);
 	int rc = verbs_progress(l->ctx);
 	if (rc < 0)
 		return rc;

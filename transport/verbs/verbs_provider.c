@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/params.h"
 #include "verbs.h"
@@ -427,12 +428,24 @@ void verbs_cq_push(struct wccl_cq *q, const struct wccl_completion *c)
 	cq->count++;
 }
 
-int verbs_progress(struct verbs_ctx *ctx)
+/* rdma_cm events: each look is a syscall (a read on the channel), so the
+ * data path looks at most every VERBS_CM_POLL_NS while every endpoint is
+ * up; connecting, accepting and sleeping look every time. */
+#define VERBS_CM_POLL_NS 1000000ull
+
+void verbs_cm_poll(struct verbs_ctx *ctx)
 {
 	struct rdma_cm_event *ev;
+	ctx->cm_last_ns = wccl_now_ns();
 	while (rdma_get_cm_event(ctx->ech, &ev) == 0)
 		verbs_cm_event(ctx, ev);
-	verbs_conn_timers(ctx);
+	ctx->cm_busy = verbs_conn_timers(ctx);
+}
+
+int verbs_progress(struct verbs_ctx *ctx)
+{
+	if (ctx->cm_busy || wccl_now_ns() - ctx->cm_last_ns >= VERBS_CM_POLL_NS)
+		verbs_cm_poll(ctx);
 	verbs_mcache_check(ctx);
 
 	/* Completions that found their CQ full go first. */
@@ -525,6 +538,8 @@ static int verbs_cq_sleep(struct wccl_cq *q, int timeout_ms)
 	struct pollfd pfd[2] = {{.fd = ctx->cch->fd, .events = POLLIN},
 				{.fd = ctx->ech->fd, .events = POLLIN}};
 	poll(pfd, 2, timeout_ms);
+	if (pfd[1].revents & POLLIN)
+		verbs_cm_poll(ctx);
 	if (pfd[0].revents & POLLIN) {
 		struct ibv_cq *ev_cq;
 		void *ev_ctx;
