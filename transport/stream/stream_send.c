@@ -749,6 +749,7 @@ static void snd_percentiles(struct snd *s)
 	if (!n)
 		return;
 	qsort(s->rtt, n, sizeof(uint32_t), cmp_u32);
+	s->st.rtt_min_us = s->rtt[0]; /* of the run, not the model's window */
 	s->st.rtt_p50_us = s->rtt[(n - 1) * 50 / 100];
 	s->st.rtt_p99_us = s->rtt[(n - 1) * 99 / 100];
 	s->st.rtt_p999_us = s->rtt[(n - 1) * 999 / 1000];
