@@ -705,7 +705,7 @@ static int snd_handle(struct snd *s, const struct wccl_completion *wc,
 static int snd_pump(struct snd *s, int wait_ms)
 {
 	struct wccl_completion wc[32];
-	int n = wait_ms > 0 ? wccl_cq_wait(s->cq, wc, 32, wait_ms)
+	int n = wait_ms > 0 ? stream_cq_wait(s->cq, wc, 32, wait_ms)
 			    : wccl_cq_poll(s->cq, wc, 32);
 	if (n == WCCL_ETIMEDOUT)
 		return 0;
