@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "include/wccl/transport.h"
+#include "transport/provider.h"
 
 #define SMSG_MAGIC 0x54534357u /* "WCST" */
 #define SMSG_LEN 64
@@ -61,6 +62,27 @@ static inline int smsg_get(const void *buf, uint64_t len, struct smsg *m)
 		return -1;
 	memcpy(m, buf, SMSG_LEN);
 	return m->magic == SMSG_MAGIC ? 0 : -1;
+}
+
+/*
+ * wccl_cq_wait without its busy-poll phase: poll once, else sleep in the
+ * provider for up to @ms, then poll again. The engine works at millisecond
+ * granularity; spinning (every empty uring poll is a sched_yield) cost
+ * ~10k syscalls/s on loopback at 40 Mbit/s and, under qemu TCG where a
+ * syscall is dear, most of the guest's CPU. Returns what cq_poll returns,
+ * or -WCCL_ETIMEDOUT.
+ */
+static inline int stream_cq_wait(struct wccl_cq *cq,
+				 struct wccl_completion *wc, int max, int ms)
+{
+	int n = wccl_cq_poll(cq, wc, max);
+	if (n || ms <= 0)
+		return n;
+	int rc = cq->ctx->prov->ctrl.cq_sleep(cq, ms);
+	if (rc)
+		return rc;
+	n = wccl_cq_poll(cq, wc, max);
+	return n ? n : WCCL_ETIMEDOUT;
 }
 
 /* Cookies: kind | endpoint | index. */

@@ -899,7 +899,7 @@ int wccl_stream_server_run_one(struct wccl_stream_server *srv,
 		}
 		/* Answers from the I/O thread are polled: wait briefly
 		 * while it has work. */
-		int n = wccl_cq_wait(srv->cq, wc, 32, r->io_pending ? 1 : 20);
+		int n = stream_cq_wait(srv->cq, wc, 32, r->io_pending ? 1 : 20);
 		if (n == WCCL_ETIMEDOUT)
 			n = 0;
 		if (n < 0) {
@@ -924,7 +924,7 @@ int wccl_stream_server_run_one(struct wccl_stream_server *srv,
 	 * verified, then drop the connections. */
 	for (uint64_t d = wccl_deadline_ns(2000);
 	     r->pending_big && wccl_now_ns() < d;) {
-		int n = wccl_cq_wait(srv->cq, wc, 32, 20);
+		int n = stream_cq_wait(srv->cq, wc, 32, 20);
 		for (int i = 0; i < n; i++)
 			if (CK_KIND(wc[i].cookie) == K_TX_DATA)
 				r->pending_big = 0;
