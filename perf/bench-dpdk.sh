@@ -28,9 +28,9 @@ run() { # config size -> MB/s average
 	uring) out=$("$perf" bw --local --provider uring -s "$size" -D 2 2>/dev/null) ;;
 	dpdk-copy) out=$(WCCL_DPDK_ZCOPY_MIN=0 WCCL_DPDK_EAL="$eal --vdev=net_memif0,role=auto,socket=$sock,bsize=4096" \
 		"$perf" bw --local --provider dpdk -s "$size" -D 2 2>/dev/null) ;;
-	dpdk-zcopy) out=$(WCCL_DPDK_EAL="$eal --vdev=net_memif0,role=auto,socket=$sock,bsize=4096" \
+	dpdk-zcopy) out=$(WCCL_DPDK_ZCOPY_MIN=1024 WCCL_DPDK_EAL="$eal --vdev=net_memif0,role=auto,socket=$sock,bsize=4096" \
 		"$perf" bw --local --provider dpdk -s "$size" -D 2 2>/dev/null) ;;
-	dpdk-nocsum) out=$(WCCL_DPDK_UDP_CSUM=0 WCCL_DPDK_EAL="$eal --vdev=net_memif0,role=auto,socket=$sock,bsize=4096" \
+	dpdk-nocsum) out=$(WCCL_DPDK_UDP_CSUM=0 WCCL_DPDK_ZCOPY_MIN=1024 WCCL_DPDK_EAL="$eal --vdev=net_memif0,role=auto,socket=$sock,bsize=4096" \
 		"$perf" bw --local --provider dpdk -s "$size" -D 2 2>/dev/null) ;;
 	dpdk-copy-nocsum) out=$(WCCL_DPDK_UDP_CSUM=0 WCCL_DPDK_ZCOPY_MIN=0 WCCL_DPDK_EAL="$eal --vdev=net_memif0,role=auto,socket=$sock,bsize=4096" \
 		"$perf" bw --local --provider dpdk -s "$size" -D 2 2>/dev/null) ;;
