@@ -8,6 +8,8 @@
 #   dpdk-default   memif default bsize (2048): zero copy stays off
 #   dpdk-nocsum    as dpdk-zcopy with WCCL_DPDK_UDP_CSUM=0 (software UDP
 #                  checksums cost a pass over the data at each end)
+#   dpdk-copy-nocsum  as dpdk-copy with WCCL_DPDK_UDP_CSUM=0
+# CONFIGS="..." picks some of them.
 # usage: perf/bench-dpdk.sh [BUILD_DIR] [REPS] [SIZES...]
 # Prints one line per run and the median per configuration and size.
 set -uo pipefail
@@ -26,16 +28,18 @@ run() { # config size -> MB/s average
 	uring) out=$("$perf" bw --local --provider uring -s "$size" -D 2 2>/dev/null) ;;
 	dpdk-copy) out=$(WCCL_DPDK_ZCOPY_MIN=0 WCCL_DPDK_EAL="$eal --vdev=net_memif0,role=auto,socket=$sock,bsize=4096" \
 		"$perf" bw --local --provider dpdk -s "$size" -D 2 2>/dev/null) ;;
-	dpdk-zcopy) out=$(WCCL_DPDK_EAL="$eal --vdev=net_memif0,role=auto,socket=$sock,bsize=4096" \
+	dpdk-zcopy) out=$(WCCL_DPDK_ZCOPY_MIN=1024 WCCL_DPDK_EAL="$eal --vdev=net_memif0,role=auto,socket=$sock,bsize=4096" \
 		"$perf" bw --local --provider dpdk -s "$size" -D 2 2>/dev/null) ;;
-	dpdk-nocsum) out=$(WCCL_DPDK_UDP_CSUM=0 WCCL_DPDK_EAL="$eal --vdev=net_memif0,role=auto,socket=$sock,bsize=4096" \
+	dpdk-nocsum) out=$(WCCL_DPDK_UDP_CSUM=0 WCCL_DPDK_ZCOPY_MIN=1024 WCCL_DPDK_EAL="$eal --vdev=net_memif0,role=auto,socket=$sock,bsize=4096" \
+		"$perf" bw --local --provider dpdk -s "$size" -D 2 2>/dev/null) ;;
+	dpdk-copy-nocsum) out=$(WCCL_DPDK_UDP_CSUM=0 WCCL_DPDK_ZCOPY_MIN=0 WCCL_DPDK_EAL="$eal --vdev=net_memif0,role=auto,socket=$sock,bsize=4096" \
 		"$perf" bw --local --provider dpdk -s "$size" -D 2 2>/dev/null) ;;
 	dpdk-default) out=$(WCCL_DPDK_EAL="$eal --vdev=net_memif0,role=auto,socket=$sock" \
 		"$perf" bw --local --provider dpdk -s "$size" -D 2 2>/dev/null) ;;
 	esac
 	echo "$out" | awk '$1 ~ /^[0-9]+$/ && NF >= 5 { v = $4 } END { print v ? v : "fail" }'
 }
-configs="uring dpdk-copy dpdk-zcopy dpdk-nocsum dpdk-default"
+configs=${CONFIGS:-"uring dpdk-copy dpdk-zcopy dpdk-nocsum dpdk-default"}
 declare -A res
 for rep in $(seq "$reps"); do
 	for size in $sizes; do

@@ -254,9 +254,12 @@ static int server(void)
 		      (unsigned long long)st.rx_max_frag,
 		      (unsigned long long)want, mtu);
 		CHECK(st.rx_multiseg > 0, "no chained frame received");
-		CHECK(st.rx_dup < st.rx_data, "duplicate storm: %llu dups",
-		      (unsigned long long)st.rx_dup);
 	}
+	/* A duplicate storm (memif replaying descriptors, seen with chained
+	 * frames in DPDK 22.11) must not hide behind intact data. */
+	CHECK(st.rx_dup < st.rx_data, "duplicate storm: %llu dups for %llu "
+	      "data packets", (unsigned long long)st.rx_dup,
+	      (unsigned long long)st.rx_data);
 	wccl_endpoint_close(ep);
 	wccl_listener_close(l);
 	wccl_mr_deregister(mr);
