@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Small allreduce (and barrier: flags only) among the ranks of one host,
+ * Small allreduce (<= 64 KiB; barrier: flags only) among the ranks of one host,
  * through mailboxes instead of messages. Each rank owns a mailbox in shared memory (wccl_mem,
  * registered with the shm provider for remote reads) that every other
  * rank has mapped. A call copies the input into the rank's own mailbox

@@ -44,7 +44,7 @@ struct comm_peer_info {
 #define COMM_MAX_STRIPES 8
 /* Allreduces of at most this many bytes among the ranks of one host go
  * through shared mailboxes (coll_ll.c). */
-#define COMM_LL_MAX 4096u
+#define COMM_LL_MAX 65536u
 #define COMM_STRIPE_MIN (256u * 1024u)
 
 struct comm_peer {
