@@ -181,7 +181,48 @@ int comm_exchange_info(struct wccl_comm *c, const char *region)
 		c->host_of[r] = h;
 	}
 	free(all);
-	return 0;
+	return comm_check_addresses(c);
+}
+
+/*
+ * Two ranks that advertise the same address would connect to themselves
+ * (seen with a DPDK default IP shared by two ranks): say so now instead of
+ * timing out in the connection set-up.
+ */
+struct addr_ref {
+	const char *addr;
+	int rank;
+};
+
+static int cmp_addr(const void *a, const void *b)
+{
+	return strcmp(((const struct addr_ref *)a)->addr,
+		      ((const struct addr_ref *)b)->addr);
+}
+
+int comm_check_addresses(struct wccl_comm *c)
+{
+	size_t n = 0, cap = (size_t)c->nranks * COMM_MAX_PROVIDERS;
+	struct addr_ref *v = calloc(cap, sizeof(*v));
+	if (!v)
+		return WCCL_ENOMEM;
+	for (int r = 0; r < c->nranks; r++)
+		for (int i = 0; i < COMM_MAX_PROVIDERS; i++)
+			if (c->peers[r].info.addrs[i][0])
+				v[n++] = (struct addr_ref){
+					c->peers[r].info.addrs[i], r };
+	qsort(v, n, sizeof(*v), cmp_addr);
+	int rc = 0;
+	for (size_t k = 1; k < n && !rc; k++)
+		if (v[k].rank != v[k - 1].rank &&
+		    !strcmp(v[k].addr, v[k - 1].addr)) {
+			int a = v[k - 1].rank, b = v[k].rank;
+			rc = comm_fail(c, WCCL_EADDRINUSE, a == c->rank ? b : a,
+				       "rank %d and rank %d both listen at %s",
+				       a < b ? a : b, a < b ? b : a, v[k].addr);
+		}
+	free(v);
+	return rc;
 }
 
 /*
