@@ -217,6 +217,41 @@ static int take_slot(struct coll_plan *p)
 	return s;
 }
 
+/*
+ * Post the parts of step @i's message (@kind XF_SEND or XF_RECV) that are
+ * not posted yet, part k on the peer's connection k. 0 when all are, else
+ * the first error (-WCCL_EAGAIN: the rest go on a later pass).
+ */
+static int post_parts(struct wccl_request *r, int i, struct comm_peer *peer,
+		      enum xfer_kind kind, uint8_t *buf, size_t len,
+		      struct wccl_mr *mr)
+{
+	struct coll_plan *p = r->plan;
+	struct step_state *st = &p->state[i];
+	int send = kind == XF_SEND;
+	uint8_t *posted = send ? &st->send_parts : &st->recv_parts;
+	uint8_t *left = send ? &st->send_left : &st->recv_left;
+	int parts = parts_for(peer, len);
+	while (*posted < parts) {
+		size_t off, n;
+		part_range(len, p->elem_size, parts, *posted, &off, &n);
+		uint64_t ck = cookie(r, kind,
+				     (uint64_t)i |
+					     (uint64_t)*posted << COOKIE_PART_SHIFT);
+		struct wccl_endpoint *ep = peer->eps[*posted];
+		int rc = send ? wccl_post_send(ep, buf + off, n, mr, ck)
+			      : wccl_post_recv(ep, buf + off, n, mr, ck);
+		if (rc)
+			return rc;
+		(*posted)++;
+		(*left)++;
+		st->flags |= send ? STEP_SEND_POSTED : STEP_RECV_POSTED;
+		if (send)
+			r->sends_pending++;
+	}
+	return 0;
+}
+
 /* A receive step is done when all its parts are posted and have arrived;
  * their lengths must add up to the block. */
 static void recv_step_check(struct wccl_request *r, int i)
@@ -277,23 +312,7 @@ static int post_recvs(struct wccl_request *r, int window)
 			s->recv_action == WCCL_RECV_REDUCE
 				? comm_mr_for(c, peer->ctx_index, &p->stage_span)
 				: comm_mr_for(c, peer->ctx_index, &r->buf_span);
-		int parts = parts_for(peer, len), rc = 0;
-		while (st->recv_parts < parts) {
-			size_t off, n;
-			part_range(len, p->elem_size, parts, st->recv_parts,
-				   &off, &n);
-			rc = wccl_post_recv(
-				peer->eps[st->recv_parts], dst + off, n, mr,
-				cookie(r, XF_RECV,
-				       (uint64_t)i |
-					       (uint64_t)st->recv_parts
-						       << COOKIE_PART_SHIFT));
-			if (rc)
-				break;
-			st->recv_parts++;
-			st->recv_left++;
-			st->flags |= STEP_RECV_POSTED;
-		}
+		int rc = post_parts(r, i, peer, XF_RECV, dst, len, mr);
 		if (rc == WCCL_EAGAIN) {
 			if (!st->recv_parts && st->slot >= 0) {
 				p->stage_free |= 1u << st->slot;
@@ -342,24 +361,8 @@ static int post_sends(struct wccl_request *r, int window)
 		struct wccl_mr *mr = comm_mr_for(
 			c, peer->ctx_index,
 			from_input ? &r->in_span : &r->send_span);
-		int parts = parts_for(peer, len), rc = 0;
-		while (st->send_parts < parts) {
-			size_t off, n;
-			part_range(len, p->elem_size, parts, st->send_parts,
-				   &off, &n);
-			rc = wccl_post_send(
-				peer->eps[st->send_parts], src + off, n, mr,
-				cookie(r, XF_SEND,
-				       (uint64_t)i |
-					       (uint64_t)st->send_parts
-						       << COOKIE_PART_SHIFT));
-			if (rc)
-				break;
-			st->send_parts++;
-			st->send_left++;
-			st->flags |= STEP_SEND_POSTED;
-			r->sends_pending++;
-		}
+		int rc = post_parts(r, i, peer, XF_SEND, (uint8_t *)(uintptr_t)src,
+				    len, mr);
 		if (rc == WCCL_EAGAIN)
 			break;
 		if (rc)
