@@ -8,6 +8,7 @@
  *   ring  2 (n-1) (a_worst + S/n / b_worst)
  *   rhd   2 log2(p) a_worst + 2 (p-1)/p S / b_worst
  *         + (n != p) 2 (a_worst + S / b_worst)            fold + unfold
+ *   rd    log2(p) (a_worst + S / b_worst) + the same fold + unfold
  *   tree  chunks of C = min(S/2, 1 MiB) per tree; each chunk costs an
  *         inner node 3 steps per tree up and 3 down, plus the pipeline
  *         fill of D steps each way:
@@ -29,6 +30,7 @@ static const char *const algo_names[WCCL_ALGO_COUNT] = {
 	[WCCL_ALGO_TREE] = "tree",
 	[WCCL_ALGO_RHD] = "rhd",
 	[WCCL_ALGO_HIER] = "hier",
+	[WCCL_ALGO_RD] = "rd",
 };
 
 const char *wccl_algo_name(enum wccl_algo algo)
@@ -115,14 +117,18 @@ double wccl_cost_allreduce_us(const struct wccl_cost_topology *t,
 	switch (algo) {
 	case WCCL_ALGO_RING:
 		return 2.0 * (n - 1) * msg_us(worst, S / n);
-	case WCCL_ALGO_RHD: {
+	case WCCL_ALGO_RHD:
+	case WCCL_ALGO_RD: {
 		int p = 1, lg = 0;
 		while (p * 2 <= n) {
 			p *= 2;
 			lg++;
 		}
-		double us = 2.0 * lg * worst->alpha_us +
-			    2.0 * (p - 1) / p * S / (worst->gbytes_per_s * 1e3);
+		double us = algo == WCCL_ALGO_RD
+				    ? lg * msg_us(worst, S)
+				    : 2.0 * lg * worst->alpha_us +
+					      2.0 * (p - 1) / p * S /
+						      (worst->gbytes_per_s * 1e3);
 		if (n != p)
 			us += 2.0 * msg_us(worst, S);
 		return us;

@@ -36,6 +36,7 @@ enum wccl_algo {
 	WCCL_ALGO_TREE,
 	WCCL_ALGO_RHD,
 	WCCL_ALGO_HIER,
+	WCCL_ALGO_RD,
 	WCCL_ALGO_COUNT
 };
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Recursive halving-doubling (Rabenseifner) allreduce; diagram and contract
- * in schedule.h. Blocks are the p-way split of the buffer, so a window of
- * consecutive blocks is one contiguous range.
+ * Recursive halving-doubling (Rabenseifner) and recursive doubling
+ * allreduce; diagrams and contract in schedule.h. They share the fold of
+ * a non-power-of-two rank count. Blocks are the p-way split of the buffer,
+ * so a window of consecutive blocks is one contiguous range.
  */
 #include <wccl/errors.h>
 
@@ -17,8 +18,8 @@ static struct wccl_block window(uint64_t count, int p, int lo, int hi)
 	return w;
 }
 
-int wccl_sched_rhd_allreduce(const struct wccl_sched_args *args,
-			     struct wccl_step *steps, size_t max_steps)
+static int rhd_allreduce(const struct wccl_sched_args *args,
+			 struct wccl_step *steps, size_t max_steps, bool whole)
 {
 	static const struct wccl_block none;
 	if (!sched_args_ok(args))
@@ -50,10 +51,19 @@ int wccl_sched_rhd_allreduce(const struct wccl_sched_args *args,
 		newrank = r - rem;
 	}
 
+	/* Recursive doubling: the whole buffer each time, reduced on both
+	 * sides (the operations commute, so every rank gets the same bits). */
+	for (int d = 1; whole && d < p; d *= 2) {
+		int partner_new = newrank ^ d;
+		int partner = partner_new < rem ? partner_new * 2 + 1
+						: partner_new + rem;
+		sched_emit(&out, partner, all, partner, all, WCCL_RECV_REDUCE);
+	}
+
 	/* Halving: window [lo, hi) of blocks shrinks to our own block. The
 	 * largest halves travel first, at the largest distance. */
 	int lo = 0, hi = p;
-	for (int d = p / 2; d >= 1; d /= 2) {
+	for (int d = p / 2; !whole && d >= 1; d /= 2) {
 		int partner_new = newrank ^ d;
 		int partner = partner_new < rem ? partner_new * 2 + 1
 						: partner_new + rem;
@@ -72,7 +82,7 @@ int wccl_sched_rhd_allreduce(const struct wccl_sched_args *args,
 	}
 
 	/* Doubling: the reverse, each exchange doubling the window. */
-	for (int d = 1; d < p; d *= 2) {
+	for (int d = 1; !whole && d < p; d *= 2) {
 		int partner_new = newrank ^ d;
 		int partner = partner_new < rem ? partner_new * 2 + 1
 						: partner_new + rem;
@@ -92,4 +102,16 @@ int wccl_sched_rhd_allreduce(const struct wccl_sched_args *args,
 	if (r < 2 * rem)
 		sched_emit(&out, r - 1, all, -1, none, WCCL_RECV_NONE);
 	return sched_finish(&out, true);
+}
+
+int wccl_sched_rhd_allreduce(const struct wccl_sched_args *args,
+			     struct wccl_step *steps, size_t max_steps)
+{
+	return rhd_allreduce(args, steps, max_steps, false);
+}
+
+int wccl_sched_rd_allreduce(const struct wccl_sched_args *args,
+			    struct wccl_step *steps, size_t max_steps)
+{
+	return rhd_allreduce(args, steps, max_steps, true);
 }

@@ -17,8 +17,8 @@
  *
  * Step semantics. A step has at most one send and one receive; they may run
  * concurrently, and the step is complete when both are. The send block and
- * the receive block of one step never overlap, so the order in which the
- * two complete does not matter. Steps run in order. A received block is
+ * the receive block of one step never overlap (but in recursive doubling,
+ * see there), so the order in which the two complete does not matter. Steps run in order. A received block is
  * either copied over the local block (WCCL_RECV_COPY) or reduced into it
  * (WCCL_RECV_REDUCE: local = local OP received).
  *
@@ -155,6 +155,18 @@ int wccl_sched_tree_allreduce(const struct wccl_sched_args *args,
  */
 int wccl_sched_rhd_allreduce(const struct wccl_sched_args *args,
 			     struct wccl_step *steps, size_t max_steps);
+
+/*
+ * Recursive doubling allreduce, for small buffers: the same fold and
+ * unfold, and in between, for d = 1, 2, ..., p/2, the whole buffer is
+ * exchanged with (new rank XOR d) and reduced: log2(p) steps instead of
+ * 2 log2(p), each moving everything. The one schedule whose send and
+ * receive blocks overlap (both the whole buffer): the receive is a REDUCE,
+ * which an executor stages and applies once the step's send has read the
+ * buffer.
+ */
+int wccl_sched_rd_allreduce(const struct wccl_sched_args *args,
+			    struct wccl_step *steps, size_t max_steps);
 
 /*
  * Region-aware allreduce. Ranks are grouped by args->region_of; within a

@@ -154,6 +154,10 @@ static int post_sigs(struct wccl_request *r)
 	for (int i = 0; i < p->n_sig_recv; i++) {
 		int peer = p->sig_recv_peers[i];
 		c->sig_got[peer] = 0;
+		if (c->eager) {
+			r->sigs_pending++; /* coll_eager_match takes it */
+			continue;
+		}
 		int rc = wccl_post_recv(c->peers[peer].ep, sig_in(c, peer),
 					COMM_SIG_LEN, NULL,
 					cookie(r, XF_SIG_RECV, (uint64_t)peer));
@@ -161,6 +165,8 @@ static int post_sigs(struct wccl_request *r)
 			return rc;
 		r->sigs_pending++;
 	}
+	if (c->eager)
+		return 0; /* they go eagerly, first thing in post_sends */
 	for (int i = 0; i < p->n_sig_send; i++) {
 		int peer = p->sig_send_peers[i];
 		coll_sig_encode(r, sig_out(c, peer));
@@ -194,6 +200,15 @@ static int send_in_flight_over(struct wccl_request *r, int upto,
 			return 1;
 	}
 	return 0;
+}
+
+/* Has step @i a send over its own receive block that has not read it yet
+ * (recursive doubling: both are the whole buffer)? */
+static int own_send_unread(const struct wccl_request *r, int i)
+{
+	const struct wccl_step *s = &r->plan->steps[i];
+	return s->send_peer >= 0 && overlaps(s->send, s->recv) &&
+	       !(r->plan->state[i].flags & STEP_SEND_DONE);
 }
 
 /* Will an unfinished receive of a step before @upto still write @b? */
@@ -290,6 +305,14 @@ static int post_recvs(struct wccl_request *r, int window)
 			r->next_recv++;
 			continue;
 		}
+		size_t len = s->recv.count * p->elem_size;
+		if (coll_eager_on(c, len)) {
+			/* Nothing to post: it lands in an inbox slot, and
+			 * finish_steps takes it from there. */
+			st->flags |= STEP_RECV_POSTED;
+			r->next_recv++;
+			continue;
+		}
 		uint8_t *dst;
 		if (s->recv_action == WCCL_RECV_REDUCE) {
 			if (st->slot < 0) {
@@ -306,7 +329,6 @@ static int post_recvs(struct wccl_request *r, int window)
 				break;
 			dst = r->buf + s->recv.offset * p->elem_size;
 		}
-		size_t len = s->recv.count * p->elem_size;
 		struct comm_peer *peer = &c->peers[s->recv_peer];
 		struct wccl_mr *mr =
 			s->recv_action == WCCL_RECV_REDUCE
@@ -328,11 +350,32 @@ static int post_recvs(struct wccl_request *r, int window)
 	return 0;
 }
 
+/* Eager signatures go before any data (a receiver matches them first). */
+static int send_eager_sigs(struct wccl_request *r)
+{
+	struct coll_plan *p = r->plan;
+	while (r->next_sig < p->n_sig_send) {
+		uint8_t sig[COMM_SIG_LEN];
+		coll_sig_encode(r, sig);
+		int rc = coll_eager_send(r, p->sig_send_peers[r->next_sig], 1,
+					 sig, sizeof(sig));
+		if (rc)
+			return rc;
+		r->next_sig++;
+	}
+	return 0;
+}
+
 /* Post the sends whose data is final, in step order. */
 static int post_sends(struct wccl_request *r, int window)
 {
 	struct wccl_comm *c = r->comm;
 	struct coll_plan *p = r->plan;
+	if (c->eager) {
+		int rc = send_eager_sigs(r);
+		if (rc)
+			return rc == WCCL_EAGAIN ? 0 : rc;
+	}
 	while (r->next_send < p->nsteps && r->next_send < r->next_finish + window) {
 		int i = r->next_send;
 		const struct wccl_step *s = &p->steps[i];
@@ -357,6 +400,17 @@ static int post_sends(struct wccl_request *r, int window)
 			r->next_send++;
 			continue;
 		}
+		if (coll_eager_on(c, len)) {
+			/* Copied out at once: the step's range is free again. */
+			int rc = coll_eager_send(r, s->send_peer, 0, src, len);
+			if (rc == WCCL_EAGAIN)
+				break;
+			if (rc)
+				return rc;
+			st->flags |= STEP_SEND_POSTED | STEP_SEND_DONE;
+			r->next_send++;
+			continue;
+		}
 		struct comm_peer *peer = &c->peers[s->send_peer];
 		struct wccl_mr *mr = comm_mr_for(
 			c, peer->ctx_index,
@@ -372,6 +426,24 @@ static int post_sends(struct wccl_request *r, int window)
 	return 0;
 }
 
+/* An eager receive's data, in its inbox slot: into the buffer. */
+static int finish_eager(struct wccl_request *r, const struct wccl_step *s,
+			struct step_state *st)
+{
+	struct coll_plan *p = r->plan;
+	int rc = 0;
+	if (s->recv_action == WCCL_RECV_REDUCE) {
+		rc = coll_lazy_reduce(r, s->recv, st->eager);
+	} else {
+		memcpy(r->buf + s->recv.offset * p->elem_size, st->eager,
+		       s->recv.count * p->elem_size);
+		coll_lazy_overwritten(r, s->recv);
+	}
+	st->eager = NULL;
+	coll_eager_release(r->comm, s->recv_peer);
+	return rc;
+}
+
 /* Finish steps in order: reduce what arrived into the buffer. */
 static int finish_steps(struct wccl_request *r)
 {
@@ -384,9 +456,17 @@ static int finish_steps(struct wccl_request *r)
 		int has_recv = s->recv_peer >= 0;
 		if (has_recv && !(st->flags & STEP_RECV_DONE))
 			break;
-		if (s->recv_action == WCCL_RECV_REDUCE) {
+		if (st->eager) {
+			if (send_in_flight_over(r, i + 1, s->recv) ||
+			    own_send_unread(r, i))
+				break;
+			int rc = finish_eager(r, s, st);
+			if (rc)
+				return rc;
+		} else if (s->recv_action == WCCL_RECV_REDUCE) {
 			/* Reducing writes the block: no send may read it. */
-			if (send_in_flight_over(r, i + 1, s->recv))
+			if (send_in_flight_over(r, i + 1, s->recv) ||
+			    own_send_unread(r, i))
 				break;
 			int rc = coll_lazy_reduce(
 				r, s->recv,
@@ -417,7 +497,7 @@ static void request_start(struct wccl_request *r)
 	p->stage_free = p->stage_slots >= 32 ? ~0u
 					     : (1u << p->stage_slots) - 1;
 	r->next_recv = r->next_send = r->next_finish = r->send_low = 0;
-	r->sends_pending = r->sigs_pending = 0;
+	r->sends_pending = r->sigs_pending = r->next_sig = 0;
 	r->started = 1;
 	int rc = coll_prepare_buffers(r);
 	if (!rc) {
@@ -456,6 +536,8 @@ static void advance(struct wccl_request *r)
 	int window = p->stage_slots > 0 ? p->stage_slots + 2 : 8;
 	for (int round = 0; round < 4 && !r->status; round++) {
 		int before = r->next_recv + r->next_send + r->next_finish;
+		if (r->comm->eager)
+			coll_eager_match(r);
 		int rc = post_recvs(r, window);
 		if (!rc)
 			rc = post_sends(r, window);
@@ -544,7 +626,7 @@ static int fully_posted(const struct wccl_request *r)
 static int rank_of_ep(struct wccl_comm *c, struct wccl_endpoint *ep)
 {
 	for (int i = 0; i < c->nranks; i++)
-		for (int k = 0; k < c->peers[i].nstripes; k++)
+		for (int k = 0; k < c->peers[i].nconns; k++)
 			if (c->peers[i].eps[k] == ep)
 				return i;
 	return -1;
@@ -552,6 +634,10 @@ static int rank_of_ep(struct wccl_comm *c, struct wccl_endpoint *ep)
 
 void comm_on_completion(struct wccl_comm *c, const struct wccl_completion *wc)
 {
+	if (coll_eager_cookie(wc->cookie)) {
+		coll_eager_completion(c, wc);
+		return;
+	}
 	uint64_t slot = wc->cookie >> 48;
 	enum xfer_kind kind = (enum xfer_kind)((wc->cookie >> 40) & 0xff);
 	uint64_t idx = wc->cookie & ((1ull << 40) - 1);

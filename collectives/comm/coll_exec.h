@@ -29,6 +29,22 @@ void coll_ll_start(struct wccl_request *r);
 void coll_ll_advance(struct wccl_request *r);
 int coll_ll_waiting_on(struct wccl_request *r, char *buf, size_t len,
 		       int *never_called);
+/* coll_eager.c: small messages and signatures without a rendezvous. */
+/* Does a @len-byte message go eagerly? (Both ends answer alike.) */
+int coll_eager_on(const struct wccl_comm *c, size_t len);
+/* Copy @len bytes (a signature if @sig) into an outbox slot and send it to
+ * @peer; -WCCL_EAGAIN while every slot is in flight. */
+int coll_eager_send(struct wccl_request *r, int peer, int sig,
+		    const void *src, size_t len);
+/* Match what arrived for @r: signatures are checked, data lands in its
+ * step's state (->eager, STEP_RECV_DONE). */
+void coll_eager_match(struct wccl_request *r);
+/* The step holding @peer's oldest matched slot is finished with it. */
+void coll_eager_release(struct wccl_comm *c, int peer);
+int coll_eager_cookie(uint64_t cookie);
+void coll_eager_completion(struct wccl_comm *c,
+			   const struct wccl_completion *wc);
+
 /* coll_exec.c: @r's signature (COMM_SIG_LEN bytes), and the check of a
  * peer's against it (a difference fails @r naming the peer). */
 void coll_sig_encode(const struct wccl_request *r, uint8_t *out);

@@ -78,7 +78,7 @@ static int choose_allreduce(struct wccl_comm *c, struct coll_plan *p,
 			return a;
 		}
 		WCCL_WARN(WCCL_SUB_TUNER,
-			  "WCCL_ALGO='%s' is not ring, tree, rhd or hier; "
+			  "WCCL_ALGO='%s' is not ring, tree, rhd, rd or hier; "
 			  "choosing by cost",
 			  force);
 	}
@@ -94,6 +94,7 @@ static sched_fn pick_schedule(struct wccl_comm *c, struct coll_plan *p)
 		[WCCL_ALGO_TREE] = wccl_sched_tree_allreduce,
 		[WCCL_ALGO_RHD] = wccl_sched_rhd_allreduce,
 		[WCCL_ALGO_HIER] = wccl_sched_hier_allreduce,
+		[WCCL_ALGO_RD] = wccl_sched_rd_allreduce,
 	};
 	p->algo = -1;
 	switch (p->shape.kind) {
@@ -101,7 +102,7 @@ static sched_fn pick_schedule(struct wccl_comm *c, struct coll_plan *p)
 		p->algo = choose_allreduce(c, p, p->elems * p->elem_size);
 		return allreduce[p->algo];
 	case COLL_BARRIER:
-		return wccl_sched_rhd_allreduce;
+		return wccl_sched_rd_allreduce;
 	case COLL_BROADCAST:
 		return wccl_sched_chain_broadcast;
 	case COLL_REDUCE:

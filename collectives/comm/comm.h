@@ -36,12 +36,15 @@ struct comm_peer_info {
 	char region[COMM_REGION_LEN];
 	char addrs[COMM_MAX_PROVIDERS][WCCL_ADDR_MAX]; /* "" = none */
 	uint32_t cross_streams; /* its WCCL_CROSS_STREAMS */
+	uint32_t eager_bytes;   /* its WCCL_EAGER_BYTES */
 };
 
 /* Connections to one cross-region peer, at most; messages of at least
  * COMM_STRIPE_MIN bytes are split evenly across them. A constant, not a
  * tunable: both ends must split alike. */
 #define COMM_MAX_STRIPES 8
+/* ...plus one for small messages (coll_eager.c) */
+#define COMM_MAX_CONNS (COMM_MAX_STRIPES + 1)
 /* Allreduces of at most this many bytes among the ranks of one host go
  * through shared mailboxes (coll_ll.c). */
 #define COMM_LL_MAX 65536u
@@ -50,8 +53,9 @@ struct comm_peer_info {
 struct comm_peer {
 	struct comm_peer_info info;
 	struct wccl_endpoint *ep; /* NULL for self; = eps[0] */
-	struct wccl_endpoint *eps[COMM_MAX_STRIPES];
-	int nstripes; /* endpoints in eps[] (1 unless another region) */
+	struct wccl_endpoint *eps[COMM_MAX_CONNS];
+	int nstripes; /* data endpoints in eps[] (1 unless another region) */
+	int nconns;   /* nstripes, + 1: eps[nstripes] is the eager channel */
 	int ctx_index;            /* which of comm->ctx */
 	int region_id;            /* dense region number */
 	int host_index;           /* dense host number */
@@ -72,6 +76,7 @@ struct comm_ctx {
 	struct wccl_context *ctx;
 	struct wccl_cq *cq;
 	struct wccl_listener *listener;
+	struct wccl_mr *eager_mr; /* the eager slots, registered here */
 	int npeers; /* peers reached through it: 0 = nothing to poll */
 };
 
@@ -114,6 +119,7 @@ struct step_state {
 	 * per connection: how many are posted, how many still due. */
 	uint8_t send_parts, recv_parts, send_left, recv_left;
 	uint64_t recv_len; /* bytes that arrived */
+	const uint8_t *eager; /* an eager receive's data, in its inbox slot */
 };
 
 /*
@@ -171,6 +177,7 @@ struct wccl_request {
 	int send_low; /* steps below have no send in flight */
 	int sends_pending;
 	int sigs_pending;
+	int next_sig; /* eager signatures sent */
 	int started;
 	int status;
 	int done;
@@ -209,6 +216,11 @@ struct wccl_comm {
 	struct coll_plan plans[COMM_PLAN_CACHE];
 	uint64_t plan_clock;
 
+	/* Small messages and signatures go ahead without a receive being
+	 * posted for them: into slots always posted on a connection of their
+	 * own (coll_eager.c). */
+	struct comm_eager *eager; /* NULL: off */
+	size_t eager_max; /* largest eager payload, agreed at init; 0: off */
 	/* Signatures: one outgoing and one incoming slot per peer. */
 	uint8_t *sig;
 	uint8_t *sig_got; /* per peer: its signature arrived this call */

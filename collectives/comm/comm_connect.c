@@ -4,7 +4,9 @@
  * an all-gather of every rank's addresses, then one endpoint per peer
  * (full mesh), or several to a peer in another region (WCCL_CROSS_STREAMS,
  * the fewer of the two ranks' values): one TCP flow collapses on a lossy
- * long-haul path, several striped ones keep it full. The lower rank of a
+ * long-haul path, several striped ones keep it full. With eager messages on
+ * (coll_eager.c) each peer gets one more connection, for small messages
+ * only, whose receives are always posted. The lower rank of a
  * pair connects and names itself (and the stripe) in its first message;
  * the higher one accepts.
  */
@@ -94,13 +96,13 @@ struct wccl_mr *comm_mr_for(struct wccl_comm *c, int ctx_index,
 void comm_close_contexts(struct wccl_comm *c)
 {
 	/* Endpoints accepted but never named (a failed set-up). */
-	for (int i = 0; c->accepted && i < c->nranks * COMM_MAX_STRIPES; i++)
+	for (int i = 0; c->accepted && i < c->nranks * COMM_MAX_CONNS; i++)
 		if (c->accepted[i]) {
 			wccl_endpoint_close(c->accepted[i]);
 			c->accepted[i] = NULL;
 		}
 	for (int r = 0; c->peers && r < c->nranks; r++) {
-		for (int k = 0; k < COMM_MAX_STRIPES; k++)
+		for (int k = 0; k < COMM_MAX_CONNS; k++)
 			if (c->peers[r].eps[k]) {
 				wccl_endpoint_close(c->peers[r].eps[k]);
 				c->peers[r].eps[k] = NULL;
@@ -112,6 +114,8 @@ void comm_close_contexts(struct wccl_comm *c)
 		for (int k = 0; k < COMM_MR_CACHE; k++)
 			if (x->mrs[k].mr)
 				wccl_mr_deregister(x->mrs[k].mr);
+		if (x->eager_mr)
+			wccl_mr_deregister(x->eager_mr);
 		if (x->listener)
 			wccl_listener_close(x->listener);
 		if (x->cq)
@@ -144,6 +148,7 @@ int comm_exchange_info(struct wccl_comm *c, const char *region)
 		.cross_streams = streams < 1 ? 1u
 				 : streams > COMM_MAX_STRIPES ? COMM_MAX_STRIPES
 							      : (uint32_t)streams,
+		.eager_bytes = (uint32_t)wccl_param_int(WCCL_PARAM_EAGER_BYTES),
 	};
 	gethostname(me.hostname, sizeof(me.hostname) - 1);
 	snprintf(me.region, sizeof(me.region), "%s", region);
@@ -181,6 +186,7 @@ int comm_exchange_info(struct wccl_comm *c, const char *region)
 		c->host_of[r] = h;
 	}
 	free(all);
+	comm_eager_agree(c);
 	return comm_check_addresses(c);
 }
 
@@ -284,7 +290,7 @@ int comm_connect_mesh(struct wccl_comm *c)
 	uint64_t deadline = wccl_deadline_ns(c->timeout_ms);
 	/* Kept in the communicator: in-flight messages may outlive a failed
 	 * set-up until the endpoints are closed. */
-	const size_t slots = (size_t)c->nranks * COMM_MAX_STRIPES;
+	const size_t slots = (size_t)c->nranks * COMM_MAX_CONNS;
 	c->hello = calloc(2 * slots, sizeof(struct hello));
 	c->accepted = calloc(slots, sizeof(*c->accepted));
 	uint8_t *posted = calloc(slots, 1);
@@ -312,14 +318,15 @@ int comm_connect_mesh(struct wccl_comm *c)
 			goto out;
 		}
 		p->nstripes = stripes_to(c, p);
+		p->nconns = p->nstripes + (c->eager_max > 0);
 		c->ctx[p->ctx_index].npeers++;
 		if (r < c->rank) {
-			expect_accepts[p->ctx_index] += p->nstripes;
-			to_name += p->nstripes;
+			expect_accepts[p->ctx_index] += p->nconns;
+			to_name += p->nconns;
 			continue;
 		}
 		struct comm_ctx *x = &c->ctx[p->ctx_index];
-		for (int k = 0; k < p->nstripes; k++) {
+		for (int k = 0; k < p->nconns; k++) {
 			rc = wccl_connect(x->ctx, addr, x->cq, &p->eps[k]);
 			if (rc) {
 				rc = comm_fail(c, rc, r,
@@ -329,13 +336,14 @@ int comm_connect_mesh(struct wccl_comm *c)
 			}
 		}
 		p->ep = p->eps[0];
-		WCCL_INFO(WCCL_SUB_COLL, "rank %d -> rank %d via %s (%d %s)",
+		WCCL_INFO(WCCL_SUB_COLL, "rank %d -> rank %d via %s (%d %s%s)",
 			  c->rank, r, addr, p->nstripes,
-			  p->nstripes > 1 ? "connections" : "connection");
+			  p->nstripes > 1 ? "connections" : "connection",
+			  p->nconns > p->nstripes ? " + 1 eager" : "");
 	}
 	for (int r = c->rank + 1; r < c->nranks; r++) {
 		struct comm_peer *p = &c->peers[r];
-		for (int k = 0; k < p->nstripes; k++) {
+		for (int k = 0; k < p->nconns; k++) {
 			int ms = (int)((deadline - wccl_now_ns()) / 1000000);
 			rc = wccl_endpoint_wait_established(p->eps[k],
 							    ms > 0 ? ms : 1);
@@ -346,7 +354,7 @@ int comm_connect_mesh(struct wccl_comm *c)
 						       p->eps[k]));
 				goto out;
 			}
-			struct hello *h = &hello_out[r * COMM_MAX_STRIPES + k];
+			struct hello *h = &hello_out[r * COMM_MAX_CONNS + k];
 			*h = (struct hello){ .magic = HELLO_MAGIC,
 					     .rank = (uint32_t)c->rank,
 					     .host_id = c->peers[c->rank]
@@ -386,7 +394,7 @@ int comm_connect_mesh(struct wccl_comm *c)
 		}
 		if (wccl_now_ns() > deadline) {
 			for (int r = 0; r < c->rank; r++)
-				if (!c->peers[r].eps[c->peers[r].nstripes - 1]) {
+				if (!c->peers[r].eps[c->peers[r].nconns - 1]) {
 					rc = comm_fail(c, WCCL_ETIMEDOUT, r,
 						       "rank %d (host %s) never "
 						       "connected",
@@ -427,7 +435,7 @@ int comm_connect_mesh(struct wccl_comm *c)
 				    h->magic != HELLO_MAGIC ||
 				    h->rank >= (uint32_t)c->rank ||
 				    h->stripe >=
-					    (uint32_t)c->peers[h->rank].nstripes ||
+					    (uint32_t)c->peers[h->rank].nconns ||
 				    c->peers[h->rank].eps[h->stripe]) {
 					rc = comm_fail(c, WCCL_EPROTO, -1,
 						       "bad hello from %s",

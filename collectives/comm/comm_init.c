@@ -79,6 +79,7 @@ static void comm_free(struct wccl_comm *c)
 	comm_flush_requests(c, WCCL_EABORTED);
 	comm_ll_teardown(c);
 	comm_close_contexts(c);
+	comm_eager_free(c);
 	comm_free_plans(c);
 	if (c->bs)
 		wccl_bootstrap_close(c->bs);
@@ -145,6 +146,8 @@ static int comm_init(struct wccl_comm **out, int nranks, int rank,
 		comm_pace_cross_links(c);
 	if (!rc)
 		rc = comm_ll_setup(c);
+	if (!rc)
+		rc = comm_eager_setup(c);
 	/* Everyone connected before anyone starts a collective. */
 	if (!rc)
 		rc = wccl_bootstrap_barrier(c->bs, c->timeout_ms);

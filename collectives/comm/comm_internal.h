@@ -48,6 +48,12 @@ void comm_pace_cross_links(struct wccl_comm *c);
 /* coll_ll.c: mailboxes for small allreduces among the ranks of one host;
  * every rank calls it, and all agree whether they are on. */
 int comm_ll_setup(struct wccl_comm *c);
+/* coll_eager.c: the eager message size all ranks agree on (from the
+ * all-gathered infos), the slots (after the mesh is up), and freeing them
+ * (after the contexts are closed). */
+void comm_eager_agree(struct wccl_comm *c);
+int comm_eager_setup(struct wccl_comm *c);
+void comm_eager_free(struct wccl_comm *c);
 /* comm_connect.c: fail naming the ranks if two advertise one address. */
 int comm_check_addresses(struct wccl_comm *c);
 void comm_ll_teardown(struct wccl_comm *c);

@@ -584,8 +584,9 @@ int main(int argc, char **argv)
 	bad |= launch(n, "", "all", 1);
 	if (n <= 4)
 		bad |= launch(n, "", "large", 1);
-	static const char *const algos[] = { "ring", "tree", "rhd", "hier" };
-	for (int a = 0; a < 4; a++)
+	static const char *const algos[] = { "ring", "tree", "rhd", "rd",
+					     "hier" };
+	for (int a = 0; a < 5; a++)
 		bad |= launch(n, algos[a], "algo", 1);
 	return bad;
 }

@@ -89,6 +89,7 @@ struct uring_txop {
 	int32_t status;
 	uint16_t notif_pending; /* SEND_ZC notifications still due */
 	uint8_t wop;            /* enum wccl_op at completion */
+	bool local;             /* completes on the wire, no ACK wanted */
 };
 
 struct uring_rxpost {
@@ -150,6 +151,8 @@ struct uring_ep {
 	struct uring_nak *naks;
 	uint32_t nak_head, nak_count;
 	uint64_t ack_to, ack_sent;
+	uint64_t ack_want; /* last op applied whose sender waits for an ACK */
+	bool send_local;   /* WCCL_EP_ATTR_SEND_LOCAL_COMPLETION */
 	bool ack_corked;    /* a lone ACK sits in the socket (MSG_MORE) */
 	bool rx_answered;   /* we posted between the last two messages in */
 	uint64_t tx_post_at_rx;

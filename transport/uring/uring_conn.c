@@ -502,6 +502,9 @@ int uring_endpoint_set_attr(struct wccl_endpoint *e, int attr, uint64_t v)
 		}
 		return rc ? -errno : 0;
 	}
+	case WCCL_EP_ATTR_SEND_LOCAL_COMPLETION:
+		ep->send_local = v != 0;
+		return 0;
 	default:
 		return WCCL_EOPNOTSUPP;
 	}
@@ -531,6 +534,9 @@ int uring_endpoint_get_attr(struct wccl_endpoint *e, int attr, uint64_t *v)
 		*v = x;
 		return 0;
 	}
+	case WCCL_EP_ATTR_SEND_LOCAL_COMPLETION:
+		*v = ep->send_local;
+		return 0;
 	default:
 		return WCCL_EOPNOTSUPP;
 	}

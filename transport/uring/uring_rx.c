@@ -224,10 +224,16 @@ static void uring_rx_finish(struct uring_ep *ep)
 		uring_cq_push(cq, &c, true);
 	else
 		cq->reserved--;
-	if (ep->cur_status)
+	/* A SEND its sender completed already wants neither (its receiver
+	 * has the error, if any). */
+	bool noack = h->op == URING_OP_SEND && (h->imm & URING_SEND_NOACK);
+	if (ep->cur_status && !noack) {
 		uring_tx_queue_nak(ep, h->seq, ep->cur_status);
-	else
+	} else {
 		ep->ack_to = h->seq;
+		if (!noack)
+			ep->ack_want = h->seq;
+	}
 	/* Request/response traffic: we posted something since the last
 	 * message came in, so an answer to this one is likely too. */
 	ep->rx_answered = ep->tx_post != ep->tx_post_at_rx;
@@ -295,6 +301,10 @@ static bool uring_rx_header(struct uring_ep *ep)
 				       (unsigned long long)h.seq,
 				       (unsigned long long)ep->rx_seq);
 			return false;
+		}
+		if (h.op == URING_OP_SEND && h.offset > ep->peer_credits) {
+			ep->peer_credits = h.offset; /* our SENDs may go on */
+			uring_mark_dirty(ep);
 		}
 		if (!uring_rx_begin(ep, &h))
 			return false;

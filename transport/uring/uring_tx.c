@@ -38,6 +38,7 @@ static int uring_tx_post(struct uring_ep *ep, const struct uring_wire_hdr *h,
 	op->status = 0;
 	op->notif_pending = 0;
 	op->wop = wop;
+	op->local = wop == WCCL_OP_SEND && (h->imm & URING_SEND_NOACK);
 	op->fixed = -1;
 	if (mr && (const uint8_t *)buf >= (const uint8_t *)mr->addr &&
 	    h->len <= mr->len &&
@@ -57,7 +58,10 @@ int uring_post_send(struct wccl_endpoint *e, const void *buf, size_t len,
 {
 	if (!e)
 		return WCCL_EINVAL;
-	struct uring_wire_hdr h = { .op = URING_OP_SEND, .len = len };
+	struct uring_ep *ep = URING_EP(e);
+	struct uring_wire_hdr h = { .op = URING_OP_SEND, .len = len,
+				    .imm = ep->send_local ? URING_SEND_NOACK
+							  : 0 };
 	return uring_tx_post(URING_EP(e), &h, buf, mr, cookie, WCCL_OP_SEND);
 }
 
@@ -103,7 +107,9 @@ int uring_tx_ack(struct uring_ep *ep, const struct uring_wire_hdr *h)
 				      (unsigned long long)h->seq,
 				      (unsigned long long)ep->tx_post - 1);
 	if (h->op == URING_OP_NAK) {
-		if (h->seq <= ep->tx_acked)
+		/* (an op completed locally is never NAKed: its slot may
+		 * hold a newer op already) */
+		if (h->seq <= ep->tx_acked || h->seq < ep->tx_done)
 			return uring_ep_failf(ep, WCCL_EPROTO,
 					      "NAK for seq %llu already acked",
 					      (unsigned long long)h->seq);
@@ -136,12 +142,15 @@ void uring_tx_queue_nak(struct uring_ep *ep, uint64_t seq, int err)
 	uring_mark_dirty(ep);
 }
 
-/* Complete, in order, ops the target has acked and the kernel released. */
+/* Complete, in order, ops the target has acked (or that want no ACK) and
+ * the kernel released. */
 static bool uring_tx_complete(struct uring_ep *ep)
 {
 	struct uring_cq *cq = URING_CQ(ep->base.cq);
-	while (ep->tx_done < ep->tx_wire && ep->tx_done <= ep->tx_acked) {
+	while (ep->tx_done < ep->tx_wire) {
 		struct uring_txop *op = &ep->tx[ep->tx_done & ep->mask];
+		if (ep->tx_done > ep->tx_acked && !op->local)
+			return true;
 		if (op->notif_pending)
 			return true;
 		struct wccl_completion c = { .cookie = op->cookie,
@@ -166,7 +175,7 @@ bool uring_tx_flush(struct uring_ep *ep, int err)
 		if (op->notif_pending && !ep->closing)
 			return false;
 		bool acked = ep->tx_done < ep->tx_wire &&
-			     ep->tx_done <= ep->tx_acked;
+			     (ep->tx_done <= ep->tx_acked || op->local);
 		struct wccl_completion c = { .cookie = op->cookie,
 					     .ep = &ep->base,
 					     .len = op->len,
@@ -314,6 +323,29 @@ static void uring_ctrl_add(struct uring_ep *ep, uint32_t *nctrl, uint8_t op,
 	(*nctrl)++;
 }
 
+/*
+ * Should a control header tell the peer our receive credits now? When it
+ * knows of fewer than half the receives we have free: then it may be
+ * about to wait for one (so never later than when it knows of none), and
+ * otherwise the news rides on our next SEND or ACK.
+ */
+static bool uring_credits_low(const struct uring_ep *ep)
+{
+	uint64_t known = ep->credits_sent > ep->rq_done
+				 ? ep->credits_sent - ep->rq_done
+				 : 0;
+	return ep->rq_post > ep->credits_sent &&
+	       2 * known < ep->rq_post - ep->rq_done;
+}
+
+/* Does the next op to go out carry our credits (a SEND that may go)? */
+static bool uring_tx_send_next(const struct uring_ep *ep)
+{
+	return ep->tx_wire < ep->tx_post &&
+	       ep->tx[ep->tx_wire & ep->mask].wop == WCCL_OP_SEND &&
+	       ep->sends_wired < ep->peer_credits;
+}
+
 /* Whether an op can go on the wire now (a SEND needs a peer credit). */
 static bool uring_tx_ready(const struct uring_ep *ep)
 {
@@ -365,14 +397,16 @@ static bool uring_tx_build(struct uring_ep *ep)
 		ep->nak_count--;
 	}
 	/* NAKs go first: ACK(n) after NAK(k <= n) keeps k's error. An ACK
-	 * also goes when only our receive credits have grown. */
+	 * goes when an op waits for one, or with credits the peer needs and
+	 * no SEND of ours would carry. Anything else rides along later. */
 	bool cork = false;
-	if (ep->ack_to > ep->ack_sent || ep->rq_post > ep->credits_sent) {
+	if (ep->ack_want > ep->ack_sent ||
+	    (uring_credits_low(ep) && !uring_tx_send_next(ep))) {
 		cork = !nctrl && uring_tx_may_cork(ep);
 		uring_ctrl_add(ep, &nctrl, URING_OP_ACK, ep->ack_to, 0);
 		ep->ack_sent = ep->ack_to;
+		ep->credits_sent = ep->rq_post;
 	}
-	ep->credits_sent = ep->rq_post;
 	uint64_t seq = ep->tx_wire, bytes = 0;
 	ep->batch_has_payload = false;
 	while (seq < ep->tx_post && ep->iov_cnt + 2 <= 2 * URING_IOV_MAX &&
@@ -384,6 +418,10 @@ static bool uring_tx_build(struct uring_ep *ep)
 			if (ep->sends_wired >= ep->peer_credits)
 				break;
 			ep->sends_wired++;
+			/* Our credits ride in the offset, always current. */
+			for (int b = 0; b < 8; b++)
+				op->hdr[32 + b] = (uint8_t)(ep->rq_post >> (8 * b));
+			ep->credits_sent = ep->rq_post;
 		}
 		uring_iov_add(ep, op->hdr, URING_WIRE_HDR_LEN);
 		seq++;

@@ -12,6 +12,9 @@
  *   3  op u8                                 32 offset u64
  *
  * ACK(seq): every op up to seq was applied at the target.
+ * SEND: offset = receives its sender has posted so far (credits, as in
+ * every control header); imm & URING_SEND_NOACK: its sender completed it
+ * locally and wants no ACK (nor a NAK) for it.
  * NAK(seq, imm = positive wccl error code): op seq failed, those before
  * it were applied.
  */
@@ -19,9 +22,12 @@
 #include <stdint.h>
 
 #define URING_WIRE_MAGIC 0x5743u /* "CW" on the wire */
-#define URING_WIRE_VERSION 2u /* 2: receive credits in control headers */
+/* 2: receive credits in control headers; 3: and in SEND headers
+ * (offset), and SENDs that want no ACK */
+#define URING_WIRE_VERSION 3u
 #define URING_WIRE_HDR_LEN 40u
 #define URING_WIRE_MAX_MSG (1ull << 30)
+#define URING_SEND_NOACK 1u
 
 enum uring_wire_op {
 	URING_OP_HELLO = 1,
