@@ -582,6 +582,15 @@ int main(int argc, char **argv)
 		return bad;
 	}
 	bad |= launch(n, "", "all", 1);
+	/* Small messages go eagerly by default: run the rendezvous path for
+	 * all of them too (2, 5 ranks), and a limit that splits one call
+	 * between both paths (3, 4 ranks). */
+	if (n >= 2 && n <= 5) {
+		setenv("WCCL_EAGER_BYTES", n == 2 || n == 5 ? "0" : "256", 1);
+		printf("WCCL_EAGER_BYTES=%s:\n", getenv("WCCL_EAGER_BYTES"));
+		bad |= launch(n, "", "all", 1);
+		unsetenv("WCCL_EAGER_BYTES");
+	}
 	if (n <= 4)
 		bad |= launch(n, "", "large", 1);
 	static const char *const algos[] = { "ring", "tree", "rhd", "rd",

@@ -31,6 +31,7 @@
 
 #include "core/params.h"
 #include "itest.h"
+#include "transport/provider.h"
 
 static const char *prov;
 
@@ -883,6 +884,93 @@ static void unmatched_send_does_not_block_acks(void **state)
 	const struct itest_case c = {.name = "unmatched_send_does_not_block_acks",
 				     .a = unmatched_a,
 				     .b = unmatched_b,
+				     .timeout_ms = 60000};
+	run_case(&c);
+}
+
+/* ---- sends complete at the sender (WCCL_EP_ATTR_SEND_LOCAL_COMPLETION) - */
+
+#define LOCAL_SENDS 16
+
+/*
+ * The receiver posts its receives, tells the sender, then makes no wccl
+ * call until the sender reports: with the attribute on, every send must
+ * complete meanwhile (nothing comes back from the quiet receiver); then
+ * the data must all be there. A provider without the attribute (it says
+ * -EOPNOTSUPP) is only checked for the data.
+ */
+static int local_receiver(struct itest_side *s)
+{
+	uint8_t *buf = itest_alloc(s, LOCAL_SENDS * 256);
+	for (int k = 0; k < LOCAL_SENDS; k++)
+		ICHECK_OK(s, wccl_post_recv(s->ep, buf + 256 * k, 256, NULL,
+					    0xc000u + (uint64_t)k));
+	/* One pass tells the sender about the receives. */
+	for (int i = 0; i < 20; i++) {
+		itest_poll_stash(s);
+		usleep(500);
+	}
+	send_msg(s, 'r');
+	char got = 0;
+	itest_ctl_recv(s, &got, 1, 30000, 0); /* quiet: no wccl call */
+	ICHECK(s, got == 'd' || got == 'u', "control: got '%c'", got);
+	for (int k = 0; k < LOCAL_SENDS; k++) {
+		char what[64];
+		snprintf(what, sizeof(what), "recv %d of a quiet receiver", k);
+		itest_expect(s, WCCL_OP_RECV, 0xc000u + (uint64_t)k, 0,
+			     100u + (unsigned)k, T_OP, what);
+		check_data(s, buf + 256 * k, 100u + (unsigned)k, 0x10c0u + k,
+			   what);
+	}
+	send_msg(s, 'k');
+	itest_free(buf, LOCAL_SENDS * 256);
+	return 0;
+}
+
+static int local_sender(struct itest_side *s)
+{
+	uint8_t *buf = itest_alloc(s, LOCAL_SENDS * 256);
+	int rc = wccl_endpoint_set_attr(
+		s->ep, WCCL_EP_ATTR_SEND_LOCAL_COMPLETION, 1);
+	int local = rc == 0;
+	if (!local)
+		ICHECK(s, rc == WCCL_EOPNOTSUPP, "set_attr: %s",
+		       wccl_strerror(rc));
+	uint64_t v = 0;
+	if (local) {
+		ICHECK_OK(s, wccl_endpoint_get_attr(
+				     s->ep, WCCL_EP_ATTR_SEND_LOCAL_COMPLETION,
+				     &v));
+		ICHECK(s, v == 1, "get_attr says %llu", (unsigned long long)v);
+	} else {
+		printf("%s: no local send completion; data only\n", s->prov);
+	}
+	for (int k = 0; k < LOCAL_SENDS; k++)
+		itest_fill(buf + 256 * k, 100u + (unsigned)k, 0x10c0u + k);
+	wait_msg(s, 'r');
+	for (int k = 0; k < LOCAL_SENDS; k++)
+		ICHECK_OK(s, wccl_post_send(s->ep, buf + 256 * k,
+					    100u + (unsigned)k, NULL,
+					    0xd000u + (uint64_t)k));
+	if (!local)
+		send_msg(s, 'u');
+	for (int k = 0; k < LOCAL_SENDS; k++)
+		itest_expect(s, WCCL_OP_SEND, 0xd000u + (uint64_t)k, 0,
+			     100u + (unsigned)k, T_OP,
+			     "send completed while the receiver is quiet");
+	if (local)
+		send_msg(s, 'd');
+	wait_msg(s, 'k');
+	itest_free(buf, LOCAL_SENDS * 256);
+	return 0;
+}
+
+static void send_local_completion(void **state)
+{
+	(void)state;
+	const struct itest_case c = {.name = "send_local_completion",
+				     .a = local_receiver,
+				     .b = local_sender,
 				     .timeout_ms = 60000};
 	run_case(&c);
 }
@@ -2659,6 +2747,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(many_mixed_ops),
 	    cmocka_unit_test(both_directions_at_once),
 	    cmocka_unit_test(unmatched_send_does_not_block_acks),
+	    cmocka_unit_test(send_local_completion),
 	    cmocka_unit_test(write_out_of_bounds),
 	    cmocka_unit_test(write_bad_key),
 	    cmocka_unit_test(write_without_remote_access),

@@ -259,6 +259,14 @@ static bool uring_tx_submit_payload(struct uring_ep *ep)
 	return true;
 }
 
+/* Ops up to @end are on the wire: those that want no ACK can complete. */
+static void uring_tx_wired(struct uring_ep *ep, uint64_t end)
+{
+	ep->tx_wire = end;
+	if (ep->tx_done < end && ep->tx[ep->tx_done & ep->mask].local)
+		uring_mark_dirty(ep);
+}
+
 /* The batch's bytes are all in the socket: its zero-copy payload next, or
  * the batch is on the wire. */
 static void uring_tx_batch_sent(struct uring_ep *ep)
@@ -270,7 +278,7 @@ static void uring_tx_batch_sent(struct uring_ep *ep)
 			uring_tx_error(ep, -ENOBUFS);
 		return;
 	}
-	ep->tx_wire = ep->batch_end;
+	uring_tx_wired(ep, ep->batch_end);
 	ep->tx_phase = URING_TX_BATCH;
 }
 
@@ -499,7 +507,7 @@ void uring_tx_cqe(struct uring_ep *ep, int res)
 			uring_tx_error(ep, -ENOBUFS);
 		return;
 	}
-	ep->tx_wire = ep->batch_end;
+	uring_tx_wired(ep, ep->batch_end);
 	ep->tx_phase = URING_TX_BATCH;
 }
 
