@@ -104,6 +104,11 @@ enum wccl_ep_attr {
 	 * windowed minimum. Free of the application's scheduling. */
 	WCCL_EP_ATTR_SRTT_US = 2,
 	WCCL_EP_ATTR_MIN_RTT_US = 3,
+	/* Read only, providers that pace by a model (dpdk): its bottleneck
+	 * rate estimate and its current pacing rate, bytes/s (wire bytes);
+	 * 0 = no sample yet. */
+	WCCL_EP_ATTR_BTLBW = 4,
+	WCCL_EP_ATTR_PACING_RATE = 5,
 };
 
 
