@@ -65,10 +65,13 @@
 	INT(DPDK_UDP_PORT, 47000, "dpdk: UDP port of outgoing connections and the default listener") \
 	INT(DPDK_MTU, 1500, "dpdk: IP MTU, 576..9000 (jumbo: frames above 2 KiB are chained mbufs); payload per packet is this minus 172 bytes of headers") \
 	INT(DPDK_WINDOW, 1024, "dpdk: packets in flight per connection and direction (send window)") \
-	INT(DPDK_PACE_MBPS, 20000, "dpdk: pacing ceiling in Mbit/s; halves on loss, regrows on ACKs (0 = unpaced)") \
+	INT(DPDK_PACE_MBPS, 20000, "dpdk: pacing ceiling in Mbit/s: caps each connection's model rate and the port (0 = no ceiling)") \
+	INT(DPDK_PACE_MODEL, 1, "dpdk: 1 = each connection paces at the delivery-rate / min-RTT model's rate (the streaming engine's: bottleneck estimate from ACKs) and keeps at most its window in flight; 0 = one fixed rate (WCCL_DPDK_PACE_MBPS) that halves on timeouts and regrows on ACKs") \
+	INT(DPDK_QDELAY_US, 1000, "dpdk: the model's queueing-delay target, us, on paths of 2 ms RTT or more (0 = off)") \
 	INT(DPDK_RTO_MIN_US, 2000, "dpdk: retransmission timeout floor, us (RFC 6298 srtt/rttvar above it)") \
 	INT(DPDK_PEER_TIMEOUT_MS, 10000, "dpdk: a peer silent this long counts as lost (keepalives every quarter)") \
 	INT(DPDK_TEST_DROP, 0, "dpdk test hook: drop every Nth transmitted data packet (0 = off)") \
+	INT(DPDK_TEST_LINK_MBPS, 0, "dpdk test hook: transmitted data frames leave through an emulated link of this rate, Mbit/s, behind a 64 KiB drop-tail queue: a bottleneck the pacer does not know of (0 = off)") \
 	INT(DPDK_ZCOPY_MIN, 0, "dpdk: payloads of at least this many bytes from registered memory are sent zero-copy (external mbufs; CPU-copy ports only; 0 = off, the default: no gain measured over memif, see perf/RESULTS.md)") \
 	INT(DPDK_UDP_CSUM, 1, "dpdk: 1 = UDP checksums on sent packets (offloaded when the port can, else software); received ones are always checked") \
 	INT(DPDK_TEST_CORRUPT, 0, "dpdk test hook: flip a bit in every Nth transmitted data packet after its checksum (0 = off; forces software checksums)") \

@@ -104,12 +104,17 @@ enum wccl_ep_attr {
 	 * windowed minimum. Free of the application's scheduling. */
 	WCCL_EP_ATTR_SRTT_US = 2,
 	WCCL_EP_ATTR_MIN_RTT_US = 3,
+	/* Read only, providers that pace by a model (dpdk): its bottleneck
+	 * rate estimate and its current pacing rate, bytes/s (wire bytes);
+	 * 0 = no sample yet. */
+	WCCL_EP_ATTR_BTLBW = 4,
+	WCCL_EP_ATTR_PACING_RATE = 5,
 	/* 1: a SEND completes once its buffer may be reused, without waiting
 	 * to be told it arrived (uring: no ACK is asked for). An error at the
 	 * target (a receive too small) is then reported there only. For
 	 * traffic whose receives are sized to fit, such as the collectives'
 	 * eager slots. Set it before posting. */
-	WCCL_EP_ATTR_SEND_LOCAL_COMPLETION = 4,
+	WCCL_EP_ATTR_SEND_LOCAL_COMPLETION = 6,
 };
 
 

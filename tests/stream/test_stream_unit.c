@@ -89,18 +89,18 @@ static void test_crc_agree(void **state)
 static void test_cc_converges(void **state)
 {
 	(void)state;
-	struct stream_cc cc;
+	struct pace_model cc;
 	uint64_t chunk = 1 << 20, rate = 100000000, rtt = 40000000;
-	stream_cc_init(&cc, 0, 5000000, 2 * chunk, 4 * chunk);
+	pace_model_init(&cc, 0, 5000000, 2 * chunk, 4 * chunk);
 	assert_int_equal(cc.pacing_rate, 0); /* unpaced until a sample */
 	uint64_t now = 1000000000, delivered = 0;
 	for (int i = 0; i < 2000; i++) {
 		uint64_t prior = delivered;
 		delivered += chunk;
 		now += chunk * 1000000000ull / rate;
-		stream_cc_on_ack(&cc, now, rtt, rate,
-				 prior > 4 * chunk ? prior - 4 * chunk : 0,
-				 delivered, 2 * chunk);
+		pace_model_on_ack(&cc, now, rtt, rate,
+				  prior > 4 * chunk ? prior - 4 * chunk : 0,
+				  delivered, 2 * chunk);
 	}
 	assert_int_equal(cc.phase, 2);
 	assert_true(cc.btlbw == rate);
@@ -114,8 +114,8 @@ static void test_cc_converges(void **state)
 	for (int i = 0; i < 50; i++) {
 		now += 50000000;
 		delivered += chunk;
-		stream_cc_on_ack(&cc, now, rtt + 50000000, rate,
-				 delivered - chunk, delivered, 4 * chunk);
+		pace_model_on_ack(&cc, now, rtt + 50000000, rate,
+				  delivered - chunk, delivered, 4 * chunk);
 	}
 	assert_true(cc.pacing_rate < before * 3 / 4);
 	assert_true(cc.qfactor >= 0.25);
@@ -127,20 +127,20 @@ static void test_cc_converges(void **state)
 static void test_cc_probe(void **state)
 {
 	(void)state;
-	struct stream_cc cc;
+	struct pace_model cc;
 	uint64_t chunk = 1 << 20, rate = 25000000, rtt = 40000000;
-	stream_cc_init(&cc, 0, 1000000, 2 * chunk, 4 * chunk);
+	pace_model_init(&cc, 0, 1000000, 2 * chunk, 4 * chunk);
 	uint64_t now = 1000000000, delivered = 0;
 	for (int i = 0; i < 400; i++) {
 		uint64_t prior = delivered;
 		delivered += chunk;
 		now += chunk * 1000000000ull / rate;
-		stream_cc_on_ack(&cc, now, rtt + 40000000, rate,
-				 prior > 4 * chunk ? prior - 4 * chunk : 0,
-				 delivered, chunk);
-		stream_cc_on_probe(&cc, now, rtt);
+		pace_model_on_ack(&cc, now, rtt + 40000000, rate,
+				  prior > 4 * chunk ? prior - 4 * chunk : 0,
+				  delivered, chunk);
+		pace_model_on_probe(&cc, now, rtt);
 	}
-	assert_true(stream_cc_long_path(&cc));
+	assert_true(pace_model_long_path(&cc));
 	assert_int_equal(cc.phase, 2);
 	uint64_t calm = cc.pacing_rate;
 	assert_true(calm >= rate * 9 / 10 && calm <= rate * 11 / 10);
@@ -148,13 +148,13 @@ static void test_cc_probe(void **state)
 	 * factor's floor (0.8 of the rate). */
 	for (int i = 0; i < 100; i++) {
 		now += 10000000;
-		stream_cc_on_probe(&cc, now, rtt + 5000000);
+		pace_model_on_probe(&cc, now, rtt + 5000000);
 	}
 	assert_true(cc.pacing_rate < calm * 85 / 100); /* floor 0.8 */
 	/* Empty again: back up within a few seconds. */
 	for (int i = 0; i < 500; i++) {
 		now += 10000000;
-		stream_cc_on_probe(&cc, now, rtt);
+		pace_model_on_probe(&cc, now, rtt);
 	}
 	assert_true(cc.qfactor > 0.99);
 
@@ -165,27 +165,27 @@ static void test_cc_probe(void **state)
 		now += 10000000;
 		x = x * 1103515245u + 12345u;
 		uint64_t j1 = (x >> 8) % 4000000, j2 = (x >> 4) % 4000000;
-		stream_cc_on_probe(&cc, now, rtt - 4000000 + j1 + j2);
+		pace_model_on_probe(&cc, now, rtt - 4000000 + j1 + j2);
 	}
 	assert_true(cc.qfactor > 0.8);
 
-	struct stream_cc lo;
-	stream_cc_init(&lo, 0, 1000000, 2 * chunk, 4 * chunk);
-	stream_cc_on_ack(&lo, 1000, 100000, rate, 0, chunk, 0);
+	struct pace_model lo;
+	pace_model_init(&lo, 0, 1000000, 2 * chunk, 4 * chunk);
+	pace_model_on_ack(&lo, 1000, 100000, rate, 0, chunk, 0);
 	for (int i = 0; i < 100; i++)
-		stream_cc_on_probe(&lo, 2000 + (uint64_t)i * 1000000,
-				   50000 + (i & 1) * 3000000);
-	assert_false(stream_cc_long_path(&lo));
+		pace_model_on_probe(&lo, 2000 + (uint64_t)i * 1000000,
+				    50000 + (i & 1) * 3000000);
+	assert_false(pace_model_long_path(&lo));
 	assert_true(lo.qfactor == 1.0);
 }
 
 static void test_cc_cap(void **state)
 {
 	(void)state;
-	struct stream_cc cc;
-	stream_cc_init(&cc, 1000000, 0, 1 << 21, 1 << 22);
+	struct pace_model cc;
+	pace_model_init(&cc, 1000000, 0, 1 << 21, 1 << 22);
 	assert_int_equal(cc.pacing_rate, 1000000);
-	stream_cc_on_ack(&cc, 10, 1000000, 50000000, 0, 1 << 20, 0);
+	pace_model_on_ack(&cc, 10, 1000000, 50000000, 0, 1 << 20, 0);
 	assert_int_equal(cc.pacing_rate, 1000000);
 }
 

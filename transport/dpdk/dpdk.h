@@ -22,6 +22,7 @@
 
 #include "dpdk_stats.h"
 #include "dpdk_wire.h"
+#include "transport/pacing/pace_model.h"
 #include "transport/provider.h"
 
 #define DPDK_MR_SLOTS 4096u
@@ -31,6 +32,27 @@
 #define DPDK_ACCEPT_MAX 64u
 #define DPDK_L2L3_LEN (14u + 20u + 8u)
 #define DPDK_NEIGH_MAX 256u
+/* What a data packet of n payload bytes costs on the wire (no SACK or
+ * rejection blocks): pacing, the window and delivery rates count these. */
+#define DPDK_WIRE_COST(n) ((n) + DPDK_L2L3_LEN + DPDK_WIRE_HDR_LEN)
+
+/* Token bucket: @rate bytes per us, at most @burst bytes saved up. */
+struct dpdk_tbucket {
+	double rate, tokens, burst;
+	uint64_t ns;
+};
+
+/* Test hook (WCCL_DPDK_TEST_LINK_MBPS): data frames leave through an
+ * emulated link, a bottleneck the pacer does not know of: serialised at
+ * its rate behind a drop-tail queue of DPDK_LINK_QUEUE bytes. */
+#define DPDK_LINK_QUEUE 65536u
+struct dpdk_link {
+	double ns_per_byte; /* 0: no link (off) */
+	uint64_t free_ns, bytes;
+	uint32_t head, n;
+	struct rte_mbuf *m[DPDK_TXQ_MAX];
+	uint64_t due[DPDK_TXQ_MAX];
+};
 
 struct dpdk_neigh { /* one IPv4 -> MAC entry (dpdk_arp.c) */
 	uint32_t ip; /* network order; 0 = free */
@@ -68,9 +90,15 @@ struct dpdk_ctx {
 	uint32_t mtu, frag_max, window, depth;
 	uint32_t zcopy_min; /* payloads >= this go zero-copy; 0 = never */
 	uint64_t rto_min_ns, rto_max_ns, peer_timeout_ns;
-	/* pacing: token bucket in bytes, rate in bytes per us */
-	double rate_max, rate, tokens, burst;
-	uint64_t pace_ns;
+	/* Pacing. With the model (pace_model, WCCL_DPDK_PACE_MODEL=1) each
+	 * connection paces itself (struct dpdk_ep) and this bucket, at
+	 * rate_max, only caps the port; without, this bucket alone paces,
+	 * its rate halved on timeouts and regrown by ACKs. Bytes per us. */
+	struct dpdk_tbucket pace;
+	double rate_max;
+	bool model;
+	uint64_t qdelay_ns;	     /* the model's delay target */
+	struct dpdk_link link; /* test hook: the unknown bottleneck */
 	uint32_t drop_every, drop_count, corrupt_every, corrupt_count;
 	bool udp_csum, tx_csum_hw, rx_csum_hw; /* checksums: offloaded? */
 	bool swap, have_peer_mac, arp, announced;
@@ -109,8 +137,10 @@ struct dpdk_txop {
 struct dpdk_pkt { /* a sent, unacknowledged packet */
 	uint32_t op_seq;
 	uint16_t len;
-	uint8_t flags, sacked, retx;
+	uint8_t flags, sacked, retx, app_limited;
 	uint64_t off, sent_ns;
+	/* the connection's delivery state when it left (rate samples) */
+	uint64_t delivered, delivered_ns, first_sent_ns;
 };
 
 struct dpdk_rxpost {
@@ -153,6 +183,16 @@ struct dpdk_ep {
 	uint32_t snd_una, snd_nxt, sack_high;
 	uint64_t srtt, rttvar, rto, rto_deadline; /* ns; srtt 0 = none yet */
 
+	/* Pacing model, per connection: a connection is one path, and the
+	 * model's state (bottleneck rate, min RTT, rounds) is a path's.
+	 * Bytes are wire bytes (DPDK_WIRE_COST). delivered / delivered_ns /
+	 * first_sent_ns are BBR's rate-sample state; app_limited, when not
+	 * 0, is the delivered count after which samples again measure the
+	 * path rather than the application. */
+	struct pace_model cc;
+	uint64_t pace_next_ns, inflight;
+	uint64_t delivered, delivered_ns, first_sent_ns, app_limited;
+
 	/* rx */
 	struct dpdk_rxpost *rq;
 	uint32_t rq_post, rq_done;
@@ -180,6 +220,7 @@ int dpdk_eal_describe(char *buf, size_t len);
 
 /* ---- dpdk_proto.c ---- */
 int dpdk_progress(struct dpdk_ctx *ctx);
+void dpdk_link_release(struct dpdk_ctx *ctx, bool all);
 void dpdk_ep_service(struct dpdk_ep *ep);
 void dpdk_send_ctrl(struct dpdk_ep *ep, uint8_t type);
 void dpdk_tx_flush(struct dpdk_ctx *ctx);

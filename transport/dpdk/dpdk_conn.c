@@ -80,6 +80,10 @@ struct dpdk_ep *dpdk_ep_new(struct dpdk_ctx *ctx)
 	} while (!ep->conn_id);
 	ep->rto = 100000000ull > ctx->rto_min_ns ? 100000000ull
 						  : ctx->rto_min_ns;
+	/* Window: 4 packets at least (BBR), 16 to start. */
+	uint64_t pkt = DPDK_WIRE_COST(ctx->frag_max);
+	pace_model_init(&ep->cc, (uint64_t)(ctx->rate_max * 1e6), ctx->qdelay_ns,
+			4 * pkt, 16 * pkt);
 	ep->last_rx_ns = ep->last_tx_ns = dpdk_now_ns();
 	ep->local_port = ctx->udp_port;
 	ctx->eps[slot] = ep;
@@ -299,4 +303,42 @@ void dpdk_endpoint_close(struct wccl_endpoint *e)
 			  "%s: CQ full, in-flight ops dropped at close",
 			  ep->base.peer);
 	ep_teardown(ep);
+}
+
+/* MAX_PACING_RATE caps the connection's model (0: back to the context's
+ * ceiling, WCCL_DPDK_PACE_MBPS); the port's ceiling always holds. */
+int dpdk_endpoint_set_attr(struct wccl_endpoint *e, int attr, uint64_t v)
+{
+	struct dpdk_ep *ep = DPDK_EP(e);
+	if (attr != WCCL_EP_ATTR_MAX_PACING_RATE)
+		return WCCL_EOPNOTSUPP;
+	struct pace_model *cc = &ep->cc;
+	cc->rate_cap = v ? v : (uint64_t)(ep->ctx->rate_max * 1e6);
+	if (!cc->btlbw || (cc->rate_cap && cc->pacing_rate > cc->rate_cap))
+		cc->pacing_rate = cc->rate_cap;
+	return 0;
+}
+
+int dpdk_endpoint_get_attr(struct wccl_endpoint *e, int attr, uint64_t *v)
+{
+	const struct dpdk_ep *ep = DPDK_EP(e);
+	switch (attr) {
+	case WCCL_EP_ATTR_MAX_PACING_RATE:
+		*v = ep->cc.rate_cap;
+		return 0;
+	case WCCL_EP_ATTR_SRTT_US:
+		*v = ep->srtt / 1000;
+		return 0;
+	case WCCL_EP_ATTR_MIN_RTT_US:
+		*v = ep->cc.min_rtt_ns / 1000;
+		return 0;
+	case WCCL_EP_ATTR_BTLBW:
+		*v = ep->cc.btlbw;
+		return 0;
+	case WCCL_EP_ATTR_PACING_RATE:
+		*v = ep->cc.pacing_rate;
+		return 0;
+	default:
+		return WCCL_EOPNOTSUPP;
+	}
 }

@@ -1,10 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The reliable, paced protocol: frames in and out, per-connection
- * sequence/ACK/SACK bookkeeping, RFC 6298 retransmission timers, a token
- * bucket pacer, and in-order application of received fragments straight
- * into posted receives or checked regions. Payload is copied into mbufs
- * on transmit (no external-buffer zero copy yet).
+ * sequence/ACK/SACK bookkeeping, RFC 6298 retransmission timers, pacing,
+ * and in-order application of received fragments straight into posted
+ * receives or checked regions.
+ *
+ * Pacing (WCCL_DPDK_PACE_MODEL=1): each connection runs the streaming
+ * engine's model (transport/pacing/pace_model.c). Every ACK that brings
+ * news (cumulative or SACK) yields one BBR rate sample, taken from the
+ * newly delivered packet that left last: wire bytes delivered since it
+ * left over the longer of its send and ACK intervals, and (Karn) its RTT,
+ * which also feeds the model's delay signal. The connection then sends
+ * at the model's pacing rate (a clock, up to PACE_SLACK_NS of catch-up
+ * after a stall) with at most its cwnd in flight; the context's token
+ * bucket at WCCL_DPDK_PACE_MBPS caps the port, and the model's rate too.
  */
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -22,6 +31,7 @@
 #define SYN_EVERY_NS 50000000ull
 #define FAST_RETX_MAX 32u
 #define RTO_RETX_MAX 16u
+#define PACE_SLACK_NS 50000ull
 
 uint64_t dpdk_now_ns(void)
 {
@@ -89,6 +99,40 @@ bool dpdk_ep_flush(struct dpdk_ep *ep, int err)
 
 /* ---- frames ---- */
 
+static void txq_add(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool data);
+
+/* Test hook: queue @m on the emulated link, due when the frames ahead of
+ * it and itself have been serialised at the link's rate. */
+static void link_enqueue(struct dpdk_ctx *ctx, struct rte_mbuf *m)
+{
+	struct dpdk_link *l = &ctx->link;
+	if (l->n == DPDK_TXQ_MAX || l->bytes + m->pkt_len > DPDK_LINK_QUEUE) {
+		rte_pktmbuf_free(m);
+		ctx->st.test_link_drops++;
+		return;
+	}
+	uint64_t start = l->free_ns > ctx->now ? l->free_ns : ctx->now;
+	l->free_ns = start + (uint64_t)(m->pkt_len * l->ns_per_byte);
+	uint32_t at = (l->head + l->n) % DPDK_TXQ_MAX;
+	l->m[at] = m;
+	l->due[at] = l->free_ns;
+	l->n++;
+	l->bytes += m->pkt_len;
+}
+
+/* Hand the emulated link's frames that are due (@all: every one) on. */
+void dpdk_link_release(struct dpdk_ctx *ctx, bool all)
+{
+	struct dpdk_link *l = &ctx->link;
+	while (l->n && (all || l->due[l->head] <= ctx->now)) {
+		struct rte_mbuf *m = l->m[l->head];
+		l->head = (l->head + 1) % DPDK_TXQ_MAX;
+		l->n--;
+		l->bytes -= m->pkt_len;
+		txq_add(ctx, m, true);
+	}
+}
+
 void dpdk_txq_push(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool data)
 {
 	if (data && ctx->drop_every &&
@@ -97,6 +141,15 @@ void dpdk_txq_push(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool data)
 		ctx->st.test_dropped++;
 		return;
 	}
+	if (data && ctx->link.ns_per_byte > 0) {
+		link_enqueue(ctx, m);
+		return;
+	}
+	txq_add(ctx, m, data);
+}
+
+static void txq_add(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool data)
+{
 	const struct rte_ether_hdr *eth =
 		rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
 	const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(eth + 1);
@@ -368,20 +421,35 @@ static void reply_rst(struct dpdk_ctx *ctx, const struct rte_ether_hdr *eth,
 
 /* ---- pacing ---- */
 
-static bool pace_take(struct dpdk_ctx *ctx, uint32_t bytes)
+static bool tbucket_take(struct dpdk_tbucket *b, uint64_t now, uint32_t bytes)
 {
-	if (ctx->rate_max <= 0)
-		return true;
-	if (ctx->now > ctx->pace_ns) {
-		ctx->tokens += (double)(ctx->now - ctx->pace_ns) * 1e-3 *
-			       ctx->rate;
-		if (ctx->tokens > ctx->burst)
-			ctx->tokens = ctx->burst;
-		ctx->pace_ns = ctx->now;
+	if (now > b->ns) {
+		b->tokens += (double)(now - b->ns) * 1e-3 * b->rate;
+		if (b->tokens > b->burst)
+			b->tokens = b->burst;
+		b->ns = now;
 	}
-	if (ctx->tokens < bytes)
+	if (b->tokens < bytes)
 		return false;
-	ctx->tokens -= bytes;
+	b->tokens -= bytes;
+	return true;
+}
+
+/* May @ep send @bytes (wire) now? Takes them if so. */
+static bool pace_take(struct dpdk_ep *ep, uint32_t bytes)
+{
+	struct dpdk_ctx *ctx = ep->ctx;
+	uint64_t rate = ctx->model ? ep->cc.pacing_rate : 0;
+	if (rate && ctx->now < ep->pace_next_ns)
+		return false;
+	if (ctx->rate_max > 0 && !tbucket_take(&ctx->pace, ctx->now, bytes))
+		return false;
+	if (rate) {
+		uint64_t t = ep->pace_next_ns;
+		if (t + PACE_SLACK_NS < ctx->now)
+			t = ctx->now - PACE_SLACK_NS;
+		ep->pace_next_ns = t + (uint64_t)bytes * 1000000000ull / rate;
+	}
 	return true;
 }
 
@@ -392,7 +460,8 @@ static bool send_pkt(struct dpdk_ep *ep, uint32_t seq, bool retx, bool paced)
 	struct dpdk_ctx *ctx = ep->ctx;
 	struct dpdk_pkt *pk = &ep->pkts[seq & ep->wmask];
 	struct dpdk_txop *op = &ep->tx[pk->op_seq & ep->dmask];
-	if (paced && !pace_take(ctx, pk->len + 200u))
+	uint32_t cost = DPDK_WIRE_COST(pk->len);
+	if (paced && !pace_take(ep, cost))
 		return false;
 	struct dpdk_wire_hdr h = {
 		.type = DPDK_PKT_DATA,
@@ -412,10 +481,21 @@ static bool send_pkt(struct dpdk_ep *ep, uint32_t seq, bool retx, bool paced)
 	struct rte_mbuf *m = ep_frame(ep, &h, op->buf + pk->off, pk->len, zmr);
 	if (!m)
 		return false;
+	/* Rate-sample state as it stands when the packet leaves (each
+	 * transmission); a connection with nothing in flight starts a
+	 * fresh interval. */
+	if (!ep->inflight)
+		ep->first_sent_ns = ep->delivered_ns = ctx->now;
+	pk->delivered = ep->delivered;
+	pk->delivered_ns = ep->delivered_ns;
+	pk->first_sent_ns = ep->first_sent_ns;
+	pk->app_limited = ep->app_limited != 0;
 	pk->sent_ns = ctx->now;
 	if (retx) {
 		pk->retx = 1;
 		ctx->st.retransmits++;
+	} else {
+		ep->inflight += cost;
 	}
 	ctx->st.tx_data++;
 	dpdk_txq_push(ctx, m, true);
@@ -425,12 +505,22 @@ static bool send_pkt(struct dpdk_ep *ep, uint32_t seq, bool retx, bool paced)
 static void send_new(struct dpdk_ep *ep)
 {
 	uint32_t wnd = ep->peer_wnd < ep->window ? ep->peer_wnd : ep->window;
-	while (ep->tx_seg_op != ep->tx_post && ep->snd_nxt - ep->snd_una < wnd) {
+	while (ep->snd_nxt - ep->snd_una < wnd) {
+		if (ep->tx_seg_op == ep->tx_post) {
+			/* Nothing more to send: samples from here on measure
+			 * the application until this much is delivered. */
+			uint64_t mark = ep->delivered + ep->inflight;
+			ep->app_limited = mark ? mark : 1;
+			return;
+		}
 		struct dpdk_txop *op = &ep->tx[ep->tx_seg_op & ep->dmask];
 		uint64_t left = op->len - ep->tx_seg_off;
 		uint16_t len = (uint16_t)(left < ep->ctx->frag_max
 						  ? left
 						  : ep->ctx->frag_max);
+		if (ep->ctx->model && ep->inflight &&
+		    ep->inflight + DPDK_WIRE_COST(len) > ep->cc.cwnd)
+			return;
 		struct dpdk_pkt *pk = &ep->pkts[ep->snd_nxt & ep->wmask];
 		pk->op_seq = ep->tx_seg_op;
 		pk->off = ep->tx_seg_off;
@@ -495,20 +585,62 @@ static void fast_retx(struct dpdk_ep *ep)
 		struct dpdk_pkt *pk = &ep->pkts[s & ep->wmask];
 		if (pk->sacked || ctx->now < pk->sent_ns + age)
 			continue;
-		if (!send_pkt(ep, s, true, false))
+		if (!send_pkt(ep, s, true, ctx->model))
 			break;
 		ctx->st.fast_retx++;
 		n++;
 	}
 }
 
+/* @pk has reached the peer (first news of it). *@last: of those in this
+ * ACK, the one that left with the latest delivery state. */
+static void delivered_one(struct dpdk_ep *ep, const struct dpdk_pkt *pk,
+			  const struct dpdk_pkt **last)
+{
+	uint64_t cost = DPDK_WIRE_COST(pk->len);
+	ep->delivered += cost;
+	ep->inflight = ep->inflight > cost ? ep->inflight - cost : 0;
+	if (!*last || pk->delivered > (*last)->delivered ||
+	    (pk->delivered == (*last)->delivered &&
+	     pk->sent_ns > (*last)->sent_ns))
+		*last = pk;
+}
+
+/* One BBR rate sample from @pk (see the top of this file). Samples taken
+ * while the application had nothing to send count only when they raise
+ * the estimate; their RTT still feeds the delay signal. */
+static void rate_sample(struct dpdk_ep *ep, const struct dpdk_pkt *pk)
+{
+	uint64_t now = ep->ctx->now;
+	uint64_t snd_el = pk->sent_ns - pk->first_sent_ns;
+	uint64_t ack_el = now - pk->delivered_ns;
+	uint64_t el = snd_el > ack_el ? snd_el : ack_el;
+	uint64_t rate = el ? (ep->delivered - pk->delivered) * 1000000000ull / el
+			   : 0;
+	uint64_t rtt = pk->retx || now < pk->sent_ns ? 0 : now - pk->sent_ns;
+	ep->delivered_ns = now;
+	ep->first_sent_ns = pk->sent_ns;
+	if (ep->app_limited && ep->delivered > ep->app_limited)
+		ep->app_limited = 0;
+	if (!pk->app_limited || rate > ep->cc.btlbw)
+		pace_model_on_ack(&ep->cc, now, rtt, rate, pk->delivered,
+				  ep->delivered, ep->inflight);
+	if (rtt)
+		pace_model_on_probe(&ep->cc, now, rtt);
+}
+
 /* The ACK state any packet from the peer carries. */
 static void rx_ack(struct dpdk_ep *ep, const struct dpdk_wire_hdr *h)
 {
 	struct dpdk_ctx *ctx = ep->ctx;
+	const struct dpdk_pkt *last_sent = NULL;
 	ep->peer_wnd = h->wnd && h->wnd < ep->window ? h->wnd : ep->window;
 	if (dpdk_seq_lt(ep->snd_una, h->ack) &&
 	    !dpdk_seq_lt(ep->snd_nxt, h->ack)) {
+		for (uint32_t s = ep->snd_una; s != h->ack; s++)
+			if (!ep->pkts[s & ep->wmask].sacked)
+				delivered_one(ep, &ep->pkts[s & ep->wmask],
+					      &last_sent);
 		/* Karn: sample only a packet sent once and not SACKed
 		 * before, so this ACK is the first news of it. */
 		const struct dpdk_pkt *last = &ep->pkts[(h->ack - 1) & ep->wmask];
@@ -521,10 +653,11 @@ static void rx_ack(struct dpdk_ep *ep, const struct dpdk_wire_hdr *h)
 		if (dpdk_seq_lt(ep->sack_high, ep->snd_una))
 			ep->sack_high = ep->snd_una;
 		ep->rto_deadline = ctx->now + ep->rto;
-		/* Regrow the pacing rate: +1/64 per acked packet. */
-		ctx->rate += ctx->rate_max * n / 64.0;
-		if (ctx->rate > ctx->rate_max)
-			ctx->rate = ctx->rate_max;
+		if (!ctx->model) { /* regrow the rate: +1/64 per acked packet */
+			ctx->pace.rate += ctx->rate_max * n / 64.0;
+			if (ctx->pace.rate > ctx->rate_max)
+				ctx->pace.rate = ctx->rate_max;
+		}
 	}
 	for (unsigned i = 0; i < h->n_sack; i++) {
 		uint32_t s = h->sack[i].start, e = h->sack[i].end;
@@ -532,11 +665,17 @@ static void rx_ack(struct dpdk_ep *ep, const struct dpdk_wire_hdr *h)
 			s = ep->snd_una;
 		if (dpdk_seq_lt(ep->snd_nxt, e))
 			e = ep->snd_nxt;
-		for (; dpdk_seq_lt(s, e); s++)
-			ep->pkts[s & ep->wmask].sacked = 1;
+		for (; dpdk_seq_lt(s, e); s++) {
+			struct dpdk_pkt *pk = &ep->pkts[s & ep->wmask];
+			if (!pk->sacked)
+				delivered_one(ep, pk, &last_sent);
+			pk->sacked = 1;
+		}
 		if (dpdk_seq_lt(ep->sack_high, e))
 			ep->sack_high = e;
 	}
+	if (last_sent)
+		rate_sample(ep, last_sent);
 	for (unsigned i = 0; i < h->n_rej; i++) {
 		uint32_t q = h->rej[i].op_seq;
 		if (!dpdk_seq_lt(q, ep->tx_done) && dpdk_seq_lt(q, ep->tx_seg_op))
@@ -564,9 +703,11 @@ static void check_rto(struct dpdk_ep *ep)
 		return;
 	ctx->st.rto_fires++;
 	ep->rto = ep->rto * 2 < ctx->rto_max_ns ? ep->rto * 2 : ctx->rto_max_ns;
-	ctx->rate /= 2;
-	if (ctx->rate < ctx->rate_max / 16)
-		ctx->rate = ctx->rate_max / 16;
+	if (!ctx->model) { /* the model does not read loss as congestion */
+		ctx->pace.rate /= 2;
+		if (ctx->pace.rate < ctx->rate_max / 16)
+			ctx->pace.rate = ctx->rate_max / 16;
+	}
 	unsigned n = 0;
 	for (uint32_t s = ep->snd_una; s != ep->snd_nxt && n < RTO_RETX_MAX;
 	     s++) {
@@ -968,6 +1109,7 @@ int dpdk_progress(struct dpdk_ctx *ctx)
 	for (uint32_t i = 0; i < DPDK_EP_SLOTS; i++)
 		if (ctx->eps[i])
 			dpdk_ep_service(ctx->eps[i]);
+	dpdk_link_release(ctx, false);
 	dpdk_tx_flush(ctx);
 	return 0;
 }
@@ -1006,6 +1148,7 @@ static int tx_post(struct dpdk_ep *ep, uint8_t wop, const void *buf,
 	/* Start it now: fewer round trips through cq_poll for small ops. */
 	ep->ctx->now = dpdk_now_ns();
 	send_new(ep);
+	dpdk_link_release(ep->ctx, false);
 	dpdk_tx_flush(ep->ctx);
 	return 0;
 }

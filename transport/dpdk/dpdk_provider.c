@@ -28,6 +28,8 @@ int dpdk_connect(struct wccl_context *c, const char *addr, struct wccl_cq *cq,
 		 struct wccl_endpoint **ep);
 int dpdk_established(struct wccl_endpoint *ep);
 void dpdk_endpoint_close(struct wccl_endpoint *ep);
+int dpdk_endpoint_get_attr(struct wccl_endpoint *ep, int attr, uint64_t *v);
+int dpdk_endpoint_set_attr(struct wccl_endpoint *ep, int attr, uint64_t v);
 
 static bool ctx_open; /* one context per process */
 
@@ -86,9 +88,14 @@ static int dpdk_context_open(struct wccl_context **out)
 	ctx->peer_timeout_ns = (uint64_t)(v > 100 ? v : 100) * 1000000ull;
 	v = wccl_param_int(WCCL_PARAM_DPDK_PACE_MBPS);
 	ctx->rate_max = v > 0 ? (double)v / 8.0 : 0; /* bytes per us */
-	ctx->rate = ctx->rate_max;
-	ctx->burst = 64.0 * (ctx->frag_max + 200);
-	ctx->tokens = ctx->burst;
+	ctx->pace.rate = ctx->rate_max;
+	ctx->pace.burst = 64.0 * DPDK_WIRE_COST(ctx->frag_max);
+	ctx->pace.tokens = ctx->pace.burst;
+	ctx->model = wccl_param_int(WCCL_PARAM_DPDK_PACE_MODEL) > 0;
+	v = wccl_param_int(WCCL_PARAM_DPDK_QDELAY_US);
+	ctx->qdelay_ns = v > 0 ? (uint64_t)v * 1000ull : 0;
+	v = wccl_param_int(WCCL_PARAM_DPDK_TEST_LINK_MBPS);
+	ctx->link.ns_per_byte = v > 0 ? 8000.0 / (double)v : 0;
 	v = wccl_param_int(WCCL_PARAM_DPDK_TEST_DROP);
 	ctx->drop_every = v > 0 ? (uint32_t)v : 0;
 	v = wccl_param_int(WCCL_PARAM_DPDK_TEST_CORRUPT);
@@ -122,14 +129,15 @@ static int dpdk_context_open(struct wccl_context **out)
 		free(ctx);
 		return rc;
 	}
-	ctx->now = ctx->pace_ns = dpdk_now_ns();
+	ctx->now = ctx->pace.ns = dpdk_now_ns();
 	ctx_open = true;
 	WCCL_INFO(WCCL_SUB_DPDK,
 		  "context: port %u mac " RTE_ETHER_ADDR_PRT_FMT
-		  " ip %s udp %u, %u B/packet, window %u, depth %u, checksums "
-		  "tx %s rx %s%s, zero-copy TX %s",
+		  " ip %s udp %u, %u B/packet, window %u, depth %u, pacing %s "
+		  "up to %.0f Mbit/s, checksums tx %s rx %s%s, zero-copy TX %s",
 		  ctx->port, RTE_ETHER_ADDR_BYTES(&ctx->mac), ip, ctx->udp_port,
 		  ctx->frag_max, ctx->window, ctx->depth,
+		  ctx->model ? "by the model" : "fixed", ctx->rate_max * 8.0,
 		  ctx->tx_csum_hw ? "offloaded" : "software",
 		  ctx->rx_csum_hw ? "offloaded" : "software",
 		  ctx->udp_csum ? "" : " (UDP checksum off)",
@@ -145,7 +153,7 @@ static void dpdk_context_close(struct wccl_context *c)
 	WCCL_INFO(WCCL_SUB_DPDK,
 		  "stats: tx %llu rx %llu data %llu/%llu retx %llu (rto %llu "
 		  "fast %llu) malformed %llu unknown %llu dup %llu reordered "
-		  "%llu bad-csum %llu zcopy %llu test-dropped %llu test-corrupted %llu arp rx %llu req %llu rep %llu "
+		  "%llu bad-csum %llu zcopy %llu test-dropped %llu test-corrupted %llu test-link-drops %llu arp rx %llu req %llu rep %llu "
 		  "conflicts %llu icmp-echo %llu",
 		  (unsigned long long)s->tx_pkts, (unsigned long long)s->rx_pkts,
 		  (unsigned long long)s->tx_data, (unsigned long long)s->rx_data,
@@ -160,12 +168,14 @@ static void dpdk_context_close(struct wccl_context *c)
 		  (unsigned long long)s->tx_zcopy,
 		  (unsigned long long)s->test_dropped,
 		  (unsigned long long)s->test_corrupted,
+		  (unsigned long long)s->test_link_drops,
 		  (unsigned long long)s->arp_rx,
 		  (unsigned long long)s->arp_requests,
 		  (unsigned long long)s->arp_replies,
 		  (unsigned long long)s->arp_conflicts,
 		  (unsigned long long)s->icmp_echo);
 	/* Let FINs leave; the port and pool stay for a later context. */
+	dpdk_link_release(ctx, true);
 	for (int i = 0; i < 100 && ctx->n_txq; i++)
 		dpdk_tx_flush(ctx);
 	for (uint32_t i = 0; i < ctx->n_txq; i++)
@@ -319,6 +329,8 @@ const struct wccl_provider wccl_provider_dpdk = {
 		.cq_sleep = dpdk_cq_sleep,
 		.describe = dpdk_eal_describe,
 		.endpoint_close = dpdk_endpoint_close,
+		.endpoint_get_attr = dpdk_endpoint_get_attr,
+		.endpoint_set_attr = dpdk_endpoint_set_attr,
 		.established = dpdk_established,
 		.listen = dpdk_listen,
 		.listener_addr = dpdk_listener_addr,

@@ -12,6 +12,7 @@ struct dpdk_stats {
 	uint64_t retransmits, rto_fires, fast_retx;
 	uint64_t rx_malformed, rx_unknown, rx_dup, rx_out_of_window;
 	uint64_t rx_reordered, test_dropped, tx_ring_full;
+	uint64_t test_link_drops; /* WCCL_DPDK_TEST_LINK_MBPS queue full */
 	uint64_t rejected_writes, rx_bad_csum, test_corrupted;
 	uint64_t tx_zcopy; /* data frames whose payload was attached, not copied */
 	uint64_t rx_multiseg, rx_max_frag; /* chained frames, largest payload */

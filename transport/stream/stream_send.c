@@ -85,7 +85,7 @@ struct snd {
 	int kernel_pacing;     /* 1 on, 0 off, -1 unsupported */
 	uint64_t sid;
 	/* model */
-	struct stream_cc cc;
+	struct pace_model cc;
 	uint64_t delivered, delivered_time, inflight_bytes, next_send_ns;
 	uint64_t first_sent; /* send time of the chunk acked last */
 	/* path probe: a connection that carries pings only */
@@ -420,7 +420,7 @@ static void snd_kernel_pace(struct snd *s)
 		return;
 	/* On a short path the cap only feeds back into the estimate (the
 	 * CPU is the bottleneck there, and it is noisy). */
-	uint64_t r = s->cc.pacing_rate && stream_cc_long_path(&s->cc)
+	uint64_t r = s->cc.pacing_rate && pace_model_long_path(&s->cc)
 			 ? s->cc.pacing_rate * 5 / 4
 			 : 0;
 	uint64_t d = r > s->set_pace_bps ? r - s->set_pace_bps
@@ -466,7 +466,7 @@ static void snd_kernel_rtt(struct snd *s, uint64_t now)
 			return;
 		}
 		if (us)
-			stream_cc_on_probe(&s->cc, now, us * 1000);
+			pace_model_on_probe(&s->cc, now, us * 1000);
 	}
 }
 
@@ -553,15 +553,15 @@ static void snd_on_ack(struct snd *s, const struct smsg *m, int nak,
 	 * a generous estimate (pacing above it) is what keeps it busy. */
 	uint64_t elapsed = now - sl->prior_time;
 	uint64_t snd_elapsed = sl->send_ts - sl->prior_first_sent;
-	if (snd_elapsed > elapsed && stream_cc_long_path(&s->cc))
+	if (snd_elapsed > elapsed && pace_model_long_path(&s->cc))
 		elapsed = snd_elapsed;
 	s->first_sent = sl->send_ts;
 	uint64_t rate = elapsed ? (s->delivered - sl->prior_delivered) *
 				      1000000000ull / elapsed
 				: 0;
 	s->delivered_time = now;
-	stream_cc_on_ack(&s->cc, now, rtt, rate, sl->prior_delivered,
-			 s->delivered, s->inflight_bytes);
+	pace_model_on_ack(&s->cc, now, rtt, rate, sl->prior_delivered,
+			  s->delivered, s->inflight_bytes);
 	snd_rtt_sample(s, rtt);
 	int64_t transit = (int64_t)(m->aux1 - m->send_ts);
 	if (s->have_transit) {
@@ -656,7 +656,7 @@ static int snd_handle(struct snd *s, const struct wccl_completion *wc,
 		uint64_t r = now - m.send_ts;
 		if (ep == s->probe_ep && s->probe_ep > 0) {
 			if (!s->kernel_rtt)
-				stream_cc_on_probe(&s->cc, now, r);
+				pace_model_on_probe(&s->cc, now, r);
 			if (s->nprtt < RTT_SAMPLES)
 				s->prtt[s->nprtt++] = (uint32_t)(r / 1000);
 			break;
@@ -994,8 +994,8 @@ static int snd_run(struct snd *s, const char *path,
 	 * it. */
 	uint64_t min_cwnd =
 	    (uint64_t)(2 * n + 4 < depth ? 2 * n + 4 : depth) * s->chunk;
-	stream_cc_init(&s->cc, o->rate_bps / 8, qd, min_cwnd,
-		       (uint64_t)(2 * n < depth ? 2 * n : depth) * s->chunk);
+	pace_model_init(&s->cc, o->rate_bps / 8, qd, min_cwnd,
+			(uint64_t)(2 * n < depth ? 2 * n : depth) * s->chunk);
 
 	s->kernel_pacing =
 	    (int)wccl_param_int(WCCL_PARAM_STREAM_KERNEL_PACING) ? 1 : 0;

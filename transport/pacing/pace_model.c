@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Pacing model. BBR's skeleton at chunk granularity: the bottleneck rate is
- * the max delivery-rate sample of the last 10 rounds, min RTT the min of
- * the last 10 s; pace at gain x btlbw and keep in flight <= cwnd_gain x BDP.
+ * Pacing model, shared by the streaming engine (transport/stream: one per
+ * transfer, samples per chunk) and the dpdk provider (one per connection,
+ * samples per ACK). BBR's skeleton: the bottleneck rate is the max
+ * delivery-rate sample of the last 10 rounds, min RTT the min of the last
+ * 10 s; pace at gain x btlbw and keep in flight <= cwnd_gain x BDP.
  * Startup doubles per round (gain 2.89) until three rounds grow < 25 %,
  * drain empties the queue it built, probe_bw cycles 1.25, 0.75, 1 x 6.
  * On top, Swift's delay target: when a sample's RTT exceeds min RTT by more
@@ -13,7 +15,7 @@
  * below our own limit say nothing about the path (else rate and estimate
  * spiral down together, seen at 40 ms in the VM).
  *
- * With a path probe (stream_cc_on_probe: ping / pong on a connection that
+ * With a path probe (pace_model_on_probe: ping / pong on a connection that
  * carries no data) the delay target uses the probe's queueing delay
  * instead: chunk RTTs hold serialisation at the paced rate (tens of ms for
  * a 1 MiB chunk at 200 Mbit/s) and cannot see a 1 ms queue; the probe
@@ -23,7 +25,7 @@
  * and under load (qemu TCG) its noise must not be able to starve the
  * transfer (seen: startup cut short and 10 Mbit/s of 100).
  */
-#include "stream.h"
+#include "pace_model.h"
 
 #include <string.h>
 
@@ -35,19 +37,19 @@ static const double probe_gains_gentle[8] = {1.05, 0.95, 1, 1, 1, 1, 1, 1};
  * there the delay target stays off and BBR's model runs alone. */
 #define PROBE_MIN_PATH_NS 2000000ull
 
-static int probe_active(const struct stream_cc *cc)
+static int probe_active(const struct pace_model *cc)
 {
 	return cc->probe_samples && cc->probe_min_ns >= PROBE_MIN_PATH_NS;
 }
 
-int stream_cc_long_path(const struct stream_cc *cc)
+int pace_model_long_path(const struct pace_model *cc)
 {
 	return probe_active(cc);
 }
 #define STARTUP_GAIN 2.885
 
-void stream_cc_init(struct stream_cc *cc, uint64_t rate_cap, uint64_t qdelay_ns,
-		    uint64_t min_cwnd, uint64_t init_cwnd)
+void pace_model_init(struct pace_model *cc, uint64_t rate_cap,
+		     uint64_t qdelay_ns, uint64_t min_cwnd, uint64_t init_cwnd)
 {
 	memset(cc, 0, sizeof(*cc));
 	cc->rate_cap = rate_cap;
@@ -60,7 +62,7 @@ void stream_cc_init(struct stream_cc *cc, uint64_t rate_cap, uint64_t qdelay_ns,
 	cc->pacing_rate = rate_cap; /* 0 = unpaced until the first sample */
 }
 
-static void cc_update_outputs(struct stream_cc *cc)
+static void cc_update_outputs(struct pace_model *cc)
 {
 	/* The delay target mostly trims the window (as Swift's cwnd does),
 	 * and the rate only a little, never below 0.8 x btlbw x gain. */
@@ -80,9 +82,9 @@ static void cc_update_outputs(struct stream_cc *cc)
 	}
 }
 
-void stream_cc_on_ack(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns,
-		      uint64_t rate, uint64_t prior_delivered,
-		      uint64_t delivered, uint64_t inflight)
+void pace_model_on_ack(struct pace_model *cc, uint64_t now, uint64_t rtt_ns,
+		       uint64_t rate, uint64_t prior_delivered,
+		       uint64_t delivered, uint64_t inflight)
 {
 	int new_round = 0;
 	if (prior_delivered >= cc->next_round_delivered) {
@@ -182,7 +184,7 @@ void stream_cc_on_ack(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns,
 	cc_update_outputs(cc);
 }
 
-void stream_cc_on_probe(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns)
+void pace_model_on_probe(struct pace_model *cc, uint64_t now, uint64_t rtt_ns)
 {
 	if (!rtt_ns)
 		return;
@@ -240,25 +242,4 @@ void stream_cc_on_probe(struct stream_cc *cc, uint64_t now, uint64_t rtt_ns)
 		cc->last_increase_ns = now;
 	}
 	cc_update_outputs(cc);
-}
-
-void stream_size_pipe(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t chunk,
-		      int max_depth, int *nstreams, int *depth)
-{
-	/* One connection per MiB of BDP: a Mathis-limited TCP stream at
-	 * 0.1 % loss and 40 ms keeps only ~1 MiB in flight. */
-	double bdp = (double)rate_Bps * (double)rtt_ns / 1e9;
-	int n = (int)(bdp / (1 << 20)) + 1;
-	if (n > 8)
-		n = 8;
-	/* + 2 per stream + 6: a chunk's RTT includes its own read, CRC and
-	 * write, and two more are being read ahead by the I/O thread, so a
-	 * few more than the BDP keep those stages busy. */
-	int d = (int)(2 * bdp / chunk) + 2 * n + 6;
-	if (d > max_depth)
-		d = max_depth;
-	if (d < 2 * n)
-		d = 2 * n;
-	*nstreams = n;
-	*depth = d;
 }
