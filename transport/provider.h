@@ -97,7 +97,8 @@ struct wccl_ctrl_ops {
 /* Endpoint attributes (internal for now; used by transport/stream). */
 enum wccl_ep_attr {
 	/* Cap on the connection's sending rate, bytes/s, enforced by the
-	 * kernel's pacing (uring: SO_MAX_PACING_RATE); 0 = no cap. */
+	 * kernel's pacing (uring: SO_MAX_PACING_RATE); 0 = no cap (also
+	 * what get reads back for an uncapped connection). */
 	WCCL_EP_ATTR_MAX_PACING_RATE = 1,
 	/* Read only: the connection's round trip as the kernel measures it
 	 * per segment (uring: TCP_INFO), in us: the smoothed value and the
