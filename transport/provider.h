@@ -105,6 +105,13 @@ enum wccl_ep_attr {
 	 * windowed minimum. Free of the application's scheduling. */
 	WCCL_EP_ATTR_SRTT_US = 2,
 	WCCL_EP_ATTR_MIN_RTT_US = 3,
+	/* Cap on the payload bytes in flight across the endpoint's
+	 * connections (verbs: WCCL_VERBS_MAX_INFLIGHT); 0 = no cap. */
+	WCCL_EP_ATTR_MAX_INFLIGHT = 4,
+	/* Read only, since the endpoint opened: the most bytes in flight at
+	 * once, and how often an operation waited for the cap. */
+	WCCL_EP_ATTR_INFLIGHT_PEAK = 5,
+	WCCL_EP_ATTR_INFLIGHT_WAITS = 6,
 };
 
 
