@@ -80,6 +80,7 @@
 	STR(VERBS_ADDR, "", "verbs: local IPv4 address to listen and connect from (default: the device's first)") \
 	INT(VERBS_QPS, 4, "verbs: data QPs per connection; writes are spread and large writes and sends striped over them (1..16)") \
 	INT(VERBS_STRIPE_MIN, 262144, "verbs: writes, and sends into receives, of at least this many bytes are striped over the data QPs") \
+	INT(VERBS_MAX_INFLIGHT, 4194304, "verbs: bytes in flight per connection across its QPs; more waits queued until ACKs return (rxe has no congestion control: a shallow bottleneck queue drops bursts). Raise to rate x RTT on faster paths; 0 = no cap") \
 	INT(VERBS_TIMEOUT, 18, "verbs: QP ACK timeout exponent, 4.096 us * 2^N (18 = 1.07 s; must exceed the RTT)") \
 	INT(VERBS_RETRY, 7, "verbs: QP retransmissions before a peer counts as lost (0..7)") \
 	INT(VERBS_INLINE, 256, "verbs: sends and writes up to this size go inline (capped by the device)") \

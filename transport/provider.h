@@ -97,7 +97,8 @@ struct wccl_ctrl_ops {
 /* Endpoint attributes (internal for now; used by transport/stream). */
 enum wccl_ep_attr {
 	/* Cap on the connection's sending rate, bytes/s, enforced by the
-	 * kernel's pacing (uring: SO_MAX_PACING_RATE); 0 = no cap. */
+	 * kernel's pacing (uring: SO_MAX_PACING_RATE); 0 = no cap (also
+	 * what get reads back for an uncapped connection). */
 	WCCL_EP_ATTR_MAX_PACING_RATE = 1,
 	/* Read only: the connection's round trip as the kernel measures it
 	 * per segment (uring: TCP_INFO), in us: the smoothed value and the
@@ -115,6 +116,13 @@ enum wccl_ep_attr {
 	 * traffic whose receives are sized to fit, such as the collectives'
 	 * eager slots. Set it before posting. */
 	WCCL_EP_ATTR_SEND_LOCAL_COMPLETION = 6,
+	/* Cap on the payload bytes in flight across the endpoint's
+	 * connections (verbs: WCCL_VERBS_MAX_INFLIGHT); 0 = no cap. */
+	WCCL_EP_ATTR_MAX_INFLIGHT = 7,
+	/* Read only, since the endpoint opened: the most bytes in flight at
+	 * once, and how often an operation waited for the cap. */
+	WCCL_EP_ATTR_INFLIGHT_PEAK = 8,
+	WCCL_EP_ATTR_INFLIGHT_WAITS = 9,
 };
 
 

@@ -198,6 +198,8 @@ struct wccl_comm {
 	int nregions;
 	struct wccl_cost_topology topo;
 	int topo_from_file; /* the file's figures win over measurements */
+	/* per link class: the topology file has a line for it */
+	unsigned char link_declared[WCCL_LINK_CLASSES];
 	/* per link class: COMM_LINK_ALPHA / COMM_LINK_BW when measured */
 	unsigned char link_measured[WCCL_LINK_CLASSES];
 	char region_names[COMM_MAX_REGIONS][COMM_REGION_LEN];

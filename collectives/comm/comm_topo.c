@@ -55,6 +55,7 @@ static int load_file(struct wccl_comm *c, const char *path)
 		}
 		c->topo.link[k].alpha_us = alpha;
 		c->topo.link[k].gbytes_per_s = gbs;
+		c->link_declared[k] = 1;
 	}
 	fclose(f);
 	return rc;
@@ -308,12 +309,14 @@ int comm_measure_links(struct wccl_comm *c)
  * bottleneck queue loses whole bursts, and paced flows keep the queue (and
  * so the jitter) small. Only a declared figure is used: a default or a
  * loopback measurement says nothing about the real path, and pacing below
- * it would only slow the transfer down.
+ * it would only slow the transfer down. (tests/collectives/test_pace.c)
  */
 void comm_pace_cross_links(struct wccl_comm *c)
 {
 	double gbs = c->topo.link[WCCL_LINK_CROSS].gbytes_per_s;
-	if (!c->topo_from_file || gbs <= 0)
+	/* A file without a cross line leaves the default in place: that
+	 * is no declaration either. */
+	if (!c->link_declared[WCCL_LINK_CROSS] || gbs <= 0)
 		return;
 	for (int r = 0; r < c->nranks; r++) {
 		struct comm_peer *p = &c->peers[r];

@@ -15,6 +15,8 @@
 # the round trip sees ±the full amount); loss is per packet and direction.
 # WCCL_WAN_RATE overrides the bottleneck (tc units, e.g. 1gbit); "none"
 # leaves it out (netem alone: pure delay, jitter and loss, no rate limit).
+# WCCL_WAN_QUEUE_MS overrides the bottleneck's buffer (default 100 ms of
+# the rate; a shallow one, e.g. 40, shows what bursts do to rxe).
 #
 # Shape on each end: netem (delay, jitter, loss) as root, tbf (rate, burst,
 # 100 ms of buffer) as its child. Why not netem alone: netem's rate/limit
@@ -54,7 +56,7 @@ apply_dev() {
 	wccl_ns "$i" tc qdisc add dev "$dev" root handle 1: netem limit 200000 "${netem[@]}"
 	[ "$rate" = none ] && return 0
 	wccl_ns "$i" tc qdisc add dev "$dev" parent 1:1 handle 10: \
-		tbf rate "$rate" burst 64kb latency 100ms
+		tbf rate "$rate" burst 64kb latency "${WCCL_WAN_QUEUE_MS:-100}ms"
 }
 
 clear_dev() {

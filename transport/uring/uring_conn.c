@@ -537,6 +537,22 @@ int uring_endpoint_get_attr(struct wccl_endpoint *e, int attr, uint64_t *v)
 	case WCCL_EP_ATTR_SEND_LOCAL_COMPLETION:
 		*v = ep->send_local;
 		return 0;
+	case WCCL_EP_ATTR_MAX_PACING_RATE: {
+		/* The 64-bit form; the kernel's "no cap" (~0) reads as 0. */
+		uint64_t r = 0;
+		socklen_t len = sizeof(r);
+		if (ep->fd < 0)
+			return WCCL_EINVAL;
+		if (getsockopt(ep->fd, SOL_SOCKET, SO_MAX_PACING_RATE, &r, &len))
+			return -errno;
+		if (len == sizeof(uint32_t)) {
+			uint32_t r32;
+			memcpy(&r32, &r, sizeof(r32));
+			r = r32 == UINT32_MAX ? ~0ull : r32;
+		}
+		*v = r == ~0ull ? 0 : r;
+		return 0;
+	}
 	default:
 		return WCCL_EOPNOTSUPP;
 	}

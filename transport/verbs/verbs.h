@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "transport/provider.h"
+#include "verbs_inflight.h"
 
 #define VERBS_MAX_DATA_QPS 16u
 #define VERBS_MAX_QPS (VERBS_MAX_DATA_QPS + 1u)
@@ -109,6 +110,7 @@ struct verbs_ctx {
 	/* tunables, read once */
 	uint32_t depth, nqps, batch, inline_max;
 	uint64_t stripe_min;
+	uint64_t max_inflight; /* per endpoint, bytes; 0 = no cap */
 	uint8_t timeout, retry;
 	struct verbs_qp *qps[VERBS_QP_HASH];
 	struct verbs_ep *eps;	   /* every endpoint, for progress */
@@ -133,10 +135,14 @@ struct verbs_qp {
 	bool up, dead, dirty, resolved_route, listed;
 	int retries; /* connect attempts left after a REJECTED(8) */
 	uint64_t retry_at_ns;
-	/* send queue: WR seq numbers, sq_op maps seq & sq_mask to tx seq */
+	/* send queue: WR seq numbers, sq_op maps seq & sq_mask to tx seq
+	 * and the payload bytes the WR counts in flight */
 	uint32_t sq_cap, sq_mask;
 	uint64_t sq_post, sq_done, sq_rung; /* rung: handed to the HCA */
-	uint64_t *sq_op;
+	struct verbs_sqe {
+		uint64_t op;
+		uint64_t bytes;
+	} *sq_op;
 	uint32_t max_inline;
 	uint32_t nchain;
 	struct ibv_send_wr wr[VERBS_CHAIN_MAX];
@@ -152,8 +158,9 @@ struct verbs_txop {
 	uint64_t len, cookie, raddr;
 	uint64_t sidx; /* sends: number among the endpoint's sends */
 	uint32_t lkey, rkey, imm;
+	uint64_t sent; /* bytes issued so far (pieces of a large one) */
 	int32_t status;
-	uint16_t pieces;
+	uint32_t pieces; /* issued, not yet completed */
 	uint8_t kind, state;
 	uint8_t phase; /* striped send: 1 pieces out, 2 final write out */
 	bool inl, p1done;
@@ -211,6 +218,7 @@ struct verbs_ep {
 	uint32_t p2_pending;  /* striped sends whose final write is not out */
 	uint64_t p2_seq;      /* tx seq to look for the next one from */
 	uint64_t n_striped;   /* striped sends issued (tests count them) */
+	struct verbs_inflight inflight; /* WCCL_VERBS_MAX_INFLIGHT */
 	uint32_t imm_tx; /* writes with immediate issued to the peer */
 	uint32_t imm_rx; /* ... and received from it (incl. rejected ones) */
 	/* completions that arrived before wccl_accept gave us a CQ */

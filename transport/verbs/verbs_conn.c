@@ -110,6 +110,7 @@ static struct verbs_ep *ep_new(struct verbs_ctx *ctx, uint32_t nqps)
 	ep->state = VERBS_EP_CONNECTING;
 	ep->nqps = nqps;
 	ep->depth = ctx->depth;
+	ep->inflight.cap = ctx->max_inflight;
 	ep->mask = ctx->depth - 1;
 	ep->tx = calloc(ep->depth, sizeof(*ep->tx));
 	ep->rq = calloc(ep->depth, sizeof(*ep->rq));

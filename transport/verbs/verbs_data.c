@@ -221,6 +221,8 @@ static void op_finish(struct verbs_ep *ep, struct verbs_txop *op)
 	op->state = VERBS_OP_DONE;
 }
 
+static void pieces_all_done(struct verbs_ep *ep, struct verbs_txop *op);
+
 static void piece_done(struct verbs_ep *ep, struct verbs_qp *q,
 		       uint64_t opseq, enum ibv_wc_status st)
 {
@@ -234,8 +236,14 @@ static void piece_done(struct verbs_ep *ep, struct verbs_qp *q,
 	struct verbs_txop *op = &ep->tx[opseq & ep->mask];
 	if (st != IBV_WC_SUCCESS && !op->status)
 		op->status = tx_error(ep, q, op, st);
-	if (--op->pieces)
+	/* Done when no piece is out and none is left to issue. */
+	if (--op->pieces || op->sent < op->len)
 		return;
+	pieces_all_done(ep, op);
+}
+
+static void pieces_all_done(struct verbs_ep *ep, struct verbs_txop *op)
+{
 	if (op->phase == 1) {
 		/* Pieces of a striped send: the final write consumes the
 		 * receive. Without it the receives would pair up wrongly
@@ -286,8 +294,9 @@ static void sq_retire(struct verbs_qp *q, uint64_t upto,
 {
 	while (q->sq_done <= upto && q->sq_done < q->sq_post) {
 		uint64_t seq = q->sq_done++;
-		piece_done(q->ep, q, q->sq_op[seq & q->sq_mask],
-			   seq == upto ? st : IBV_WC_SUCCESS);
+		const struct verbs_sqe *e = &q->sq_op[seq & q->sq_mask];
+		verbs_inflight_done(&q->ep->inflight, e->bytes);
+		piece_done(q->ep, q, e->op, seq == upto ? st : IBV_WC_SUCCESS);
 	}
 }
 
@@ -347,7 +356,11 @@ static void chain_add(struct verbs_qp *q, enum ibv_wr_opcode opc,
 		      uint64_t opseq)
 {
 	uint64_t seq = q->sq_post++;
-	q->sq_op[seq & q->sq_mask] = opseq;
+	/* Internal WRs (clear-to-send entries, control messages) are a few
+	 * bytes and never wait: not counted in flight. */
+	uint64_t bytes = opseq == VERBS_INTERNAL ? 0 : len;
+	q->sq_op[seq & q->sq_mask] = (struct verbs_sqe){opseq, bytes};
+	verbs_inflight_add(&q->ep->inflight, bytes);
 	struct ibv_send_wr *w = &q->wr[q->nchain];
 	struct ibv_sge *s = &q->sge[q->nchain];
 	memset(w, 0, sizeof(*w));
@@ -373,27 +386,44 @@ static void chain_add(struct verbs_qp *q, enum ibv_wr_opcode opc,
 		mark_dirty(q);
 }
 
-/* Issue @op as RDMA writes of page-rounded pieces over the @n QPs of
- * @live into [raddr, raddr + len); false (nothing posted) without room. */
-static bool stripe(struct verbs_ep *ep, struct verbs_txop *op,
-		   struct verbs_qp *const *live, uint32_t n, uint64_t raddr,
-		   uint32_t rkey, uint64_t seq)
+/* Issue @op (a plain write, or a striped send into the receive the peer
+ * offered: op->raddr/rkey) as RDMA writes of page-rounded pieces
+ * (verbs_piece_len) round-robin over the @n QPs of @live, as far as QP
+ * room and the in-flight cap allow; the rest goes on a later call. True
+ * once every byte is issued (the endpoint then moves to its next op). */
+static bool issue_pieces(struct verbs_ep *ep, struct verbs_txop *op,
+			 struct verbs_qp *const *live, uint32_t n, uint64_t seq)
 {
-	for (uint32_t i = 0; i < n; i++)
-		if (!qp_room(live[i], 1))
+	uint64_t piece = verbs_piece_len(op->len, n, ep->inflight.cap);
+	while (op->sent < op->len) {
+		struct verbs_qp *q = live[ep->rr % n];
+		uint64_t l = op->len - op->sent;
+		if (l > piece)
+			l = piece;
+		if (!qp_room(q, 1) || !verbs_inflight_may(&ep->inflight, l))
 			return false;
-	uint64_t chunk = ((op->len + n - 1) / n + 4095) & ~4095ull;
-	uint32_t used = (uint32_t)((op->len + chunk - 1) / chunk);
-	op->pieces = (uint16_t)used;
-	op->state = VERBS_OP_ISSUED;
-	ep->tx_issue++;
-	uint64_t off = 0;
-	for (uint32_t i = 0; i < used; i++) {
-		uint64_t l = op->len - off < chunk ? op->len - off : chunk;
-		chain_add(live[i], IBV_WR_RDMA_WRITE, op->buf + off, l,
-			  op->lkey, false, raddr + off, rkey, 0, seq);
-		off += l;
+		if (op->state == VERBS_OP_WAIT) {
+			/* First piece: it counts as issued from now on. */
+			op->state = VERBS_OP_ISSUED;
+			if (op->kind == VERBS_WRITE) {
+				ep->plain_out++;
+			} else {
+				op->phase = 1;
+				if (!ep->p2_pending++)
+					ep->p2_seq = seq;
+				ep->n_striped++;
+			}
+		}
+		uint64_t off = op->sent;
+		ep->rr++;
+		op->pieces++;
+		op->sent += l;
+		chain_add(q, IBV_WR_RDMA_WRITE, op->buf + off, l, op->lkey,
+			  false, op->raddr + off, op->rkey, 0, seq);
+		if (ep->state != VERBS_EP_READY)
+			return false; /* failed: flushed with the rest */
 	}
+	ep->tx_issue++;
 	return true;
 }
 
@@ -422,7 +452,8 @@ void verbs_tx_issue(struct verbs_ep *ep)
 	while (ep->tx_issue != ep->tx_post) {
 		uint64_t seq = ep->tx_issue;
 		struct verbs_txop *op = &ep->tx[seq & ep->mask];
-		if (op->status) { /* rejected before sending */
+		if (op->status && op->state == VERBS_OP_WAIT) {
+			/* rejected before sending */
 			send_ctl(ep, op->status, 0, false);
 			op->state = VERBS_OP_DONE;
 			ep->tx_issue++;
@@ -433,7 +464,13 @@ void verbs_tx_issue(struct verbs_ep *ep)
 		for (uint32_t i = 1; i < ep->nqps; i++)
 			if (qp_live(&ep->qp[i]))
 				live[nlive++] = &ep->qp[i];
-		if (op->kind == VERBS_SEND) {
+		if (op->state == VERBS_OP_ISSUED && nlive) {
+			/* Pieces of it are out: the rest as room allows. */
+			if (!issue_pieces(ep, op, live, nlive, seq))
+				break;
+			continue;
+		}
+		if (op->kind == VERBS_SEND && op->state == VERBS_OP_WAIT) {
 			const struct verbs_cts *c =
 			    nlive > 1 ? send_cts(ep, op) : NULL;
 			if (c) {
@@ -441,15 +478,10 @@ void verbs_tx_issue(struct verbs_ep *ep)
 				 * final write may overtake nothing. */
 				if (ep->plain_out + ep->imm_out)
 					break;
-				if (!stripe(ep, op, live, nlive, c->addr,
-					    c->rkey, seq))
-					break;
 				op->raddr = c->addr;
 				op->rkey = c->rkey;
-				op->phase = 1;
-				if (!ep->p2_pending++)
-					ep->p2_seq = seq;
-				ep->n_striped++;
+				if (!issue_pieces(ep, op, live, nlive, seq))
+					break;
 				continue;
 			}
 			struct verbs_qp *q = &ep->qp[0];
@@ -457,9 +489,11 @@ void verbs_tx_issue(struct verbs_ep *ep)
 			 * no completion for them); earlier writes with imm
 			 * are waited for by the target (verbs_rxop); earlier
 			 * striped sends must have consumed their receives. */
-			if (ep->plain_out || ep->p2_pending || !qp_room(q, 1))
+			if (ep->plain_out || ep->p2_pending || !qp_room(q, 1) ||
+			    !verbs_inflight_may(&ep->inflight, op->len))
 				break;
 			op->pieces = 1;
+			op->sent = op->len;
 			op->state = VERBS_OP_ISSUED;
 			ep->tx_issue++;
 			chain_add(q, IBV_WR_SEND_WITH_IMM, op->buf, op->len,
@@ -475,9 +509,11 @@ void verbs_tx_issue(struct verbs_ep *ep)
 		}
 		if (op->kind == VERBS_WRITE_IMM) {
 			struct verbs_qp *q = live[0];
-			if (ep->plain_out || !qp_room(q, 1))
+			if (ep->plain_out || !qp_room(q, 1) ||
+			    !verbs_inflight_may(&ep->inflight, op->len))
 				break;
 			op->pieces = 1;
+			op->sent = op->len;
 			op->state = VERBS_OP_ISSUED;
 			ep->imm_out++;
 			ep->imm_tx++;
@@ -487,20 +523,18 @@ void verbs_tx_issue(struct verbs_ep *ep)
 				  op->rkey, op->imm, seq);
 			continue;
 		}
-		uint32_t n = op->len >= ctx->stripe_min && nlive > 1 ? nlive
-								     : 1;
-		if (n > 1) {
-			if (!stripe(ep, op, live, n, op->raddr, op->rkey, seq))
+		if (op->len >= ctx->stripe_min) {
+			if (!issue_pieces(ep, op, live, nlive, seq))
 				break;
-			ep->plain_out++;
 			continue;
 		}
-		struct verbs_qp *q = live[ep->rr++ % nlive];
-		if (!qp_room(q, 1)) {
-			ep->rr--;
+		struct verbs_qp *q = live[ep->rr % nlive];
+		if (!qp_room(q, 1) ||
+		    !verbs_inflight_may(&ep->inflight, op->len))
 			break;
-		}
+		ep->rr++;
 		op->pieces = 1;
+		op->sent = op->len;
 		op->state = VERBS_OP_ISSUED;
 		ep->plain_out++;
 		ep->tx_issue++;
@@ -530,6 +564,15 @@ void verbs_ep_flush_waiting(struct verbs_ep *ep)
 		struct verbs_txop *op = &ep->tx[ep->tx_issue & ep->mask];
 		if (!op->status)
 			op->status = ep->err;
+		if (op->state == VERBS_OP_ISSUED) {
+			/* Some pieces went out, the rest never will: it
+			 * finishes as those retire (flushed), or now. */
+			ep->tx_issue++;
+			op->sent = op->len;
+			if (!op->pieces)
+				pieces_all_done(ep, op);
+			continue;
+		}
 		verbs_mrc_put(ep->ctx, op->tmp);
 		op->tmp = NULL;
 		op->state = VERBS_OP_DONE;

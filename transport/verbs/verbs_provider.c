@@ -290,6 +290,8 @@ static int verbs_context_open(struct wccl_context **out)
 				     0, 7);
 	int64_t sm = wccl_param_int(WCCL_PARAM_VERBS_STRIPE_MIN);
 	ctx->stripe_min = sm > 0 ? (uint64_t)sm : UINT64_MAX;
+	int64_t mi = wccl_param_int(WCCL_PARAM_VERBS_MAX_INFLIGHT);
+	ctx->max_inflight = mi > 0 ? (uint64_t)mi : 0;
 	ctx->srq_depth = clampu(wccl_param_int(WCCL_PARAM_VERBS_SRQ_DEPTH), 16,
 				(uint32_t)ctx->attr.max_srq_wr);
 
@@ -552,6 +554,39 @@ static int verbs_cq_sleep(struct wccl_cq *q, int timeout_ms)
 	return 0;
 }
 
+static int verbs_endpoint_set_attr(struct wccl_endpoint *e, int attr,
+				   uint64_t v)
+{
+	struct verbs_ep *ep = VERBS_EP(e);
+	switch (attr) {
+	case WCCL_EP_ATTR_MAX_INFLIGHT:
+		/* Takes effect from the next issue; what is out stays. */
+		ep->inflight.cap = v;
+		return 0;
+	default:
+		return WCCL_EOPNOTSUPP;
+	}
+}
+
+static int verbs_endpoint_get_attr(struct wccl_endpoint *e, int attr,
+				   uint64_t *v)
+{
+	const struct verbs_ep *ep = VERBS_EP(e);
+	switch (attr) {
+	case WCCL_EP_ATTR_MAX_INFLIGHT:
+		*v = ep->inflight.cap;
+		return 0;
+	case WCCL_EP_ATTR_INFLIGHT_PEAK:
+		*v = ep->inflight.peak;
+		return 0;
+	case WCCL_EP_ATTR_INFLIGHT_WAITS:
+		*v = ep->inflight.waits;
+		return 0;
+	default:
+		return WCCL_EOPNOTSUPP;
+	}
+}
+
 const struct wccl_provider wccl_provider_verbs = {
 	.name = "verbs",
 	.description = "RDMA verbs RC (RoCE / InfiniBand / soft-RoCE) via rdma_cm",
@@ -570,6 +605,8 @@ const struct wccl_provider wccl_provider_verbs = {
 		.cq_sleep = verbs_cq_sleep,
 		.describe = verbs_describe,
 		.endpoint_close = verbs_endpoint_close,
+		.endpoint_get_attr = verbs_endpoint_get_attr,
+		.endpoint_set_attr = verbs_endpoint_set_attr,
 		.established = verbs_established,
 		.listen = verbs_listen,
 		.listener_addr = verbs_listener_addr,
