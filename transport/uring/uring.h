@@ -34,6 +34,7 @@
 #define URING_IOV_MAX 64u      /* iovecs in one coalesced sendmsg */
 #define URING_BATCH_BYTES (256u * 1024u)
 #define URING_CHUNK_MAX (1u << 30) /* one SQE moves at most this */
+#define URING_PARK_PASSES 4096u    /* silent this long: not polled */
 
 /* CQE user_data = object pointer | tag (objects are 8-byte aligned). */
 enum uring_tag {
@@ -171,6 +172,7 @@ struct uring_ep {
 	int rx_state;
 	bool rx_busy, rx_direct, rx_reserved, hello_rx;
 	bool rx_more; /* the last recv filled its buffer: more is likely */
+	uint64_t rx_pass; /* the progress pass that last got bytes */
 	struct uring_wire_hdr cur;
 	uint8_t *dest;      /* NULL: drain the payload */
 	uint64_t remaining; /* payload bytes still to come */

@@ -47,14 +47,18 @@ static bool uring_rx_result(struct uring_ep *ep, int res);
  * recv, as a plain socket ping-pong would) instead of arming an io_uring
  * recv whose completion costs a submit and a task-work run. The sleeping
  * pass arms io_uring for all of them (uring_rx_poll), so a wait still
- * wakes on data. false when the list is full: arm io_uring instead.
+ * wakes on data. false when the list is full, or the connection has been
+ * silent for URING_PARK_PASSES passes (a recv per pass on a connection
+ * nobody uses now, such as the bulk one beside the collectives' eager
+ * one, would only slow the others' polling down): arm io_uring instead.
  */
 static bool uring_rx_park(struct uring_ep *ep)
 {
 	struct uring_ctx *ctx = ep->ctx;
 	if (ep->polled)
 		return true;
-	if (ctx->sleeping || ctx->n_polled >= ctx->rx_poll_max)
+	if (ctx->sleeping || ctx->n_polled >= ctx->rx_poll_max ||
+	    ctx->pass - ep->rx_pass > URING_PARK_PASSES)
 		return false;
 	ep->polled = true;
 	ep->next_polled = ctx->polled;
@@ -321,11 +325,14 @@ static bool uring_rx_header(struct uring_ep *ep)
 /*
  * Consume what staging holds; end with one recv in flight, parked for
  * polling, or blocked. The socket is read directly at most 16 times per
- * call, so one busy peer cannot starve the others.
+ * call, so one busy peer cannot starve the others, and not again once a
+ * read came back short (it was empty then: another recv now would only
+ * delay handing on what arrived).
  */
 static void uring_rx_advance(struct uring_ep *ep)
 {
 	unsigned reads = 0;
+	bool drained = false;
 	while (ep->state != URING_EP_FAILED) {
 		bool direct = false;
 		if (ep->rx_state == URING_RX_PAYLOAD) {
@@ -353,8 +360,10 @@ static void uring_rx_advance(struct uring_ep *ep)
 				return;
 			continue;
 		}
-		if (uring_rx_recv(ep, direct, reads++ < 16))
+		if (uring_rx_recv(ep, direct, reads++ < 16 && !drained)) {
+			drained = !ep->rx_more;
 			continue;
+		}
 		return;
 	}
 }
@@ -419,6 +428,7 @@ static bool uring_rx_result(struct uring_ep *ep, int res)
 				       strerror(-res));
 		return false;
 	}
+	ep->rx_pass = ep->ctx->pass;
 	if (ep->rx_direct) {
 		ep->dest += res;
 		ep->remaining -= (uint64_t)res;
