@@ -9,6 +9,11 @@
  *   rhd   2 log2(p) a_worst + 2 (p-1)/p S / b_worst
  *         + (n != p) 2 (a_worst + S / b_worst)            fold + unfold
  *   rd    log2(p) (a_worst + S / b_worst) + the same fold + unfold
+ *
+ * plus the reductions each rank computes, g per byte (COST_REDUCE_GBS):
+ * ring and rhd (n-1)/n S (+ S for the fold), tree S, hier about S, rd
+ * log2(p) S (+ S): recursive doubling reduces everything at every step,
+ * which is what keeps it to small buffers.
  *   tree  chunks of C = min(S/2, 1 MiB) per tree; each chunk costs an
  *         inner node 3 steps per tree up and 3 down, plus the pipeline
  *         fill of D steps each way:
@@ -91,6 +96,15 @@ static void analyse(const struct wccl_cost_topology *t, struct shape *s)
 	s->extras = max_size > s->min_size;
 }
 
+/* Reduction speed of one core, GB/s of input (fp32 sum streams three
+ * buffers at memory bandwidth; a conservative figure). */
+#define COST_REDUCE_GBS 8.0
+
+static double reduce_us(double bytes)
+{
+	return bytes / (COST_REDUCE_GBS * 1e3);
+}
+
 static double msg_us(const struct wccl_link_cost *l, double bytes)
 {
 	return l->alpha_us + bytes / (l->gbytes_per_s * 1e3);
@@ -116,7 +130,8 @@ double wccl_cost_allreduce_us(const struct wccl_cost_topology *t,
 
 	switch (algo) {
 	case WCCL_ALGO_RING:
-		return 2.0 * (n - 1) * msg_us(worst, S / n);
+		return 2.0 * (n - 1) * msg_us(worst, S / n) +
+		       reduce_us(S * (n - 1) / n);
 	case WCCL_ALGO_RHD:
 	case WCCL_ALGO_RD: {
 		int p = 1, lg = 0;
@@ -125,12 +140,13 @@ double wccl_cost_allreduce_us(const struct wccl_cost_topology *t,
 			lg++;
 		}
 		double us = algo == WCCL_ALGO_RD
-				    ? lg * msg_us(worst, S)
+				    ? lg * (msg_us(worst, S) + reduce_us(S))
 				    : 2.0 * lg * worst->alpha_us +
 					      2.0 * (p - 1) / p * S /
-						      (worst->gbytes_per_s * 1e3);
+						      (worst->gbytes_per_s * 1e3) +
+					      reduce_us(S * (p - 1) / p);
 		if (n != p)
-			us += 2.0 * msg_us(worst, S);
+			us += 2.0 * msg_us(worst, S) + reduce_us(S);
 		return us;
 	}
 	case WCCL_ALGO_TREE: {
@@ -139,7 +155,8 @@ double wccl_cost_allreduce_us(const struct wccl_cost_topology *t,
 			depth++;
 		double chunk = fmin(S / 2, 1 << 20);
 		double chunks = chunk > 0 ? ceil(S / 2 / chunk) : 1;
-		return (12.0 * chunks + 2.0 * depth) * msg_us(worst, chunk);
+		return (12.0 * chunks + 2.0 * depth) * msg_us(worst, chunk) +
+		       reduce_us(S);
 	}
 	case WCCL_ALGO_HIER: {
 		int M = s.min_size, k = s.nregions;
@@ -149,8 +166,8 @@ double wccl_cost_allreduce_us(const struct wccl_cost_topology *t,
 							  : s.intra],
 					   S / M / k);
 		if (s.extras)
-			us += 2.0 * msg_us(intra, S);
-		return us;
+			us += 2.0 * msg_us(intra, S) + reduce_us(S);
+		return us + reduce_us(S);
 	}
 	default:
 		return -1.0;

@@ -88,10 +88,19 @@ struct wccl_ctrl_ops {
 	int (*endpoint_get_attr)(struct wccl_endpoint *ep, int attr,
 				 uint64_t *value);
 	/* Same-host providers: map the peer's region @rk (registered with
-	 * REMOTE_READ) for loads; *@addr is its first byte, valid until the
-	 * endpoint closes. -WCCL_EOPNOTSUPP elsewhere (the stub). */
+	 * REMOTE_READ, and REMOTE_WRITE too with WCCL_MAP_WRITE) for loads
+	 * (and stores); *@addr is its first byte, valid until the endpoint
+	 * closes, or with WCCL_MAP_TRANSIENT only until a few more transient
+	 * mappings on this endpoint (a per-call use; no slot is held for
+	 * good). -WCCL_EOPNOTSUPP elsewhere (the stub), or when no slot is
+	 * left. */
 	int (*map_remote)(struct wccl_endpoint *ep, const struct wccl_rkey *rk,
-			  const void **addr);
+			  unsigned flags, void **addr);
+};
+
+enum wccl_map_flags {
+	WCCL_MAP_WRITE = 1u << 0,
+	WCCL_MAP_TRANSIENT = 1u << 1,
 };
 
 /* Endpoint attributes (internal for now; used by transport/stream). */
@@ -180,9 +189,9 @@ static inline int wccl_endpoint_set_attr(struct wccl_endpoint *ep, int attr,
 
 static inline int wccl_endpoint_map_remote(struct wccl_endpoint *ep,
 					   const struct wccl_rkey *rk,
-					   const void **addr)
+					   unsigned flags, void **addr)
 {
-	return ep->ctx->prov->ctrl.map_remote(ep, rk, addr);
+	return ep->ctx->prov->ctrl.map_remote(ep, rk, flags, addr);
 }
 
 static inline int wccl_endpoint_get_attr(struct wccl_endpoint *ep, int attr,

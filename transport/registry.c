@@ -124,10 +124,12 @@ static int stub_endpoint_set_attr(struct wccl_endpoint *ep, int attr,
 }
 
 static int stub_map_remote(struct wccl_endpoint *ep,
-			   const struct wccl_rkey *rk, const void **addr)
+			   const struct wccl_rkey *rk, unsigned flags,
+			   void **addr)
 {
 	(void)ep;
 	(void)rk;
+	(void)flags;
 	(void)addr;
 	return WCCL_EOPNOTSUPP;
 }

@@ -117,9 +117,11 @@ static void idle(struct wccl_comm *c, uint64_t idle_since, uint64_t now)
 		sched_yield();
 		return;
 	}
-	/* A mailbox allreduce is not announced by any completion: never
-	 * sleep in the provider while one is waiting. */
-	if (c->nctx == 1 && !(c->head && c->head->plan && c->head->plan->ll)) {
+	/* A mailbox allreduce (small or direct) is not announced by any
+	 * completion: never sleep in the provider while one is waiting. */
+	if (c->nctx == 1 &&
+	    !(c->head && ((c->head->plan && c->head->plan->ll) ||
+			  c->head->direct_phase))) {
 		struct wccl_completion wc[64];
 		int n = wccl_cq_wait(c->ctx[0].cq, wc, 64, 1);
 		for (int k = 0; k < n; k++)

@@ -485,13 +485,10 @@ static int finish_steps(struct wccl_request *r)
 	return 0;
 }
 
-static void request_start(struct wccl_request *r)
+/* Start @r on its schedule. */
+static void schedule_start(struct wccl_request *r)
 {
 	struct coll_plan *p = r->plan;
-	if (p->ll) {
-		coll_ll_start(r);
-		return;
-	}
 	for (int i = 0; i < p->nsteps; i++)
 		p->state[i] = (struct step_state){ .slot = -1 };
 	p->stage_free = p->stage_slots >= 32 ? ~0u
@@ -525,6 +522,17 @@ static void request_start(struct wccl_request *r)
 					  wccl_strerror(rc)));
 }
 
+static void request_start(struct wccl_request *r)
+{
+	struct coll_plan *p = r->plan;
+	if (p->ll)
+		coll_ll_start(r);
+	else if (p->direct)
+		coll_direct_start(r);
+	else
+		schedule_start(r);
+}
+
 /* Drive the head request as far as it can go now. */
 static void advance(struct wccl_request *r)
 {
@@ -532,6 +540,13 @@ static void advance(struct wccl_request *r)
 	if (p->ll) {
 		coll_ll_advance(r);
 		return;
+	}
+	if (r->direct_phase) {
+		if (!coll_direct_advance(r))
+			return;
+		schedule_start(r); /* some rank could not: all fall back */
+		if (r->status)
+			return;
 	}
 	int window = p->stage_slots > 0 ? p->stage_slots + 2 : 8;
 	for (int round = 0; round < 4 && !r->status; round++) {
@@ -763,6 +778,8 @@ int coll_waiting_on(struct wccl_request *r, char *buf, size_t len,
 	*never_called = 0;
 	if (r->started && p->ll)
 		return coll_ll_waiting_on(r, buf, len, never_called);
+	if (r->started && r->direct_phase)
+		return coll_direct_waiting_on(r, buf, len, never_called);
 	/* A peer whose signature never came has not entered this call. */
 	for (int i = 0; r->started && i < p->n_sig_recv; i++) {
 		int peer = p->sig_recv_peers[i];

@@ -45,6 +45,19 @@ int coll_eager_cookie(uint64_t cookie);
 void coll_eager_completion(struct wccl_comm *c,
 			   const struct wccl_completion *wc);
 
+/* coll_ll.c: mailbox slot @s of rank @peer (ours too), and its flag. */
+const uint8_t *coll_ll_slot(const struct wccl_comm *c, int peer, int s);
+_Atomic uint64_t *coll_ll_flag(const uint8_t *slot);
+
+/* coll_direct.c: large allreduce between mapped buffers on one host.
+ * advance returns 1 when the call must run its schedule instead (every
+ * rank learns it in the same round). */
+int coll_direct_eligible(const struct wccl_comm *c, const struct coll_shape *s);
+void coll_direct_start(struct wccl_request *r);
+int coll_direct_advance(struct wccl_request *r);
+int coll_direct_waiting_on(struct wccl_request *r, char *buf, size_t len,
+			   int *never_called);
+
 /* coll_exec.c: @r's signature (COMM_SIG_LEN bytes), and the check of a
  * peer's against it (a difference fails @r naming the peer). */
 void coll_sig_encode(const struct wccl_request *r, uint8_t *out);

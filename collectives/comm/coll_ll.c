@@ -33,17 +33,27 @@
 #include "transport/provider.h"
 
 #define LL_FLAG_OFF COMM_SIG_LEN /* after the signature */
-#define LL_DATA_OFF 64
+#define LL_DATA_OFF COMM_LL_DATA_OFF
 #define LL_SLOT (LL_DATA_OFF + COMM_LL_MAX)
 
-static _Atomic uint64_t *slot_flag(const uint8_t *slot)
+_Atomic uint64_t *coll_ll_flag(const uint8_t *slot)
 {
 	return (_Atomic uint64_t *)(uintptr_t)(slot + LL_FLAG_OFF);
 }
 
-static const uint8_t *peer_slot(const struct wccl_comm *c, int peer, int s)
+const uint8_t *coll_ll_slot(const struct wccl_comm *c, int peer, int s)
 {
 	return c->ll_peer[peer] + (size_t)s * LL_SLOT;
+}
+
+static _Atomic uint64_t *slot_flag(const uint8_t *slot)
+{
+	return coll_ll_flag(slot);
+}
+
+static const uint8_t *peer_slot(const struct wccl_comm *c, int peer, int s)
+{
+	return coll_ll_slot(c, peer, s);
 }
 
 /* This rank's own reasons against the mailboxes, before asking others. */
@@ -107,10 +117,10 @@ int comm_ll_setup(struct wccl_comm *c)
 		if (r == c->rank || !ok)
 			continue;
 		struct wccl_rkey rk;
-		const void *p = NULL;
+		void *p = NULL;
 		wccl_rkey_unpack(all[r].rkey, &rk);
 		if (rk.len < 2 * LL_SLOT ||
-		    wccl_endpoint_map_remote(c->peers[r].ep, &rk, &p))
+		    wccl_endpoint_map_remote(c->peers[r].ep, &rk, 0, &p))
 			ok = 0;
 		c->ll_peer[r] = p;
 	}
@@ -121,8 +131,13 @@ int comm_ll_setup(struct wccl_comm *c)
 	for (int r = 0; !rc && r < c->nranks; r++)
 		on &= oks[r] != 0;
 	c->ll_on = on;
-	if (on)
+	if (on) {
 		c->ll_peer[c->rank] = c->ll_box;
+		/* (if these fail, each direct call says "cannot") */
+		c->direct_in = calloc((size_t)c->nranks, sizeof(*c->direct_in));
+		c->direct_out =
+			calloc((size_t)c->nranks, sizeof(*c->direct_out));
+	}
 	WCCL_INFO(WCCL_SUB_COLL, "rank %d: small-allreduce mailboxes %s",
 		  c->rank, on ? "on" : "off");
 	free(all);
@@ -137,6 +152,10 @@ void comm_ll_teardown(struct wccl_comm *c)
 	if (c->ll_box)
 		wccl_mem_free(c->ll_box);
 	free(c->ll_peer);
+	free(c->direct_in);
+	free(c->direct_out);
+	c->direct_in = NULL;
+	c->direct_out = NULL;
 	c->ll_mr = NULL;
 	c->ll_box = NULL;
 	c->ll_peer = NULL;

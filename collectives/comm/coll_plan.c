@@ -147,6 +147,7 @@ static int build(struct wccl_comm *c, struct coll_plan *p)
 		if (!p->steps)
 			return WCCL_ENOMEM;
 	} else {
+		p->direct = coll_direct_eligible(c, sh);
 		struct wccl_sched_args a = {
 			.nranks = c->nranks,
 			.rank = c->rank,

@@ -48,6 +48,11 @@ struct comm_peer_info {
 /* Allreduces of at most this many bytes among the ranks of one host go
  * through shared mailboxes (coll_ll.c). */
 #define COMM_LL_MAX 65536u
+#define COMM_LL_DATA_OFF 64u /* in a mailbox slot: flag + signature first */
+/* Allreduces of at least this many bytes among the ranks of one host, on
+ * wccl_mem buffers, reduce straight from the peers' buffers
+ * (coll_direct.c). */
+#define COMM_DIRECT_MIN (256u * 1024u)
 #define COMM_STRIPE_MIN (256u * 1024u)
 
 struct comm_peer {
@@ -149,6 +154,7 @@ struct coll_plan {
 	/* allreduce: block boundaries and, per segment between them, whether
 	 * an out-of-place run's output holds it yet (coll_lazy.c) */
 	int ll; /* small allreduce through the mailboxes: no schedule */
+	int direct; /* coll_direct.c first; the schedule if it cannot */
 	uint64_t *seg_bound;
 	uint8_t *seg_in_out;
 	uint32_t nseg;
@@ -171,6 +177,7 @@ struct wccl_request {
 	/* wccl_mem allocations holding buf / send_base (id 0: plain memory) */
 	struct wccl_mem_span buf_span, send_span, in_span;
 	int ll_slot; /* mailbox slot of a small allreduce */
+	int direct_phase; /* coll_direct.c: 0 = not (or no longer) direct */
 	const uint8_t *lazy_in; /* out-of-place allreduce input, copied lazily */
 	uint64_t seq;
 	int next_recv, next_send, next_finish; /* executor cursors */
@@ -212,6 +219,9 @@ struct wccl_comm {
 	uint8_t *ll_box;            /* ours: two slots */
 	struct wccl_mr *ll_mr;
 	const uint8_t **ll_peer;    /* every rank's, mapped here */
+	const uint8_t **direct_in;  /* per rank: a direct call's buffers */
+	uint8_t **direct_out;
+	uint64_t direct_done, direct_fallbacks; /* calls, for describe */
 	uint64_t ll_calls;
 	struct wccl_request reqs[COMM_MAX_REQUESTS];
 	struct wccl_request *head, *tail;

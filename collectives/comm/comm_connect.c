@@ -84,8 +84,10 @@ struct wccl_mr *comm_mr_for(struct wccl_comm *c, int ctx_index,
 		wccl_mr_deregister(victim->mr);
 	victim->mr = NULL;
 	victim->id = 0;
+	/* Remote reads too: same-host peers map it (coll_direct.c). */
 	if (wccl_mr_register(x->ctx, span->base, span->len,
-			     WCCL_ACCESS_LOCAL | WCCL_ACCESS_REMOTE_WRITE,
+			     WCCL_ACCESS_LOCAL | WCCL_ACCESS_REMOTE_WRITE |
+				     WCCL_ACCESS_REMOTE_READ,
 			     &victim->mr))
 		return NULL;
 	victim->id = span->id;

@@ -35,6 +35,11 @@ int wccl_comm_describe(struct wccl_comm *c, char *buf, size_t len)
 			l->alpha_us, m & COMM_LINK_ALPHA ? "measured" : src,
 			l->gbytes_per_s, m & COMM_LINK_BW ? "measured" : src);
 	}
+	if (c->direct_done || c->direct_fallbacks)
+		o += (size_t)snprintf(buf + o, o < len ? len - o : 0,
+				      "; direct allreduces %llu, fell back %llu",
+				      (unsigned long long)c->direct_done,
+				      (unsigned long long)c->direct_fallbacks);
 	return 0;
 }
 
@@ -52,7 +57,14 @@ int wccl_comm_explain_allreduce(struct wccl_comm *c, size_t count, int dtype,
 	struct coll_plan *p = coll_plan_get(c, &s, &rc);
 	if (!p)
 		return rc;
-	snprintf(algo, algo_len, "%s", p->ll ? "ll" : wccl_algo_name(p->algo));
-	snprintf(why, why_len, "%s", p->why);
+	snprintf(algo, algo_len, "%s",
+		 p->ll ? "ll" : p->direct ? "direct" : wccl_algo_name(p->algo));
+	if (p->direct)
+		snprintf(why, why_len,
+			 "all ranks on one host: straight between wccl_mem "
+			 "buffers (else %s: %s)",
+			 wccl_algo_name(p->algo), p->why);
+	else
+		snprintf(why, why_len, "%s", p->why);
 	return 0;
 }

@@ -132,11 +132,39 @@ static void fill_input(void *buf, uint64_t n, enum wccl_dtype t,
 		store(buf, i, t, input(rank, first + i, op));
 }
 
+/* Allreduce buffers from wccl_mem_alloc (shareable: same-host ranks
+ * reduce straight between them): 1 on every rank, 2 on all but rank 0
+ * (so every rank must fall back to the schedule together). */
+static int g_wccl_mem;
+
+static int use_wccl_mem(void)
+{
+	return g_wccl_mem == 1 || (g_wccl_mem == 2 && g_rank != 0);
+}
+
 static void *poisoned(size_t bytes)
 {
-	void *p = malloc(bytes ? bytes : 1);
+	void *p = NULL;
+	if (use_wccl_mem()) {
+		if (wccl_mem_alloc(bytes ? bytes : 1, &p))
+			p = NULL;
+	} else {
+		p = malloc(bytes ? bytes : 1);
+	}
+	if (!p) {
+		fprintf(stderr, "rank %d: out of memory\n", g_rank);
+		exit(1);
+	}
 	memset(p, 0xA5, bytes ? bytes : 1);
 	return p;
+}
+
+static void release(void *p)
+{
+	if (use_wccl_mem())
+		wccl_mem_free(p);
+	else
+		free(p);
 }
 
 /* ---- one check per collective ---------------------------------------- */
@@ -158,9 +186,9 @@ static void check_allreduce(struct wccl_comm *c, uint64_t n, enum wccl_dtype t,
 			break;
 		}
 	}
-	free(in);
+	release(in);
 	if (!inplace)
-		free(out);
+		release(out);
 }
 
 static void check_broadcast(struct wccl_comm *c, uint64_t n, enum wccl_dtype t,
@@ -427,6 +455,66 @@ static void battery_algo(struct wccl_comm *c)
 		}
 }
 
+/*
+ * Allreduce on wccl_mem buffers around and above COMM_DIRECT_MIN (256 KiB),
+ * where same-host ranks reduce straight between their buffers; then with
+ * rank 0 on plain memory, where all must take the schedule instead.
+ */
+static void battery_direct(struct wccl_comm *c)
+{
+	/* Half the bytes each kind moves: just below 256 KiB, exactly 256
+	 * KiB, and above. */
+	static const uint64_t sizes[] = { 131071, 131072, 3 * 65536 + 5,
+					  (1u << 20) + 1 };
+	static const struct {
+		enum wccl_dtype t;
+		enum wccl_redop op;
+		const char *name;
+	} kinds[] = {
+		{ WCCL_FP32, WCCL_SUM, "fp32 sum" },
+		{ WCCL_FP16, WCCL_AVG, "fp16 avg" },
+		{ WCCL_INT64, WCCL_MAX, "int64 max" },
+		{ WCCL_BF16, WCCL_SUM, "bf16 sum" },
+	};
+	char d[1024];
+	for (g_wccl_mem = 1; g_wccl_mem <= 2; g_wccl_mem++) {
+		for (size_t s = 0; s < 4; s++)
+			for (size_t k = 0; k < 4; k++)
+				for (int ip = 0; ip < 2; ip++) {
+					uint64_t n = sizes[s] /
+						     (wccl_dtype_size(kinds[k].t) / 2);
+					snprintf(g_case, sizeof(g_case),
+						 "allreduce %s n=%llu%s on %s",
+						 kinds[k].name,
+						 (unsigned long long)n,
+						 ip ? " in-place" : "",
+						 g_wccl_mem == 1
+							 ? "wccl_mem"
+							 : "wccl_mem but rank 0");
+					check_allreduce(c, n, kinds[k].t,
+							kinds[k].op, ip);
+				}
+		/* Over shm, the 3 sizes >= 256 KiB x 4 kinds x 2 went
+		 * straight between the buffers, and only those; with rank 0
+		 * on plain memory, all of them fell back. */
+		int shm = !strcmp(getenv("WCCL_TRANSPORT") ?
+					  getenv("WCCL_TRANSPORT") : "", "shm");
+		wccl_comm_describe(c, d, sizeof(d));
+		unsigned long long done = 0, back = 0;
+		const char *at = strstr(d, "direct allreduces ");
+		if (at)
+			sscanf(at, "direct allreduces %llu, fell back %llu",
+			       &done, &back);
+		unsigned long long want = shm ? 24 : 0;
+		snprintf(g_case, sizeof(g_case), "direct counts (%s)",
+			 g_wccl_mem == 1 ? "wccl_mem" : "rank 0 plain");
+		if (done != want || back != (g_wccl_mem == 2 ? want : 0))
+			fail("%llu direct, %llu fell back; want %llu, %llu",
+			     done, back, want, g_wccl_mem == 2 ? want : 0);
+	}
+	g_wccl_mem = 0;
+}
+
 /* ---- launching -------------------------------------------------------- */
 
 static int rank_main(const char *algo, const char *mode)
@@ -444,6 +532,8 @@ static int rank_main(const char *algo, const char *mode)
 		battery_all(c);
 	else if (!strcmp(mode, "large"))
 		battery_large(c);
+	else if (!strcmp(mode, "direct"))
+		battery_direct(c);
 	else
 		battery_algo(c);
 	rc = wccl_comm_destroy(c);
@@ -593,6 +683,8 @@ int main(int argc, char **argv)
 	}
 	if (n <= 4)
 		bad |= launch(n, "", "large", 1);
+	if (n >= 2)
+		bad |= launch(n, "", "direct", 1);
 	static const char *const algos[] = { "ring", "tree", "rhd", "rd",
 					     "hier" };
 	for (int a = 0; a < 5; a++)

@@ -151,6 +151,7 @@ struct shm_map {
 	uint64_t size, ino;
 	int32_t rfd; /* its number in the peer */
 	int writable;
+	uint64_t used; /* ep->map_clock at the last lookup: LRU */
 };
 
 struct shm_listener {
@@ -257,7 +258,7 @@ struct shm_ep {
 	struct shm_mrt_ent *peer_mrt;  /* its region table, read-only */
 	struct shm_map maps[SHM_MAPS];
 	struct shm_map pinned[SHM_PINNED];
-	uint32_t map_next;             /* next victim when all are used */
+	uint64_t map_clock;            /* lookups of maps[], for the LRU */
 };
 
 static inline struct shm_ctx *shm_ctx_of(struct wccl_context *c)
@@ -330,10 +331,10 @@ void shm_ep_abort(struct shm_ep *ep, int err);
 uint8_t *shm_peer_region(struct shm_ep *ep, uint64_t key, uint32_t access,
 			 uint64_t need, int pinned);
 int shm_map_remote(struct wccl_endpoint *ep, const struct wccl_rkey *rk,
-		   const void **addr);
+		   unsigned flags, void **addr);
 /* A mapping for map_remote: kept until the endpoint closes. */
 uint8_t *shm_map_pinned(struct shm_ep *ep, int32_t rfd, uint64_t ino,
-			uint64_t *size);
+			int writable, uint64_t *size);
 uint8_t *shm_map_get(struct shm_ep *ep, int32_t rfd, uint64_t ino,
 		     int writable, uint64_t *size);
 void shm_maps_release(struct shm_ep *ep);

@@ -189,10 +189,9 @@ uint8_t *shm_peer_region(struct shm_ep *ep, uint64_t key, uint32_t access,
 	if ((acc & access) != access || need > len)
 		return NULL;
 	uint64_t size;
-	uint8_t *base = pinned ? shm_map_pinned(ep, fd, ino, &size)
-			       : shm_map_get(ep, fd, ino,
-					     !!(access & WCCL_ACCESS_REMOTE_WRITE),
-					     &size);
+	int writable = !!(access & WCCL_ACCESS_REMOTE_WRITE);
+	uint8_t *base = pinned ? shm_map_pinned(ep, fd, ino, writable, &size)
+			       : shm_map_get(ep, fd, ino, writable, &size);
 	if (!base || off > size || len > size - off)
 		return NULL;
 	return base + off;
@@ -210,14 +209,18 @@ static uint8_t *shm_direct_dst(struct shm_ep *ep, const struct shm_tx *t)
 }
 
 int shm_map_remote(struct wccl_endpoint *e, const struct wccl_rkey *rk,
-		   const void **addr)
+		   unsigned flags, void **addr)
 {
 	if (!e || !rk || !addr)
 		return WCCL_EINVAL;
-	/* Pinned: the caller keeps the pointer, so the mapping must not be
-	 * evicted by the direct-copy cache. */
-	const uint8_t *p = shm_peer_region(shm_ep_of(e), rk->key,
-					   WCCL_ACCESS_REMOTE_READ, rk->len, 1);
+	/* Pinned unless transient: a caller that keeps the pointer must not
+	 * lose the mapping to the direct-copy cache (which evicts the
+	 * oldest of SHM_MAPS, so the last few transient ones stay). */
+	uint8_t *p = shm_peer_region(
+		shm_ep_of(e), rk->key,
+		WCCL_ACCESS_REMOTE_READ |
+			(flags & WCCL_MAP_WRITE ? WCCL_ACCESS_REMOTE_WRITE : 0),
+		rk->len, !(flags & WCCL_MAP_TRANSIENT));
 	if (!p)
 		return WCCL_EOPNOTSUPP;
 	*addr = p;

@@ -154,32 +154,39 @@ uint8_t *shm_map_get(struct shm_ep *ep, int32_t rfd, uint64_t ino,
 	struct shm_map *x = shm_map_find(ep->maps, SHM_MAPS, rfd, ino,
 					 writable, &m);
 	if (x) {
+		x->used = ++ep->map_clock;
 		*size = x->size;
 		return x->base;
 	}
 	if (!ep->direct)
 		return NULL;
 	if (!m) {
-		m = &ep->maps[ep->map_next++ % SHM_MAPS];
+		/* The least recently used: the last ones looked up (a
+		 * transient map_remote's in and out) stay. */
+		m = &ep->maps[0];
+		for (int i = 1; i < SHM_MAPS; i++)
+			if (ep->maps[i].used < m->used)
+				m = &ep->maps[i];
 		munmap(m->base, m->size);
 		m->base = NULL;
 	}
+	m->used = ++ep->map_clock;
 	return shm_map_into(ep, m, rfd, ino, writable, size);
 }
 
 uint8_t *shm_map_pinned(struct shm_ep *ep, int32_t rfd, uint64_t ino,
-			uint64_t *size)
+			int writable, uint64_t *size)
 {
 	struct shm_map *m = NULL;
-	struct shm_map *x = shm_map_find(ep->pinned, SHM_PINNED, rfd, ino, 0,
-					 &m);
+	struct shm_map *x = shm_map_find(ep->pinned, SHM_PINNED, rfd, ino,
+					 writable, &m);
 	if (x) {
 		*size = x->size;
 		return x->base;
 	}
 	if (!ep->direct || !m)
 		return NULL;
-	return shm_map_into(ep, m, rfd, ino, 0, size);
+	return shm_map_into(ep, m, rfd, ino, writable, size);
 }
 
 void shm_maps_release(struct shm_ep *ep)

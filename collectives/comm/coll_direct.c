@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Large allreduce among the ranks of one host, straight between the
+ * callers' buffers: every rank maps every other rank's input (read) and
+ * output (write), reduces its own 1/n of the elements from all inputs in
+ * rank order and writes the result into every output. Each byte of input
+ * is read once and each byte of output written once, by one rank, with no
+ * staging and no messages: per rank n/n reads and n/n writes of the
+ * buffer, where a ring over the shm transport also copies every block into
+ * staging and back out.
+ *
+ * It needs the buffers in wccl_mem memory (the memfd is what a peer maps).
+ * The call goes through the mailboxes of coll_ll.c in three rounds, each
+ * a flag every rank raises in its own slot and waits to see raised by all:
+ *   1. signature + registration keys of its buffers (or "cannot": plain
+ *      memory, a registration refused);
+ *   2. "mapped" (or "cannot": no mapping slot left), once it mapped all;
+ *   3. "written", once its share is in every output.
+ * If any rank cannot, all see it in the same round and run the schedule
+ * instead (the plan has one). After round 3 nobody reads an input or
+ * writes an output any more, so the call returns.
+ *
+ * In place works too: the rank that owns a block is the only one that
+ * reads or writes that block anywhere, and it reads a chunk from every
+ * input before writing that chunk to every output.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "coll_exec.h"
+#include "comm_internal.h"
+#include "collectives/dtype.h"
+#include "collectives/reduce.h"
+#include "collectives/schedule.h"
+#include "core/log.h"
+#include "core/params.h"
+#include "transport/provider.h"
+
+/* Reduce this much, then copy it out while it is in cache. */
+#define DIRECT_CHUNK (64u * 1024u)
+
+struct direct_card {
+	uint32_t ok;
+	uint32_t pad;
+	uint64_t in_off, out_off; /* of the buffers in their allocations */
+	uint8_t in_rk[WCCL_RKEY_PACKED_LEN];
+	uint8_t out_rk[WCCL_RKEY_PACKED_LEN];
+	_Atomic uint64_t mapped; /* round 2: seq << 1 | ok */
+	_Atomic uint64_t written; /* round 3: seq */
+};
+
+static struct direct_card *my_card(struct wccl_request *r)
+{
+	struct wccl_comm *c = r->comm;
+	return (struct direct_card *)(uintptr_t)(coll_ll_slot(c, c->rank,
+							      r->ll_slot) +
+						 COMM_LL_DATA_OFF);
+}
+
+static const struct direct_card *card_of(struct wccl_request *r, int p)
+{
+	return (const struct direct_card *)(coll_ll_slot(r->comm, p,
+							 r->ll_slot) +
+					    COMM_LL_DATA_OFF);
+}
+
+int coll_direct_eligible(const struct wccl_comm *c, const struct coll_shape *s)
+{
+	return c->ll_on && s->kind == COLL_ALLREDUCE &&
+	       s->count * wccl_dtype_size(s->dtype) >= COMM_DIRECT_MIN;
+}
+
+/* The registration key of wccl_mem buffer @buf (@len bytes) and its
+ * offset in the allocation; 0, or nonzero when it has none. */
+static int buffer_key(struct wccl_comm *c, int ctx, const void *buf,
+		      size_t len, uint8_t *rk_out, uint64_t *off)
+{
+	struct wccl_mem_span span;
+	struct wccl_rkey rk;
+	if (wccl_mem_find(buf, len, &span))
+		return -1;
+	struct wccl_mr *mr = comm_mr_for(c, ctx, &span);
+	if (!mr || wccl_mr_rkey(mr, &rk))
+		return -1;
+	wccl_rkey_pack(&rk, rk_out);
+	*off = (uint64_t)((const uint8_t *)buf - (const uint8_t *)span.base);
+	return 0;
+}
+
+static int shm_ctx(const struct wccl_comm *c)
+{
+	return c->peers[(c->rank + 1) % c->nranks].ctx_index;
+}
+
+void coll_direct_start(struct wccl_request *r)
+{
+	struct wccl_comm *c = r->comm;
+	size_t bytes = r->shape.count * wccl_dtype_size(r->shape.dtype);
+	r->ll_slot = (int)(c->ll_calls++ & 1);
+	struct direct_card *me = my_card(r);
+	int ctx = shm_ctx(c);
+	me->ok = c->direct_in && c->direct_out &&
+		 !buffer_key(c, ctx, r->sendbuf, bytes, me->in_rk,
+			     &me->in_off) &&
+		 !buffer_key(c, ctx, r->recvbuf, bytes, me->out_rk,
+			     &me->out_off);
+	uint8_t *slot = (uint8_t *)(uintptr_t)coll_ll_slot(c, c->rank,
+							   r->ll_slot);
+	coll_sig_encode(r, slot);
+	atomic_store_explicit(coll_ll_flag(slot), r->seq, memory_order_release);
+	r->direct_phase = 1;
+	r->started = 1;
+}
+
+/* The call number rank @p's flag of @round shows. */
+static uint64_t raised(struct wccl_request *r, int p, int round)
+{
+	const struct direct_card *k = card_of(r, p);
+	if (round == 1)
+		return atomic_load_explicit(
+			coll_ll_flag(coll_ll_slot(r->comm, p, r->ll_slot)),
+			memory_order_acquire);
+	if (round == 2)
+		return atomic_load_explicit(&k->mapped, memory_order_acquire) >>
+		       1;
+	return atomic_load_explicit(&k->written, memory_order_acquire);
+}
+
+/* Has every rank raised @round's flag for @r? */
+static int all_raised(struct wccl_request *r, int round)
+{
+	for (int p = 0; p < r->comm->nranks; p++)
+		if (raised(r, p, round) != r->seq)
+			return 0;
+	return 1;
+}
+
+/* Map every peer's buffers; 1 if all are. */
+static int map_all(struct wccl_request *r)
+{
+	struct wccl_comm *c = r->comm;
+	size_t bytes = r->shape.count * wccl_dtype_size(r->shape.dtype);
+	c->direct_in[c->rank] = r->sendbuf;
+	c->direct_out[c->rank] = r->recvbuf;
+	for (int p = 0; p < c->nranks; p++) {
+		if (p == c->rank)
+			continue;
+		const struct direct_card *k = card_of(r, p);
+		struct wccl_rkey in, out;
+		void *a = NULL, *b = NULL;
+		wccl_rkey_unpack(k->in_rk, &in);
+		wccl_rkey_unpack(k->out_rk, &out);
+		if (k->in_off > in.len || bytes > in.len - k->in_off ||
+		    k->out_off > out.len || bytes > out.len - k->out_off ||
+		    wccl_endpoint_map_remote(c->peers[p].ep, &in,
+					     WCCL_MAP_TRANSIENT, &a) ||
+		    wccl_endpoint_map_remote(c->peers[p].ep, &out,
+					     WCCL_MAP_TRANSIENT |
+						     WCCL_MAP_WRITE,
+					     &b))
+			return 0;
+		c->direct_in[p] = (const uint8_t *)a + k->in_off;
+		c->direct_out[p] = (uint8_t *)b + k->out_off;
+	}
+	return 1;
+}
+
+/* Reduce our block from every input and write it to every output. */
+static int reduce_share(struct wccl_request *r)
+{
+	struct wccl_comm *c = r->comm;
+	enum wccl_dtype t = (enum wccl_dtype)r->shape.dtype;
+	enum wccl_redop op = (enum wccl_redop)r->shape.op;
+	size_t es = wccl_dtype_size(t);
+	struct wccl_block b = wccl_sched_block(r->shape.count, c->nranks,
+					       c->rank);
+	size_t step = DIRECT_CHUNK / es;
+	uint8_t *mine = c->direct_out[c->rank];
+	for (uint64_t e = b.offset; e < b.offset + b.count; e += step) {
+		size_t n = b.offset + b.count - e < step
+				   ? (size_t)(b.offset + b.count - e)
+				   : step;
+		size_t at = e * es;
+		uint8_t *dst = mine + at;
+		/* Our own input first: in place, dst is that input, and it
+		 * must be read before it is written. (One rank computes each
+		 * element and copies it everywhere, so every rank has the
+		 * same bits whatever the order.) */
+		int first = c->rank ? 0 : 1;
+		int rc = wccl_reduce_local(dst, c->direct_in[c->rank] + at,
+					   c->direct_in[first] + at, n, t, op);
+		for (int p = first + 1; p < c->nranks && !rc; p++)
+			if (p != c->rank)
+				rc = wccl_reduce_local(dst, dst,
+						       c->direct_in[p] + at, n,
+						       t, op);
+		if (!rc && op == WCCL_AVG)
+			rc = wccl_reduce_avg_finish(dst, n, t,
+						    (uint32_t)c->nranks);
+		if (rc)
+			return rc;
+		for (int p = 0; p < c->nranks; p++)
+			if (p != c->rank)
+				memcpy(c->direct_out[p] + at, dst, n * es);
+	}
+	return 0;
+}
+
+int coll_direct_advance(struct wccl_request *r)
+{
+	struct wccl_comm *c = r->comm;
+	struct direct_card *me = my_card(r);
+	switch (r->direct_phase) {
+	case 1: {
+		if (!all_raised(r, 1))
+			return 0;
+		int all_ok = 1;
+		for (int p = 0; p < c->nranks && !r->status; p++) {
+			if (p != c->rank)
+				coll_sig_compare(r, p, coll_ll_slot(c, p,
+								    r->ll_slot));
+			all_ok &= card_of(r, p)->ok != 0;
+		}
+		if (r->status) {
+			r->done = 1;
+			return 0;
+		}
+		if (!all_ok) {
+			r->direct_phase = 0; /* everyone saw it: schedule */
+			c->direct_fallbacks++;
+			return 1;
+		}
+		int ok = map_all(r);
+		atomic_store_explicit(&me->mapped, r->seq << 1 | (uint64_t)ok,
+				      memory_order_release);
+		r->direct_phase = 2;
+		return 0;
+	}
+	case 2: {
+		if (!all_raised(r, 2))
+			return 0;
+		for (int p = 0; p < c->nranks; p++)
+			if (!(atomic_load_explicit(&card_of(r, p)->mapped,
+						   memory_order_acquire) &
+			      1)) {
+				r->direct_phase = 0;
+				c->direct_fallbacks++;
+				return 1;
+			}
+		int rc = reduce_share(r);
+		if (rc) {
+			coll_request_fail(r, rc);
+			r->done = 1;
+			return 0;
+		}
+		atomic_store_explicit(&me->written, r->seq,
+				      memory_order_release);
+		r->direct_phase = 3;
+		return 0;
+	}
+	default:
+		if (all_raised(r, 3)) {
+			r->done = 1;
+			c->direct_done++;
+		}
+		return 0;
+	}
+}
+
+int coll_direct_waiting_on(struct wccl_request *r, char *buf, size_t len,
+			   int *never_called)
+{
+	struct wccl_comm *c = r->comm;
+	int round = r->direct_phase;
+	for (int p = 0; p < c->nranks; p++) {
+		if (p == c->rank || raised(r, p, round) == r->seq)
+			continue;
+		*never_called = round == 1;
+		snprintf(buf, len, "rank %d (host %s), %s", p,
+			 c->peers[p].info.hostname,
+			 round == 1   ? "which never started it"
+			 : round == 2 ? "mapping the buffers"
+				      : "writing its share");
+		return p;
+	}
+	snprintf(buf, len, "nobody (all flags are up)");
+	return -1;
+}
