@@ -223,6 +223,7 @@ struct wccl_comm {
 	uint8_t **direct_out;
 	uint64_t direct_done, direct_fallbacks; /* calls, for describe */
 	uint64_t ll_calls;
+	uint64_t ll_quiet_passes; /* comm_progress: transports polled 1 in 16 */
 	struct wccl_request reqs[COMM_MAX_REQUESTS];
 	struct wccl_request *head, *tail;
 	struct coll_plan plans[COMM_PLAN_CACHE];
