@@ -204,8 +204,10 @@ int wccl_wait(struct wccl_request *r, int timeout_ms)
 		}
 		idle(c, idle_since, now);
 	}
-	/* (A mailbox allreduce sent nothing that a pass could push.) */
-	if (r->done && !r->status && !(r->plan && r->plan->ll))
+	/* (A mailbox allreduce, or a call of eager messages only, sent
+	 * nothing whose acknowledgement a peer waits for.) */
+	if (r->done && !r->status && !(r->plan && r->plan->ll) &&
+	    r->rendezvous)
 		finish_pass(c);
 	if (r->status) {
 		/* Report the communicator's diagnosis (perhaps another rank's,

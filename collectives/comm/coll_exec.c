@@ -247,6 +247,7 @@ static int post_parts(struct wccl_request *r, int i, struct comm_peer *peer,
 	uint8_t *posted = send ? &st->send_parts : &st->recv_parts;
 	uint8_t *left = send ? &st->send_left : &st->recv_left;
 	int parts = parts_for(peer, len);
+	r->rendezvous = 1;
 	while (*posted < parts) {
 		size_t off, n;
 		part_range(len, p->elem_size, parts, *posted, &off, &n);
@@ -495,6 +496,7 @@ static void schedule_start(struct wccl_request *r)
 					     : (1u << p->stage_slots) - 1;
 	r->next_recv = r->next_send = r->next_finish = r->send_low = 0;
 	r->sends_pending = r->sigs_pending = r->next_sig = 0;
+	r->rendezvous = !r->comm->eager; /* signatures too, then */
 	r->started = 1;
 	int rc = coll_prepare_buffers(r);
 	if (!rc) {
@@ -589,6 +591,7 @@ static void p2p_start(struct wccl_request *r)
 	struct wccl_endpoint *ep = c->peers[r->shape.root].ep;
 	int rc;
 	r->started = 1;
+	r->rendezvous = 1;
 	if (r->shape.kind == COLL_SEND)
 		rc = wccl_post_send(ep, r->sendbuf, len, NULL,
 				    cookie(r, XF_SEND, 0));

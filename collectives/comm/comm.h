@@ -178,6 +178,7 @@ struct wccl_request {
 	struct wccl_mem_span buf_span, send_span, in_span;
 	int ll_slot; /* mailbox slot of a small allreduce */
 	int direct_phase; /* coll_direct.c: 0 = not (or no longer) direct */
+	int rendezvous; /* it posted a send or receive outside the eager path */
 	const uint8_t *lazy_in; /* out-of-place allreduce input, copied lazily */
 	uint64_t seq;
 	int next_recv, next_send, next_finish; /* executor cursors */

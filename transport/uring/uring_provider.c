@@ -246,6 +246,21 @@ static void uring_reap_zombies(struct uring_ctx *ctx)
 	}
 }
 
+/* Service each dirty endpoint once; those still blocked re-mark. */
+static void uring_service_dirty(struct uring_ctx *ctx)
+{
+	struct uring_ep *ep = ctx->dirty;
+	ctx->dirty = NULL;
+	while (ep) {
+		struct uring_ep *next = ep->next_dirty;
+		ep->dirty = false;
+		ep->next_dirty = NULL;
+		uring_rx_service(ep);
+		uring_tx_service(ep);
+		ep = next;
+	}
+}
+
 int uring_progress(struct uring_ctx *ctx)
 {
 	struct io_uring_cqe *cqes[URING_REAP_BATCH];
@@ -262,19 +277,13 @@ int uring_progress(struct uring_ctx *ctx)
 		io_uring_cq_advance(&ctx->ring, n);
 	} while (n == URING_REAP_BATCH && ++rounds < 8);
 
+	/* What was posted since the last pass goes out before the polled
+	 * sockets are read (a recv each: the message should not wait for
+	 * them); what the reads bring is answered in the same pass. */
+	uring_service_dirty(ctx);
 	if (ctx->polled)
 		uring_rx_poll(ctx);
-	/* Service each dirty endpoint once; those still blocked re-mark. */
-	struct uring_ep *ep = ctx->dirty;
-	ctx->dirty = NULL;
-	while (ep) {
-		struct uring_ep *next = ep->next_dirty;
-		ep->dirty = false;
-		ep->next_dirty = NULL;
-		uring_rx_service(ep);
-		uring_tx_service(ep);
-		ep = next;
-	}
+	uring_service_dirty(ctx);
 	if (ctx->zombies)
 		uring_reap_zombies(ctx);
 	if (io_uring_sq_ready(&ctx->ring) && !ctx->sleeping) {
