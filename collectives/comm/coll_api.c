@@ -204,10 +204,11 @@ int wccl_wait(struct wccl_request *r, int timeout_ms)
 		}
 		idle(c, idle_since, now);
 	}
-	/* (A mailbox allreduce, or a call of eager messages only, sent
-	 * nothing whose acknowledgement a peer waits for.) */
+	/* One more pass pushes out what a peer may wait for (an ACK). A
+	 * mailbox allreduce sent nothing; eager messages over connections
+	 * that complete sends themselves want no ACK. */
 	if (r->done && !r->status && !(r->plan && r->plan->ll) &&
-	    r->rendezvous)
+	    (r->rendezvous || !c->eager_local))
 		finish_pass(c);
 	if (r->status) {
 		/* Report the communicator's diagnosis (perhaps another rank's,

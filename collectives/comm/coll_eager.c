@@ -118,6 +118,7 @@ int comm_eager_setup(struct wccl_comm *c)
 		return WCCL_ENOMEM;
 	c->eager = e;
 	e->slot_bytes = slot_bytes_for(c->eager_max);
+	c->eager_local = 1;
 	size_t per_peer = 2 * EAGER_SLOTS * e->slot_bytes;
 	size_t len = (size_t)c->nranks * per_peer;
 	e->peer = calloc((size_t)c->nranks, sizeof(*e->peer));
@@ -144,6 +145,8 @@ int comm_eager_setup(struct wccl_comm *c)
 		rc = wccl_endpoint_set_attr(eager_ep(c, r),
 					    WCCL_EP_ATTR_SEND_LOCAL_COMPLETION,
 					    1);
+		if (rc)
+			c->eager_local = 0;
 		if (rc && rc != WCCL_EOPNOTSUPP)
 			return comm_fail(c, rc, r, "rank %d: eager connection "
 					 "to rank %d: %s", c->rank, r,
@@ -189,6 +192,8 @@ void coll_eager_completion(struct wccl_comm *c,
 	if (!c->eager || peer >= c->nranks || slot >= EAGER_SLOTS)
 		return;
 	struct eager_peer *p = &c->eager->peer[peer];
+	if (dir == EAGER_OUT && c->eager_sends_out)
+		c->eager_sends_out--;
 	if (wc->status) {
 		int rc = comm_fail(c, wc->status, peer,
 				   "eager messages with rank %d (host %s): %s",
@@ -230,8 +235,10 @@ int coll_eager_send(struct wccl_request *r, int peer, int sig,
 	int rc = wccl_post_send(eager_ep(c, peer), msg, EAGER_HDR + len,
 				eager_mr(c, peer),
 				eager_cookie(EAGER_OUT, peer, slot));
-	if (!rc)
+	if (!rc) {
 		p->out_free &= ~(1u << slot);
+		c->eager_sends_out++;
+	}
 	return rc;
 }
 

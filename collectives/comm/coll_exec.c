@@ -570,8 +570,14 @@ static void advance(struct wccl_request *r)
 		if (r->next_recv + r->next_send + r->next_finish == before)
 			break;
 	}
-	if (r->status || (r->next_finish == p->nsteps && !r->sends_pending &&
-			  !r->sigs_pending)) {
+	/* Done when every step is finished and every send posted and
+	 * complete: a step that only sends finishes before its (eager) send
+	 * may go, if the outbox was full, and an eager send posted is not
+	 * yet on its way. */
+	if (r->status || (r->next_finish == p->nsteps &&
+			  r->next_send == p->nsteps && !r->sends_pending &&
+			  !r->sigs_pending && !r->comm->eager_sends_out &&
+			  (!r->comm->eager || r->next_sig == p->n_sig_send))) {
 		if (!r->status)
 			r->status = coll_finish_buffers(r);
 		r->done = 1;

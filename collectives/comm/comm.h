@@ -235,6 +235,8 @@ struct wccl_comm {
 	 * own (coll_eager.c). */
 	struct comm_eager *eager; /* NULL: off */
 	size_t eager_max; /* largest eager payload, agreed at init; 0: off */
+	uint64_t eager_sends_out; /* posted, not completed: a call waits */
+	int eager_local; /* every eager connection completes sends itself */
 	/* Signatures: one outgoing and one incoming slot per peer. */
 	uint8_t *sig;
 	uint8_t *sig_got; /* per peer: its signature arrived this call */
