@@ -67,6 +67,7 @@ struct uring_ctx {
 	bool has_zc, fixed_ok;
 	bool zc_local; /* SEND_ZC also to loopback / same-host peers */
 	bool sleeping; /* progress leaves the submit to the wait */
+	bool no_cork;  /* the early service of a pass: never cork an ACK */
 	bool yield;    /* sched_yield() on an empty poll */
 	uint64_t zc_min, eager_max;
 	uint32_t staging, depth;

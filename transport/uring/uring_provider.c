@@ -279,8 +279,13 @@ int uring_progress(struct uring_ctx *ctx)
 
 	/* What was posted since the last pass goes out before the polled
 	 * sockets are read (a recv each: the message should not wait for
-	 * them); what the reads bring is answered in the same pass. */
+	 * them); what the reads bring is answered in the same pass. The
+	 * early round never corks an ACK: corking is for one that an answer
+	 * read in this pass may carry (corked before the read, ACKs stalled
+	 * 4-rank transfers for 40 ms a call). */
+	ctx->no_cork = true;
 	uring_service_dirty(ctx);
+	ctx->no_cork = false;
 	if (ctx->polled)
 		uring_rx_poll(ctx);
 	uring_service_dirty(ctx);

@@ -376,7 +376,7 @@ static bool uring_tx_ready(const struct uring_ep *ep)
 static bool uring_tx_may_cork(const struct uring_ep *ep)
 {
 	return ep->rx_answered && !ep->ack_corked && !ep->ctx->sleeping &&
-	       !uring_tx_ready(ep);
+	       !ep->ctx->no_cork && !uring_tx_ready(ep);
 }
 
 static void uring_tx_uncork(struct uring_ep *ep)
