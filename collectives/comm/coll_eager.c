@@ -14,8 +14,10 @@
  * header naming the request's sequence number and what it is, so a peer
  * already in its next collective waits in the inbox, and a stream out of
  * step fails naming the peer. The sender copies the message into one of
- * its outbox slots and forgets it: the slot comes back with the send's
- * completion.
+ * its outbox slots, so the caller's buffer is free at once; the slot comes
+ * back with the send's completion, which a call still waits for before it
+ * returns (over uring that is when the message is in the socket: the
+ * eager connections complete sends themselves, no ACK asked for).
  *
  * Both ends choose "eager" from the message length and the size all ranks
  * agreed on at init, so a message always takes the connection its
