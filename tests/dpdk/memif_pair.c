@@ -142,6 +142,14 @@ int memif_pair_run(const char *self)
 	}
 	int cs = WIFEXITED(st_s) ? WEXITSTATUS(st_s) : 1;
 	int cc = WIFEXITED(st_c) ? WEXITSTATUS(st_c) : 1;
+	/* A side that died says how (a crash in teardown leaves no CHECK
+	 * message of its own). */
+	if (WIFSIGNALED(st_s))
+		fprintf(stderr, "[driver] server killed by signal %d (%s)\n",
+			WTERMSIG(st_s), strsignal(WTERMSIG(st_s)));
+	if (WIFSIGNALED(st_c))
+		fprintf(stderr, "[driver] client killed by signal %d (%s)\n",
+			WTERMSIG(st_c), strsignal(WTERMSIG(st_c)));
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd)) {
