@@ -88,18 +88,13 @@ static int buffer_key(struct wccl_comm *c, int ctx, const void *buf,
 	return 0;
 }
 
-static int shm_ctx(const struct wccl_comm *c)
-{
-	return c->peers[(c->rank + 1) % c->nranks].ctx_index;
-}
-
 void coll_direct_start(struct wccl_request *r)
 {
 	struct wccl_comm *c = r->comm;
 	size_t bytes = r->shape.count * wccl_dtype_size(r->shape.dtype);
 	r->ll_slot = (int)(c->ll_calls++ & 1);
 	struct direct_card *me = my_card(r);
-	int ctx = shm_ctx(c);
+	int ctx = coll_ll_ctx(c);
 	me->ok = c->direct_in && c->direct_out &&
 		 !buffer_key(c, ctx, r->sendbuf, bytes, me->in_rk,
 			     &me->in_off) &&

@@ -457,18 +457,17 @@ static int finish_steps(struct wccl_request *r)
 		int has_recv = s->recv_peer >= 0;
 		if (has_recv && !(st->flags & STEP_RECV_DONE))
 			break;
+		/* Reducing (or copying an eager arrival) writes the block:
+		 * no send may still read it. */
+		if ((st->eager || s->recv_action == WCCL_RECV_REDUCE) &&
+		    (send_in_flight_over(r, i + 1, s->recv) ||
+		     own_send_unread(r, i)))
+			break;
 		if (st->eager) {
-			if (send_in_flight_over(r, i + 1, s->recv) ||
-			    own_send_unread(r, i))
-				break;
 			int rc = finish_eager(r, s, st);
 			if (rc)
 				return rc;
 		} else if (s->recv_action == WCCL_RECV_REDUCE) {
-			/* Reducing writes the block: no send may read it. */
-			if (send_in_flight_over(r, i + 1, s->recv) ||
-			    own_send_unread(r, i))
-				break;
 			int rc = coll_lazy_reduce(
 				r, s->recv,
 				p->stage + (size_t)st->slot * p->stage_slot_bytes);
@@ -729,6 +728,8 @@ int comm_progress(struct wccl_comm *c)
 	if (h && !h->next && h->started && !h->done && h->plan && h->plan->ll) {
 		coll_ll_advance(h);
 		skip_polls = h->done || (++c->ll_quiet_passes & 15);
+		if (skip_polls && !h->done)
+			return 0; /* nothing else queued, nothing changed */
 	}
 	for (int i = 0; i < c->nctx && !skip_polls; i++) {
 		/* A context no peer uses has nothing to say (and polling an

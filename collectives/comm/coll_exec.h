@@ -48,6 +48,7 @@ void coll_eager_completion(struct wccl_comm *c,
 /* coll_ll.c: mailbox slot @s of rank @peer (ours too), and its flag. */
 const uint8_t *coll_ll_slot(const struct wccl_comm *c, int peer, int s);
 _Atomic uint64_t *coll_ll_flag(const uint8_t *slot);
+int coll_ll_ctx(const struct wccl_comm *c);
 
 /* coll_direct.c: large allreduce between mapped buffers on one host.
  * advance returns 1 when the call must run its schedule instead (every

@@ -46,14 +46,11 @@ const uint8_t *coll_ll_slot(const struct wccl_comm *c, int peer, int s)
 	return c->ll_peer[peer] + (size_t)s * LL_SLOT;
 }
 
-static _Atomic uint64_t *slot_flag(const uint8_t *slot)
+/* The context the mailboxes are registered with: shm, which reaches
+ * every peer when they are on. */
+int coll_ll_ctx(const struct wccl_comm *c)
 {
-	return coll_ll_flag(slot);
-}
-
-static const uint8_t *peer_slot(const struct wccl_comm *c, int peer, int s)
-{
-	return coll_ll_slot(c, peer, s);
+	return c->peers[(c->rank + 1) % c->nranks].ctx_index;
 }
 
 /* This rank's own reasons against the mailboxes, before asking others. */
@@ -82,7 +79,7 @@ struct ll_card {
 int comm_ll_setup(struct wccl_comm *c)
 {
 	struct ll_card me = { .ok = (uint32_t)ll_possible_here(c) };
-	int ctx = me.ok ? c->peers[(c->rank + 1) % c->nranks].ctx_index : 0;
+	int ctx = me.ok ? coll_ll_ctx(c) : 0;
 	if (me.ok && wccl_mem_alloc(2 * LL_SLOT, (void **)&c->ll_box))
 		me.ok = 0;
 	if (me.ok && wccl_mr_register(c->ctx[ctx].ctx, c->ll_box, 2 * LL_SLOT,
@@ -181,7 +178,7 @@ void coll_ll_start(struct wccl_request *r)
 	if (r->shape.kind != COLL_BARRIER)
 		memcpy(slot + LL_DATA_OFF, r->sendbuf, bytes);
 	coll_sig_encode(r, slot);
-	atomic_store_explicit(slot_flag(slot), r->seq, memory_order_release);
+	atomic_store_explicit(coll_ll_flag(slot), r->seq, memory_order_release);
 	r->started = 1;
 }
 
@@ -189,12 +186,12 @@ void coll_ll_advance(struct wccl_request *r)
 {
 	struct wccl_comm *c = r->comm;
 	for (int p = 0; p < c->nranks; p++)
-		if (atomic_load_explicit(slot_flag(peer_slot(c, p, r->ll_slot)),
+		if (atomic_load_explicit(coll_ll_flag(coll_ll_slot(c, p, r->ll_slot)),
 					 memory_order_acquire) != r->seq)
 			return;
 	for (int p = 0; p < c->nranks && !r->status; p++)
 		if (p != c->rank)
-			coll_sig_compare(r, p, peer_slot(c, p, r->ll_slot));
+			coll_sig_compare(r, p, coll_ll_slot(c, p, r->ll_slot));
 	if (r->status || r->shape.kind == COLL_BARRIER) {
 		r->done = 1;
 		return;
@@ -203,12 +200,12 @@ void coll_ll_advance(struct wccl_request *r)
 	 * from the mailboxes (ours too: in place, recvbuf is our input). */
 	size_t count = r->shape.count;
 	uint8_t *out = r->recvbuf;
-	memcpy(out, peer_slot(c, 0, r->ll_slot) + LL_DATA_OFF,
+	memcpy(out, coll_ll_slot(c, 0, r->ll_slot) + LL_DATA_OFF,
 	       count * wccl_dtype_size(r->shape.dtype));
 	int rc = 0;
 	for (int p = 1; p < c->nranks && !rc; p++)
 		rc = wccl_reduce_local(out, out,
-				       peer_slot(c, p, r->ll_slot) + LL_DATA_OFF,
+				       coll_ll_slot(c, p, r->ll_slot) + LL_DATA_OFF,
 				       count, r->shape.dtype, r->shape.op);
 	if (!rc && r->shape.op == WCCL_AVG)
 		rc = wccl_reduce_avg_finish(out, count, r->shape.dtype,
@@ -224,7 +221,7 @@ int coll_ll_waiting_on(struct wccl_request *r, char *buf, size_t len,
 	struct wccl_comm *c = r->comm;
 	for (int p = 0; p < c->nranks; p++) {
 		if (p == c->rank ||
-		    atomic_load_explicit(slot_flag(peer_slot(c, p, r->ll_slot)),
+		    atomic_load_explicit(coll_ll_flag(coll_ll_slot(c, p, r->ll_slot)),
 					 memory_order_acquire) == r->seq)
 			continue;
 		snprintf(buf, len, "rank %d (host %s), which never started it",

@@ -427,8 +427,7 @@ static bool uring_tx_build(struct uring_ep *ep)
 				break;
 			ep->sends_wired++;
 			/* Our credits ride in the offset, always current. */
-			for (int b = 0; b < 8; b++)
-				op->hdr[32 + b] = (uint8_t)(ep->rq_post >> (8 * b));
+			uring_wire_set_offset(op->hdr, ep->rq_post);
 			ep->credits_sent = ep->rq_post;
 		}
 		uring_iov_add(ep, op->hdr, URING_WIRE_HDR_LEN);

@@ -17,6 +17,11 @@ void uring_wire_encode(const struct uring_wire_hdr *h,
 	le_put64(out + 32, h->offset);
 }
 
+void uring_wire_set_offset(uint8_t out[URING_WIRE_HDR_LEN], uint64_t offset)
+{
+	le_put64(out + 32, offset);
+}
+
 int uring_wire_decode(const uint8_t *in, size_t avail,
 		      struct uring_wire_hdr *h)
 {

@@ -62,6 +62,10 @@ void uring_wire_encode(const struct uring_wire_hdr *h,
 int uring_wire_decode(const uint8_t *in, size_t avail,
 		      struct uring_wire_hdr *h);
 
+/* Rewrite the offset field of the encoded header @out (a SEND's credits,
+ * current when it goes on the wire). */
+void uring_wire_set_offset(uint8_t out[URING_WIRE_HDR_LEN], uint64_t offset);
+
 /* "SEND", "WRITE", ... for messages. */
 const char *uring_wire_op_name(unsigned op);
 
