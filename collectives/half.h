@@ -32,11 +32,15 @@ static inline uint16_t wccl_fp32_to_bf16(float f)
 {
 	uint32_t u;
 	memcpy(&u, &f, sizeof(u));
-	if ((u & 0x7fffffffu) > 0x7f800000u)
-		return (uint16_t)((u >> 16) | 0x0040u);
 	/* Adding 0x7fff plus the lowest kept bit rounds to nearest even; a
-	 * carry out of the mantissa bumps the exponent, up to Inf. */
-	return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+	 * carry out of the mantissa bumps the exponent, up to Inf. A NaN
+	 * keeps its top bits and gets the quiet bit. Both are computed and
+	 * one picked, with a signed compare (the magnitude fits in 31 bits),
+	 * so loops over this vectorise with SSE2. */
+	uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+	uint32_t quiet = (u >> 16) | 0x0040u;
+	int32_t magnitude = (int32_t)(u & 0x7fffffffu);
+	return (uint16_t)(magnitude > 0x7f800000 ? quiet : rounded);
 }
 
 #endif
