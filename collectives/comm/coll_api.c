@@ -177,7 +177,7 @@ int wccl_wait(struct wccl_request *r, int timeout_ms)
 		timeout_ms = c->timeout_ms;
 	uint64_t start = wccl_now_ns();
 	uint64_t deadline = start + (uint64_t)timeout_ms * 1000000ull;
-	uint64_t idle_since = start, next_abort_check = start, now = start;
+	uint64_t idle_since = start, now = start;
 	unsigned passes = 0;
 	while (!r->done) {
 		int got = comm_progress(c);
@@ -189,14 +189,16 @@ int wccl_wait(struct wccl_request *r, int timeout_ms)
 			now = wccl_now_ns();
 		if (got > 0)
 			idle_since = now;
-		if (now >= next_abort_check) {
-			/* A rank that died or aborted, announced by the root. */
+		/* A rank that died or aborted, announced by the root. The
+		 * check is a syscall: every 10 ms across calls, not once per
+		 * call (a small call takes a fraction of a microsecond). */
+		if (now >= c->next_abort_check_ns) {
 			int rc = wccl_bootstrap_check_abort(c->bs);
 			if (rc) {
 				comm_take_relayed_error(c, rc);
 				break;
 			}
-			next_abort_check = now + 10000000;
+			c->next_abort_check_ns = now + 10000000;
 		}
 		if (now >= deadline) {
 			timed_out(c, r, timeout_ms);

@@ -225,6 +225,7 @@ struct wccl_comm {
 	uint64_t direct_done, direct_fallbacks; /* calls, for describe */
 	uint64_t ll_calls;
 	uint64_t ll_quiet_passes; /* comm_progress: transports polled 1 in 16 */
+	uint64_t next_abort_check_ns; /* wccl_wait: the root's news, every 10 ms */
 	struct wccl_request reqs[COMM_MAX_REQUESTS];
 	struct wccl_request *head, *tail;
 	struct coll_plan plans[COMM_PLAN_CACHE];
