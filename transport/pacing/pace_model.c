@@ -5,8 +5,8 @@
  * samples per ACK). BBR's skeleton: the bottleneck rate is the max
  * delivery-rate sample of the last 10 rounds (or, with bw_slot_rtts, of
  * the last 10 slots of path time; samples from pace_rate.c), min RTT the
- * min of the last 10 s; pace at gain x btlbw and keep in flight <= cwnd_gain x BDP.
- * Startup doubles per round (gain 2.89) until three rounds grow < 25 %,
+ * min of the last 10 s; pace at gain x btlbw and keep in flight <= cwnd_gain x
+ * BDP. Startup doubles per round (gain 2.89) until three rounds grow < 25 %,
  * drain empties the queue it built, probe_bw cycles 1.25, 0.75, 1 x 6.
  * On top, Swift's delay target: when a sample's RTT exceeds min RTT by more
  * than the target, a factor (at most once per RTT, by up to half, in
@@ -107,27 +107,21 @@ void pace_model_on_ack(struct pace_model *cc, uint64_t now, uint64_t rtt_ns,
 		 * estimate (else rate and estimate spiral down together;
 		 * rounds of a few us on the dpdk provider's links).
 		 *
-		 * In path-time slots (the stream), with two limits: not when
-		 * the slot's samples fell short of what we sent (then the
-		 * path set the rate), and not for more than 10 slots in a
-		 * row without the factor back at 1: else a startup
-		 * overshoot is kept for good once the queue it built holds
-		 * the factor down (seen in test_rate_striped). There the
-		 * estimate is also kept while the whole window has had no
-		 * sample (rate 0: none, or an app-limited one below the
-		 * estimate), as BBR's filter keeps its max until a new
-		 * sample comes. */
+		 * In path-time slots (the stream), not when the slot's
+		 * samples fell short of 0.9x what we sent: then the path set
+		 * the rate, and an estimate above it ages out (else a
+		 * startup overshoot stays for good once the queue it built
+		 * holds the factor down: test_rate_striped). A slot without
+		 * a sample (rate 0: none, or an app-limited one below the
+		 * estimate) is no evidence either way; and while the whole
+		 * window has had none, the estimate stays, as BBR's filter
+		 * keeps its max until a new sample comes. */
 		int held = cc->qfactor < 1.0;
 		int none = 0;
 		if (slot_ns) {
-			held = held &&
-			       (double)cc->round_max >=
-				   0.9 * (double)cc->pacing_rate &&
-			       cc->held_rounds < 10;
-			if (held)
-				cc->held_rounds++;
-			else if (cc->qfactor >= 1.0)
-				cc->held_rounds = 0;
+			held = held && (!cc->round_max ||
+					(double)cc->round_max >=
+					    0.9 * (double)cc->pacing_rate);
 			none = now - cc->last_sample_ns > 10 * slot_ns;
 		}
 		cc->bw_win[cc->slot % 10] = held || none ? cc->btlbw : 0;

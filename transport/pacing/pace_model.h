@@ -30,7 +30,6 @@ struct pace_model {
 	uint64_t round; /* round-trip count */
 	uint64_t next_round_delivered;
 	uint64_t round_max; /* largest rate sample this slot (0: none) */
-	int held_rounds;    /* slots the estimate has been held in a row */
 	uint64_t min_rtt_ns, min_rtt_stamp;
 	uint64_t srtt_ns;
 	uint64_t full_bw;
