@@ -108,8 +108,8 @@ void pace_model_on_ack(struct pace_model *cc, uint64_t now, uint64_t rtt_ns,
 		 * rounds of a few us on the dpdk provider's links).
 		 *
 		 * In path-time slots (the stream), not when the slot's
-		 * samples fell short of 0.9x what we sent: then the path set
-		 * the rate, and an estimate above it ages out (else a
+		 * samples fell short of 0.95x what we sent: then the path
+		 * set the rate, and an estimate above it ages out (else a
 		 * startup overshoot stays for good once the queue it built
 		 * holds the factor down: test_rate_striped). A slot without
 		 * a sample (rate 0: none, or an app-limited one below the
@@ -121,7 +121,7 @@ void pace_model_on_ack(struct pace_model *cc, uint64_t now, uint64_t rtt_ns,
 		if (slot_ns) {
 			held = held && (!cc->round_max ||
 					(double)cc->round_max >=
-					    0.9 * (double)cc->pacing_rate);
+					    0.95 * (double)cc->pacing_rate);
 			none = now - cc->last_sample_ns > 10 * slot_ns;
 		}
 		cc->bw_win[cc->slot % 10] = held || none ? cc->btlbw : 0;

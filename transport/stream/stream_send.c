@@ -1015,7 +1015,7 @@ static int snd_run(struct snd *s, const char *path,
 	/* Chunks on n connections finish out of order, and a sample's count
 	 * is off by up to a chunk per other connection; the max filter turns
 	 * that into an estimate above the link. A window of 2n chunks keeps
-	 * it within -6..+8 % in test_rate_striped (per-chunk ack-interval
+	 * it within -10..+6 % in test_rate_striped (per-chunk ack-interval
 	 * samples: +32..+37 %; tests/stream/test_stream_unit.c). */
 	pace_rs_init(&s->rs, (uint64_t)SAMPLE_CHUNKS_PER_STREAM * n * s->chunk);
 	/* Rounds are chunk RTTs here, seconds when the socket buffers hold
