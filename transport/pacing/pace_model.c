@@ -3,9 +3,10 @@
  * Pacing model, shared by the streaming engine (transport/stream: one per
  * transfer, samples per chunk) and the dpdk provider (one per connection,
  * samples per ACK). BBR's skeleton: the bottleneck rate is the max
- * delivery-rate sample of the last 10 rounds, min RTT the min of the last
- * 10 s; pace at gain x btlbw and keep in flight <= cwnd_gain x BDP.
- * Startup doubles per round (gain 2.89) until three rounds grow < 25 %,
+ * delivery-rate sample of the last 10 rounds (or, with bw_slot_rtts, of
+ * the last 10 slots of path time; samples from pace_rate.c), min RTT the
+ * min of the last 10 s; pace at gain x btlbw and keep in flight <= cwnd_gain x
+ * BDP. Startup doubles per round (gain 2.89) until three rounds grow < 25 %,
  * drain empties the queue it built, probe_bw cycles 1.25, 0.75, 1 x 6.
  * On top, Swift's delay target: when a sample's RTT exceeds min RTT by more
  * than the target, a factor (at most once per RTT, by up to half, in
@@ -91,10 +92,45 @@ void pace_model_on_ack(struct pace_model *cc, uint64_t now, uint64_t rtt_ns,
 		cc->next_round_delivered = delivered;
 		cc->round++;
 		new_round = 1;
-		/* While we hold ourselves back (delay target), our own
-		 * samples say nothing about the path: keep the estimate. */
-		cc->bw_win[cc->round % 10] = cc->qfactor < 1.0 ? cc->btlbw : 0;
 	}
+	/* The filter's slots: rounds (BBR), or on a long path with
+	 * bw_slot_rtts set, that many path RTTs each. */
+	uint64_t slot_ns =
+	    cc->bw_slot_rtts > 0 && probe_active(cc)
+		? (uint64_t)(cc->bw_slot_rtts * (double)cc->probe_min_ns)
+		: 0;
+	if (slot_ns ? now - cc->slot_stamp >= slot_ns : new_round) {
+		cc->slot++;
+		cc->slot_stamp = now;
+		/* While we hold ourselves back (delay target), samples at
+		 * our own lowered rate say nothing about the path: keep the
+		 * estimate (else rate and estimate spiral down together;
+		 * rounds of a few us on the dpdk provider's links).
+		 *
+		 * In path-time slots (the stream), not when the slot's
+		 * samples fell short of 0.95x what we sent: then the path
+		 * set the rate, and an estimate above it ages out (else a
+		 * startup overshoot stays for good once the queue it built
+		 * holds the factor down: test_rate_striped). A slot without
+		 * a sample (rate 0: none, or an app-limited one below the
+		 * estimate) is no evidence either way; and while the whole
+		 * window has had none, the estimate stays, as BBR's filter
+		 * keeps its max until a new sample comes. */
+		int held = cc->qfactor < 1.0;
+		int none = 0;
+		if (slot_ns) {
+			held = held && (!cc->round_max ||
+					(double)cc->round_max >=
+					    0.95 * (double)cc->pacing_rate);
+			none = now - cc->last_sample_ns > 10 * slot_ns;
+		}
+		cc->bw_win[cc->slot % 10] = held || none ? cc->btlbw : 0;
+		cc->round_max = 0;
+	}
+	if (rate)
+		cc->last_sample_ns = now;
+	if (rate > cc->round_max)
+		cc->round_max = rate;
 	if (rtt_ns) {
 		if (!cc->min_rtt_ns || rtt_ns <= cc->min_rtt_ns ||
 		    now - cc->min_rtt_stamp > 10000000000ull) {
@@ -104,7 +140,7 @@ void pace_model_on_ack(struct pace_model *cc, uint64_t now, uint64_t rtt_ns,
 		cc->srtt_ns =
 		    cc->srtt_ns ? (7 * cc->srtt_ns + rtt_ns) / 8 : rtt_ns;
 	}
-	uint64_t *slot = &cc->bw_win[cc->round % 10];
+	uint64_t *slot = &cc->bw_win[cc->slot % 10];
 	if (rate > *slot)
 		*slot = rate;
 	uint64_t bw = 0;
@@ -217,7 +253,8 @@ void pace_model_on_probe(struct pace_model *cc, uint64_t now, uint64_t rtt_ns)
 	if (!cc->qdelay_target_ns || !probe_active(cc))
 		return;
 	uint64_t q = rtt_ns - cc->probe_min_ns;
-	uint64_t target = cc->qdelay_target_ns + (uint64_t)(2 * cc->probe_jit_ns);
+	uint64_t target =
+	    cc->qdelay_target_ns + (uint64_t)(2 * cc->probe_jit_ns);
 	/* "Once per RTT" is the path's RTT: the chunks' (srtt_ns) holds
 	 * their serialisation, hundreds of ms at a low paced rate. */
 	uint64_t rtt = rtt_ns;

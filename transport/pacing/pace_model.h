@@ -19,9 +19,17 @@
 
 struct pace_model {
 	uint64_t btlbw;	     /* windowed max delivery rate */
-	uint64_t bw_win[10]; /* per-round maxima */
-	uint64_t round;	     /* round-trip count */
+	uint64_t bw_win[10]; /* per-slot maxima */
+	uint64_t slot, slot_stamp, last_sample_ns;
+	/* 0: the filter's slots are rounds (BBR); > 0: on a long path
+	 * (pace_model_long_path) each slot lasts this many path RTTs. For
+	 * callers whose rounds stretch with their own queue (the stream:
+	 * rounds are chunk RTTs, seconds behind a socket buffer), so an
+	 * estimate ages out in path time. Set after pace_model_init. */
+	double bw_slot_rtts;
+	uint64_t round; /* round-trip count */
 	uint64_t next_round_delivered;
+	uint64_t round_max; /* largest rate sample this slot (0: none) */
 	uint64_t min_rtt_ns, min_rtt_stamp;
 	uint64_t srtt_ns;
 	uint64_t full_bw;
@@ -43,7 +51,7 @@ struct pace_model {
 	 * samples it alone drives the delay target. */
 	uint64_t probe_min_ns, probe_min_stamp, probe_last_ns;
 	uint64_t probe_win[4]; /* last samples: their min is the signal */
-	double probe_jit_ns; /* median change between samples (path jitter) */
+	double probe_jit_ns;   /* median change between samples (path jitter) */
 	uint64_t last_increase_ns;
 	uint64_t probe_samples;
 };
@@ -53,7 +61,7 @@ struct pace_model {
  * @init_cwnd and never goes below @min_cwnd. */
 void pace_model_init(struct pace_model *cc, uint64_t rate_cap,
 		     uint64_t qdelay_ns, uint64_t min_cwnd, uint64_t init_cwnd);
-/* One acked unit: @rtt_ns (0: none), @rate sample (bytes/s),
+/* One acked unit: @rtt_ns (0: none), @rate sample (bytes/s; 0: none),
  * @prior_delivered the delivered count when the unit left, @delivered the
  * count now, @inflight bytes still out. */
 void pace_model_on_ack(struct pace_model *cc, uint64_t now, uint64_t rtt_ns,
@@ -66,5 +74,72 @@ void pace_model_on_probe(struct pace_model *cc, uint64_t now, uint64_t rtt_ns);
  * (and the stream's kernel pacing cap) apply (below, they chase CPU
  * noise). */
 int pace_model_long_path(const struct pace_model *cc);
+
+/*
+ * Delivery-rate sampler: BBR's rule (draft-cheng-iccrg-delivery-rate-
+ * estimation; Linux tcp_rate.c) for units that may be large and striped over
+ * several connections (the stream: 1 MiB chunks on N TCP connections).
+ *
+ *   send unit P   pace_rs_on_send: P notes delivered, the last ack's times
+ *                 and the send time of the unit acked last
+ *   ack of P      pace_rs_on_ack: rate = bytes delivered since P left
+ *                 / max(send interval, ack interval, receiver interval)
+ *
+ * The send interval (P's send - the send of the unit acked last when P
+ * left) keeps acks that arrive bunched from reading as a faster path; the
+ * receiver's interval (its arrival stamps, when the caller has them) does
+ * the same for acks bunched by the receiver's or the sender's scheduling.
+ * A sample over less than @min_interval_ns (the path's min RTT) is dropped,
+ * as Linux does. Units acked out of order (striping) make one sample's
+ * count wrong by up to a unit per other connection, and a max filter turns
+ * that noise into an estimate above the link: with @min_bytes set, a sample
+ * reaches back over earlier acks until it spans at least that many bytes.
+ * Pure: fixed arrays, no allocation.
+ */
+#define PACE_RS_HIST 64
+
+struct pace_rs_unit { /* the sampler's note on one unit in flight */
+	uint64_t delivered, delivered_ns, rcv_ns, first_sent_ns, sent_ns;
+	int app_limited;
+};
+
+struct pace_rs_point { /* the state after one ack */
+	uint64_t delivered, ack_ns, rcv_ns, sent_ns;
+};
+
+struct pace_rs {
+	uint64_t delivered;	/* bytes acked */
+	uint64_t delivered_ns;	/* when the last ack arrived (sender clock) */
+	uint64_t rcv_ns;	/* latest receiver stamp (its clock; 0: none) */
+	uint64_t first_sent_ns; /* send time of the newest unit acked */
+	uint64_t app_limited;	/* 0, or samples are app-limited until
+				 * delivered passes this */
+	uint64_t min_bytes;	/* shortest window, bytes (0: BBR's only) */
+	int ack_only;		/* 1: ack interval alone (see .c) */
+	struct pace_rs_point hist[PACE_RS_HIST];
+	uint64_t nhist;
+};
+
+struct pace_rs_sample {
+	uint64_t rate;		  /* bytes/s; 0: no valid sample */
+	uint64_t prior_delivered; /* delivered when the unit left */
+	uint64_t delivered;	  /* bytes in the window */
+	uint64_t interval_ns;
+	int app_limited; /* taken while the sender had nothing to send */
+};
+
+/* Start with nothing in flight; @min_bytes as in struct pace_rs. */
+void pace_rs_init(struct pace_rs *rs, uint64_t min_bytes);
+/* Unit @u leaves at @now with @inflight bytes already out. */
+void pace_rs_on_send(struct pace_rs *rs, struct pace_rs_unit *u, uint64_t now,
+		     uint64_t inflight);
+/* The sender has room to send but nothing to send: samples of units sent
+ * from now until @inflight more bytes are delivered are app-limited. */
+void pace_rs_app_limited(struct pace_rs *rs, uint64_t inflight);
+/* Unit @u of @len bytes acked at @now; @rcv_ns the receiver's stamp of its
+ * arrival (0: none); @min_interval_ns as above. Fills @out. */
+void pace_rs_on_ack(struct pace_rs *rs, const struct pace_rs_unit *u,
+		    uint64_t len, uint64_t now, uint64_t rcv_ns,
+		    uint64_t min_interval_ns, struct pace_rs_sample *out);
 
 #endif
