@@ -34,7 +34,7 @@
 # with gso_max_segs 1, 12 in 11,652 (0.10 %) and 13-14 Mbit/s. So each
 # profile caps the veth ends at one segment per packet (TCP honours the
 # device's gso_max_segs); "none" restores the default. WCCL_WAN_GSO=1 keeps
-# super-packets (the behaviour of runs before 2026-11-29).
+# super-packets (the behaviour of runs before session 4, 2026-11-28).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
