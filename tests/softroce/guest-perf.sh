@@ -10,8 +10,9 @@
 #
 # Mode lat-ab: only 8 B latency, like for like, alternating in one VM run
 # for each veth MTU in WCCL_LAT_MTUS (default "1500 9000": rxe MTU 1024 and
-# 4096), WCCL_LAT_REPEATS times (default 5): ib_write_lat, wccl write-poll,
-# wccl write_imm and send busy-polling (WCCL_SPIN_US=10 s); then the median
+# 4096), WCCL_LAT_REPEATS times (default 5): ib_write_lat, wccl write-poll
+# (default data QPs, and one: WCCL_VERBS_QPS=1, as ib_write_lat), wccl
+# write_imm and send busy-polling (WCCL_SPIN_US=10 s); then the median
 # of each and the per-repeat ratios to ib_write_lat. Each MTU starts with a
 # data-checked write-poll run at 4097 B.
 #   tests/vm/run.sh tests/softroce/guest-perf.sh BUILD_DIR lat-ab
@@ -64,21 +65,23 @@ lat_ab() { # VETH_MTU REPEATS
 		echo "-- mtu $mtu repeat $i, load $(cut -d' ' -f1-3 /proc/loadavg)"
 		pt "ib-$mtu-$i" ib_write_lat -s 8 -n "$n"
 		wp "poll-$mtu-$i" lat -s 8 --op write-poll -n "$n" -w 50
+		WP_ENV="WCCL_VERBS_QPS=1" wp "poll1-$mtu-$i" lat -s 8 --op write-poll -n "$n" -w 50
 		WP_ENV="WCCL_SPIN_US=10000000" wp "imm-$mtu-$i" lat -s 8 --op write -n "$n" -w 50
 		WP_ENV="WCCL_SPIN_US=10000000" wp "send-$mtu-$i" lat -s 8 --op send -n "$n" -w 50
 		all[ib]+=" $(col "ib-$mtu-$i" 5)"
-		for name in poll imm send; do
+		for name in poll poll1 imm send; do
 			all[$name]+=" $(jget "$name-$mtu-$i" t_typical_us)"
 		done
-		printf 'REPEAT mtu %-5s %s: ib_write_lat %s | write-poll %s (%sx) | write_imm %s (%sx) | send %s (%sx) us\n' \
+		printf 'REPEAT mtu %-5s %s: ib_write_lat %s | write-poll %s (%sx) | write-poll 1 QP %s (%sx) | write_imm %s (%sx) | send %s (%sx) us\n' \
 			"$mtu" "$i" "$(col "ib-$mtu-$i" 5)" \
 			"$(jget "poll-$mtu-$i" t_typical_us)" "$(ratio "$(jget "poll-$mtu-$i" t_typical_us)" "$(col "ib-$mtu-$i" 5)")" \
+			"$(jget "poll1-$mtu-$i" t_typical_us)" "$(ratio "$(jget "poll1-$mtu-$i" t_typical_us)" "$(col "ib-$mtu-$i" 5)")" \
 			"$(jget "imm-$mtu-$i" t_typical_us)" "$(ratio "$(jget "imm-$mtu-$i" t_typical_us)" "$(col "ib-$mtu-$i" 5)")" \
 			"$(jget "send-$mtu-$i" t_typical_us)" "$(ratio "$(jget "send-$mtu-$i" t_typical_us)" "$(col "ib-$mtu-$i" 5)")"
 	done
 	# shellcheck disable=SC2086  # the lists split into words on purpose
 	v=$(median ${all[ib]})
-	for name in poll imm send; do
+	for name in poll poll1 imm send; do
 		# shellcheck disable=SC2086
 		printf 'MEDIAN mtu %-5s %-5s %s us vs ib_write_lat %s us: %sx (%s repeats)\n' "$mtu" "$name" \
 			"$(median ${all[$name]})" "$v" "$(ratio "$(median ${all[$name]})" "$v")" "$reps"
