@@ -3,7 +3,8 @@
  * Ping-pong latency on one data endpoint. --op send: the client sends, the
  * server answers each message by sending it back. --op write: the client
  * writes with an immediate into the server's region, the server writes it
- * back into the client's with the same immediate. The client times each
+ * back into the client's with the same immediate. --op write-poll: plain
+ * writes whose last byte the peer polls (lat_poll.c). The client times each
  * round trip; warm-up rounds are not recorded; reports are half round trips.
  *
  * Buffer slots: 0/1 client pings (alternating, so the next ping never
@@ -102,7 +103,10 @@ int perf_lat_client(struct perf_session *s, uint64_t size,
 	if (!rtt)
 		return WCCL_ENOMEM;
 	struct perf_msg m = {.type = PERF_MSG_RUN, .size = size};
+	const bool poll = s->p.op == PERF_OP_WRITE_POLL;
 	int rc;
+	if (poll)
+		perf_lat_poll_arm(s, size);
 	if ((rc = perf_msg_send(s, &m)) ||
 	    (rc = perf_msg_recv(s, PERF_MSG_GO, &m)))
 		goto out;
@@ -124,7 +128,9 @@ int perf_lat_client(struct perf_session *s, uint64_t size,
 		    (n == cap || (end && wccl_now_ns() >= end)))
 			break;
 		uint64_t t = 0;
-		if ((rc = round_trip(s, size, k, &t))) {
+		rc = poll ? perf_lat_poll_round(s, size, k, &t)
+			  : round_trip(s, size, k, &t);
+		if (rc) {
 			fprintf(stderr,
 				"wccl-perf: lat %llu B stopped in round "
 				"%llu\n",
@@ -135,9 +141,13 @@ int perf_lat_client(struct perf_session *s, uint64_t size,
 		if (k >= o->warmup)
 			rtt[n++] = t;
 	}
+	if (poll && (rc = perf_lat_poll_drain(s)))
+		goto out;
 	/* The receive for the next round stays posted for the next run
 	 * (or is canceled by the close). */
 	rc = perf_client_finish(s, k);
+	if (!rc && poll)
+		perf_lat_poll_end(s, size, k);
 	if (!rc) {
 		perf_lat_stats(rtt, n, r);
 		r->bytes = size;
@@ -156,6 +166,8 @@ int perf_lat_serve(struct perf_session *s, const struct perf_msg *run)
 	uint64_t k = 0;
 	int rc;
 
+	if (s->p.op == PERF_OP_WRITE_POLL)
+		return perf_lat_poll_serve(s, run);
 	if (s->p.op == PERF_OP_SEND && !s->recvs_posted) {
 		rc = wccl_post_recv(ep, perf_slot(s, 0), ms, s->mr,
 				    PERF_COOKIE(PERF_K_DATA, 0));

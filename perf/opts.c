@@ -10,7 +10,14 @@
 
 const char *perf_op_name(enum perf_op op)
 {
-	return op == PERF_OP_WRITE ? "write" : "send";
+	switch (op) {
+	case PERF_OP_WRITE:
+		return "write";
+	case PERF_OP_WRITE_POLL:
+		return "write-poll";
+	default:
+		return "send";
+	}
 }
 
 void perf_usage(void)
@@ -35,7 +42,11 @@ void perf_usage(void)
 	"  --provider NAME    server: provider to listen on (default: the best one\n"
 	"                     that reaches other hosts; --local: the best one)\n"
 	"                     client: provider for a bare HOST (default uring)\n"
-	"  --op write|send    bw default write; lat default send (write = write_imm)\n"
+	"  --op write|send|write-poll\n"
+	"                     bw default write; lat default send. lat write: write\n"
+	"                     with immediate, the peer waits for its completion;\n"
+	"                     lat write-poll: plain write, the peer busy-polls the\n"
+	"                     message's last byte in its memory (as ib_write_lat)\n"
 	"  -c, --check        fill data per iteration and offset, verify at receiver\n"
 	"  --json             one JSON object per result line (messages on stderr)\n"
 	"  --bind HOST        server bind host for uring (default 0.0.0.0)\n"
@@ -158,6 +169,12 @@ int perf_opts_parse(struct perf_opts *o, enum perf_test test, int argc,
 				o->op = PERF_OP_WRITE;
 			else if (!strcmp(optarg, "send"))
 				o->op = PERF_OP_SEND;
+			else if (!strcmp(optarg, "write-poll") &&
+				 test == PERF_LAT)
+				o->op = PERF_OP_WRITE_POLL;
+			else if (!strcmp(optarg, "write-poll"))
+				rc =
+				    bad("--op (write-poll is for lat)", optarg);
 			else
 				rc = bad("--op", optarg);
 			break;

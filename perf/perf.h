@@ -13,6 +13,7 @@
  *              control exchange (over wccl itself, see proto.c)
  *   bw.c       bandwidth: client keeps -t ops in flight, server sinks
  *   lat.c      ping-pong latency (send/recv or write_imm)
+ *   lat_poll.c lat --op write-poll: plain writes, the peer polls memory
  *   pattern.c  -c data: content depends on iteration and offset
  *   report.c   perftest-shaped tables and --json lines
  *   local.c    --local: fork the server, pass its address through a pipe
@@ -38,7 +39,9 @@
 #define PERF_MAX_SLOT_BYTES (256ull << 20) /* -c buffers per side */
 
 enum perf_test { PERF_BW = 1, PERF_LAT };
-enum perf_op { PERF_OP_WRITE = 1, PERF_OP_SEND };
+/* WRITE_POLL (lat only): a plain write whose last byte the peer polls in
+ * its own memory, as ib_write_lat does; no completion at the target. */
+enum perf_op { PERF_OP_WRITE = 1, PERF_OP_SEND, PERF_OP_WRITE_POLL };
 
 /* coll.c: the nccl-tests-shaped collectives benchmark (argv[0] names it). */
 int perf_coll_main(int argc, char **argv);
@@ -148,6 +151,10 @@ struct perf_session {
 	uint64_t rx_count[PERF_MAX_CONNS]; /* server: messages per ep */
 	uint64_t credit_sent[PERF_MAX_CONNS]; /* server: credits per ep */
 	uint64_t lat_seq; /* lat server: pings served this session */
+	/* write-poll: writes posted this session (picks the source slot) and
+	 * those whose completion has not been reaped yet */
+	uint64_t poll_posted;
+	unsigned poll_busy;
 	struct perf_window {
 		uint64_t
 		    t[PERF_WINDOWS]; /* time of every @every-th completion */
@@ -242,6 +249,17 @@ int perf_lat_client(struct perf_session *s, uint64_t size,
 int perf_serve(struct perf_session *s);
 int perf_bw_serve(struct perf_session *s, const struct perf_msg *run);
 int perf_lat_serve(struct perf_session *s, const struct perf_msg *run);
+/* lat --op write-poll (lat_poll.c). Before RUN (client) or GO (server):
+ * clear the bytes this side polls, so no earlier run's byte reads as new. */
+void perf_lat_poll_arm(struct perf_session *s, uint64_t size);
+/* Client: round @k; *@rtt in ns. Checks round k - 1's pong with -c. */
+int perf_lat_poll_round(struct perf_session *s, uint64_t size, uint64_t k,
+			uint64_t *rtt);
+/* Wait until every write this side posted has completed. */
+int perf_lat_poll_drain(struct perf_session *s);
+/* Client, after RESULT: check the last pong (round @k - 1) with -c. */
+void perf_lat_poll_end(struct perf_session *s, uint64_t size, uint64_t k);
+int perf_lat_poll_serve(struct perf_session *s, const struct perf_msg *run);
 /* After the data phase: DONE -> RESULT; prints a check failure. */
 int perf_client_finish(struct perf_session *s, uint64_t count);
 

@@ -66,7 +66,10 @@ void perf_report_lat_header(const struct perf_opts *o,
 	printf(RULE);
 	printf("                    wccl-perf lat: provider %s, op %s "
 	       "ping-pong%s, %u warm-up rounds not counted\n",
-	       prov_of(s), s->p.op == PERF_OP_WRITE ? "write_imm" : "send",
+	       prov_of(s),
+	       s->p.op == PERF_OP_WRITE	       ? "write_imm"
+	       : s->p.op == PERF_OP_WRITE_POLL ? "write (peer polls memory)"
+					       : "send",
 	       s->p.check ? ", data checked" : "", o->warmup);
 	printf("                    times are half round trips; typical = "
 	       "median\n");

@@ -117,7 +117,7 @@ static int alloc_data(struct perf_session *s)
 	if (!(s->pending = calloc(ops, 1)))
 		return WCCL_ENOMEM;
 	uint32_t access = WCCL_ACCESS_LOCAL;
-	if (p->op == PERF_OP_WRITE)
+	if (p->op == PERF_OP_WRITE || p->op == PERF_OP_WRITE_POLL)
 		access |= WCCL_ACCESS_REMOTE_WRITE;
 	int rc = wccl_mr_register(s->ctx, s->buf, s->buf_len, access, &s->mr);
 	if (rc)
@@ -260,8 +260,9 @@ static int server_setup(struct perf_session *s)
 	s->p = m.p;
 	struct perf_params *p = &s->p;
 	if ((p->test != PERF_BW && p->test != PERF_LAT) ||
-	    (p->op != PERF_OP_WRITE && p->op != PERF_OP_SEND) || !p->conns ||
-	    p->conns > PERF_MAX_CONNS || !p->depth ||
+	    (p->op != PERF_OP_WRITE && p->op != PERF_OP_SEND &&
+	     !(p->op == PERF_OP_WRITE_POLL && p->test == PERF_LAT)) ||
+	    !p->conns || p->conns > PERF_MAX_CONNS || !p->depth ||
 	    (uint64_t)p->depth * p->conns > PERF_MAX_OPS || !p->max_size ||
 	    p->max_size > (1ull << 32)) {
 		fprintf(stderr, "wccl-perf: bad parameters from %s\n", s->peer);

@@ -4,10 +4,22 @@
 # no WAN profile and at delay20 (20 ms RTT, 350 Mbit/s tbf bottleneck).
 # Prints each pair and the wccl/perftest ratio. Fails only if a tool fails:
 # throughput under TCG swings 2-10x with host load, so nothing is asserted.
+# wccl-perf lat --op write-poll (the peer polls memory, as ib_write_lat) runs
+# next to them, and once with -c at 4097 B (fails if the bytes are wrong).
 #   tests/vm/run.sh tests/softroce/guest-perf.sh BUILD_DIR
+#
+# Mode lat-ab: only 8 B latency, like for like, alternating in one VM run
+# for each veth MTU in WCCL_LAT_MTUS (default "1500 9000": rxe MTU 1024 and
+# 4096), WCCL_LAT_REPEATS times (default 5): ib_write_lat, wccl write-poll
+# (default data QPs, and one: WCCL_VERBS_QPS=1, as ib_write_lat), wccl
+# write_imm and send busy-polling (WCCL_SPIN_US=10 s); then the median
+# of each and the per-repeat ratios to ib_write_lat. Each MTU starts with a
+# data-checked write-poll run at 4097 B.
+#   tests/vm/run.sh tests/softroce/guest-perf.sh BUILD_DIR lat-ab
 set -euo pipefail
 [ "${WCCL_VM:-}" = 1 ] || { echo "guest-perf: run me through tests/vm/run.sh" >&2; exit 77; }
-build=${1:?usage: guest-perf.sh BUILD_DIR}
+build=${1:?usage: guest-perf.sh BUILD_DIR [lat-ab]}
+mode=${2:-suite}
 # shellcheck source=../vm/netns.sh
 . "$WCCL_VM_DIR/netns.sh"
 # shellcheck disable=SC2034  # used by perf-lib.sh
@@ -31,14 +43,68 @@ suite() {
 	wp "wbw-$tag" bw -s 64K -D "$secs"
 	wp "wlat-$tag" lat -s 8 --op write -n "$latn" -w 5
 	wp "wlats-$tag" lat -s 8 --op send -n "$latn" -w 5
-	local p1 p4 w pl wl ws
+	wp "wlatp-$tag" lat -s 8 --op write-poll -n "$latn" -w 5
+	local p1 p4 w pl wl ws wq
 	p1=$(col "ibbw1-$tag" 4) p4=$(col "ibbw4-$tag" 4) w=$(jget "wbw-$tag" bw_avg_Gbps)
 	pl=$(col "iblat-$tag" 5) wl=$(jget "wlat-$tag" t_typical_us) ws=$(jget "wlats-$tag" t_typical_us)
+	wq=$(jget "wlatp-$tag" t_typical_us)
 	printf '%-8s ib_write_bw 1 QP %s Gb/s | 4 QP %s Gb/s | wccl bw write 64K %s Gb/s -> wccl/1QP %sx, wccl/4QP %sx\n' \
 		"$tag" "${p1:-?}" "${p4:-?}" "${w:-?}" "$(ratio "$w" "$p1")" "$(ratio "$w" "$p4")"
 	printf '%-8s ib_write_lat 8B typical %s us | wccl lat write_imm %s us (%sx), send %s us (%sx)\n' \
 		"$tag" "${pl:-?}" "${wl:-?}" "$(ratio "$wl" "$pl")" "${ws:-?}" "$(ratio "$ws" "$pl")"
+	printf '%-8s ib_write_lat 8B typical %s us | wccl lat write-poll %s us (%sx)\n' \
+		"$tag" "${pl:-?}" "${wq:-?}" "$(ratio "$wq" "$pl")"
 	echo "$tag: $((SECONDS - t0)) s"
+}
+
+# One MTU of the lat-ab mode: REPEATS rounds of the four, alternating.
+lat_ab() { # VETH_MTU REPEATS
+	local mtu=$1 reps=$2 i n=1000 v name
+	local -A all=()
+	for i in $(seq "$reps"); do
+		echo "-- mtu $mtu repeat $i, load $(cut -d' ' -f1-3 /proc/loadavg)"
+		pt "ib-$mtu-$i" ib_write_lat -s 8 -n "$n"
+		wp "poll-$mtu-$i" lat -s 8 --op write-poll -n "$n" -w 50
+		WP_ENV="WCCL_VERBS_QPS=1" wp "poll1-$mtu-$i" lat -s 8 --op write-poll -n "$n" -w 50
+		WP_ENV="WCCL_SPIN_US=10000000" wp "imm-$mtu-$i" lat -s 8 --op write -n "$n" -w 50
+		WP_ENV="WCCL_SPIN_US=10000000" wp "send-$mtu-$i" lat -s 8 --op send -n "$n" -w 50
+		all[ib]+=" $(col "ib-$mtu-$i" 5)"
+		for name in poll poll1 imm send; do
+			all[$name]+=" $(jget "$name-$mtu-$i" t_typical_us)"
+		done
+		printf 'REPEAT mtu %-5s %s: ib_write_lat %s | write-poll %s (%sx) | write-poll 1 QP %s (%sx) | write_imm %s (%sx) | send %s (%sx) us\n' \
+			"$mtu" "$i" "$(col "ib-$mtu-$i" 5)" \
+			"$(jget "poll-$mtu-$i" t_typical_us)" "$(ratio "$(jget "poll-$mtu-$i" t_typical_us)" "$(col "ib-$mtu-$i" 5)")" \
+			"$(jget "poll1-$mtu-$i" t_typical_us)" "$(ratio "$(jget "poll1-$mtu-$i" t_typical_us)" "$(col "ib-$mtu-$i" 5)")" \
+			"$(jget "imm-$mtu-$i" t_typical_us)" "$(ratio "$(jget "imm-$mtu-$i" t_typical_us)" "$(col "ib-$mtu-$i" 5)")" \
+			"$(jget "send-$mtu-$i" t_typical_us)" "$(ratio "$(jget "send-$mtu-$i" t_typical_us)" "$(col "ib-$mtu-$i" 5)")"
+	done
+	# shellcheck disable=SC2086  # the lists split into words on purpose
+	v=$(median ${all[ib]})
+	for name in poll poll1 imm send; do
+		# shellcheck disable=SC2086
+		printf 'MEDIAN mtu %-5s %-5s %s us vs ib_write_lat %s us: %sx (%s repeats)\n' "$mtu" "$name" \
+			"$(median ${all[$name]})" "$v" "$(ratio "$(median ${all[$name]})" "$v")" "$reps"
+	done
+}
+
+lat_ab_main() {
+	local t0=$SECONDS mtu
+	echo "kernel $(uname -r), $(nproc) vCPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+	wccl_modules
+	export WCCL_DEBUG=${WCCL_DEBUG:-WARN}
+	for mtu in ${WCCL_LAT_MTUS:-1500 9000}; do
+		wccl_net_up "$mtu"
+		g0=$(wccl_gid_index rxe0)
+		g1=$(wccl_gid_index rxe1)
+		echo "== veth MTU $mtu, rxe mode $(wccl_net_mode), rxe0 $(ibv_devinfo -d rxe0 | awk '/active_mtu/ { print $2 }')"
+		# The bytes over verbs, past one MTU: -c fails the run if wrong.
+		wp "pollc-$mtu" lat -s 4097 --op write-poll -c -n 100 -w 5
+		lat_ab "$mtu" "${WCCL_LAT_REPEATS:-5}"
+		wccl_net_down
+	done
+	echo "guest-perf lat-ab: $failures failure(s), $((SECONDS - t0)) s in the guest"
+	[ "$failures" = 0 ]
 }
 
 main() {
@@ -51,6 +117,8 @@ main() {
 	echo "rxe mode: $(wccl_net_mode); GID index rxe0 $g0, rxe1 $g1"
 	export WCCL_DEBUG=${WCCL_DEBUG:-WARN}
 	suite plain "-D $secs" 200
+	# The bytes over verbs, past one MTU (4097 B): -c fails the run if wrong.
+	wp "wpollc-plain" lat -s 4097 --op write-poll -c -n 100 -w 5
 	"$WCCL_VM_DIR/wan-profile.sh" delay20
 	suite delay20 "-D $secs" 20
 	"$WCCL_VM_DIR/wan-profile.sh" none
@@ -59,4 +127,8 @@ main() {
 	[ "$failures" = 0 ]
 }
 
-main "$@"
+case $mode in
+suite) main ;;
+lat-ab) lat_ab_main ;;
+*) echo "guest-perf: unknown mode '$mode' (suite, lat-ab)" >&2; exit 2 ;;
+esac

@@ -80,5 +80,6 @@ wp() {
 
 jget() { sed -n "s/.*\"$2\": \([0-9.]*\).*/\1/p" "$logdir/$1.client" | tail -n 1; }
 col() { awk -v c="$2" '{ print $c }' "$logdir/$1.row" 2>/dev/null; }
+median() { printf '%s\n' "$@" | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; else print "?" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
