@@ -141,6 +141,7 @@ struct perf_session {
 	bool ctrl_rx_full; /* a control message waits in ctrl_msg */
 	uint8_t ctrl_msg[PERF_MSG_LEN];
 	unsigned ctrl_tx_pending;
+	bool bye_sent; /* client: data endpoints may now fail (peer closing) */
 	/* data completions that arrived while a control wait ran */
 	struct wccl_completion stash[PERF_STASH];
 	unsigned n_stash;

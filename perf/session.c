@@ -361,6 +361,7 @@ int perf_session_close(struct perf_session *s, int rc)
 {
 	if (rc == 0 && !s->server && s->ctrl) {
 		struct perf_msg m = {.type = PERF_MSG_BYE};
+		s->bye_sent = true;
 		if (!(rc = perf_msg_send(s, &m)))
 			rc = perf_msg_recv(s, PERF_MSG_BYE, &m);
 	}
