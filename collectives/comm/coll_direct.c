@@ -30,6 +30,7 @@
 
 #include "coll_exec.h"
 #include "comm_internal.h"
+#include "collectives/copy_stream.h"
 #include "collectives/dtype.h"
 #include "collectives/reduce.h"
 #include "collectives/schedule.h"
@@ -172,6 +173,14 @@ static int reduce_share(struct wccl_request *r)
 					       c->rank);
 	size_t step = DIRECT_CHUNK / es;
 	uint8_t *mine = c->direct_out[c->rank];
+	/* Out of place, this rank never reads the other outputs again, and
+	 * past the cache stores that skip it halve the traffic of writing
+	 * them (bench, 2 and 4 ranks, 8-128 MiB: 1.2-1.5x). In place they are
+	 * the next call's inputs of our block: there streaming measured
+	 * 20 % slower with 2 ranks and 17 % faster with 4, so it is left out. */
+	uint64_t nt = (uint64_t)wccl_param_int(WCCL_PARAM_DIRECT_NT_BYTES);
+	uint64_t all = 2ull * (uint64_t)c->nranks * r->shape.count * es;
+	int stream = nt && r->sendbuf != r->recvbuf && all >= nt;
 	for (uint64_t e = b.offset; e < b.offset + b.count; e += step) {
 		size_t n = b.offset + b.count - e < step
 				   ? (size_t)(b.offset + b.count - e)
@@ -195,10 +204,18 @@ static int reduce_share(struct wccl_request *r)
 						    (uint32_t)c->nranks);
 		if (rc)
 			return rc;
-		for (int p = 0; p < c->nranks; p++)
-			if (p != c->rank)
+		for (int p = 0; p < c->nranks; p++) {
+			if (p == c->rank)
+				continue;
+			if (stream)
+				wccl_copy_stream(c->direct_out[p] + at, dst,
+						 n * es);
+			else
 				memcpy(c->direct_out[p] + at, dst, n * es);
+		}
 	}
+	if (stream)
+		wccl_copy_stream_fence(); /* before the "written" flag */
 	return 0;
 }
 

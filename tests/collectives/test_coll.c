@@ -685,6 +685,13 @@ int main(int argc, char **argv)
 		bad |= launch(n, "", "large", 1);
 	if (n >= 2)
 		bad |= launch(n, "", "direct", 1);
+	/* Every out-of-place direct call through the non-temporal copy. */
+	if (n == 3 || n == 4) {
+		setenv("WCCL_DIRECT_NT_BYTES", "1", 1);
+		printf("WCCL_DIRECT_NT_BYTES=1:\n");
+		bad |= launch(n, "", "direct", 1);
+		unsetenv("WCCL_DIRECT_NT_BYTES");
+	}
 	static const char *const algos[] = { "ring", "tree", "rhd", "rd",
 					     "hier" };
 	for (int a = 0; a < 5; a++)
