@@ -92,6 +92,8 @@ struct snd {
 	struct pace_model cc;
 	struct pace_rs rs; /* delivery-rate sampler */
 	uint64_t inflight_bytes, next_send_ns;
+	uint64_t hold_ns;    /* receiver's hold time per chunk (EWMA) */
+	uint64_t slack_base; /* (streams + 1) chunks */
 	/* path probe: a connection that carries pings only */
 	int probe_ep, probe_ready;
 	int kernel_rtt; /* 1: the delay target reads TCP's own RTT */
@@ -543,6 +545,12 @@ static void snd_on_ack(struct snd *s, const struct smsg *m, int nak,
 	uint64_t rtt = now - m->send_ts;
 	if (m->aux2 < rtt)
 		rtt -= m->aux2;
+	/* ... but the chunk counts in flight while it is held: the window
+	 * carries the bytes the receiver holds on top of the path's. */
+	uint64_t hold = m->aux2 < 1000000000ull ? m->aux2 : 1000000000ull;
+	s->hold_ns = s->hold_ns ? (7 * s->hold_ns + hold) / 8 : hold;
+	s->cc.unit_slack =
+	    s->slack_base + s->cc.btlbw * s->hold_ns / 1000000000ull;
 	sl->inflight = 0;
 	s->ep_inflight[sl->ep]--;
 	s->inflight_bytes -= sl->len;
@@ -1048,7 +1056,8 @@ static int snd_run(struct snd *s, const char *path,
 	int init = long_path ? 4 : 2 * n;
 	pace_model_init(&s->cc, o->rate_bps / 8, qd, min_cwnd,
 			(uint64_t)(init < depth ? init : depth) * s->chunk);
-	s->cc.unit_slack = (uint64_t)(n + 1) * s->chunk;
+	s->slack_base = (uint64_t)(n + 1) * s->chunk;
+	s->cc.unit_slack = s->slack_base;
 	/* Chunks on n connections finish out of order, and a sample's count
 	 * is off by up to a chunk per other connection; the max filter turns
 	 * that into an estimate above the link. A window of 2n chunks keeps
