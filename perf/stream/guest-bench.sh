@@ -16,7 +16,8 @@
 #   WCCL_BENCH_TOOLS   default "xfer iperf3-cubic-1 iperf3-cubic-N
 #                      iperf3-bbr-1 iperf3-bbr-N udt"; also xfer-io0 (one
 #                      thread), xfer-nokp (no kernel pacing), xfer-c256
-#                      (256 KiB chunks), xfer-base
+#                      (256 KiB chunks), xfer-c1m (1 MiB), xfer-q3
+#                      (3 ms delay target), xfer-base
 #                      (WCCL_BENCH_BASE=another wccl-xfer binary)
 #   WCCL_BENCH_CEILING 1: first, wccl-xfer --local in the guest (the CPU
 #                      ceiling, no emulation) for each wccl-xfer variant
@@ -202,6 +203,8 @@ xfer_variant() { # TOOL -> "BINARY ENV..."
 	xfer-io0) echo "$xfer WCCL_STREAM_IO_THREAD=0" ;;
 	xfer-nokp) echo "$xfer WCCL_STREAM_KERNEL_PACING=0" ;;
 	xfer-c256) echo "$xfer WCCL_STREAM_CHUNK_BYTES=262144" ;;
+	xfer-c1m) echo "$xfer WCCL_STREAM_CHUNK_BYTES=1048576" ;;
+	xfer-q3) echo "$xfer WCCL_STREAM_QDELAY_US=3000" ;;
 	xfer-base) echo "${WCCL_BENCH_BASE:?xfer-base needs WCCL_BENCH_BASE} WCCL_DEBUG=WARN" ;;
 	*) return 1 ;;
 	esac

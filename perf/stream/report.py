@@ -55,10 +55,11 @@ def table(res, prof):
     if x:
         out += ["", "wccl-xfer's own view: " + "; ".join(
             "%s: chunk RTT min/p50/p99 %s/%s/%s ms, jitter %s ms, %s chunk resends, "
-            "btlbw %s Mbit/s, crc_hw %s" % (
+            "btlbw %s Mbit/s, final pacing %s Mbit/s, %s KiB chunks, crc_hw %s" % (
                 r["tool"], fmt((r.get("rtt_min_us") or 0) / 1e3), fmt((r.get("rtt_p50_us") or 0) / 1e3),
                 fmt((r.get("rtt_p99_us") or 0) / 1e3), fmt((r.get("jitter_us") or 0) / 1e3, 2),
-                r.get("retransmits"), fmt(r.get("btlbw_mbps"), 0), r.get("crc_hw")) for r in x)]
+                r.get("retransmits"), fmt(r.get("btlbw_mbps"), 1), fmt(r.get("pacing_mbps"), 1),
+                (r.get("chunk_bytes") or 0) // 1024, r.get("crc_hw")) for r in x)]
     return out + [""]
 
 

@@ -27,6 +27,19 @@ struct pace_model {
 	 * rounds are chunk RTTs, seconds behind a socket buffer), so an
 	 * estimate ages out in path time. Set after pace_model_init. */
 	double bw_slot_rtts;
+	/* 0: the window is cwnd_gain x btlbw x min RTT, never below
+	 * min_cwnd. > 0 (the stream), on a long path: cwnd_gain x btlbw x
+	 * the probe's path RTT + this many bytes. The stream counts a chunk
+	 * in flight from its first byte sent to its ack, so it needs a
+	 * chunk per connection (each being sent at that connection's TCP
+	 * rate) and one being received on top of the path's BDP. Its
+	 * chunks' own RTT is no measure of the path: it holds their
+	 * serialisation and the time they waited in socket buffers, which
+	 * grows with the window (a feedback loop); and min_cwnd (sized for
+	 * the CPU pipeline of a short path) held 80 BDPs in socket buffers
+	 * at 40 Mbit/s, 40 ms. Set after pace_model_init. */
+	uint64_t unit_slack;
+	uint64_t init_cwnd, first_sample_ns;
 	uint64_t round; /* round-trip count */
 	uint64_t next_round_delivered;
 	uint64_t round_max; /* largest rate sample this slot (0: none) */

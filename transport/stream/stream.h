@@ -35,6 +35,17 @@
 void stream_size_pipe(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t chunk,
 		      int max_depth, int *nstreams, int *depth);
 
+/* Below this path RTT the engine treats the path as short (LAN,
+ * loopback), as the pacing model does (pace_model_long_path). */
+#define STREAM_LONG_PATH_NS 2000000ull
+#define STREAM_AUTO_CHUNK_MIN (64u << 10)
+
+/* Chunk size when the user set none: @dflt on a short path (@rtt_ns
+ * below STREAM_LONG_PATH_NS); on a long one the largest power of two
+ * from STREAM_AUTO_CHUNK_MIN up to @dflt that is at most 1/16 of
+ * @rtt_ns x @rate_Bps. */
+uint32_t stream_pick_chunk(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t dflt);
+
 /* Journal of verified chunks ("<file>.wccl-part"). */
 struct stream_journal {
 	int fd;

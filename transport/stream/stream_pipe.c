@@ -22,3 +22,18 @@ void stream_size_pipe(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t chunk,
 	*nstreams = n;
 	*depth = d;
 }
+
+uint32_t stream_pick_chunk(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t dflt)
+{
+	/* A short path is CPU-bound: the largest chunks cost least. */
+	if (rtt_ns < STREAM_LONG_PATH_NS)
+		return dflt;
+	/* Sixteen chunks to the BDP: the window (2 BDP + a chunk per
+	 * connection + 1) then holds little more than the path needs, and
+	 * a round (a chunk's RTT) stays near the path's. */
+	double want = (double)rate_Bps * (double)rtt_ns / 1e9 / 16;
+	uint32_t c = STREAM_AUTO_CHUNK_MIN;
+	while (c < dflt && (double)c * 2 <= want)
+		c *= 2;
+	return c < dflt ? c : dflt;
+}

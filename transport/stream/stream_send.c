@@ -92,6 +92,8 @@ struct snd {
 	struct pace_model cc;
 	struct pace_rs rs; /* delivery-rate sampler */
 	uint64_t inflight_bytes, next_send_ns;
+	uint64_t hold_ns;    /* receiver's hold time per chunk (EWMA) */
+	uint64_t slack_base; /* (streams + 1) chunks */
 	/* path probe: a connection that carries pings only */
 	int probe_ep, probe_ready;
 	int kernel_rtt; /* 1: the delay target reads TCP's own RTT */
@@ -543,6 +545,12 @@ static void snd_on_ack(struct snd *s, const struct smsg *m, int nak,
 	uint64_t rtt = now - m->send_ts;
 	if (m->aux2 < rtt)
 		rtt -= m->aux2;
+	/* ... but the chunk counts in flight while it is held: the window
+	 * carries the bytes the receiver holds on top of the path's. */
+	uint64_t hold = m->aux2 < 1000000000ull ? m->aux2 : 1000000000ull;
+	s->hold_ns = s->hold_ns ? (7 * s->hold_ns + hold) / 8 : hold;
+	s->cc.unit_slack =
+	    s->slack_base + s->cc.btlbw * s->hold_ns / 1000000000ull;
 	sl->inflight = 0;
 	s->ep_inflight[sl->ep]--;
 	s->inflight_bytes -= sl->len;
@@ -829,6 +837,10 @@ static int snd_run(struct snd *s, const char *path,
 	    o->chunk_bytes
 		? o->chunk_bytes
 		: (uint32_t)wccl_param_int(WCCL_PARAM_STREAM_CHUNK_BYTES);
+	/* Neither --chunk nor WCCL_STREAM_CHUNK_BYTES: chosen from the path
+	 * once ep0 is up (stream_pick_chunk), at most the default. */
+	int chunk_auto =
+	    !o->chunk_bytes && !getenv("WCCL_STREAM_CHUNK_BYTES");
 	if (s->chunk < 4096 || s->chunk > STREAM_MAX_CHUNK)
 		return snd_fail(s, WCCL_EINVAL,
 				"chunk size %u out of range (4 KiB .. 64 MiB)",
@@ -847,8 +859,7 @@ static int snd_run(struct snd *s, const char *path,
 	    (uint64_t)wccl_param_int(WCCL_PARAM_STREAM_TEST_DROP_AFTER);
 	s->rtt = malloc(RTT_SAMPLES * sizeof(uint32_t));
 	s->prtt = malloc(RTT_SAMPLES * sizeof(uint32_t));
-	s->scratch = malloc(s->chunk);
-	if (!s->rtt || !s->scratch || !s->prtt)
+	if (!s->rtt || !s->prtt)
 		return WCCL_ENOMEM;
 	if (wccl_random_bytes(&s->sid, sizeof(s->sid)))
 		s->sid = wccl_now_ns() ^ ((uint64_t)getpid() << 32);
@@ -866,7 +877,12 @@ static int snd_run(struct snd *s, const char *path,
 
 	/* Control region: receives sized for a full window of ACKs. */
 	s->nrx = max_depth + 8;
-	s->first_rx_len = SMSG_LEN + STREAM_CTRL_MAX + (s->nchunks + 7) / 8;
+	/* HELLO_ACK's bitmap: sized for the smallest chunk auto can pick. */
+	uint64_t max_chunks =
+	    chunk_auto && s->chunk > STREAM_AUTO_CHUNK_MIN
+		? (s->size + STREAM_AUTO_CHUNK_MIN - 1) / STREAM_AUTO_CHUNK_MIN
+		: s->nchunks;
+	s->first_rx_len = SMSG_LEN + STREAM_CTRL_MAX + (max_chunks + 7) / 8;
 	s->creg_len = (size_t)STREAM_MAX_EPS * (s->nrx + CTRL_TX_PER_EP) *
 			  STREAM_CTRL_BUF +
 		      s->first_rx_len;
@@ -884,6 +900,32 @@ static int snd_run(struct snd *s, const char *path,
 	rc = snd_connect(s, 0, timeout);
 	if (rc)
 		return rc;
+	uint64_t target =
+	    o->rate_bps
+		? o->rate_bps / 8
+		: (uint64_t)wccl_param_int(WCCL_PARAM_STREAM_TARGET_MBPS) *
+		      125000ull;
+	if (chunk_auto) {
+		/* The chunk goes out in the HELLO, before the pings: the
+		 * RTT is TCP's of the handshakes (uring: TCP_INFO's min
+		 * RTT). Without it the default: the connect time (two
+		 * handshakes plus the waits' polling, ms on a busy host)
+		 * picked another size on loopback from one run to the next,
+		 * and a resume needs the same size (tests: xfer-resume). */
+		uint64_t us = 0;
+		if (wccl_endpoint_get_attr(s->eps[0], WCCL_EP_ATTR_MIN_RTT_US,
+					   &us) == 0 &&
+		    us && us < UINT32_MAX)
+			s->chunk = stream_pick_chunk(us * 1000, target, s->chunk);
+		s->nchunks = (s->size + s->chunk - 1) / s->chunk;
+		s->to_send = s->nchunks;
+		WCCL_INFO(WCCL_SUB_TRANSPORT,
+			  "stream to %s: tcp rtt %.3f ms -> %u-byte chunks",
+			  s->addr, (double)us / 1e3, s->chunk);
+	}
+	s->scratch = malloc(s->chunk);
+	if (!s->scratch)
+		return WCCL_ENOMEM;
 	const char *base = strrchr(path, '/');
 	base = base ? base + 1 : path;
 	size_t nl = strlen(base);
@@ -930,11 +972,6 @@ static int snd_run(struct snd *s, const char *path,
 						s->addr);
 		}
 	}
-	uint64_t target =
-	    o->rate_bps
-		? o->rate_bps / 8
-		: (uint64_t)wccl_param_int(WCCL_PARAM_STREAM_TARGET_MBPS) *
-		      125000ull;
 	int n, depth;
 	stream_size_pipe(s->ping_min, target, s->chunk, max_depth, &n, &depth);
 	if (o->nstreams > 0) {
@@ -1010,8 +1047,17 @@ static int snd_run(struct snd *s, const char *path,
 	 * it. */
 	uint64_t min_cwnd =
 	    (uint64_t)(2 * n + 4 < depth ? 2 * n + 4 : depth) * s->chunk;
+	/* On a long path the model's window is 2 BDPs of the path (the
+	 * probe's RTT) + a chunk per connection + 1 (unit_slack), and the
+	 * first window, which leaves unpaced, 4 chunks: the floor above
+	 * held 16 MiB in socket buffers at 40 Mbit/s, 80 BDPs, and made a
+	 * round (a chunk's RTT) seconds long, so startup never ended. */
+	int long_path = s->ping_min >= STREAM_LONG_PATH_NS;
+	int init = long_path ? 4 : 2 * n;
 	pace_model_init(&s->cc, o->rate_bps / 8, qd, min_cwnd,
-			(uint64_t)(2 * n < depth ? 2 * n : depth) * s->chunk);
+			(uint64_t)(init < depth ? init : depth) * s->chunk);
+	s->slack_base = (uint64_t)(n + 1) * s->chunk;
+	s->cc.unit_slack = s->slack_base;
 	/* Chunks on n connections finish out of order, and a sample's count
 	 * is off by up to a chunk per other connection; the max filter turns
 	 * that into an estimate above the link. A window of 2n chunks keeps
