@@ -15,10 +15,11 @@
 # fp32 sum, sizes bytes per rank 8 B .. 256 MiB in x4 steps (so 8 B .. 128 MiB),
 # for 2 and 4 ranks. Every driver measures like wccl-perf: warm-up, a barrier,
 # timed iterations, the slowest rank's average; busbw = algbw x 2(n-1)/n.
-# Three size bands get different iteration counts (small 200, middle 100,
-# large 3) so a full run stays around 5-10 minutes (the middle band had 20:
-# at 2 MiB that is ~10 ms of timing, which one scheduling hiccup of this
-# shared host decided). Each (tool, band)
+# Three size bands get different iteration counts (small 1000, middle 100,
+# large 3) so a full run stays around 10 minutes. They were 200 and 20: at
+# 8 B over shm (0.2 us) that is 40 us of timing, at 2 MiB ~10 ms, and one
+# scheduling hiccup of this shared host decided a launch (8 B: 0.20, 0.74
+# and 7.34 us in three launches of one run). Each (tool, band)
 # launch is repeated REPEATS times (default 3), tools in a rotating order
 # so they share the host's noise; the median time per size is reported.
 # memcpy_bw gives the single-thread memcpy bound at the >= 1 MiB sizes.
@@ -74,7 +75,7 @@ log() { printf '[bench-coll %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # Size bands "first last iterations warm-up", on the x4 grid from 8 B.
-bands=("8 8K 200 20" "32K 2M 100 10" "8M 256M 3 1")
+bands=("8 8K 1000 50" "32K 2M 100 10" "8M 256M 3 1")
 if [ "$quick" = 1 ]; then
 	bands=("8 8K 50 5" "32K 2M 5 1")
 	repeats=1
