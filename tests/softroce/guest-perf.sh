@@ -90,13 +90,9 @@ lat_ab() { # VETH_MTU REPEATS
 
 lat_ab_main() {
 	local t0=$SECONDS mtu
-	echo "kernel $(uname -r), $(nproc) vCPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-	wccl_modules
-	export WCCL_DEBUG=${WCCL_DEBUG:-WARN}
+	perf_guest_begin
 	for mtu in ${WCCL_LAT_MTUS:-1500 9000}; do
-		wccl_net_up "$mtu"
-		g0=$(wccl_gid_index rxe0)
-		g1=$(wccl_gid_index rxe1)
+		perf_net_up "$mtu"
 		echo "== veth MTU $mtu, rxe mode $(wccl_net_mode), rxe0 $(ibv_devinfo -d rxe0 | awk '/active_mtu/ { print $2 }')"
 		# The bytes over verbs, past one MTU: -c fails the run if wrong.
 		wp "pollc-$mtu" lat -s 4097 --op write-poll -c -n 100 -w 5
@@ -109,13 +105,9 @@ lat_ab_main() {
 
 main() {
 	local t0=$SECONDS
-	echo "kernel $(uname -r), $(nproc) vCPUs"
-	wccl_modules
-	wccl_net_up 9000
-	g0=$(wccl_gid_index rxe0)
-	g1=$(wccl_gid_index rxe1)
+	perf_guest_begin
+	perf_net_up 9000
 	echo "rxe mode: $(wccl_net_mode); GID index rxe0 $g0, rxe1 $g1"
-	export WCCL_DEBUG=${WCCL_DEBUG:-WARN}
 	suite plain "-D $secs" 200
 	# The bytes over verbs, past one MTU (4097 B): -c fails the run if wrong.
 	wp "wpollc-plain" lat -s 4097 --op write-poll -c -n 100 -w 5

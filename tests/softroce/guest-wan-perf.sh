@@ -85,13 +85,9 @@ plainbw() { # MTU: same-shape bandwidth, 64 KiB, default QPs
 
 main() {
 	local t0=$SECONDS mtu
-	echo "kernel $(uname -r), $(nproc) vCPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-	wccl_modules
-	export WCCL_DEBUG=${WCCL_DEBUG:-WARN}
+	perf_guest_begin
 	for mtu in ${WCCL_WAN_PERF_MTUS:-1500 9000}; do
-		wccl_net_up "$mtu"
-		# shellcheck disable=SC2034
-		g0=$(wccl_gid_index rxe0) g1=$(wccl_gid_index rxe1)
+		perf_net_up "$mtu"
 		echo "== veth MTU $mtu, rxe mode $(wccl_net_mode)"
 		plainbw "$mtu"
 		lat "$mtu"

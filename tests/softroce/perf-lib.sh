@@ -1,8 +1,8 @@
-# shellcheck shell=bash disable=SC2154  # the caller sets logdir, port, wperf, g0, g1
+# shellcheck shell=bash disable=SC2154  # the caller sets logdir, port, wperf
 # Guest helpers for the verbs benchmarks (sourced by guest-perf.sh and
 # guest-wan-perf.sh after netns.sh): perftest and wccl-perf pairs between
 # peer 1 (server, rxe1) and peer 0 (client, rxe0). Callers set logdir, port,
-# wperf, g0, g1 and failures; WP_ENV ("K=V ...") goes to both wccl-perf
+# wperf and failures, and bring the link up with perf_net_up (g0, g1); WP_ENV ("K=V ...") goes to both wccl-perf
 # sides (e.g. WCCL_VERBS_QPS).
 WP_ENV=${WP_ENV:-}
 
@@ -83,3 +83,18 @@ col() { awk -v c="$2" '{ print $c }' "$logdir/$1.row" 2>/dev/null; }
 median() { printf '%s\n' "$@" | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; else print "?" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
+# The guest's preamble for every perf script: what runs where, the rxe
+# modules, quiet logs unless asked.
+perf_guest_begin() {
+	echo "kernel $(uname -r), $(nproc) vCPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+	wccl_modules
+	export WCCL_DEBUG=${WCCL_DEBUG:-WARN}
+}
+
+# The veth pair at MTU $1 with an rxe on each end; sets g0 / g1, the GID
+# indexes pt() and wp() pass to the peers.
+perf_net_up() {
+	wccl_net_up "$1"
+	g0=$(wccl_gid_index rxe0)
+	g1=$(wccl_gid_index rxe1)
+}
