@@ -17,7 +17,8 @@
 #                      iperf3-bbr-1 iperf3-bbr-N udt"; also xfer-io0 (one
 #                      thread), xfer-nokp (no kernel pacing), xfer-c256
 #                      (256 KiB chunks), xfer-c1m (1 MiB), xfer-q3
-#                      (3 ms delay target), xfer-base
+#                      (3 ms delay target), xfer-trace (the sender's
+#                      model every 250 ms, printed as TRACE lines), xfer-base
 #                      (WCCL_BENCH_BASE=another wccl-xfer binary)
 #   WCCL_BENCH_CEILING 1: first, wccl-xfer --local in the guest (the CPU
 #                      ceiling, no emulation) for each wccl-xfer variant
@@ -157,6 +158,7 @@ d = json.load(open(sys.argv[1]))
 print(json.dumps({k: d.get(k) for k in ('streams', 'rtt_min_us', 'rtt_p50_us', 'rtt_p99_us', 'jitter_us',
   'retransmits', 'btlbw_mbps', 'pacing_mbps', 'seconds', 'crc_hw', 'chunk_bytes', 'depth')}))" "$work/$name.json" 2>/dev/null || echo '{}')
 	result "$name" "$g" "$extra"
+	grep -o 'stream trace .*' "$work/$name.err" | sed "s/^/TRACE $name /" || true
 }
 
 run_iperf() { # NAME CC STREAMS
@@ -205,6 +207,7 @@ xfer_variant() { # TOOL -> "BINARY ENV..."
 	xfer-c256) echo "$xfer WCCL_STREAM_CHUNK_BYTES=262144" ;;
 	xfer-c1m) echo "$xfer WCCL_STREAM_CHUNK_BYTES=1048576" ;;
 	xfer-q3) echo "$xfer WCCL_STREAM_QDELAY_US=3000" ;;
+	xfer-trace) echo "$xfer WCCL_DEBUG=TRACE WCCL_DEBUG_SUBSYS=TRANSPORT" ;;
 	xfer-base) echo "${WCCL_BENCH_BASE:?xfer-base needs WCCL_BENCH_BASE} WCCL_DEBUG=WARN" ;;
 	*) return 1 ;;
 	esac

@@ -96,6 +96,11 @@ struct snd {
 	uint64_t slack_base; /* (streams + 1) chunks */
 	/* path probe: a connection that carries pings only */
 	int probe_ep, probe_ready;
+	/* One ping at a time: the receiver posts one receive on the probe
+	 * connection, so a second ping waits a round trip for its credit
+	 * and a queue of them measured 4 x the path (160 ms at 40 ms). */
+	int probe_out;
+	uint64_t probe_sent_ns;
 	int kernel_rtt; /* 1: the delay target reads TCP's own RTT */
 	uint64_t probe_next_ns, probe_interval_ns;
 	uint32_t *prtt;
@@ -111,6 +116,11 @@ struct snd {
 	int32_t fin_status;
 	struct wccl_stream_stats st;
 	uint64_t t0, last_progress_ns, last_report_ns;
+	/* WCCL_DEBUG=TRACE: what held the sender back, per trace interval */
+	struct {
+		uint64_t at_ns, delivered, wire;
+		unsigned pacer, cwnd, noep, starved, eagain;
+	} tr;
 	int64_t corrupt_idx;
 	int corrupted;
 	uint64_t drop_after;
@@ -472,6 +482,38 @@ static void snd_kernel_rtt(struct snd *s, uint64_t now)
 	}
 }
 
+/* WCCL_DEBUG=TRACE, every 250 ms: the model and what held the sender
+ * back (counts of send attempts stopped by the pacer, the window, no free
+ * connection, no chunk ready, a full send queue). */
+static void snd_trace(struct snd *s, uint64_t now)
+{
+	if (now - s->tr.at_ns < 250000000ull)
+		return;
+	double dt = (double)(now - s->tr.at_ns) / 1e9;
+	WCCL_TRACE(WCCL_SUB_TRANSPORT,
+		   "stream trace t=%.2f good=%.1f wire=%.1f btlbw=%.1f "
+		   "pace=%.1f Mbit/s cwnd=%llu inflight=%llu phase=%d "
+		   "gain=%.2f q=%.2f hold=%.1f probe=%.1f/%.1f ms "
+		   "stops pacer=%u cwnd=%u noep=%u starved=%u eagain=%u",
+		   (double)(now - s->t0) / 1e9,
+		   (double)(s->st.bytes_delivered - s->tr.delivered) * 8 / dt /
+		       1e6,
+		   (double)(s->st.bytes_wire - s->tr.wire) * 8 / dt / 1e6,
+		   (double)s->cc.btlbw * 8 / 1e6,
+		   (double)s->cc.pacing_rate * 8 / 1e6,
+		   (unsigned long long)s->cc.cwnd,
+		   (unsigned long long)s->inflight_bytes, s->cc.phase,
+		   s->cc.pacing_gain, s->cc.qfactor, (double)s->hold_ns / 1e6,
+		   (double)s->cc.probe_last_ns / 1e6,
+		   (double)s->cc.probe_min_ns / 1e6, s->tr.pacer, s->tr.cwnd,
+		   s->tr.noep, s->tr.starved, s->tr.eagain);
+	s->tr.at_ns = now;
+	s->tr.delivered = s->st.bytes_delivered;
+	s->tr.wire = s->st.bytes_wire;
+	s->tr.pacer = s->tr.cwnd = s->tr.noep = s->tr.starved = 0;
+	s->tr.eagain = 0;
+}
+
 /* Send as many ready chunks as pacing and the window allow. Returns 1 if
  * something was sent, 0 if not, or a negative code. */
 static int snd_try_send(struct snd *s, uint64_t now)
@@ -481,6 +523,7 @@ static int snd_try_send(struct snd *s, uint64_t now)
 	for (;;) {
 		if (s->cc.pacing_rate && now < s->next_send_ns) {
 			s->pacer_wait = 1;
+			s->tr.pacer++;
 			return sent;
 		}
 		/* Waiting for the pacer and woken more than half a chunk
@@ -493,11 +536,15 @@ static int snd_try_send(struct snd *s, uint64_t now)
 			pace_rs_app_limited(&s->rs, s->inflight_bytes);
 		s->pacer_wait = 0;
 		if (s->inflight_bytes &&
-		    s->inflight_bytes + s->chunk > s->cc.cwnd)
+		    s->inflight_bytes + s->chunk > s->cc.cwnd) {
+			s->tr.cwnd++;
 			return sent;
+		}
 		int ep = pick_ep(s);
-		if (ep < 0)
+		if (ep < 0) {
+			s->tr.noep++;
 			return sent;
+		}
 		int si = s->held;
 		if (si < 0) {
 			uint32_t v;
@@ -505,9 +552,11 @@ static int snd_try_send(struct snd *s, uint64_t now)
 				s->starved = s->acked < s->to_send;
 				/* Room, nothing to send: what is acked
 				 * meanwhile says nothing of the path. */
-				if (s->starved)
+				if (s->starved) {
 					pace_rs_app_limited(&s->rs,
 							    s->inflight_bytes);
+					s->tr.starved++;
+				}
 				return sent;
 			}
 			si = (int)v;
@@ -517,6 +566,7 @@ static int snd_try_send(struct snd *s, uint64_t now)
 		if (rc == WCCL_EAGAIN) {
 			/* Queue full: keep the slot for the next round. */
 			s->held = si;
+			s->tr.eagain++;
 			return sent;
 		}
 		if (rc)
@@ -679,6 +729,7 @@ static int snd_handle(struct snd *s, const struct wccl_completion *wc,
 	case SM_PONG: {
 		uint64_t r = now - m.send_ts;
 		if (ep == s->probe_ep && s->probe_ep > 0) {
+			s->probe_out = 0;
 			if (!s->kernel_rtt)
 				pace_model_on_probe(&s->cc, now, r);
 			if (s->nprtt < RTT_SAMPLES)
@@ -1072,6 +1123,7 @@ static int snd_run(struct snd *s, const char *path,
 	    (int)wccl_param_int(WCCL_PARAM_STREAM_KERNEL_PACING) ? 1 : 0;
 	s->kernel_rtt = (int)wccl_param_int(WCCL_PARAM_STREAM_KERNEL_RTT) ? 1 : 0;
 	s->t0 = s->last_progress_ns = s->last_report_ns = wccl_now_ns();
+	s->tr.at_ns = s->t0;
 	while (s->acked < s->to_send) {
 		uint64_t now = wccl_now_ns();
 		snd_io_inline(s);
@@ -1094,7 +1146,14 @@ static int snd_run(struct snd *s, const char *path,
 				snd_kernel_rtt(s, now);
 		}
 		if (s->probe_ready || (s->kernel_rtt && s->probe_interval_ns)) {
-			if (now >= s->probe_next_ns && s->probe_ready) {
+			/* The next ping once the last one's pong is back (or
+			 * after a second without: the sample is lost, not the
+			 * probe). */
+			int due = now >= s->probe_next_ns;
+			int ping = due && s->probe_ready &&
+				   (!s->probe_out ||
+				    now - s->probe_sent_ns > 1000000000ull);
+			if (ping) {
 				struct smsg p = {.magic = SMSG_MAGIC,
 						 .type = SM_PING,
 						 .sid = s->sid,
@@ -1104,17 +1163,29 @@ static int snd_run(struct snd *s, const char *path,
 				if (rc && rc != WCCL_EAGAIN)
 					return snd_fail(s, rc, "probe: %s",
 							wccl_strerror(rc));
+				if (rc == 0) {
+					s->probe_out = 1;
+					s->probe_sent_ns = now;
+				}
 			}
-			if (now >= s->probe_next_ns)
+			if (due && (ping || !s->probe_ready || s->kernel_rtt))
 				s->probe_next_ns = now + s->probe_interval_ns;
-			uint64_t w = (s->probe_next_ns - now) / 1000000;
-			if (wait > (int)w)
-				wait = w < 1 ? 1 : (int)w; /* no spinning */
+			/* Waiting for a pong: its arrival wakes the pump. */
+			if (s->probe_next_ns > now || !s->probe_out) {
+				uint64_t w = s->probe_next_ns > now
+						 ? (s->probe_next_ns - now) /
+						       1000000
+						 : 0;
+				if (wait > (int)w)
+					wait = w < 1 ? 1 : (int)w; /* no spinning */
+			}
 		}
 		if ((rc = snd_pump(s, wait)))
 			return rc;
 		snd_kernel_pace(s);
 		now = wccl_now_ns();
+		if (wccl_log_enabled(WCCL_LOG_TRACE, WCCL_SUB_TRANSPORT))
+			snd_trace(s, now);
 		if (s->drop_after && s->st.chunks >= s->drop_after) {
 			for (int i = 0; i < s->nep; i++) {
 				wccl_endpoint_close(s->eps[i]);
