@@ -3,8 +3,9 @@
 #   gcc -Werror build: unit, integration, collectives, dpdk, dpdk-coll and
 #     stream suites, the soft-RoCE suites (verbs inside a qemu VM with
 #     Debian's kernel, see tests/vm; softroce-wan: the contract and
-#     collectives suites at 20 ms RTT, about 2.5 min of VM time) and an
-#     install check,
+#     collectives suites at 20 ms RTT, about 2.5 min of VM time; stream-wan:
+#     wccl-xfer under every WAN profile, about 2.5 min) and an install
+#     check,
 #   clang -Werror build: unit suite,
 #   ASan+UBSan build: unit, integration and collectives suites.
 # Ends with one line "N passed, N failed, N skipped".
@@ -52,7 +53,7 @@ for flavour in gcc clang asan; do
 	case $flavour in
 	gcc)
 		run_suites "$dir" unit integration collectives dpdk dpdk-coll stream
-		run_suites "$dir" softroce softroce-wan
+		run_suites "$dir" softroce softroce-wan stream-wan
 		echo "== meson install + a program built against wccl.pc"
 		if tests/install/check-install.sh "$dir"; then
 			passed=$((passed + 1))
