@@ -139,9 +139,14 @@ void pace_model_on_ack(struct pace_model *cc, uint64_t now, uint64_t rtt_ns,
 		int held = cc->qfactor < 1.0;
 		int none = 0;
 		if (slot_ns) {
-			held = held && (!cc->round_max ||
-					(double)cc->round_max >=
-					    0.95 * (double)cc->pacing_rate);
+			/* ... and not while the probe sees a queue: then the
+			 * link is full, and its samples are the path's (else
+			 * an estimate 1 / 0.8 above the link, whose 0.8 x
+			 * fills it, stays for good: test_rate_striped). */
+			held = held && !cc->probe_queued &&
+			       (!cc->round_max ||
+				(double)cc->round_max >=
+				    0.95 * (double)cc->pacing_rate);
 			none = now - cc->last_sample_ns > 10 * slot_ns;
 		}
 		cc->bw_win[cc->slot % 10] = held || none ? cc->btlbw : 0;
@@ -278,10 +283,16 @@ void pace_model_on_probe(struct pace_model *cc, uint64_t now, uint64_t rtt_ns)
 	/* "Once per RTT" is the path's RTT: the chunks' (srtt_ns) holds
 	 * their serialisation, hundreds of ms at a low paced rate. */
 	uint64_t rtt = rtt_ns;
+	/* The stream's long path: startup's queue is drain's to empty
+	 * (at 1 / 2.885 of the estimate, in a round); a factor cut for it
+	 * here took 37 path RTTs to grow back (1.5 s at 0.8 x the rate,
+	 * seen in the VM at 40 ms). */
+	int own_queue = cc->unit_slack && cc->phase == 0;
+	cc->probe_queued = q > target;
 	if (q > target) {
 		/* Multiplicative decrease, at most once per RTT, in
 		 * proportion to the excess (Swift). */
-		if (now - cc->last_decrease_ns >= rtt) {
+		if (!own_queue && now - cc->last_decrease_ns >= rtt) {
 			double ex = (double)(q - target) / (double)rtt_ns;
 			double f = 1.0 - 0.8 * ex;
 			cc->qfactor *= f < 0.5 ? 0.5 : f;

@@ -67,6 +67,7 @@ struct pace_model {
 	double probe_jit_ns;   /* median change between samples (path jitter) */
 	uint64_t last_increase_ns;
 	uint64_t probe_samples;
+	int probe_queued; /* the last probe saw a queue above the target */
 };
 
 /* Start in startup: @rate_cap (0: none) is also the rate until the first
