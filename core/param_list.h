@@ -23,7 +23,7 @@
 	STR(ALGO, "", "force the allreduce algorithm: ring, tree, rhd, rd or hier") \
 	INT(CROSS_STREAMS, 4, "TCP connections to each peer in another region; collective messages of 256 KiB and more are striped across them (1..8)") \
 	INT(EAGER_BYTES, 65536, "collective messages up to this size go eagerly on a connection of their own, into receive slots always posted (0: off; where ranks differ the smallest value counts)") \
-	INT(CHUNK_BYTES, 524288, "pipeline chunk of ring and chain collectives, bytes") \
+	INT(CHUNK_BYTES, 0, "pipeline chunk of ring and chain collectives, bytes (0 = a quarter of a rank's block, 256K..512K)") \
 	INT(DIRECT_NT_BYTES, 33554432, "same-host direct allreduce, out of place: results go to the other ranks' outputs with non-temporal stores when all ranks' inputs and outputs together reach this many bytes (0: never)") \
 	INT(BOOTSTRAP_HANDSHAKE_MS, 5000, "bootstrap root drops a joiner that has not authenticated by then") \
 	INT(QUEUE_DEPTH, 256, "outstanding operations per endpoint and direction")           \
