@@ -96,6 +96,19 @@ PY
 	[ "$skipped" -gt 0 ] || fail "nothing kept after the kill"
 	[ "$sent" -lt $((64 * 1048576 + 5)) ] || fail "re-sent the whole file"
 	echo "ok (kill -9): kept $skipped bytes, re-sent $sent"
+	# (c) the first run's chunk size was pinned (64 KiB), the resume
+	# picks its own (1 MiB on loopback): the receiver's journal sets the
+	# size and what was verified is kept
+	rm -f "$work/dst/f"
+	WCCL_STREAM_TEST_DROP_AFTER=100 "$xfer" send "$work/src/f" "$addr" --chunk 65536 \
+		>/dev/null 2>"$work/err4" && fail "hooked sender succeeded"
+	"$xfer" send "$work/src/f" "$addr" --resume --json >"$work/out4.json" ||
+		fail "resume with another chunk size failed"
+	same "$work/src/f" "$work/dst/f"
+	skipped=$(json "$work/out4.json" bytes_skipped) chunk=$(json "$work/out4.json" chunk_bytes)
+	[ "$chunk" = 65536 ] || fail "resume used $chunk-byte chunks, not the journal's 65536"
+	[ "$skipped" -ge $((100 * 65536)) ] || fail "resume kept only $skipped bytes"
+	echo "ok (chunk size from the journal): kept $skipped bytes"
 	;;
 diskfull)
 	need_root

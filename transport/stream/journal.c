@@ -117,6 +117,23 @@ int stream_journal_open(struct stream_journal *j, const char *path,
 	return rc;
 }
 
+uint32_t stream_journal_chunk(const char *path, uint64_t size,
+			      int64_t mtime_ns)
+{
+	struct journal_hdr h;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = pread(fd, &h, sizeof(h), 0);
+	close(fd);
+	if (n != (ssize_t)sizeof(h) || memcmp(h.magic, JOURNAL_MAGIC, 8) ||
+	    h.version != 1 || h.size != size || h.mtime_ns != mtime_ns ||
+	    h.chunk_bytes == 0 ||
+	    h.nchunks != (size + h.chunk_bytes - 1) / h.chunk_bytes)
+		return 0;
+	return h.chunk_bytes;
+}
+
 void stream_journal_close(struct stream_journal *j)
 {
 	if (j->fd > 0)

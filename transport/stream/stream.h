@@ -8,7 +8,9 @@
  *
  *   sender                                         receiver
  *   ep0  HELLO{name,size,mtime,chunk,N,resume} -->  open file + journal
- *        <-- HELLO_ACK{status, verified bitmap}
+ *        <-- HELLO_ACK{status, chunk, verified bitmap}
+ *        (resuming with a chunk size the sender picked itself: the
+ *        receiver's journal names the size, the sender takes it)
  *        PING/PONG x3 (min RTT) -> N, in-flight depth from RTT x target
  *   ep1..N-1  JOIN{stream id} --> / <-- JOIN_ACK
  *   any ep  DATA{hdr: id, index, offset, len, crc32c, send_ts}+payload -->
@@ -39,6 +41,10 @@ void stream_size_pipe(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t chunk,
  * loopback), as the pacing model does (pace_model_long_path). */
 #define STREAM_LONG_PATH_NS 2000000ull
 #define STREAM_AUTO_CHUNK_MIN (64u << 10)
+/* HELLO flags: resume from the receiver's journal; the chunk size is the
+ * sender's own pick, so the receiver's journal may set it. */
+#define STREAM_HELLO_RESUME 1u
+#define STREAM_HELLO_CHUNK_AUTO 4u
 
 /* Chunk size when the user set none: @dflt on a short path (@rtt_ns
  * below STREAM_LONG_PATH_NS); on a long one the largest power of two
@@ -67,6 +73,10 @@ struct stream_journal {
 int stream_journal_open(struct stream_journal *j, const char *path,
 			uint64_t size, int64_t mtime_ns, uint32_t chunk,
 			int resume, int *resumed);
+/* The chunk size of the journal at @path if it is one for a file of
+ * @size and @mtime_ns, else 0. */
+uint32_t stream_journal_chunk(const char *path, uint64_t size,
+			      int64_t mtime_ns);
 int stream_journal_flush(struct stream_journal *j);
 void stream_journal_close(struct stream_journal *j);
 static inline int stream_journal_has(const struct stream_journal *j, uint64_t i)

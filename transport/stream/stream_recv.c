@@ -293,8 +293,26 @@ static int rcv_hello(struct rcv *r, int ep, const struct smsg *m,
 	textf(r->path, sizeof(r->path), "%s/%s", r->srv->dir, name);
 	textf(r->jpath, sizeof(r->jpath), "%s/%s.wccl-part", r->srv->dir, name);
 	int resumed = 0, rc;
+	/* A resume whose sender picked its chunk size from the path (which
+	 * may pick another size from one run to the next): the journal's
+	 * size, so what was verified is kept. */
+	uint32_t jc = (m->flags & STREAM_HELLO_RESUME) &&
+			      (m->flags & STREAM_HELLO_CHUNK_AUTO)
+			  ? stream_journal_chunk(r->jpath, r->size,
+						 r->mtime_ns)
+			  : 0;
+	if (jc && jc != r->chunk && jc >= STREAM_AUTO_CHUNK_MIN &&
+	    jc <= STREAM_MAX_CHUNK) {
+		WCCL_INFO(WCCL_SUB_TRANSPORT,
+			  "stream %s: resuming with the journal's %u-byte "
+			  "chunks (the sender picked %u)",
+			  r->path, jc, r->chunk);
+		r->chunk = jc;
+		r->nchunks = (r->size + jc - 1) / jc;
+	}
 	rc = stream_journal_open(&r->j, r->jpath, r->size, r->mtime_ns,
-				 r->chunk, m->flags & 1, &resumed);
+				 r->chunk, m->flags & STREAM_HELLO_RESUME,
+				 &resumed);
 	if (rc) {
 		textf(text, sizeof(text), "receiver %s: %s: %s", r->srv->host,
 		      r->jpath, strerror(-rc));
@@ -354,7 +372,8 @@ static int rcv_hello(struct rcv *r, int ep, const struct smsg *m,
 	struct smsg a = {.magic = SMSG_MAGIC,
 			 .type = SM_HELLO_ACK,
 			 .sid = r->sid,
-			 .index = r->j.verified};
+			 .index = r->j.verified,
+			 .len = r->chunk};
 	rc = rcv_reply_big(r, ep, &a, r->j.bitmap, r->j.verified ? bm : 0);
 	if (rc)
 		return rcv_fail(r, rc, "hello ack: %s", wccl_strerror(rc));

@@ -84,6 +84,7 @@ struct snd {
 	char io_errbuf[512];
 	int held;    /* slot popped but not posted (queue full), or -1 */
 	int starved; /* the window had room but no chunk was ready */
+	int chunk_auto; /* the chunk size is ours to pick (no --chunk) */
 	int pacer_wait; /* the last send waited for the pacer */
 	uint64_t set_pace_bps; /* per-socket kernel pacing cap now set */
 	int kernel_pacing;     /* 1 on, 0 off, -1 unsupported */
@@ -692,6 +693,32 @@ static int snd_handle(struct snd *s, const struct wccl_completion *wc,
 			return snd_fail(s, (int)(int64_t)m.aux1, "%.*s",
 					(int)tl, (const char *)b + SMSG_LEN);
 		}
+		if (m.len && m.len != s->chunk) {
+			/* Resuming: the receiver's journal sets the size. */
+			if (!s->chunk_auto || m.len < STREAM_AUTO_CHUNK_MIN ||
+			    m.len > STREAM_MAX_CHUNK)
+				return snd_fail(s, WCCL_EPROTO,
+						"receiver %s: chunk size %u, "
+						"not the %u asked for",
+						s->addr, m.len, s->chunk);
+			uint8_t *sc = realloc(s->scratch, m.len);
+			if (!sc)
+				return WCCL_ENOMEM;
+			s->scratch = sc;
+			WCCL_INFO(WCCL_SUB_TRANSPORT,
+				  "stream to %s: resuming with the receiver's "
+				  "%u-byte chunks (picked %u)",
+				  s->addr, m.len, s->chunk);
+			s->chunk = m.len;
+			s->nchunks = (s->size + s->chunk - 1) / s->chunk;
+			s->to_send = s->nchunks;
+		}
+		if (m.index > s->nchunks)
+			return snd_fail(s, WCCL_EPROTO,
+					"receiver %s: %llu chunks verified of "
+					"%llu",
+					s->addr, (unsigned long long)m.index,
+					(unsigned long long)s->nchunks);
 		if (m.index) {
 			size_t bm = (s->nchunks + 7) / 8;
 			if (wc->len < SMSG_LEN + bm)
@@ -892,6 +919,7 @@ static int snd_run(struct snd *s, const char *path,
 	 * once ep0 is up (stream_pick_chunk), at most the default. */
 	int chunk_auto =
 	    !o->chunk_bytes && !getenv("WCCL_STREAM_CHUNK_BYTES");
+	s->chunk_auto = chunk_auto;
 	if (s->chunk < 4096 || s->chunk > STREAM_MAX_CHUNK)
 		return snd_fail(s, WCCL_EINVAL,
 				"chunk size %u out of range (4 KiB .. 64 MiB)",
@@ -984,7 +1012,11 @@ static int snd_run(struct snd *s, const char *path,
 		return snd_fail(s, WCCL_EINVAL, "file name too long");
 	struct smsg h = {.magic = SMSG_MAGIC,
 			 .type = SM_HELLO,
-			 .flags = o->resume ? 1 : 0,
+			 .flags = (uint16_t)((o->resume ? STREAM_HELLO_RESUME
+						       : 0) |
+					     (chunk_auto
+						  ? STREAM_HELLO_CHUNK_AUTO
+						  : 0)),
 			 .sid = s->sid,
 			 .index = s->nchunks,
 			 .offset = s->size,
