@@ -86,7 +86,8 @@
 	INT(VERBS_RETRY, 7, "verbs: QP retransmissions before a peer counts as lost (0..7)") \
 	INT(VERBS_INLINE, 256, "verbs: sends and writes up to this size go inline (capped by the device)") \
 	INT(VERBS_BATCH, 32, "verbs: work requests chained per doorbell; only the last is signalled") \
-	INT(VERBS_SRQ_DEPTH, 1024, "verbs: internal receives on the shared receive queue (immediates)")
+	INT(VERBS_SRQ_DEPTH, 1024, "verbs: internal receives on the shared receive queue (immediates)") \
+	INT(VERBS_YIELD_US, -1, "verbs: while CQ polls find nothing, sched_yield() once per this many us of it, so kernel work sharing the core (soft-RoCE tasks, the network softirq) can run; 0 = pure spin; unset (-1): 1 on software devices (rxe, siw), 0 on others")
 /* clang-format on */
 
 enum wccl_param {

@@ -112,6 +112,8 @@ struct verbs_ctx {
 	uint64_t stripe_min;
 	uint64_t max_inflight; /* per endpoint, bytes; 0 = no cap */
 	uint8_t timeout, retry;
+	uint64_t yield_ns;   /* WCCL_VERBS_YIELD_US; 0 = never */
+	uint64_t idle_since; /* first empty CQ poll since a yield or a hit */
 	struct verbs_qp *qps[VERBS_QP_HASH];
 	struct verbs_ep *eps;	   /* every endpoint, for progress */
 	struct verbs_qp *dirty;	   /* QPs with chained, unposted WRs */

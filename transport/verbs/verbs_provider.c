@@ -8,6 +8,7 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,6 +250,17 @@ static uint32_t clampu(int64_t v, uint32_t lo, uint32_t hi)
 
 static void verbs_context_close(struct wccl_context *c);
 
+/* Software RDMA (rxe, siw): the protocol runs in kernel tasks on the
+ * host's own cores, so a spinning poller can starve it. By vendor id, or
+ * the default device name where an older kernel left the id 0. */
+static bool dev_is_soft(const struct verbs_ctx *ctx)
+{
+	uint32_t v = ctx->attr.vendor_id;
+	return v == 0xffffff /* rxe */ || v == 0x626d74 /* siw */ ||
+	       !strncmp(ctx->dev_name, "rxe", 3) ||
+	       !strncmp(ctx->dev_name, "siw", 3);
+}
+
 static int set_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
@@ -292,6 +304,16 @@ static int verbs_context_open(struct wccl_context **out)
 	ctx->stripe_min = sm > 0 ? (uint64_t)sm : UINT64_MAX;
 	int64_t mi = wccl_param_int(WCCL_PARAM_VERBS_MAX_INFLIGHT);
 	ctx->max_inflight = mi > 0 ? (uint64_t)mi : 0;
+	int64_t yu = wccl_param_int(WCCL_PARAM_VERBS_YIELD_US);
+	if (yu < 0)
+		yu = dev_is_soft(ctx) ? 1 : 0;
+	if (yu > 1000000)
+		yu = 1000000;
+	ctx->yield_ns = (uint64_t)yu * 1000u;
+	if (ctx->yield_ns)
+		WCCL_INFO(WCCL_SUB_VERBS,
+			  "%s: empty CQ polls yield the core every %lld us",
+			  ctx->dev_name, (long long)yu);
 	ctx->srq_depth = clampu(wccl_param_int(WCCL_PARAM_VERBS_SRQ_DEPTH), 16,
 				(uint32_t)ctx->attr.max_srq_wr);
 
@@ -506,17 +528,37 @@ int verbs_progress(struct verbs_ctx *ctx)
 	return 0;
 }
 
+/* An empty poll. soft-RoCE does its protocol work in kernel tasks and the
+ * network softirq, which may wait for this core behind us (a woken kworker
+ * does not preempt a spinner at once): after yield_ns of finding nothing,
+ * and every yield_ns after, give them the core. */
+static void verbs_idle(struct verbs_ctx *ctx)
+{
+	uint64_t now = wccl_now_ns();
+	if (!ctx->idle_since) {
+		ctx->idle_since = now;
+	} else if (now - ctx->idle_since >= ctx->yield_ns) {
+		sched_yield();
+		ctx->idle_since = wccl_now_ns();
+	}
+}
+
 static int verbs_cq_poll(struct wccl_cq *q, struct wccl_completion *wc,
 			 int max)
 {
 	if (!q || !wc || max < 0)
 		return WCCL_EINVAL;
 	struct verbs_cq *cq = VERBS_CQ(q);
-	int rc = verbs_progress(VERBS_CTX(q->ctx));
+	struct verbs_ctx *ctx = VERBS_CTX(q->ctx);
+	int rc = verbs_progress(ctx);
 	if (rc < 0)
 		return rc;
 	int n = comp_ring_pop(cq->ring, cq->cap, &cq->head, &cq->count, wc,
 			      max);
+	if (n || !ctx->yield_ns)
+		ctx->idle_since = 0;
+	else
+		verbs_idle(ctx);
 	return n;
 }
 
