@@ -132,6 +132,10 @@ enum wccl_ep_attr {
 	 * once, and how often an operation waited for the cap. */
 	WCCL_EP_ATTR_INFLIGHT_PEAK = 8,
 	WCCL_EP_ATTR_INFLIGHT_WAITS = 9,
+	/* Read only: payload bytes the connection has received in order so
+	 * far, as the kernel counts them (uring: TCP_INFO's
+	 * tcpi_bytes_received), partial messages included. */
+	WCCL_EP_ATTR_BYTES_RECEIVED = 10,
 };
 
 

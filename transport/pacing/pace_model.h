@@ -114,17 +114,19 @@ int pace_model_long_path(const struct pace_model *cc);
 
 struct pace_rs_unit { /* the sampler's note on one unit in flight */
 	uint64_t delivered, delivered_ns, rcv_ns, first_sent_ns, sent_ns;
+	uint64_t rcv_bytes;
 	int app_limited;
 };
 
 struct pace_rs_point { /* the state after one ack */
-	uint64_t delivered, ack_ns, rcv_ns, sent_ns;
+	uint64_t delivered, ack_ns, rcv_ns, sent_ns, rcv_bytes;
 };
 
 struct pace_rs {
 	uint64_t delivered;	/* bytes acked */
 	uint64_t delivered_ns;	/* when the last ack arrived (sender clock) */
 	uint64_t rcv_ns;	/* latest receiver stamp (its clock; 0: none) */
+	uint64_t rcv_bytes;	/* the receiver's byte count at it (0: none) */
 	uint64_t first_sent_ns; /* send time of the newest unit acked */
 	uint64_t app_limited;	/* 0, or samples are app-limited until
 				 * delivered passes this */
@@ -151,9 +153,15 @@ void pace_rs_on_send(struct pace_rs *rs, struct pace_rs_unit *u, uint64_t now,
  * from now until @inflight more bytes are delivered are app-limited. */
 void pace_rs_app_limited(struct pace_rs *rs, uint64_t inflight);
 /* Unit @u of @len bytes acked at @now; @rcv_ns the receiver's stamp of its
- * arrival (0: none); @min_interval_ns as above. Fills @out. */
+ * arrival (0: none) and @rcv_bytes the bytes it had received by then over
+ * all connections, partial units included (0: none); @min_interval_ns as
+ * above. With byte counts at both ends of the window the rate is theirs
+ * over the receiver's interval: no unit granularity (a unit held back on
+ * one connection, by loss recovery, then completing counts whole in one
+ * window though most of its bytes came earlier). Fills @out. */
 void pace_rs_on_ack(struct pace_rs *rs, const struct pace_rs_unit *u,
 		    uint64_t len, uint64_t now, uint64_t rcv_ns,
-		    uint64_t min_interval_ns, struct pace_rs_sample *out);
+		    uint64_t rcv_bytes, uint64_t min_interval_ns,
+		    struct pace_rs_sample *out);
 
 #endif

@@ -12,7 +12,8 @@
  * point (kept in a ring) instead: the same three intervals, from there.
  * ack_only (the caller's choice on a short path, where the CPU is the
  * bottleneck and a generous estimate keeps it busy): the ack interval
- * alone, no minimum window.
+ * alone, no minimum window. With the receiver's byte counts at both ends
+ * (rcv_bytes): those bytes over the receiver's interval instead.
  */
 #include "pace_model.h"
 
@@ -31,6 +32,7 @@ void pace_rs_on_send(struct pace_rs *rs, struct pace_rs_unit *u, uint64_t now,
 		/* Restart from idle: the silence is no part of a window. */
 		rs->first_sent_ns = rs->delivered_ns = now;
 		rs->rcv_ns = 0;
+		rs->rcv_bytes = 0;
 		rs->nhist = 0;
 	}
 	if (!rs->nhist) {
@@ -42,6 +44,7 @@ void pace_rs_on_send(struct pace_rs *rs, struct pace_rs_unit *u, uint64_t now,
 	u->delivered = rs->delivered;
 	u->delivered_ns = rs->delivered_ns;
 	u->rcv_ns = rs->rcv_ns;
+	u->rcv_bytes = rs->rcv_bytes;
 	u->first_sent_ns = rs->first_sent_ns;
 	u->sent_ns = now;
 	u->app_limited = rs->app_limited != 0;
@@ -61,7 +64,8 @@ static uint64_t max3(uint64_t a, uint64_t b, uint64_t c)
 
 void pace_rs_on_ack(struct pace_rs *rs, const struct pace_rs_unit *u,
 		    uint64_t len, uint64_t now, uint64_t rcv_ns,
-		    uint64_t min_interval_ns, struct pace_rs_sample *out)
+		    uint64_t rcv_bytes, uint64_t min_interval_ns,
+		    struct pace_rs_sample *out)
 {
 	rs->delivered += len;
 	if (rs->app_limited && rs->delivered > rs->app_limited)
@@ -69,7 +73,8 @@ void pace_rs_on_ack(struct pace_rs *rs, const struct pace_rs_unit *u,
 	struct pace_rs_point ref = {.delivered = u->delivered,
 				    .ack_ns = u->delivered_ns,
 				    .rcv_ns = u->rcv_ns,
-				    .sent_ns = u->first_sent_ns};
+				    .sent_ns = u->first_sent_ns,
+				    .rcv_bytes = u->rcv_bytes};
 	if (!rs->ack_only && rs->delivered - ref.delivered < rs->min_bytes) {
 		/* The newest earlier point that makes the window long
 		 * enough, else the oldest kept. */
@@ -90,23 +95,33 @@ void pace_rs_on_ack(struct pace_rs *rs, const struct pace_rs_unit *u,
 	uint64_t rcv_el =
 	    ref.rcv_ns && rcv_ns > ref.rcv_ns ? rcv_ns - ref.rcv_ns : 0;
 	uint64_t el = rs->ack_only ? ack_el : max3(ack_el, snd_el, rcv_el);
+	/* The receiver's byte counts: its arrival rate over its interval. */
+	int by_bytes = !rs->ack_only && rcv_bytes && ref.rcv_bytes &&
+		       rcv_bytes > ref.rcv_bytes && rcv_el;
 
 	/* The newest state, for units sent from now on (units acked out of
 	 * order do not move the send or receiver time back). */
 	rs->delivered_ns = now;
 	if (u->sent_ns > rs->first_sent_ns)
 		rs->first_sent_ns = u->sent_ns;
-	if (rcv_ns > rs->rcv_ns)
+	if (rcv_ns > rs->rcv_ns) {
 		rs->rcv_ns = rcv_ns;
+		rs->rcv_bytes = rcv_bytes;
+	}
 	rs->hist[rs->nhist % PACE_RS_HIST] =
 	    (struct pace_rs_point){.delivered = rs->delivered,
 				   .ack_ns = now,
 				   .rcv_ns = rs->rcv_ns,
-				   .sent_ns = rs->first_sent_ns};
+				   .sent_ns = rs->first_sent_ns,
+				   .rcv_bytes = rs->rcv_bytes};
 	rs->nhist++;
 
 	out->prior_delivered = u->delivered;
 	out->delivered = rs->delivered - ref.delivered;
+	if (by_bytes) {
+		out->delivered = rcv_bytes - ref.rcv_bytes;
+		el = rcv_el;
+	}
 	out->interval_ns = el;
 	out->app_limited = u->app_limited;
 	out->rate = el && (rs->ack_only || el >= min_interval_ns)

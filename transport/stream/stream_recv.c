@@ -29,6 +29,7 @@ enum { JOB_ACK, JOB_NAK, JOB_ERR, JOB_FIN_OK, JOB_FIN_BAD };
 struct rcv_job {
 	struct smsg m;
 	uint64_t plen, recv_ts;
+	uint64_t recv_bytes; /* rcv_bytes() at recv_ts (0: unknown) */
 	int result;
 	int status; /* JOB_ERR / JOB_FIN_BAD: the code, text in io_text */
 };
@@ -58,6 +59,7 @@ struct rcv {
 	struct rcv_ep eps[STREAM_MAX_EPS];
 	int nep;
 	int have_hello;
+	int no_bytes_attr; /* the provider has no WCCL_EP_ATTR_BYTES_RECEIVED */
 	uint64_t sid, size, nchunks;
 	int64_t mtime_ns;
 	uint32_t chunk;
@@ -597,6 +599,31 @@ static void rcv_io_submit(struct rcv *r, uint32_t id)
 
 /* ---- network thread ----------------------------------------------- */
 
+/* Bytes received so far over all data connections, as the kernel counts
+ * them (partial chunks included), or 0 if a provider cannot say. Sent
+ * with each ACK next to the arrival stamp: the sender's delivery rate
+ * from them has no chunk granularity (a chunk held back by loss recovery
+ * would count whole when it completes, though most of its bytes arrived
+ * earlier: an estimate 18 % above the link in the VM). */
+static uint64_t rcv_bytes(struct rcv *r)
+{
+	if (r->no_bytes_attr)
+		return 0;
+	uint64_t sum = 0;
+	for (int i = 0; i < r->nep; i++) {
+		uint64_t b;
+		if (r->eps[i].state != 1)
+			continue;
+		if (wccl_endpoint_get_attr(r->eps[i].ep,
+					   WCCL_EP_ATTR_BYTES_RECEIVED, &b)) {
+			r->no_bytes_attr = 1;
+			return 0;
+		}
+		sum += b;
+	}
+	return sum;
+}
+
 /* A data chunk: check the header here, hand CRC + write to the I/O
  * thread; the buffer is posted again when it answers. */
 static int rcv_data(struct rcv *r, int ep, int i, const struct smsg *m,
@@ -613,6 +640,7 @@ static int rcv_data(struct rcv *r, int ep, int i, const struct smsg *m,
 	job->m = *m;
 	job->plen = plen;
 	job->recv_ts = now;
+	job->recv_bytes = rcv_bytes(r);
 	rcv_io_submit(r, id);
 	return 0;
 }
@@ -666,6 +694,7 @@ static int rcv_io_drain(struct rcv *r)
 								: SM_ACK,
 				 .sid = r->sid,
 				 .index = job->m.index,
+				 .offset = job->recv_bytes,
 				 .send_ts = job->m.send_ts,
 				 .aux1 = job->recv_ts,
 				 .aux2 = now - job->recv_ts};

@@ -623,12 +623,14 @@ static void snd_on_ack(struct snd *s, const struct smsg *m, int nak,
 	/* BBR's delivery rate (transport/pacing/pace_rate.c), with the
 	 * receiver's arrival stamp as a third interval: acks that arrive
 	 * bunched (the receiver's I/O thread answers in bursts, either side
-	 * waits for a CPU under an emulator) must not read as a faster path.
+	 * waits for a CPU under an emulator) must not read as a faster path;
+	 * and with the receiver's byte count (ACK offset: TCP's, partial
+	 * chunks included), the bytes it received over its own interval.
 	 * On a short path the CPU is the bottleneck and a generous estimate
 	 * (pacing above it) is what keeps it busy: the ack interval alone. */
 	s->rs.ack_only = !pace_model_long_path(&s->cc);
 	struct pace_rs_sample rs;
-	pace_rs_on_ack(&s->rs, &sl->rs, sl->len, now, m->aux1,
+	pace_rs_on_ack(&s->rs, &sl->rs, sl->len, now, m->aux1, m->offset,
 		       s->rs.ack_only ? 0 : s->ping_min, &rs);
 	/* A sample taken while the I/O thread lagged counts only if it
 	 * raises the estimate (BBR's app-limited rule). */

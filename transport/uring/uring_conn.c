@@ -515,23 +515,32 @@ int uring_endpoint_get_attr(struct wccl_endpoint *e, int attr, uint64_t *v)
 	struct uring_ep *ep = URING_EP(e);
 	switch (attr) {
 	case WCCL_EP_ATTR_SRTT_US:
-	case WCCL_EP_ATTR_MIN_RTT_US: {
+	case WCCL_EP_ATTR_MIN_RTT_US:
+	case WCCL_EP_ATTR_BYTES_RECEIVED: {
 		/* glibc's struct tcp_info stops before tcpi_min_rtt: read the
 		 * kernel's layout (linux/tcp.h, stable ABI: fields are only
-		 * ever appended) by offset. */
+		 * ever appended) by offset: tcpi_rtt (u32) at 68, tcpi_min_rtt
+		 * (u32) at 148, tcpi_bytes_received (u64) at 128. */
 		uint8_t ti[232];
 		socklen_t len = sizeof(ti);
-		size_t off = attr == WCCL_EP_ATTR_SRTT_US ? 68 : 148;
-		uint32_t x;
+		size_t off = attr == WCCL_EP_ATTR_SRTT_US	? 68
+			     : attr == WCCL_EP_ATTR_MIN_RTT_US ? 148
+								: 128;
+		size_t sz = attr == WCCL_EP_ATTR_BYTES_RECEIVED ? 8 : 4;
 		if (ep->fd < 0)
 			return WCCL_EINVAL;
 		memset(ti, 0, sizeof(ti));
 		if (getsockopt(ep->fd, IPPROTO_TCP, TCP_INFO, ti, &len))
 			return -errno;
-		if (len < off + sizeof(x))
+		if (len < off + sz)
 			return WCCL_EOPNOTSUPP;
-		memcpy(&x, ti + off, sizeof(x));
-		*v = x;
+		if (sz == 8) {
+			memcpy(v, ti + off, sizeof(*v));
+		} else {
+			uint32_t x;
+			memcpy(&x, ti + off, sizeof(x));
+			*v = x;
+		}
 		return 0;
 	}
 	case WCCL_EP_ATTR_SEND_LOCAL_COMPLETION:
