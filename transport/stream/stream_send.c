@@ -86,6 +86,7 @@ struct snd {
 	int starved; /* the window had room but no chunk was ready */
 	int chunk_auto; /* the chunk size is ours to pick (no --chunk) */
 	int pacer_wait; /* the last send waited for the pacer */
+	int pacer_late; /* this send is the one the pacer held back */
 	uint64_t set_pace_bps; /* per-socket kernel pacing cap now set */
 	int kernel_pacing;     /* 1 on, 0 off, -1 unsupported */
 	uint64_t sid;
@@ -274,10 +275,19 @@ static int slot_send(struct snd *s, struct snd_slot *sl, int ep, uint64_t now)
 	s->ep_inflight[ep]++;
 	s->inflight_bytes += sl->len;
 	s->st.bytes_wire += sl->len;
-	if (s->cc.pacing_rate)
-		s->next_send_ns =
-		    (s->next_send_ns > now ? s->next_send_ns : now) +
-		    (uint64_t)sl->len * 1000000000ull / s->cc.pacing_rate;
+	if (s->cc.pacing_rate) {
+		/* A late wake-up for the pacer (the loop sleeps in whole ms,
+		 * longer under an emulator) is made up on the next chunk, if
+		 * it was late by less than a chunk's time: else each one is
+		 * lost and the rate falls a few % below the pacing rate. Not
+		 * after the window or an empty queue held us: no burst. */
+		uint64_t t = (uint64_t)sl->len * 1000000000ull /
+			     s->cc.pacing_rate;
+		uint64_t from = s->next_send_ns > now ? s->next_send_ns : now;
+		if (s->pacer_late && s->next_send_ns + t >= now)
+			from = s->next_send_ns;
+		s->next_send_ns = from + t;
+	}
 	return 0;
 }
 
@@ -535,6 +545,7 @@ static int snd_try_send(struct snd *s, uint64_t now)
 		    now - s->next_send_ns >
 			(uint64_t)s->chunk * 500000000ull / s->cc.pacing_rate)
 			pace_rs_app_limited(&s->rs, s->inflight_bytes);
+		s->pacer_late = s->pacer_wait;
 		s->pacer_wait = 0;
 		if (s->inflight_bytes &&
 		    s->inflight_bytes + s->chunk > s->cc.cwnd) {
@@ -1139,8 +1150,14 @@ static int snd_run(struct snd *s, const char *path,
 	 * round (a chunk's RTT) seconds long, so startup never ended. */
 	int long_path = s->ping_min >= STREAM_LONG_PATH_NS;
 	int init = long_path ? 4 : 2 * n;
-	pace_model_init(&s->cc, o->rate_bps / 8, qd, min_cwnd,
-			(uint64_t)(init < depth ? init : depth) * s->chunk);
+	uint64_t init_cwnd = (uint64_t)(init < depth ? init : depth) * s->chunk;
+	/* ... and the floor must not raise that first window (the model's
+	 * window on a long path has no floor): it did, to 2 chunks per
+	 * stream + 4, 4 MiB unpaced into a 40 Mbit/s link with 100 ms of
+	 * buffer; the drops stalled the first 2-4 s of lossy in the VM. */
+	if (long_path)
+		min_cwnd = init_cwnd;
+	pace_model_init(&s->cc, o->rate_bps / 8, qd, min_cwnd, init_cwnd);
 	s->slack_base = (uint64_t)(n + 1) * s->chunk;
 	s->cc.unit_slack = s->slack_base;
 	/* Chunks on n connections finish out of order, and a sample's count
