@@ -922,6 +922,22 @@ static int local_receiver(struct itest_side *s)
 		check_data(s, buf + 256 * k, 100u + (unsigned)k, 0x10c0u + k,
 			   what);
 	}
+	/* The kernel's count of bytes received (the stream's rate sampler
+	 * reads it): at least the payloads, framing included, not more than
+	 * a sane bound (a wrong TCP_INFO offset reads another field). */
+	uint64_t got_bytes = 0, payload = 0;
+	for (int k = 0; k < LOCAL_SENDS; k++)
+		payload += 100u + (unsigned)k;
+	int rc = wccl_endpoint_get_attr(s->ep, WCCL_EP_ATTR_BYTES_RECEIVED,
+					&got_bytes);
+	if (rc == 0)
+		ICHECK(s, got_bytes >= payload && got_bytes < (1u << 20),
+		       "bytes received %llu for %llu of payload",
+		       (unsigned long long)got_bytes,
+		       (unsigned long long)payload);
+	else
+		ICHECK(s, rc == WCCL_EOPNOTSUPP, "get_attr bytes: %s",
+		       wccl_strerror(rc));
 	send_msg(s, 'k');
 	itest_free(buf, LOCAL_SENDS * 256);
 	return 0;
