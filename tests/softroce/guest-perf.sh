@@ -106,17 +106,16 @@ lat_ab() { # VETH_MTU REPEATS
 	done
 }
 
+lat_ab_mtu() { # MTU
+	# The bytes over verbs, past one MTU: -c fails the run if wrong.
+	wp "pollc-$1" lat -s 4097 --op write-poll -c -n 100 -w 5
+	lat_ab "$1" "${WCCL_LAT_REPEATS:-5}"
+}
+
 lat_ab_main() {
-	local t0=$SECONDS mtu
+	local t0=$SECONDS
 	perf_guest_begin
-	for mtu in ${WCCL_LAT_MTUS:-1500 9000}; do
-		perf_net_up "$mtu"
-		echo "== veth MTU $mtu, rxe mode $(wccl_net_mode), rxe0 $(ibv_devinfo -d rxe0 | awk '/active_mtu/ { print $2 }')"
-		# The bytes over verbs, past one MTU: -c fails the run if wrong.
-		wp "pollc-$mtu" lat -s 4097 --op write-poll -c -n 100 -w 5
-		lat_ab "$mtu" "${WCCL_LAT_REPEATS:-5}"
-		wccl_net_down
-	done
+	perf_each_mtu "${WCCL_LAT_MTUS:-1500 9000}" lat_ab_mtu
 	echo "guest-perf lat-ab: $failures failure(s), $((SECONDS - t0)) s in the guest"
 	[ "$failures" = 0 ]
 }

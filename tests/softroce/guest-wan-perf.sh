@@ -83,21 +83,20 @@ plainbw() { # MTU: same-shape bandwidth, 64 KiB, default QPs
 		"$mtu" "${ib:-?}" "${w:-?}" "$(ratio "$w" "$ib")"
 }
 
+one_mtu() { # MTU
+	plainbw "$1"
+	lat "$1"
+	WCCL_WAN_RATE=none "$WCCL_VM_DIR/wan-profile.sh" delay20
+	condition pure20 "$1"
+	"$WCCL_VM_DIR/wan-profile.sh" delay20
+	condition delay20 "$1"
+	"$WCCL_VM_DIR/wan-profile.sh" none
+}
+
 main() {
-	local t0=$SECONDS mtu
+	local t0=$SECONDS
 	perf_guest_begin
-	for mtu in ${WCCL_WAN_PERF_MTUS:-1500 9000}; do
-		perf_net_up "$mtu"
-		echo "== veth MTU $mtu, rxe mode $(wccl_net_mode)"
-		plainbw "$mtu"
-		lat "$mtu"
-		WCCL_WAN_RATE=none "$WCCL_VM_DIR/wan-profile.sh" delay20
-		condition pure20 "$mtu"
-		"$WCCL_VM_DIR/wan-profile.sh" delay20
-		condition delay20 "$mtu"
-		"$WCCL_VM_DIR/wan-profile.sh" none
-		wccl_net_down
-	done
+	perf_each_mtu "${WCCL_WAN_PERF_MTUS:-1500 9000}" one_mtu
 	echo "guest-wan-perf: $failures failure(s), $((SECONDS - t0)) s in the guest"
 	[ "$failures" = 0 ]
 }

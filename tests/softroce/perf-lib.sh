@@ -98,3 +98,14 @@ perf_net_up() {
 	g0=$(wccl_gid_index rxe0)
 	g1=$(wccl_gid_index rxe1)
 }
+
+# For each veth MTU in $1 (a list): the link up, FN MTU, the link down.
+perf_each_mtu() { # MTUS FN
+	local mtu
+	for mtu in $1; do
+		perf_net_up "$mtu"
+		echo "== veth MTU $mtu, rxe mode $(wccl_net_mode), rxe0 $(ibv_devinfo -d rxe0 | awk '/active_mtu/ { print $2 }')"
+		"$2" "$mtu"
+		wccl_net_down
+	done
+}
