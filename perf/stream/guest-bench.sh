@@ -19,7 +19,9 @@
 #                      (256 KiB chunks), xfer-c1m (1 MiB), xfer-q3
 #                      (3 ms delay target), xfer-trace (the sender's
 #                      model every 250 ms, printed as TRACE lines), xfer-base
-#                      (WCCL_BENCH_BASE=another wccl-xfer binary)
+#                      (WCCL_BENCH_BASE=another wccl-xfer binary),
+#                      xfer-env1..9 (environment WCCL_BENCH_ENV1..9, e.g.
+#                      "WCCL_STREAM_QDELAY_US=3000 WCCL_DEBUG=TRACE")
 #   WCCL_BENCH_CEILING 1: first, wccl-xfer --local in the guest (the CPU
 #                      ceiling, no emulation) for each wccl-xfer variant
 set -euo pipefail
@@ -122,7 +124,7 @@ probe = {"probe_n": len(v), "probe_p50_ms": q(v, .5), "probe_p99_ms": q(v, .99),
          "probe_p999_ms": q(v, .999), "probe_max_ms": v[-1] if v else float("nan"),
          "ipdv_p99_ms": q(ipdv, .99), "guest_cpu_busy": busy, "wall_s": t1 - t0}
 json.dump(probe, open(base + ".probe.json", "w"))
-print("SERIES " + json.dumps({"profile": prof, "tool": name, "ping": ping, "rx": rx}))
+print("SERIES " + json.dumps({"profile": prof, "tool": name, "t0": t0, "ping": ping, "rx": rx}))
 PY
 }
 
@@ -209,6 +211,10 @@ xfer_variant() { # TOOL -> "BINARY ENV..."
 	xfer-q3) echo "$xfer WCCL_STREAM_QDELAY_US=3000" ;;
 	xfer-trace) echo "$xfer WCCL_DEBUG=TRACE WCCL_DEBUG_SUBSYS=TRANSPORT" ;;
 	xfer-base) echo "${WCCL_BENCH_BASE:?xfer-base needs WCCL_BENCH_BASE} WCCL_DEBUG=WARN" ;;
+	xfer-env[1-9])
+		local v=WCCL_BENCH_ENV${1#xfer-env}
+		echo "$xfer WCCL_DEBUG=WARN ${!v:?$1 needs $v}"
+		;;
 	*) return 1 ;;
 	esac
 }
