@@ -210,6 +210,7 @@ struct sim_result {
 	double goodput;	       /* of the link, second half */
 	double q_ms;	       /* mean bottleneck queue, second half */
 	double startup_s;      /* when startup ended (-1: never) */
+	double q_peak_ms;      /* largest bottleneck queue, first 3 s */
 	double inflight;       /* mean bytes in flight, second half */
 	double sockbuf;	       /* of which not yet on the link (mean) */
 	double chunk_rtt_ms;   /* mean chunk RTT, second half */
@@ -250,6 +251,7 @@ static void sim_run(const struct sim_cfg *g, struct sim_result *res)
 		pace_model_init(&cc, 0, 1000000,
 				(uint64_t)(2 * nconn + 4) * chunk, 4 * chunk);
 		cc.unit_slack = (uint64_t)(nconn + 1) * chunk;
+		cc.unit = chunk;
 	} else {
 		pace_model_init(&cc, 0, 1000000,
 				(uint64_t)(2 * nconn + 4) * chunk,
@@ -326,6 +328,8 @@ static void sim_run(const struct sim_cfg *g, struct sim_result *res)
 		}
 		if (q < 0)
 			q = 0;
+		if (now <= 3000000000ull && q * 1e3 / R > res->q_peak_ms)
+			res->q_peak_ms = q * 1e3 / R;
 		/* acks due, oldest first */
 		for (;;) {
 			int a = -1;
@@ -546,12 +550,14 @@ static void test_window_long_path(void **state)
 			print_message(
 			    "  %s, %u KiB: startup ends %.2f s, in flight "
 			    "%.0f KB (%.0f in socket buffers), chunk RTT "
-			    "%.0f ms, queue %.1f ms, goodput %.0f %%, pacing "
-			    "%.1f Mbit/s\n",
+			    "%.0f ms, queue %.1f ms (startup's peak %.0f ms), "
+			    "goodput %.0f %%, pacing %.1f Mbit/s, btlbw "
+			    "%.1f-%.1f\n",
 			    k ? "before" : "now", (unsigned)(chunks[i] >> 10),
 			    p->startup_s, p->inflight / 1e3, p->sockbuf / 1e3,
-			    p->chunk_rtt_ms, p->q_ms, p->goodput * 100,
-			    (double)p->pacing_end * 8e-6);
+			    p->chunk_rtt_ms, p->q_ms, p->q_peak_ms,
+			    p->goodput * 100, (double)p->pacing_end * 8e-6,
+			    (double)p->bw_lo * 8e-6, (double)p->bw_hi * 8e-6);
 		}
 		/* the scenario bites: before, startup outlasts the bound */
 		assert_true(r0.startup_s < 0 || r0.startup_s > startup_max[i]);

@@ -229,11 +229,20 @@ void pace_model_on_ack(struct pace_model *cc, uint64_t now, uint64_t rtt_ns,
 		}
 		break;
 	}
-	default: /* probe_bw: one gain per path RTT (the probe's when there
-		  * is one: a chunk's holds its serialisation, seconds on a
-		  * slow share, and the cycle would all but stop) */
-		if (now - cc->cycle_stamp >=
-		    (probe_active(cc) ? cc->probe_min_ns : cc->min_rtt_ns)) {
+	default: { /* probe_bw: one gain per path RTT (the probe's when
+		    * there is one: a chunk's holds its serialisation,
+		    * seconds on a slow share, and the cycle would all but
+		    * stop), and at least two units' time at the estimate:
+		    * with 256 KiB chunks at 40 Mbit/s (52 ms each) a 40 ms
+		    * phase of 1.05 changed no whole chunk's pace, and an
+		    * estimate left at 31 Mbit/s by startup took 10 s to
+		    * climb 3 (seen in the VM) */
+		uint64_t phase_ns =
+		    probe_active(cc) ? cc->probe_min_ns : cc->min_rtt_ns;
+		if (cc->unit && bw &&
+		    2 * cc->unit * 1000000000ull / bw > phase_ns)
+			phase_ns = 2 * cc->unit * 1000000000ull / bw;
+		if (now - cc->cycle_stamp >= phase_ns) {
 			cc->cycle = (cc->cycle + 1) % 8;
 			cc->cycle_stamp = now;
 			cc->pacing_gain = probe_active(cc)
@@ -241,6 +250,7 @@ void pace_model_on_ack(struct pace_model *cc, uint64_t now, uint64_t rtt_ns,
 					      : probe_gains[cc->cycle];
 		}
 		break;
+	}
 	}
 	cc_update_outputs(cc);
 }

@@ -39,6 +39,11 @@ struct pace_model {
 	 * the CPU pipeline of a short path) held 80 BDPs in socket buffers
 	 * at 40 Mbit/s, 40 ms. Set after pace_model_init. */
 	uint64_t unit_slack;
+	/* Bytes the sender hands out at once (the stream's chunk; 0: a
+	 * packet's worth, as the dpdk provider). A gain of probe_bw's
+	 * cycle holds for at least two of them, or the samples, each over
+	 * a unit's interval, never see it. Set after pace_model_init. */
+	uint64_t unit;
 	uint64_t init_cwnd, first_sample_ns;
 	uint64_t round; /* round-trip count */
 	uint64_t next_round_delivered;

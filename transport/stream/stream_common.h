@@ -14,6 +14,10 @@
 #define STREAM_CTRL_MAX 1024 /* text / name payload of control messages */
 #define STREAM_CTRL_BUF 1152 /* SMSG_LEN + STREAM_CTRL_MAX, rounded */
 #define STREAM_MAX_EPS 16
+/* Receives the receiver keeps posted on the path probe's connection (it
+ * says how many in JOIN_ACK's aux2): pings every 10 ms on a 150 ms path
+ * without one waiting for another's credit. */
+#define STREAM_PROBE_RX 16
 #define STREAM_MAX_CHUNK (64u << 20)
 #define STREAM_RX_PER_EP 6 /* data receives posted per endpoint: while
 			     * some wait for the I/O thread, others fill */

@@ -145,6 +145,23 @@ static uint8_t *hello_buf(struct wccl_stream_server *srv, int ep)
 	return srv->hreg + (size_t)ep * STREAM_CTRL_BUF;
 }
 
+/* Receive slot @i (1-based, as in the cookie) of the path probe's
+ * connection: after the hello buffers; one probe at a time per server. */
+static uint8_t *probe_buf(struct wccl_stream_server *srv, int i)
+{
+	return srv->hreg + (size_t)(STREAM_MAX_EPS + i - 1) * STREAM_CTRL_BUF;
+}
+
+static int rcv_post_probe(struct rcv *r, int ep, int i)
+{
+	int rc = wccl_post_recv(r->eps[ep].ep, probe_buf(r->srv, i),
+				STREAM_CTRL_BUF, r->srv->hmr,
+				CK(K_RX_FIRST, ep, i));
+	if (rc)
+		return rcv_fail(r, rc, "post receive: %s", wccl_strerror(rc));
+	return 0;
+}
+
 /* Send what is queued on @ep while send buffers are free. */
 static int rcv_flush_q(struct rcv *r, int ep)
 {
@@ -741,8 +758,9 @@ static int rcv_handle(struct rcv *r, const struct wccl_completion *wc,
 		return 0;
 	}
 	r->last_msg_ns = now;
-	const uint8_t *b =
-	    kind == K_RX_FIRST ? hello_buf(r->srv, ep) : rx_buf(r, ep, idx);
+	const uint8_t *b = kind != K_RX_FIRST ? rx_buf(r, ep, idx)
+			   : idx	       ? probe_buf(r->srv, idx)
+					       : hello_buf(r->srv, ep);
 	struct smsg m;
 	if (smsg_get(b, wc->len, &m))
 		return rcv_fail(r, WCCL_EPROTO, "sender %s: malformed message",
@@ -758,14 +776,13 @@ static int rcv_handle(struct rcv *r, const struct wccl_completion *wc,
 		struct smsg a = {
 		    .magic = SMSG_MAGIC, .type = SM_JOIN_ACK, .sid = m.sid};
 		if (r->have_hello && m.sid == r->sid && (m.flags & 2)) {
-			/* The sender's path probe: pings only. */
+			/* The sender's path probe: pings only, as many in
+			 * flight as there are receives (aux2). */
 			e->state = 4;
-			rc = wccl_post_recv(e->ep, hello_buf(r->srv, ep),
-					    STREAM_CTRL_BUF, r->srv->hmr,
-					    CK(K_RX_FIRST, ep, 0));
-			if (rc)
-				return rcv_fail(r, rc, "post receive: %s",
-						wccl_strerror(rc));
+			for (int i = 1; i <= STREAM_PROBE_RX; i++)
+				if ((rc = rcv_post_probe(r, ep, i)))
+					return rc;
+			a.aux2 = STREAM_PROBE_RX;
 			return rcv_reply(r, ep, &a);
 		}
 		if (!r->have_hello || m.sid != r->sid || ep >= r->max_streams)
@@ -800,13 +817,9 @@ static int rcv_handle(struct rcv *r, const struct wccl_completion *wc,
 	}
 	if (rc)
 		return rc;
-	if (e->state == 4 && !r->fin_sent) {
-		rc = wccl_post_recv(e->ep, hello_buf(r->srv, ep),
-				    STREAM_CTRL_BUF, r->srv->hmr,
-				    CK(K_RX_FIRST, ep, 0));
-		if (rc)
-			return rcv_fail(r, rc, "post receive: %s",
-					wccl_strerror(rc));
+	if (e->state == 4 && !r->fin_sent && idx) {
+		if ((rc = rcv_post_probe(r, ep, idx)))
+			return rc;
 	} else if (e->state == 1 && !r->fin_sent) {
 		rc = wccl_post_recv(e->ep, rx_buf(r, ep, idx), dslot(r), r->dmr,
 				    CK(K_RX, ep, idx));
@@ -865,11 +878,13 @@ int wccl_stream_server_open(const char *provider, const char *bind,
 	if (!rc)
 		rc = wccl_listener_addr(srv->l, addr_out, addrlen);
 	if (!rc)
-		rc = wccl_mem_alloc((size_t)STREAM_MAX_EPS * STREAM_CTRL_BUF,
+		rc = wccl_mem_alloc((size_t)(STREAM_MAX_EPS + STREAM_PROBE_RX) *
+					STREAM_CTRL_BUF,
 				    (void **)&srv->hreg);
 	if (!rc)
 		rc = wccl_mr_register(srv->ctx, srv->hreg,
-				      (size_t)STREAM_MAX_EPS * STREAM_CTRL_BUF,
+				      (size_t)(STREAM_MAX_EPS + STREAM_PROBE_RX) *
+					  STREAM_CTRL_BUF,
 				      WCCL_ACCESS_LOCAL, &srv->hmr);
 	if (rc) {
 		wccl_stream_server_close(srv);

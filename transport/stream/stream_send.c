@@ -98,10 +98,11 @@ struct snd {
 	uint64_t slack_base; /* (streams + 1) chunks */
 	/* path probe: a connection that carries pings only */
 	int probe_ep, probe_ready;
-	/* One ping at a time: the receiver posts one receive on the probe
-	 * connection, so a second ping waits a round trip for its credit
+	/* Pings in flight, at most the receives the receiver keeps posted
+	 * on the probe connection (JOIN_ACK's aux2; 1 from a receiver that
+	 * does not say): one more would wait a round trip for its credit,
 	 * and a queue of them measured 4 x the path (160 ms at 40 ms). */
-	int probe_out;
+	int probe_out, probe_credits;
 	uint64_t probe_sent_ns;
 	int kernel_rtt; /* 1: the delay target reads TCP's own RTT */
 	uint64_t probe_next_ns, probe_interval_ns;
@@ -496,17 +497,26 @@ static void snd_kernel_rtt(struct snd *s, uint64_t now)
 /* WCCL_DEBUG=TRACE, every 250 ms: the model and what held the sender
  * back (counts of send attempts stopped by the pacer, the window, no free
  * connection, no chunk ready, a full send queue). */
+/* Wall-clock seconds: the trace lines up with other tools' stamps
+ * (ping -D in perf/stream/guest-bench.sh). */
+static double wall_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void snd_trace(struct snd *s, uint64_t now)
 {
 	if (now - s->tr.at_ns < 250000000ull)
 		return;
 	double dt = (double)(now - s->tr.at_ns) / 1e9;
 	WCCL_TRACE(WCCL_SUB_TRANSPORT,
-		   "stream trace t=%.2f good=%.1f wire=%.1f btlbw=%.1f "
+		   "stream trace t=%.2f wall=%.3f good=%.1f wire=%.1f btlbw=%.1f "
 		   "pace=%.1f Mbit/s cwnd=%llu inflight=%llu phase=%d "
 		   "gain=%.2f q=%.2f hold=%.1f probe=%.1f/%.1f ms "
 		   "stops pacer=%u cwnd=%u noep=%u starved=%u eagain=%u",
-		   (double)(now - s->t0) / 1e9,
+		   (double)(now - s->t0) / 1e9, wall_s(),
 		   (double)(s->st.bytes_delivered - s->tr.delivered) * 8 / dt /
 		       1e6,
 		   (double)(s->st.bytes_wire - s->tr.wire) * 8 / dt / 1e6,
@@ -756,6 +766,11 @@ static int snd_handle(struct snd *s, const struct wccl_completion *wc,
 					  s->addr);
 			else
 				s->probe_ready = 1;
+			s->probe_credits =
+			    m.aux2 ? (int)(m.aux2 < STREAM_PROBE_RX
+					       ? m.aux2
+					       : STREAM_PROBE_RX)
+				   : 1;
 			if ((int64_t)m.aux1)
 				return 0; /* turned away: no receive to post */
 			break;
@@ -769,7 +784,8 @@ static int snd_handle(struct snd *s, const struct wccl_completion *wc,
 	case SM_PONG: {
 		uint64_t r = now - m.send_ts;
 		if (ep == s->probe_ep && s->probe_ep > 0) {
-			s->probe_out = 0;
+			if (s->probe_out > 0)
+				s->probe_out--;
 			if (!s->kernel_rtt)
 				pace_model_on_probe(&s->cc, now, r);
 			if (s->nprtt < RTT_SAMPLES)
@@ -1160,6 +1176,7 @@ static int snd_run(struct snd *s, const char *path,
 	pace_model_init(&s->cc, o->rate_bps / 8, qd, min_cwnd, init_cwnd);
 	s->slack_base = (uint64_t)(n + 1) * s->chunk;
 	s->cc.unit_slack = s->slack_base;
+	s->cc.unit = s->chunk;
 	/* Chunks on n connections finish out of order, and a sample's count
 	 * is off by up to a chunk per other connection; the max filter turns
 	 * that into an estimate above the link. A window of 2n chunks keeps
@@ -1197,13 +1214,15 @@ static int snd_run(struct snd *s, const char *path,
 				snd_kernel_rtt(s, now);
 		}
 		if (s->probe_ready || (s->kernel_rtt && s->probe_interval_ns)) {
-			/* The next ping once the last one's pong is back (or
-			 * after a second without: the sample is lost, not the
-			 * probe). */
+			/* The next ping while the receiver has a receive for
+			 * it (after a second without a pong, the samples are
+			 * lost, not the credits). */
+			if (s->probe_out &&
+			    now - s->probe_sent_ns > 1000000000ull)
+				s->probe_out = 0;
 			int due = now >= s->probe_next_ns;
 			int ping = due && s->probe_ready &&
-				   (!s->probe_out ||
-				    now - s->probe_sent_ns > 1000000000ull);
+				   s->probe_out < s->probe_credits;
 			if (ping) {
 				struct smsg p = {.magic = SMSG_MAGIC,
 						 .type = SM_PING,
@@ -1215,14 +1234,15 @@ static int snd_run(struct snd *s, const char *path,
 					return snd_fail(s, rc, "probe: %s",
 							wccl_strerror(rc));
 				if (rc == 0) {
-					s->probe_out = 1;
+					s->probe_out++;
 					s->probe_sent_ns = now;
 				}
 			}
 			if (due && (ping || !s->probe_ready || s->kernel_rtt))
 				s->probe_next_ns = now + s->probe_interval_ns;
-			/* Waiting for a pong: its arrival wakes the pump. */
-			if (s->probe_next_ns > now || !s->probe_out) {
+			/* Out of credits: a pong's arrival wakes the pump. */
+			if (s->probe_next_ns > now ||
+			    s->probe_out < s->probe_credits) {
 				uint64_t w = s->probe_next_ns > now
 						 ? (s->probe_next_ns - now) /
 						       1000000
