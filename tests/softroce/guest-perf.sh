@@ -16,7 +16,9 @@
 # of each, the per-repeat ratios to ib_write_lat and how many repeats
 # landed under 120 us (the fast mode). WCCL_LAT_COLS / WCCL_LAT_EXTRA pick
 # and add columns (see lat_cols). Each MTU starts with a
-# data-checked write-poll run at 4097 B.
+# data-checked write-poll run at 4097 B. With WCCL_PERF_SCHEDSTAT=1 each
+# wccl pair also prints both sides' CPU, run-queue wait and time slices
+# (slices a round near 1: the fast mode; 3 and more: ~25-40 us slower).
 #   tests/vm/run.sh tests/softroce/guest-perf.sh BUILD_DIR lat-ab
 set -euo pipefail
 [ "${WCCL_VM:-}" = 1 ] || { echo "guest-perf: run me through tests/vm/run.sh" >&2; exit 77; }
@@ -92,6 +94,7 @@ lat_ab() { # VETH_MTU REPEATS
 			all[$name]+=" $wv"
 			awk -v a="$wv" 'BEGIN { exit !(a > 0 && a < 120) }' && nfast[$name]=$((${nfast[$name]:-0} + 1))
 			line+=" | $name $wv ($(ratio "$wv" "$ibv")x)"
+			[ "${WCCL_PERF_SCHEDSTAT:-0}" = 0 ] || echo "  $name $wv: $(grep -h '^SCHED' "$logdir/$name-$mtu-$i.client" | tail -n 1) | $(grep -h '^SCHED' "$logdir/$name-$mtu-$i.server" | tail -n 1)"
 		done
 		echo "$line us"
 	done
