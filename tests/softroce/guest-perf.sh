@@ -183,7 +183,8 @@ lat_sched_mtu() { # VETH_MTU
 # Mode lat-trace: one ftrace window (sched_switch, sched_wakeup, task
 # migrations, NET_RX) of WCCL_LAT_TRACE_MS (default 20) ms, WCCL_LAT_TRACE_AT
 # (default 3) s into a run of WCCL_LAT_TRACE_N (default 20000) rounds of
-# ib_write_lat and of each column, the first 600 events printed raw.
+# ib_write_lat and of each column, the first WCCL_LAT_TRACE_MAX (default
+# 600) events printed raw (and the SCHED lines with WCCL_PERF_SCHEDSTAT=1).
 trace_win() { # NAME: in the background, one window into $logdir/NAME.trace
 	local t=/sys/kernel/tracing
 	sleep "${WCCL_LAT_TRACE_AT:-3}"
@@ -201,7 +202,7 @@ lat_trace_mtu() { # VETH_MTU
 	pt "ib-$mtu" ib_write_lat -s 8 -n "$n"
 	wait "$tp"
 	echo "ib_write_lat mtu $mtu: $(col "ib-$mtu" 5) us"
-	awk -v p="ib-$mtu: " '!/^#/ && ++k <= 600 { print p $0 }' "$logdir/ib-$mtu.trace"
+	awk -v p="ib-$mtu: " -v m="${WCCL_LAT_TRACE_MAX:-600}" '!/^#/ && ++k <= m { print p $0 }' "$logdir/ib-$mtu.trace"
 	for c in $(lat_cols); do
 		name=${c%%:*} op=${c#*:} env=${op#*:} op=${op%%:*}
 		trace_win "$name-$mtu" &
@@ -209,7 +210,8 @@ lat_trace_mtu() { # VETH_MTU
 		WP_ENV="${env//,/ }" wp "$name-$mtu" lat -s 8 --op "$op" -n "$n" -w 50
 		wait "$tp"
 		echo "$name mtu $mtu: $(jget "$name-$mtu" t_typical_us) us"
-		awk -v p="$name-$mtu: " '!/^#/ && ++k <= 600 { print p $0 }' "$logdir/$name-$mtu.trace"
+		[ "${WCCL_PERF_SCHEDSTAT:-0}" = 0 ] || grep -h '^SCHED' "$logdir/$name-$mtu.client" "$logdir/$name-$mtu.server" || true
+		awk -v p="$name-$mtu: " -v m="${WCCL_LAT_TRACE_MAX:-600}" '!/^#/ && ++k <= m { print p $0 }' "$logdir/$name-$mtu.trace"
 	done
 }
 
