@@ -49,7 +49,8 @@ static void lat_sched_print(const char *side, const struct lat_sched *a,
 	struct lat_sched b;
 	lat_sched_take(&b);
 	unsigned long long n = b.slices - a->slices;
-	fprintf(stderr, "SCHED %s cpu %d->%d run %.1f ms wait %.1f ms slices %llu",
+	fprintf(stderr,
+		"SCHED %s cpu %d->%d run %.1f ms wait %.1f ms slices %llu",
 		side, a->cpu, b.cpu, (double)(b.run_ns - a->run_ns) / 1e6,
 		(double)(b.wait_ns - a->wait_ns) / 1e6, n);
 	if (rounds)
@@ -215,8 +216,8 @@ int perf_lat_serve(struct perf_session *s, const struct perf_msg *run)
 		lat_sched_take(&ss0);
 	if (s->p.op == PERF_OP_WRITE_POLL) {
 		rc = perf_lat_poll_serve(s, run);
-		if (sched)
-			lat_sched_print("server", &ss0, 0); /* rounds unknown here */
+		if (sched) /* its round count is not known here */
+			lat_sched_print("server", &ss0, 0);
 		return rc;
 	}
 	if (s->p.op == PERF_OP_SEND && !s->recvs_posted) {
