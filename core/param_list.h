@@ -87,7 +87,8 @@
 	INT(VERBS_INLINE, 256, "verbs: sends and writes up to this size go inline (capped by the device)") \
 	INT(VERBS_BATCH, 32, "verbs: work requests chained per doorbell; only the last is signalled") \
 	INT(VERBS_SRQ_DEPTH, 1024, "verbs: internal receives on the shared receive queue (immediates)") \
-	INT(VERBS_YIELD_US, -1, "verbs: while CQ polls find nothing, sched_yield() once per this many us of it, so kernel work sharing the core (soft-RoCE tasks, the network softirq) can run; 0 = pure spin; unset (-1): 1 on software devices (rxe, siw), 0 on others")
+	INT(VERBS_YIELD_US, -1, "verbs: while CQ polls find nothing, sched_yield() once per this many us of it, so kernel work sharing the core (soft-RoCE tasks, the network softirq) can run; 0 = pure spin; unset (-1): 1 on software devices (rxe, siw), 0 on others") \
+	INT(PERF_SCHEDSTAT, 0, "wccl-perf lat: 1 = each side prints to stderr, per timed run, its CPU at start and end and its run time, run-queue wait and time slices from /proc/self/schedstat (which side shares its core with kernel work, and how often it gave the core up)")
 /* clang-format on */
 
 enum wccl_param {

@@ -11,14 +11,52 @@
  * reuses a buffer a send may still read), 2/3 pongs. The server keeps one
  * receive posted across runs, alternating slots 0/1.
  */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/params.h"
 #include "perf.h"
 
 #define LAT_CAP (4u << 20) /* samples kept in -D mode */
+
+/* WCCL_PERF_SCHEDSTAT: where this process ran during a timed run and how
+ * often it was switched out (on soft-RoCE the protocol runs in kworkers,
+ * which take the core from whichever side shares it with them). */
+struct lat_sched {
+	int cpu;
+	unsigned long long run_ns, wait_ns, slices;
+};
+
+static void lat_sched_take(struct lat_sched *x)
+{
+	x->cpu = sched_getcpu();
+	x->run_ns = x->wait_ns = x->slices = 0;
+	FILE *f = fopen("/proc/self/schedstat", "r");
+	if (!f)
+		return;
+	if (fscanf(f, "%llu %llu %llu", &x->run_ns, &x->wait_ns, &x->slices) !=
+	    3)
+		x->run_ns = x->wait_ns = x->slices = 0;
+	fclose(f);
+}
+
+static void lat_sched_print(const char *side, const struct lat_sched *a,
+			    uint64_t rounds)
+{
+	struct lat_sched b;
+	lat_sched_take(&b);
+	unsigned long long n = b.slices - a->slices;
+	fprintf(stderr,
+		"SCHED %s cpu %d->%d run %.1f ms wait %.1f ms slices %llu",
+		side, a->cpu, b.cpu, (double)(b.run_ns - a->run_ns) / 1e6,
+		(double)(b.wait_ns - a->wait_ns) / 1e6, n);
+	if (rounds)
+		fprintf(stderr, " (%.2f a round)", (double)n / (double)rounds);
+	fputc('\n', stderr);
+}
 
 /* One round trip: post the ping, wait for its pong. */
 static int round_trip(struct perf_session *s, uint64_t size, uint64_t k,
@@ -120,6 +158,10 @@ int perf_lat_client(struct perf_session *s, uint64_t size,
 		s->recvs_posted = true;
 	}
 	uint64_t k = 0, n = 0, end = 0;
+	const bool sched = wccl_param_int(WCCL_PARAM_PERF_SCHEDSTAT) > 0;
+	struct lat_sched ss0;
+	if (sched)
+		lat_sched_take(&ss0);
 	for (;; k++) {
 		if (k == o->warmup && o->duration_ms)
 			end = wccl_now_ns() +
@@ -141,6 +183,8 @@ int perf_lat_client(struct perf_session *s, uint64_t size,
 		if (k >= o->warmup)
 			rtt[n++] = t;
 	}
+	if (sched)
+		lat_sched_print("client", &ss0, k);
 	if (poll && (rc = perf_lat_poll_drain(s)))
 		goto out;
 	/* The receive for the next round stays posted for the next run
@@ -166,8 +210,16 @@ int perf_lat_serve(struct perf_session *s, const struct perf_msg *run)
 	uint64_t k = 0;
 	int rc;
 
-	if (s->p.op == PERF_OP_WRITE_POLL)
-		return perf_lat_poll_serve(s, run);
+	const bool sched = wccl_param_int(WCCL_PARAM_PERF_SCHEDSTAT) > 0;
+	struct lat_sched ss0;
+	if (sched)
+		lat_sched_take(&ss0);
+	if (s->p.op == PERF_OP_WRITE_POLL) {
+		rc = perf_lat_poll_serve(s, run);
+		if (sched) /* its round count is not known here */
+			lat_sched_print("server", &ss0, 0);
+		return rc;
+	}
 	if (s->p.op == PERF_OP_SEND && !s->recvs_posted) {
 		rc = wccl_post_recv(ep, perf_slot(s, 0), ms, s->mr,
 				    PERF_COOKIE(PERF_K_DATA, 0));
@@ -217,6 +269,8 @@ int perf_lat_serve(struct perf_session *s, const struct perf_msg *run)
 						       .got = chk.got};
 				if (chk.errors)
 					s->check_rc = WCCL_EIO;
+				if (sched)
+					lat_sched_print("server", &ss0, k);
 				return perf_msg_send(s, &res);
 			}
 			if (c->status)

@@ -16,8 +16,11 @@
 # of each, the per-repeat ratios to ib_write_lat and how many repeats
 # landed under 120 us (the fast mode). WCCL_LAT_COLS / WCCL_LAT_EXTRA pick
 # and add columns (see lat_cols). Each MTU starts with a
-# data-checked write-poll run at 4097 B.
+# data-checked write-poll run at 4097 B. With WCCL_PERF_SCHEDSTAT=1 each
+# wccl pair also prints both sides' CPU, run-queue wait and time slices
+# (slices a round near 1: the fast mode; 3 and more: ~25-40 us slower).
 #   tests/vm/run.sh tests/softroce/guest-perf.sh BUILD_DIR lat-ab
+# Modes lat-sched and lat-trace (below) look at the scheduler.
 set -euo pipefail
 [ "${WCCL_VM:-}" = 1 ] || { echo "guest-perf: run me through tests/vm/run.sh" >&2; exit 77; }
 build=${1:?usage: guest-perf.sh BUILD_DIR [lat-ab]}
@@ -92,6 +95,7 @@ lat_ab() { # VETH_MTU REPEATS
 			all[$name]+=" $wv"
 			awk -v a="$wv" 'BEGIN { exit !(a > 0 && a < 120) }' && nfast[$name]=$((${nfast[$name]:-0} + 1))
 			line+=" | $name $wv ($(ratio "$wv" "$ibv")x)"
+			[ "${WCCL_PERF_SCHEDSTAT:-0}" = 0 ] || echo "  $name $wv: $(grep -h '^SCHED' "$logdir/$name-$mtu-$i.client" | tail -n 1) | $(grep -h '^SCHED' "$logdir/$name-$mtu-$i.server" | tail -n 1)"
 		done
 		echo "$line us"
 	done
@@ -136,8 +140,115 @@ main() {
 	[ "$failures" = 0 ]
 }
 
+# Mode lat-sched: where a latency round waits. For ib_write_lat and each
+# lat-ab column (WCCL_LAT_COLS / WCCL_LAT_EXTRA), WCCL_LAT_REPEATS (default 2)
+# times at each MTU: system-wide scheduler counts per round (context
+# switches, wake-ups, sched_yield calls, NET_RX softirqs) from perf stat.
+# WCCL_LAT_PREEMPT (none, voluntary, full, lazy) sets the guest's preemption
+# model first. Diagnostic, nothing asserted. (perf 6.1's `perf sched
+# latency` cannot parse this kernel's sched_switch; lat-trace prints the
+# raw events.)
+sched_counts() { # NAME ROUNDS FILE: per-round counts from a perf stat -x, file
+	awk -F, -v n="$2" -v name="$1" '$3 ~ /:/ { split($3, e, ":"); v[e[2]] = $1 }
+		END { printf "%s per round: switch %.2f wakeup %.2f yield %.2f net_rx %.2f\n", name,
+			v["sched_switch"] / n, v["sched_wakeup"] / n, v["sys_enter_sched_yield"] / n, v["softirq_entry"] / n }' "$3"
+}
+
+sched_stat() { # NAME FN ARGS...: FN under system-wide perf stat
+	local name=$1 pid
+	shift
+	perf stat -a -x, -o "$logdir/$name.stat" -e sched:sched_switch,sched:sched_wakeup \
+		-e syscalls:sys_enter_sched_yield -e irq:softirq_entry --filter 'vec == 3' &
+	pid=$!
+	sleep 0.5
+	"$@"
+	kill -INT "$pid"
+	wait "$pid" || true
+}
+
+lat_sched_mtu() { # VETH_MTU
+	local mtu=$1 i c name op env n=1000 rounds=1050 cols
+	cols=$(lat_cols) # wccl: 1000 rounds + 50 warm-up; ib_write_lat: 1000
+	for i in $(seq "${WCCL_LAT_REPEATS:-2}"); do
+		sched_stat "ib-$mtu-$i" pt "ib-$mtu-$i" ib_write_lat -s 8 -n "$n"
+		sched_counts "ib_write_lat mtu $mtu ($(col "ib-$mtu-$i" 5) us)" "$n" "$logdir/ib-$mtu-$i.stat"
+		for c in $cols; do
+			name=${c%%:*} op=${c#*:} env=${op#*:} op=${op%%:*}
+			WP_ENV="${env//,/ }" sched_stat "$name-$mtu-$i" wp "$name-$mtu-$i" lat -s 8 --op "$op" -n "$n" -w 50
+			sched_counts "$name mtu $mtu ($(jget "$name-$mtu-$i" t_typical_us) us)" "$rounds" "$logdir/$name-$mtu-$i.stat"
+		done
+	done
+}
+
+# Mode lat-trace: one ftrace window (sched_switch, sched_wakeup, task
+# migrations, NET_RX) of WCCL_LAT_TRACE_MS (default 20) ms, WCCL_LAT_TRACE_AT
+# (default 3) s into a run of WCCL_LAT_TRACE_N (default 20000) rounds of
+# ib_write_lat and of each column, the first WCCL_LAT_TRACE_MAX (default
+# 600) events printed raw (and the SCHED lines with WCCL_PERF_SCHEDSTAT=1).
+trace_win() { # NAME: in the background, one window into $logdir/NAME.trace
+	local t=/sys/kernel/tracing
+	sleep "${WCCL_LAT_TRACE_AT:-3}"
+	echo 1 >$t/tracing_on
+	sleep "$(awk -v m="${WCCL_LAT_TRACE_MS:-20}" 'BEGIN { print m / 1000 }')"
+	echo 0 >$t/tracing_on
+	cat $t/trace >"$logdir/$1.trace"
+	echo >$t/trace
+}
+
+lat_trace_mtu() { # VETH_MTU
+	local mtu=$1 c name op env n=${WCCL_LAT_TRACE_N:-20000} tp
+	trace_win "ib-$mtu" &
+	tp=$!
+	pt "ib-$mtu" ib_write_lat -s 8 -n "$n"
+	wait "$tp"
+	echo "ib_write_lat mtu $mtu: $(col "ib-$mtu" 5) us"
+	awk -v p="ib-$mtu: " -v m="${WCCL_LAT_TRACE_MAX:-600}" '!/^#/ && ++k <= m { print p $0 }' "$logdir/ib-$mtu.trace"
+	for c in $(lat_cols); do
+		name=${c%%:*} op=${c#*:} env=${op#*:} op=${op%%:*}
+		trace_win "$name-$mtu" &
+		tp=$!
+		WP_ENV="${env//,/ }" wp "$name-$mtu" lat -s 8 --op "$op" -n "$n" -w 50
+		wait "$tp"
+		echo "$name mtu $mtu: $(jget "$name-$mtu" t_typical_us) us"
+		[ "${WCCL_PERF_SCHEDSTAT:-0}" = 0 ] || grep -h '^SCHED' "$logdir/$name-$mtu.client" "$logdir/$name-$mtu.server" || true
+		awk -v p="$name-$mtu: " -v m="${WCCL_LAT_TRACE_MAX:-600}" '!/^#/ && ++k <= m { print p $0 }' "$logdir/$name-$mtu.trace"
+	done
+}
+
+lat_trace_main() {
+	local t=/sys/kernel/tracing
+	mountpoint -q $t || mount -t tracefs nodev $t
+	perf_guest_begin
+	echo 0 >$t/tracing_on
+	echo 4096 >$t/buffer_size_kb
+	echo 1 >$t/events/sched/sched_switch/enable
+	echo 1 >$t/events/sched/sched_wakeup/enable
+	echo 1 >$t/events/sched/sched_migrate_task/enable
+	echo 'vec == 3' >$t/events/irq/softirq_entry/filter
+	echo 1 >$t/events/irq/softirq_entry/enable
+	echo >$t/trace
+	echo "unbound workqueue cpumask $(cat /sys/devices/virtual/workqueue/cpumask 2>/dev/null)"
+	perf_each_mtu "${WCCL_LAT_MTUS:-1500 9000}" lat_trace_mtu
+	echo "guest-perf lat-trace: $failures failure(s)"
+	[ "$failures" = 0 ]
+}
+
+lat_sched_main() {
+	mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
+	mountpoint -q /sys/kernel/debug || mount -t debugfs nodev /sys/kernel/debug
+	perf_guest_begin
+	echo "preempt: $(cat /sys/kernel/debug/sched/preempt 2>/dev/null || echo '?')"
+	[ -z "${WCCL_LAT_PREEMPT:-}" ] || echo "$WCCL_LAT_PREEMPT" >/sys/kernel/debug/sched/preempt
+	echo "preempt now: $(cat /sys/kernel/debug/sched/preempt 2>/dev/null || echo '?'), clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+	perf_each_mtu "${WCCL_LAT_MTUS:-1500 9000}" lat_sched_mtu
+	echo "guest-perf lat-sched: $failures failure(s)"
+	[ "$failures" = 0 ]
+}
+
 case $mode in
 suite) main ;;
 lat-ab) lat_ab_main ;;
-*) echo "guest-perf: unknown mode '$mode' (suite, lat-ab)" >&2; exit 2 ;;
+lat-sched) lat_sched_main ;;
+lat-trace) lat_trace_main ;;
+*) echo "guest-perf: unknown mode '$mode' (suite, lat-ab, lat-sched, lat-trace)" >&2; exit 2 ;;
 esac
