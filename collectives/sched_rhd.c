@@ -18,6 +18,16 @@ static struct wccl_block window(uint64_t count, int p, int lo, int hi)
 	return w;
 }
 
+/* Chunks per exchange of a window of @blocks blocks. It depends only on
+ * the level, so both partners split alike and their k-th pieces match. */
+static uint64_t level_chunks(const struct wccl_sched_args *args, int p,
+			     int blocks)
+{
+	uint64_t max_block = wccl_sched_block(args->count, p, 0).count;
+	return sched_nchunks(max_block * (uint64_t)blocks, args->chunk_bytes,
+			     args->elem_size);
+}
+
 static int rhd_allreduce(const struct wccl_sched_args *args,
 			 struct wccl_step *steps, size_t max_steps, bool whole)
 {
@@ -73,8 +83,11 @@ static int rhd_allreduce(const struct wccl_sched_args *args,
 						  : window(args->count, p, mid, hi);
 		struct wccl_block give = keep_low ? window(args->count, p, mid, hi)
 						  : window(args->count, p, lo, mid);
-		sched_emit(&out, partner, give, partner, keep,
-			   WCCL_RECV_REDUCE);
+		uint64_t nc = level_chunks(args, p, d);
+		for (uint64_t c = 0; c < nc; c++)
+			sched_emit(&out, partner, sched_chunk(give, nc, c),
+				   partner, sched_chunk(keep, nc, c),
+				   WCCL_RECV_REDUCE);
 		if (keep_low)
 			hi = mid;
 		else
@@ -89,9 +102,13 @@ static int rhd_allreduce(const struct wccl_sched_args *args,
 		int size = hi - lo;
 		bool we_are_low = !(newrank & d);
 		int plo = we_are_low ? hi : lo - size;
-		sched_emit(&out, partner, window(args->count, p, lo, hi),
-			   partner, window(args->count, p, plo, plo + size),
-			   WCCL_RECV_COPY);
+		uint64_t nc = level_chunks(args, p, size);
+		struct wccl_block mine = window(args->count, p, lo, hi);
+		struct wccl_block theirs = window(args->count, p, plo, plo + size);
+		for (uint64_t c = 0; c < nc; c++)
+			sched_emit(&out, partner, sched_chunk(mine, nc, c),
+				   partner, sched_chunk(theirs, nc, c),
+				   WCCL_RECV_COPY);
 		if (we_are_low)
 			hi += size;
 		else

@@ -151,7 +151,10 @@ int wccl_sched_tree_allreduce(const struct wccl_sched_args *args,
  *
  *   p = 4:  d=2: 0<->2 1<->3    d=1: 0<->1 2<->3   (then d=1, d=2 again)
  *
- * Chunking does not apply (chunk_bytes is ignored).
+ * Each halving and doubling exchange moves in chunk_bytes pieces, so a
+ * piece is reduced (and the next level's first piece can go) while the
+ * rest of the exchange is still on the wire; the fold and unfold do not
+ * chunk.
  */
 int wccl_sched_rhd_allreduce(const struct wccl_sched_args *args,
 			     struct wccl_step *steps, size_t max_steps);
