@@ -49,7 +49,7 @@
 	INT(STREAM_JOURNAL_SYNC_MS, 250, "stream: receiver syncs data and the .wccl-part journal at least this often, ms") \
 	INT(STREAM_IO_THREAD, 1, "stream: file reads / writes and CRC32C on a second thread per side, overlapping the network (0 = all on one thread)") \
 	INT(STREAM_READBACK, 0, "stream: receiver re-reads the whole file at the end for the file CRC (0 = combine the CRCs of the chunks it verified; chunks from an earlier run are read)") \
-	INT(STREAM_KERNEL_PACING, 1, "stream: on a long path, cap each connection at 1.25 x the pacing rate with SO_MAX_PACING_RATE where the provider can, so chunks leave paced, not as line-rate bursts (0 = engine pacer only)") \
+	INT(STREAM_KERNEL_PACING, 1, "stream: on a long path, cap each connection at 1.25 x its share of the pacing rate (the rate over the connections with unsent bytes) with SO_MAX_PACING_RATE where the provider can, so chunks leave paced, not as line-rate bursts (0 = engine pacer only)") \
 	INT(STREAM_PROBE_MS, 10, "stream: delay samples every N ms for the delay target: TCP's RTT of each busy connection (WCCL_STREAM_KERNEL_RTT), else a ping on a connection without data, which is always measured (0 = off: chunk RTTs)") \
 	INT(STREAM_KERNEL_RTT, 0, "stream: 1 = the delay target reads each connection's smoothed RTT as TCP measures it (TCP_INFO) instead of the ping probe's; off by default: on paced, sparse segments delayed ACKs inflate it (seen: 2 s chunk RTTs at 40 ms in the VM)") \
 	INT(STREAM_PORT, 18600, "stream: default port of wccl-xfer recv / send") \

@@ -136,6 +136,9 @@ enum wccl_ep_attr {
 	 * far, as the kernel counts them (uring: TCP_INFO's
 	 * tcpi_bytes_received), partial messages included. */
 	WCCL_EP_ATTR_BYTES_RECEIVED = 10,
+	/* Read only: bytes written to the connection that the kernel has
+	 * not sent yet (uring: TCP_INFO's tcpi_notsent_bytes). */
+	WCCL_EP_ATTR_NOTSENT_BYTES = 11,
 };
 
 

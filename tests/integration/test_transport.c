@@ -977,6 +977,17 @@ static int local_sender(struct itest_side *s)
 	if (local)
 		send_msg(s, 'd');
 	wait_msg(s, 'k');
+	/* All received: nothing left unsent in the kernel (the stream
+	 * shares its pacing by it; a wrong TCP_INFO offset reads another,
+	 * non-zero field such as the segments received). */
+	uint64_t unsent = 1;
+	rc = wccl_endpoint_get_attr(s->ep, WCCL_EP_ATTR_NOTSENT_BYTES, &unsent);
+	if (rc == 0)
+		ICHECK(s, unsent == 0, "%llu bytes not sent after delivery",
+		       (unsigned long long)unsent);
+	else
+		ICHECK(s, rc == WCCL_EOPNOTSUPP, "get_attr notsent: %s",
+		       wccl_strerror(rc));
 	itest_free(buf, LOCAL_SENDS * 256);
 	return 0;
 }

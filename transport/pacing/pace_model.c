@@ -321,9 +321,19 @@ void pace_model_on_probe(struct pace_model *cc, uint64_t now, uint64_t rtt_ns)
 		    now - cc->first_sample_ns >=
 			cc->init_cwnd * 1000000000ull / cc->btlbw)
 			leave_startup(cc);
-	} else if (cc->qfactor < 1.0 &&
-		   now - cc->last_increase_ns >= cc->probe_min_ns &&
-		   now - cc->last_decrease_ns >= rtt) {
+	} else if (cc->phase == 1 && cc->unit_slack) {
+		/* Drain on the stream's long path: done when the probe sees
+		 * the queue gone. In flight <= one BDP (BBR's test) counts
+		 * whole chunks, some held at the receiver: it took 2 s at
+		 * 0.35 x the rate in the VM. */
+		cc->phase = 2;
+		cc->cycle = 0;
+		cc->cycle_stamp = now;
+		cc->pacing_gain = probe_gains_gentle[0];
+	}
+	if (q <= target && cc->qfactor < 1.0 &&
+	    now - cc->last_increase_ns >= cc->probe_min_ns &&
+	    now - cc->last_decrease_ns >= rtt) {
 		/* Additive increase: 2 % of the rate per base RTT. */
 		cc->qfactor += 0.02;
 		if (cc->qfactor > 1.0)

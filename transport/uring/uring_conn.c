@@ -516,15 +516,18 @@ int uring_endpoint_get_attr(struct wccl_endpoint *e, int attr, uint64_t *v)
 	switch (attr) {
 	case WCCL_EP_ATTR_SRTT_US:
 	case WCCL_EP_ATTR_MIN_RTT_US:
-	case WCCL_EP_ATTR_BYTES_RECEIVED: {
+	case WCCL_EP_ATTR_BYTES_RECEIVED:
+	case WCCL_EP_ATTR_NOTSENT_BYTES: {
 		/* glibc's struct tcp_info stops before tcpi_min_rtt: read the
 		 * kernel's layout (linux/tcp.h, stable ABI: fields are only
 		 * ever appended) by offset: tcpi_rtt (u32) at 68, tcpi_min_rtt
-		 * (u32) at 148, tcpi_bytes_received (u64) at 128. */
+		 * (u32) at 148, tcpi_bytes_received (u64) at 128,
+		 * tcpi_notsent_bytes (u32) at 144. */
 		uint8_t ti[232];
 		socklen_t len = sizeof(ti);
 		size_t off = attr == WCCL_EP_ATTR_SRTT_US	? 68
 			     : attr == WCCL_EP_ATTR_MIN_RTT_US ? 148
+			     : attr == WCCL_EP_ATTR_NOTSENT_BYTES ? 144
 								: 128;
 		size_t sz = attr == WCCL_EP_ATTR_BYTES_RECEIVED ? 8 : 4;
 		if (ep->fd < 0)
