@@ -55,7 +55,8 @@ struct wccl_stream_stats {
 	uint32_t chunk_bytes;
 	uint32_t file_crc; /* CRC32C of the whole file */
 	int done;	   /* 1: complete and verified */
-	uint64_t reserved[8];
+	uint64_t probe_samples; /* pongs the path probe got back */
+	uint64_t reserved[7];
 };
 
 struct wccl_stream_opts {

@@ -11,7 +11,11 @@
 #     the fix: 160 ms on a 40 ms path (pings queued behind one receive
 #     credit), which held the pacing rate at 0.8 x the estimate;
 #   - the probe's min is below the profile's RTT (it did not cross the
-#     emulation).
+#     emulation);
+#   - on a path of 20 ms or more, the probe samples less than 50 times a
+#     second (it pings every 10 ms with up to 16 in flight; one ping per
+#     round trip, as before session 6, gave 25 a second at 40 ms and a
+#     delay signal 2-4 round trips late).
 # Goodput and queueing are printed, not asserted (perf/stream/bench-wan.sh
 # compares them with the peers).
 #   tests/vm/run.sh tests/stream/guest-check.sh BUILD_DIR [PROFILE...]
@@ -96,6 +100,10 @@ if not icmp:
     bad.append("no ICMP replies during the transfer")
 elif not abs(p50 - icmp50) <= 10 + 0.25 * icmp50:
     bad.append("the sender's probe p50 %.1f ms is not the path's (ICMP p50 %.1f ms)" % (p50, icmp50))
+rate = d.get("probe_samples", 0) / max(d["seconds"], 1e-3)
+print("%-16s probe %d samples, %.0f a second" % (prof, d.get("probe_samples", 0), rate))
+if rtt >= 20 and rate < 50:
+    bad.append("the sender's probe sampled %.0f times a second (want >= 50)" % rate)
 if pmin < rtt * 0.95:
     bad.append("the sender's probe min %.1f ms is below the profile's %g ms RTT" % (pmin, rtt))
 for b in bad:
