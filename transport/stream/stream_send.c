@@ -518,9 +518,6 @@ static void snd_kernel_rtt(struct snd *s, uint64_t now)
 	}
 }
 
-/* WCCL_DEBUG=TRACE, every 250 ms: the model and what held the sender
- * back (counts of send attempts stopped by the pacer, the window, no free
- * connection, no chunk ready, a full send queue). */
 /* Wall-clock seconds: the trace lines up with other tools' stamps
  * (ping -D in perf/stream/guest-bench.sh). */
 static double wall_s(void)
@@ -530,6 +527,9 @@ static double wall_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* WCCL_DEBUG=TRACE, every 250 ms: the model and what held the sender
+ * back (counts of send attempts stopped by the pacer, the window, no free
+ * connection, no chunk ready, a full send queue). */
 static void snd_trace(struct snd *s, uint64_t now)
 {
 	if (now - s->tr.at_ns < 250000000ull)
