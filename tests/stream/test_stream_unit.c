@@ -619,6 +619,92 @@ static void test_cc_probe_up_held(void **state)
 	assert_true(cc.btlbw >= R * 9 / 10);
 }
 
+/* The stream's long path: an estimate left at 0.8 of the link by startup
+ * (seen in the VM at 40 Mbit/s: 32 Mbit/s after startup, 8 s to reach
+ * the link at 5 % a cycle) reaches 0.95 of it within 1 s, while the queue
+ * the probing builds stays small. The path delivers min(pacing rate, R)
+ * and queues the excess; the probe reads 40 ms + that queue. Now 0.45 s,
+ * queue peak 4.9 ms; with every probe-up at 1.05 (before) 1.35 s, 7.5 ms. */
+static void test_cc_probe_up_grows(void **state)
+{
+	(void)state;
+	const uint64_t R = 5000000, unit = 256 << 10;
+	struct pace_model cc;
+	pace_model_init(&cc, 0, 1000000, unit, 4 * unit);
+	cc.unit_slack = 7 * unit;
+	cc.unit = unit;
+	cc.bw_slot_rtts = 2.5;
+	uint64_t now = 1000000000, d = 0;
+	for (int i = 0; i < 300; i++) { /* startup ends at 0.8 x R */
+		now += 10000000;
+		d += R * 8 / 1000;
+		pace_model_on_probe(&cc, now, i > 100 ? 45000000 : 40000000);
+		pace_model_on_ack(&cc, now, 100000000, R * 8 / 10,
+				  d > 4 * unit ? d - 4 * unit : 0, d, unit / 2);
+	}
+	assert_int_equal(cc.phase, 2);
+	uint64_t t0 = now;
+	double q = 0, q_peak = 0, reached = -1;
+	for (int i = 0; i < 10000; i++) { /* 10 s in 1 ms steps */
+		now += 1000000;
+		double in = (double)cc.pacing_rate / 1000;
+		q += in - (double)R / 1000;
+		if (q < 0)
+			q = 0;
+		if (q * 1e3 / (double)R > q_peak)
+			q_peak = q * 1e3 / (double)R;
+		uint64_t r = cc.pacing_rate < R ? cc.pacing_rate : R;
+		d += r / 1000;
+		if (i % 10 == 0)
+			pace_model_on_probe(&cc, now,
+					    40000000 + (uint64_t)(q * 1e9 / R));
+		/* a chunk's worth of delivery per sample, as the stream */
+		if (i % 50 == 0)
+			pace_model_on_ack(&cc, now, 100000000, r,
+					  d > 4 * unit ? d - 4 * unit : 0, d,
+					  unit / 2);
+		if (reached < 0 && cc.btlbw >= R * 95 / 100)
+			reached = (double)(now - t0) / 1e9;
+	}
+	print_message("  probe-up from 0.8 x the link: 0.95 reached after "
+		      "%.2f s, queue peak %.1f ms, btlbw %.1f Mbit/s of %.1f\n",
+		      reached, q_peak, (double)cc.btlbw * 8e-6,
+		      (double)R * 8e-6);
+	assert_true(reached >= 0 && reached < 1.0);
+	assert_true(q_peak < 10);
+	assert_true(cc.btlbw <= R * 11 / 10);
+}
+
+/* The path RTT forgets old minima without taking one sample for it:
+ * 40.0 ms once, 40.5 ms for 10 s, then one sample 4.4 ms high. Before,
+ * the 10 s min restarted from that sample; the filtered queue (min of
+ * the last four, 40.5) then read below the path RTT, wrapped, and the
+ * delay factor was halved (seen in the VM after 10 s of every run). */
+static void test_cc_probe_min_window(void **state)
+{
+	(void)state;
+	struct pace_model cc;
+	pace_model_init(&cc, 0, 1000000, 1 << 20, 4 << 20);
+	cc.unit_slack = 7 << 20;
+	uint64_t now = 1000000000;
+	pace_model_on_probe(&cc, now, 40000000);
+	for (int i = 0; i < 1000; i++) { /* 10 s */
+		now += 10000000;
+		pace_model_on_probe(&cc, now, 40500000);
+	}
+	now += 5000000;
+	pace_model_on_probe(&cc, now, 44900000);
+	print_message("  path RTT after 10 s: %.1f ms, delay factor %.2f\n",
+		      (double)cc.probe_min_ns / 1e6, cc.qfactor);
+	assert_true(cc.probe_min_ns <= 40500000);
+	assert_true(cc.qfactor == 1.0);
+	for (int i = 0; i < 1100; i++) { /* the old minimum ages out */
+		now += 10000000;
+		pace_model_on_probe(&cc, now, 40500000);
+	}
+	assert_int_equal(cc.probe_min_ns, 40500000);
+}
+
 static void test_pick_chunk(void **state)
 {
 	(void)state;
@@ -800,6 +886,8 @@ int main(void)
 	    cmocka_unit_test(test_cc_cap),
 	    cmocka_unit_test(test_cc_probe),
 	    cmocka_unit_test(test_cc_probe_up_held),
+	    cmocka_unit_test(test_cc_probe_up_grows),
+	    cmocka_unit_test(test_cc_probe_min_window),
 	    cmocka_unit_test(test_rate_ack_compression),
 	    cmocka_unit_test(test_rate_striped),
 	    cmocka_unit_test(test_rate_stalls),

@@ -67,12 +67,22 @@ struct pace_model {
 	 * data, so its RTT is the path's (propagation + bottleneck queue),
 	 * free of chunk serialisation and socket-buffer waits. Once it has
 	 * samples it alone drives the delay target. */
-	uint64_t probe_min_ns, probe_min_stamp, probe_last_ns;
+	uint64_t probe_min_ns, probe_last_ns;
+	/* probe_min_ns is the min of two 5 s buckets (this one, since
+	 * probe_min_stamp, and the one before): it forgets in 5-10 s, and
+	 * never jumps to one sample that may carry a queue */
+	uint64_t probe_min_cur, probe_min_prev, probe_min_stamp;
 	uint64_t probe_win[4]; /* last samples: their min is the signal */
 	double probe_jit_ns;   /* median change between samples (path jitter) */
 	uint64_t last_increase_ns;
 	uint64_t probe_samples;
 	int probe_queued; /* the last probe saw a queue above the target */
+	/* The stream's long path, probe_bw: the gain of the next probe-up
+	 * (1.05, doubling its excess after each one the probe saw no queue
+	 * in while the estimate grew, up to 1.25), and the estimate when
+	 * the last one started. */
+	double up_gain;
+	uint64_t up_bw;
 };
 
 /* Start in startup: @rate_cap (0: none) is also the rate until the first
