@@ -21,7 +21,9 @@
  * instead: chunk RTTs hold serialisation at the paced rate (tens of ms for
  * a 1 MiB chunk at 200 Mbit/s) and cannot see a 1 ms queue; the probe
  * can. Probing gains are then small (1.05 / 0.95: at most 5 % of an RTT
- * of queue) and the cycle runs on the probe's RTT. The factor still
+ * of queue) and the cycle runs on the probe's RTT; on the stream's long
+ * path a probe-up that raised the estimate without a queue is followed
+ * by a larger one, and one that meets a queue ends at once. The factor still
  * scales the rate by no more than 0.8: the probe answers from user space,
  * and under load (qemu TCG) its noise must not be able to starve the
  * transfer (seen: startup cut short and 10 Mbit/s of 100).
