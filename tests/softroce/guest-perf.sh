@@ -97,7 +97,8 @@ col_split() { # NAME:OP:ENV[:ARGS] -> name op env args pin (globals)
 # Robust summary of one column: VALUES and REFS (ib_write_lat of the same
 # repeat), as two word lists: medians, ratio of medians, the median of the
 # per-repeat ratios, how many are <= 1.1, and that median over the repeats
-# in which ib_write_lat itself was fast (under 120 us).
+# in which ib_write_lat itself was fast (under 120 us), and the ratio of the
+# lower quartiles (each tool's fast-mode level).
 lat_summary() { # MTU NAME REF_NAME "VALUES" "REFS" FAST SHARED SPEC
 	awk -v mtu="$1" -v name="$2" -v refn="$3" -v vs="$4" -v rs="$5" -v fast="$6" -v sh="$7" -v spec="$8" '
 	function med(a, n,   i, j, t) {
@@ -114,8 +115,10 @@ lat_summary() { # MTU NAME REF_NAME "VALUES" "REFS" FAST SHARED SPEC
 			if (r[i] < 120) fr[++nf] = q
 		}
 		mv = med(vv, n); mr = med(rr, n)
-		printf "MEDIAN mtu %-5s %-8s %s us vs %s %s us: %.2fx, under 120 us in %s of %s; per-repeat ratio median %.2f, %d of %d <= 1.1, median over the %d repeats %s was fast %.2f; server on the client'"'"'s vCPU at start in %s (%s)\n", \
-			mtu, name, mv, refn, mr, (mr > 0 ? mv / mr : 0), fast, n, med(all, nr), le, nr, nf, refn, med(fr, nf), sh, spec
+		# lower quartiles: the level of the fast mode
+		qv = vv[int((n + 3) / 4)]; qr = rr[int((n + 3) / 4)]
+		printf "MEDIAN mtu %-5s %-8s %s us vs %s %s us: %.2fx, under 120 us in %s of %s; per-repeat ratio median %.2f, %d of %d <= 1.1, median over the %d repeats %s was fast %.2f; lower quartiles %s / %s us = %.2fx; server on the client'"'"'s vCPU at start in %s (%s)\n", \
+			mtu, name, mv, refn, mr, (mr > 0 ? mv / mr : 0), fast, n, med(all, nr), le, nr, nf, refn, med(fr, nf), qv, qr, (qr > 0 ? qv / qr : 0), sh, spec
 	}'
 }
 
