@@ -69,9 +69,10 @@ suite() {
 # WCCL_LAT_COLS picks the stock ones by name; WCCL_LAT_EXTRA adds more in
 # the same form (e.g. "y5:write-poll:WCCL_VERBS_QPS=1,WCCL_VERBS_YIELD_US=5"),
 # to compare a variant against the others in the same boot. PIN=C/S in ENV
-# pins the client to vCPU C and the server to vCPU S (taskset); each repeat
-# then also runs ib_write_lat pinned the same way, and that column's ratios
-# are to the pinned ib_write_lat.
+# pins the client to vCPU C and the server to vCPU S (taskset), NICE=N and
+# IDLE=1 set the scheduling of both sides (perf-lib.sh); each repeat then
+# also runs ib_write_lat set up the same way, and that column's ratios are
+# to it.
 lat_cols() {
 	local c want=" ${WCCL_LAT_COLS:-poll poll1 imm send} "
 	for c in "poll:write-poll:" "poll1:write-poll:WCCL_VERBS_QPS=1" \
@@ -81,17 +82,41 @@ lat_cols() {
 	for c in ${WCCL_LAT_EXTRA:-}; do echo "$c"; done
 }
 
-col_split() { # NAME:OP:ENV[:ARGS] -> name op env args pin (globals)
+col_split() { # NAME:OP:ENV[:ARGS] -> name op env args wrap (globals; wrap: PIN, NICE, IDLE)
 	local rest e
 	name=${1%%:*} rest=${1#*:}
 	op=${rest%%:*} rest=${rest#*:}
 	env=${rest%%:*} args=
 	[[ $rest == *:* ]] && args=${rest#*:}
-	pin='' rest=''
+	wrap='' rest=''
 	for e in ${env//,/ }; do
-		if [[ $e == PIN=* ]]; then pin=${e#PIN=}; else rest+=" $e"; fi
+		case $e in
+		PIN=* | NICE=* | IDLE=*) wrap+=",$e" ;;
+		*) rest+=" $e" ;;
+		esac
 	done
-	env=$rest
+	env=$rest wrap=${wrap#,}
+}
+
+ref_name() { # WRAP: the ib_write_lat column run the same way
+	local w=${1//\//-}
+	w=${w//PIN=/} w=${w//NICE=/n} w=${w//IDLE=1/idle}
+	echo "ib${1:+@${w//,/+}}"
+}
+
+# shellcheck disable=SC2034  # PIN, NICE, IDLE: read by pin_prefix (perf-lib.sh)
+wrap_run() { # WRAP CMD...: CMD with PIN / NICE / IDLE from WRAP
+	local w=$1 e
+	local PIN='' NICE='' IDLE=''
+	shift
+	for e in ${w//,/ }; do
+		case $e in
+		PIN=*) PIN=${e#PIN=} ;;
+		NICE=*) NICE=${e#NICE=} ;;
+		IDLE=*) IDLE=${e#IDLE=} ;;
+		esac
+	done
+	"$@"
 }
 
 # Robust summary of one column: VALUES and REFS (ib_write_lat of the same
@@ -125,16 +150,16 @@ lat_summary() { # MTU NAME REF_NAME "VALUES" "REFS" FAST SHARED SPEC
 # One MTU of the lat-ab mode: REPEATS rounds of ib_write_lat and every
 # column, alternating.
 lat_ab() { # VETH_MTU REPEATS
-	local mtu=$1 reps=$2 i n=1000 v c name op env args pin line ibv wv cols pins p ref sc ss
+	local mtu=$1 reps=$2 i n=1000 v c name op env args wrap line ibv wv cols pins p ref sc ss
 	local -A all=() refs=() nfast=() ibval=() nshared=()
 	cols=$(lat_cols) # NAME:OP:ENV[:ARGS] words, no blanks in them
-	pins=$(for c in $cols; do col_split "$c"; [ -z "$pin" ] || echo "$pin"; done | sort -u)
+	pins=$(for c in $cols; do col_split "$c"; [ -z "$wrap" ] || echo "$wrap"; done | sort -u)
 	for i in $(seq "$reps"); do
 		echo "-- mtu $mtu repeat $i, load $(cut -d' ' -f1-3 /proc/loadavg)"
 		line="REPEAT mtu $mtu $i:"
 		for p in "" $pins; do
-			name=ib${p:+@${p//\//-}}
-			PIN=$p pt "$name-$mtu-$i" ib_write_lat -s 8 -n "$n"
+			name=$(ref_name "$p")
+			wrap_run "$p" pt "$name-$mtu-$i" ib_write_lat -s 8 -n "$n"
 			ibv=$(col "$name-$mtu-$i" 5)
 			ibval[$name]=$ibv
 			all[$name]+=" $ibv"
@@ -143,9 +168,9 @@ lat_ab() { # VETH_MTU REPEATS
 		done
 		for c in $cols; do
 			col_split "$c"
-			ref=ib${pin:+@${pin//\//-}}
+			ref=$(ref_name "$wrap")
 			# shellcheck disable=SC2086
-			PIN=$pin WP_ENV="$env" wp "$name-$mtu-$i" lat -s 8 --op "$op" -n "$n" -w 50 ${args//,/ }
+			WP_ENV="$env" wrap_run "$wrap" wp "$name-$mtu-$i" lat -s 8 --op "$op" -n "$n" -w 50 ${args//,/ }
 			wv=$(jget "$name-$mtu-$i" t_typical_us)
 			all[$name]+=" $wv"
 			refs[$name]+=" ${ibval[$ref]}"
@@ -162,14 +187,14 @@ lat_ab() { # VETH_MTU REPEATS
 		echo "$line us"
 	done
 	for p in "" $pins; do
-		name=ib${p:+@${p//\//-}}
+		name=$(ref_name "$p")
 		# shellcheck disable=SC2086
 		v=$(median ${all[$name]})
 		printf 'MEDIAN mtu %-5s %-8s %s us, under 120 us in %s of %s\n' "$mtu" "$name" "$v" "${nfast[$name]:-0}" "$reps"
 	done
 	for c in $cols; do
 		col_split "$c"
-		lat_summary "$mtu" "$name" "ib${pin:+@${pin//\//-}}" "${all[$name]}" "${refs[$name]}" "${nfast[$name]:-0}" "$([ "${WCCL_PERF_SCHEDSTAT:-0}" != 0 ] && echo "${nshared[$name]:-0}" || echo '?')" "$c"
+		lat_summary "$mtu" "$name" "$(ref_name "$wrap")" "${all[$name]}" "${refs[$name]}" "${nfast[$name]:-0}" "$([ "${WCCL_PERF_SCHEDSTAT:-0}" != 0 ] && echo "${nshared[$name]:-0}" || echo '?')" "$c"
 	done
 }
 
@@ -238,7 +263,7 @@ lat_sched_mtu() { # VETH_MTU
 		for c in $cols; do
 			col_split "$c"
 			# shellcheck disable=SC2086
-			PIN=$pin WP_ENV="$env" sched_stat "$name-$mtu-$i" wp "$name-$mtu-$i" lat -s 8 --op "$op" -n "$n" -w 50 ${args//,/ }
+			WP_ENV="$env" wrap_run "$wrap" sched_stat "$name-$mtu-$i" wp "$name-$mtu-$i" lat -s 8 --op "$op" -n "$n" -w 50 ${args//,/ }
 			sched_counts "$name mtu $mtu ($(jget "$name-$mtu-$i" t_typical_us) us)" "$rounds" "$logdir/$name-$mtu-$i.stat"
 		done
 	done
@@ -272,7 +297,7 @@ lat_trace_mtu() { # VETH_MTU
 		trace_win "$name-$mtu" &
 		tp=$!
 		# shellcheck disable=SC2086
-		PIN=$pin WP_ENV="$env" wp "$name-$mtu" lat -s 8 --op "$op" -n "$n" -w 50 ${args//,/ }
+		WP_ENV="$env" wrap_run "$wrap" wp "$name-$mtu" lat -s 8 --op "$op" -n "$n" -w 50 ${args//,/ }
 		wait "$tp"
 		echo "$name mtu $mtu: $(jget "$name-$mtu" t_typical_us) us"
 		[ "${WCCL_PERF_SCHEDSTAT:-0}" = 0 ] || grep -h '^SCHED' "$logdir/$name-$mtu.client" "$logdir/$name-$mtu.server" || true

@@ -3,14 +3,18 @@
 # guest-wan-perf.sh after netns.sh): perftest and wccl-perf pairs between
 # peer 1 (server, rxe1) and peer 0 (client, rxe0). Callers set logdir, port,
 # wperf and failures, and bring the link up with perf_net_up (g0, g1); WP_ENV ("K=V ...") goes to both wccl-perf
-# sides (e.g. WCCL_VERBS_QPS). PIN="C/S" pins the client to vCPU C and the
-# server to vCPU S (taskset), for perftest and wccl-perf alike.
+# sides (e.g. WCCL_VERBS_QPS). For perftest and wccl-perf alike: PIN="C/S"
+# pins the client to vCPU C and the server to vCPU S (taskset), NICE=N runs
+# both at that nice level, IDLE=1 under SCHED_IDLE (chrt -i 0).
 WP_ENV=${WP_ENV:-}
-PIN=${PIN:-}
+PIN=${PIN:-} NICE=${NICE:-} IDLE=${IDLE:-}
 
-pin_prefix() { # 0|1: the taskset words for the client (0) or server (1)
-	[ -n "$PIN" ] || return 0
-	if [ "$1" = 0 ]; then echo "taskset -c ${PIN%/*}"; else echo "taskset -c ${PIN#*/}"; fi
+pin_prefix() { # 0|1: the command words for the client (0) or server (1)
+	if [ -n "$PIN" ]; then
+		if [ "$1" = 0 ]; then echo "taskset -c ${PIN%/*}"; else echo "taskset -c ${PIN#*/}"; fi
+	fi
+	[ -z "$NICE" ] || echo "nice -n $NICE"
+	[ -z "$IDLE" ] || echo "chrt -i 0"
 }
 
 wait_listen() { # I PORT: perftest's TCP handshake socket is up
