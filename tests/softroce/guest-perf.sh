@@ -104,7 +104,7 @@ ref_name() { # WRAP: the ib_write_lat column run the same way
 	echo "ib${1:+@${w//,/+}}"
 }
 
-# shellcheck disable=SC2034  # PIN, NICE, IDLE: read by pin_prefix (perf-lib.sh)
+# shellcheck disable=SC2034  # PIN, NICE, IDLE: read by run_prefix (perf-lib.sh)
 wrap_run() { # WRAP CMD...: CMD with PIN / NICE / IDLE from WRAP
 	local w=$1 e
 	local PIN='' NICE='' IDLE=''
