@@ -14,8 +14,10 @@
 # (default data QPs, and one: WCCL_VERBS_QPS=1, as ib_write_lat), wccl
 # write_imm and send busy-polling (WCCL_SPIN_US=10 s); then the median
 # of each, the per-repeat ratios to ib_write_lat and how many repeats
-# landed under 120 us (the fast mode). WCCL_LAT_COLS / WCCL_LAT_EXTRA pick
-# and add columns (see lat_cols). Each MTU starts with a
+# landed under 120 us (the fast mode); the MEDIAN lines also give the
+# median per-repeat ratio, how many are <= 1.1, and that median over the
+# repeats where ib_write_lat itself was fast. WCCL_LAT_COLS / WCCL_LAT_EXTRA
+# pick and add columns (see lat_cols; PIN=C/S pins both tools). Each MTU starts with a
 # data-checked write-poll run at 4097 B. With WCCL_PERF_SCHEDSTAT=1 each
 # wccl pair also prints both sides' CPU, run-queue wait and time slices
 # (slices a round near 1: the fast mode; 3 and more: ~25-40 us slower).
@@ -62,10 +64,15 @@ suite() {
 	echo "$tag: $((SECONDS - t0)) s"
 }
 
-# lat-ab columns: NAME:OP:ENV (ENV is K=V,K=V for both wccl-perf sides).
+# lat-ab columns: NAME:OP:ENV[:ARGS] (ENV is K=V,K=V for both wccl-perf
+# sides, ARGS more wccl-perf lat arguments, comma-separated).
 # WCCL_LAT_COLS picks the stock ones by name; WCCL_LAT_EXTRA adds more in
 # the same form (e.g. "y5:write-poll:WCCL_VERBS_QPS=1,WCCL_VERBS_YIELD_US=5"),
-# to compare a variant against the others in the same boot.
+# to compare a variant against the others in the same boot. PIN=C/S in ENV
+# pins the client to vCPU C and the server to vCPU S (taskset), NICE=N and
+# IDLE=1 set the scheduling of both sides (perf-lib.sh); each repeat then
+# also runs ib_write_lat set up the same way, and that column's ratios are
+# to it.
 lat_cols() {
 	local c want=" ${WCCL_LAT_COLS:-poll poll1 imm send} "
 	for c in "poll:write-poll:" "poll1:write-poll:WCCL_VERBS_QPS=1" \
@@ -75,38 +82,119 @@ lat_cols() {
 	for c in ${WCCL_LAT_EXTRA:-}; do echo "$c"; done
 }
 
+col_split() { # NAME:OP:ENV[:ARGS] -> name op env args wrap (globals; wrap: PIN, NICE, IDLE)
+	local rest e
+	name=${1%%:*} rest=${1#*:}
+	op=${rest%%:*} rest=${rest#*:}
+	env=${rest%%:*} args=
+	[[ $rest == *:* ]] && args=${rest#*:}
+	wrap='' rest=''
+	for e in ${env//,/ }; do
+		case $e in
+		PIN=* | NICE=* | IDLE=*) wrap+=",$e" ;;
+		*) rest+=" $e" ;;
+		esac
+	done
+	env=$rest wrap=${wrap#,}
+}
+
+ref_name() { # WRAP: the ib_write_lat column run the same way
+	local w=${1//\//-}
+	w=${w//PIN=/} w=${w//NICE=/n} w=${w//IDLE=1/idle}
+	echo "ib${1:+@${w//,/+}}"
+}
+
+# shellcheck disable=SC2034  # PIN, NICE, IDLE: read by run_prefix (perf-lib.sh)
+wrap_run() { # WRAP CMD...: CMD with PIN / NICE / IDLE from WRAP
+	local w=$1 e
+	local PIN='' NICE='' IDLE=''
+	shift
+	for e in ${w//,/ }; do
+		case $e in
+		PIN=*) PIN=${e#PIN=} ;;
+		NICE=*) NICE=${e#NICE=} ;;
+		IDLE=*) IDLE=${e#IDLE=} ;;
+		esac
+	done
+	"$@"
+}
+
+# Robust summary of one column: VALUES and REFS (ib_write_lat of the same
+# repeat), as two word lists: medians, ratio of medians, the median of the
+# per-repeat ratios, how many are <= 1.1, and that median over the repeats
+# in which ib_write_lat itself was fast (under 120 us), and the ratio of the
+# lower quartiles (each tool's fast-mode level).
+lat_summary() { # MTU NAME REF_NAME "VALUES" "REFS" FAST SHARED SPEC
+	awk -v mtu="$1" -v name="$2" -v refn="$3" -v vs="$4" -v rs="$5" -v fast="$6" -v sh="$7" -v spec="$8" '
+	function med(a, n,   i, j, t) {
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+		if (!n) return 0
+		return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	BEGIN {
+		n = split(vs, v, " "); split(rs, r, " ")
+		for (i = 1; i <= n; i++) { vv[i] = v[i]; rr[i] = r[i] }
+		nr = 0; nf = 0; le = 0
+		for (i = 1; i <= n; i++) if (v[i] > 0 && r[i] > 0) {
+			q = v[i] / r[i]; all[++nr] = q; if (q <= 1.1) le++
+			if (r[i] < 120) fr[++nf] = q
+		}
+		mv = med(vv, n); mr = med(rr, n)
+		# lower quartiles: the level of the fast mode
+		qv = vv[int((n + 3) / 4)]; qr = rr[int((n + 3) / 4)]
+		printf "MEDIAN mtu %-5s %-8s %s us vs %s %s us: %.2fx, under 120 us in %s of %s; per-repeat ratio median %.2f, %d of %d <= 1.1, median over the %d repeats %s was fast %.2f; lower quartiles %s / %s us = %.2fx; server on the client'"'"'s vCPU at start in %s (%s)\n", \
+			mtu, name, mv, refn, mr, (mr > 0 ? mv / mr : 0), fast, n, med(all, nr), le, nr, nf, refn, med(fr, nf), qv, qr, (qr > 0 ? qv / qr : 0), sh, spec
+	}'
+}
+
 # One MTU of the lat-ab mode: REPEATS rounds of ib_write_lat and every
 # column, alternating.
 lat_ab() { # VETH_MTU REPEATS
-	local mtu=$1 reps=$2 i n=1000 v c name op env line ibv wv cols
-	local -A all=() nfast=()
-	cols=$(lat_cols) # NAME:OP:ENV words, no blanks in them
+	local mtu=$1 reps=$2 i n=1000 v c name op env args wrap line ibv wv cols pins p ref sc ss
+	local -A all=() refs=() nfast=() ibval=() nshared=()
+	cols=$(lat_cols) # NAME:OP:ENV[:ARGS] words, no blanks in them
+	pins=$(for c in $cols; do col_split "$c"; [ -z "$wrap" ] || echo "$wrap"; done | sort -u)
 	for i in $(seq "$reps"); do
 		echo "-- mtu $mtu repeat $i, load $(cut -d' ' -f1-3 /proc/loadavg)"
-		pt "ib-$mtu-$i" ib_write_lat -s 8 -n "$n"
-		ibv=$(col "ib-$mtu-$i" 5)
-		all[ib]+=" $ibv"
-		awk -v a="$ibv" 'BEGIN { exit !(a > 0 && a < 120) }' && nfast[ib]=$((${nfast[ib]:-0} + 1))
-		line="REPEAT mtu $mtu $i: ib_write_lat $ibv"
+		line="REPEAT mtu $mtu $i:"
+		for p in "" $pins; do
+			name=$(ref_name "$p")
+			wrap_run "$p" pt "$name-$mtu-$i" ib_write_lat -s 8 -n "$n"
+			ibv=$(col "$name-$mtu-$i" 5)
+			ibval[$name]=$ibv
+			all[$name]+=" $ibv"
+			awk -v a="$ibv" 'BEGIN { exit !(a > 0 && a < 120) }' && nfast[$name]=$((${nfast[$name]:-0} + 1))
+			line+=" $name $ibv |"
+		done
 		for c in $cols; do
-			name=${c%%:*} op=${c#*:} env=${op#*:} op=${op%%:*}
-			WP_ENV="${env//,/ }" wp "$name-$mtu-$i" lat -s 8 --op "$op" -n "$n" -w 50
+			col_split "$c"
+			ref=$(ref_name "$wrap")
+			# shellcheck disable=SC2086
+			WP_ENV="$env" wrap_run "$wrap" wp "$name-$mtu-$i" lat -s 8 --op "$op" -n "$n" -w 50 ${args//,/ }
 			wv=$(jget "$name-$mtu-$i" t_typical_us)
 			all[$name]+=" $wv"
+			refs[$name]+=" ${ibval[$ref]}"
 			awk -v a="$wv" 'BEGIN { exit !(a > 0 && a < 120) }' && nfast[$name]=$((${nfast[$name]:-0} + 1))
-			line+=" | $name $wv ($(ratio "$wv" "$ibv")x)"
-			[ "${WCCL_PERF_SCHEDSTAT:-0}" = 0 ] || echo "  $name $wv: $(grep -h '^SCHED' "$logdir/$name-$mtu-$i.client" | tail -n 1) | $(grep -h '^SCHED' "$logdir/$name-$mtu-$i.server" | tail -n 1)"
+			line+=" $name $wv ($(ratio "$wv" "${ibval[$ref]}")x)"
+			if [ "${WCCL_PERF_SCHEDSTAT:-0}" != 0 ]; then
+				sc=$(grep -h '^SCHED' "$logdir/$name-$mtu-$i.client" | tail -n 1)
+				ss=$(grep -h '^SCHED' "$logdir/$name-$mtu-$i.server" | tail -n 1)
+				echo "  $name $wv: $sc | $ss"
+				[ "$(echo "$sc" | awk '{ split($4, a, "->"); print a[1] }')" = "$(echo "$ss" | awk '{ split($4, a, "->"); print a[1] }')" ] &&
+					nshared[$name]=$((${nshared[$name]:-0} + 1))
+			fi
 		done
 		echo "$line us"
 	done
-	# shellcheck disable=SC2086  # the lists split into words on purpose
-	v=$(median ${all[ib]})
-	printf 'MEDIAN mtu %-5s %-8s %s us, under 120 us in %s of %s\n' "$mtu" ib_write_lat "$v" "${nfast[ib]:-0}" "$reps"
-	for c in $cols; do
-		name=${c%%:*}
+	for p in "" $pins; do
+		name=$(ref_name "$p")
 		# shellcheck disable=SC2086
-		printf 'MEDIAN mtu %-5s %-8s %s us vs ib_write_lat %s us: %sx, under 120 us in %s of %s (%s)\n' "$mtu" "$name" \
-			"$(median ${all[$name]})" "$v" "$(ratio "$(median ${all[$name]})" "$v")" "${nfast[$name]:-0}" "$reps" "$c"
+		v=$(median ${all[$name]})
+		printf 'MEDIAN mtu %-5s %-8s %s us, under 120 us in %s of %s\n' "$mtu" "$name" "$v" "${nfast[$name]:-0}" "$reps"
+	done
+	for c in $cols; do
+		col_split "$c"
+		lat_summary "$mtu" "$name" "$(ref_name "$wrap")" "${all[$name]}" "${refs[$name]}" "${nfast[$name]:-0}" "$([ "${WCCL_PERF_SCHEDSTAT:-0}" != 0 ] && echo "${nshared[$name]:-0}" || echo '?')" "$c"
 	done
 }
 
@@ -173,8 +261,9 @@ lat_sched_mtu() { # VETH_MTU
 		sched_stat "ib-$mtu-$i" pt "ib-$mtu-$i" ib_write_lat -s 8 -n "$n"
 		sched_counts "ib_write_lat mtu $mtu ($(col "ib-$mtu-$i" 5) us)" "$n" "$logdir/ib-$mtu-$i.stat"
 		for c in $cols; do
-			name=${c%%:*} op=${c#*:} env=${op#*:} op=${op%%:*}
-			WP_ENV="${env//,/ }" sched_stat "$name-$mtu-$i" wp "$name-$mtu-$i" lat -s 8 --op "$op" -n "$n" -w 50
+			col_split "$c"
+			# shellcheck disable=SC2086
+			WP_ENV="$env" wrap_run "$wrap" sched_stat "$name-$mtu-$i" wp "$name-$mtu-$i" lat -s 8 --op "$op" -n "$n" -w 50 ${args//,/ }
 			sched_counts "$name mtu $mtu ($(jget "$name-$mtu-$i" t_typical_us) us)" "$rounds" "$logdir/$name-$mtu-$i.stat"
 		done
 	done
@@ -204,10 +293,11 @@ lat_trace_mtu() { # VETH_MTU
 	echo "ib_write_lat mtu $mtu: $(col "ib-$mtu" 5) us"
 	awk -v p="ib-$mtu: " -v m="${WCCL_LAT_TRACE_MAX:-600}" '!/^#/ && ++k <= m { print p $0 }' "$logdir/ib-$mtu.trace"
 	for c in $(lat_cols); do
-		name=${c%%:*} op=${c#*:} env=${op#*:} op=${op%%:*}
+		col_split "$c"
 		trace_win "$name-$mtu" &
 		tp=$!
-		WP_ENV="${env//,/ }" wp "$name-$mtu" lat -s 8 --op "$op" -n "$n" -w 50
+		# shellcheck disable=SC2086
+		WP_ENV="$env" wrap_run "$wrap" wp "$name-$mtu" lat -s 8 --op "$op" -n "$n" -w 50 ${args//,/ }
 		wait "$tp"
 		echo "$name mtu $mtu: $(jget "$name-$mtu" t_typical_us) us"
 		[ "${WCCL_PERF_SCHEDSTAT:-0}" = 0 ] || grep -h '^SCHED' "$logdir/$name-$mtu.client" "$logdir/$name-$mtu.server" || true

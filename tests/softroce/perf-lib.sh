@@ -3,8 +3,19 @@
 # guest-wan-perf.sh after netns.sh): perftest and wccl-perf pairs between
 # peer 1 (server, rxe1) and peer 0 (client, rxe0). Callers set logdir, port,
 # wperf and failures, and bring the link up with perf_net_up (g0, g1); WP_ENV ("K=V ...") goes to both wccl-perf
-# sides (e.g. WCCL_VERBS_QPS).
+# sides (e.g. WCCL_VERBS_QPS). For perftest and wccl-perf alike: PIN="C/S"
+# pins the client to vCPU C and the server to vCPU S (taskset), NICE=N runs
+# both at that nice level, IDLE=1 under SCHED_IDLE (chrt -i 0).
 WP_ENV=${WP_ENV:-}
+PIN=${PIN:-} NICE=${NICE:-} IDLE=${IDLE:-}
+
+run_prefix() { # 0|1: the command words for the client (0) or server (1)
+	if [ -n "$PIN" ]; then
+		if [ "$1" = 0 ]; then echo "taskset -c ${PIN%/*}"; else echo "taskset -c ${PIN#*/}"; fi
+	fi
+	[ -z "$NICE" ] || echo "nice -n $NICE"
+	[ -z "$IDLE" ] || echo "chrt -i 0"
+}
 
 wait_listen() { # I PORT: perftest's TCP handshake socket is up
 	local end=$((SECONDS + 15))
@@ -23,12 +34,12 @@ pt() {
 	for _ in 1 2 3; do
 		rc=0
 		# shellcheck disable=SC2046,SC2086
-		timeout 120 $(wccl_ns_prefix 1) "$tool" -d rxe1 -x "$g1" -F -u 18 "$@" \
+		timeout 120 $(run_prefix 1) $(wccl_ns_prefix 1) "$tool" -d rxe1 -x "$g1" -F -u 18 "$@" \
 			>"$logdir/$name.server" 2>&1 &
 		spid=$!
 		wait_listen 1 "$port" || rc=1
 		# shellcheck disable=SC2046,SC2086
-		[ "$rc" = 0 ] && { timeout 120 $(wccl_ns_prefix 0) "$tool" -d rxe0 -x "$g0" -F -u 18 "$@" \
+		[ "$rc" = 0 ] && { timeout 120 $(run_prefix 0) $(wccl_ns_prefix 0) "$tool" -d rxe0 -x "$g0" -F -u 18 "$@" \
 			"$(wccl_addr 1)" >"$logdir/$name.client" 2>&1 || rc=$?; }
 		[ "$rc" = 0 ] || kill "$spid" 2>/dev/null || true
 		wait "$spid" 2>/dev/null || true
@@ -51,7 +62,7 @@ wp() {
 	local name=$1 test=$2 spid addr rc=0 end
 	shift 2
 	# shellcheck disable=SC2046,SC2086
-	env $WP_ENV WCCL_VERBS_DEVICE=rxe1 timeout 120 $(wccl_ns_prefix 1) "$wperf" "$test" --provider verbs \
+	env $WP_ENV WCCL_VERBS_DEVICE=rxe1 timeout 120 $(run_prefix 1) $(wccl_ns_prefix 1) "$wperf" "$test" --provider verbs \
 		--json >"$logdir/$name.server" 2>&1 &
 	spid=$!
 	end=$((SECONDS + 20))
@@ -65,7 +76,7 @@ wp() {
 		echo "server did not listen" >"$logdir/$name.client"
 	else
 		# shellcheck disable=SC2046,SC2086
-		env $WP_ENV WCCL_VERBS_DEVICE=rxe0 timeout 120 $(wccl_ns_prefix 0) "$wperf" "$test" "$addr" --json "$@" \
+		env $WP_ENV WCCL_VERBS_DEVICE=rxe0 timeout 120 $(run_prefix 0) $(wccl_ns_prefix 0) "$wperf" "$test" "$addr" --json "$@" \
 			>"$logdir/$name.client" 2>&1 || rc=$?
 	fi
 	[ "$rc" = 0 ] || kill "$spid" 2>/dev/null || true
