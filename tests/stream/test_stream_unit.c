@@ -582,6 +582,15 @@ static void test_window_long_path(void **state)
 	assert_true(r0.q_ms > 100);
 }
 
+/* The stream's model on a long path: 1 ms target, a first window of 4
+ * units, 7 units of slack, filter slots of 2.5 path RTTs. */
+static void long_path_model(struct pace_model *cc, uint64_t unit)
+{
+	pace_model_init(cc, 0, 1000000, unit, 4 * unit);
+	cc->unit_slack = 7 * unit;
+	cc->bw_slot_rtts = 2.5;
+}
+
 /* The stream's long path: an estimate left low (half the link) while the
  * probe holds the delay factor at its floor (a constant 1.5 ms over the
  * target: TCG noise) must still climb, by probing up unscaled. The path
@@ -592,9 +601,7 @@ static void test_cc_probe_up_held(void **state)
 	(void)state;
 	const uint64_t R = 5000000, unit = 256 << 10;
 	struct pace_model cc;
-	pace_model_init(&cc, 0, 1000000, unit, 4 * unit);
-	cc.unit_slack = 7 * unit;
-	cc.bw_slot_rtts = 2.5;
+	long_path_model(&cc, unit);
 	uint64_t now = 1000000000, d = 0;
 	for (int i = 0; i < 300; i++) { /* startup ends at R / 2 */
 		now += 10000000;
@@ -630,10 +637,8 @@ static void test_cc_probe_up_grows(void **state)
 	(void)state;
 	const uint64_t R = 5000000, unit = 256 << 10;
 	struct pace_model cc;
-	pace_model_init(&cc, 0, 1000000, unit, 4 * unit);
-	cc.unit_slack = 7 * unit;
+	long_path_model(&cc, unit);
 	cc.unit = unit;
-	cc.bw_slot_rtts = 2.5;
 	uint64_t now = 1000000000, d = 0;
 	for (int i = 0; i < 300; i++) { /* startup ends at 0.8 x R */
 		now += 10000000;
