@@ -3,7 +3,7 @@
 
     perf/stream/ab-summary.py RAW.log [RAW.log ...]
 
-For each tool: goodput of every run and the mean, the probe's whole-run
+For each profile and tool: goodput of every run and the mean, the probe's whole-run
 p99, and its p90 / p99 over the steady part: samples from 1 s after the
 first data byte crossed the link (startup's queue excluded).
 """
@@ -27,13 +27,13 @@ def summarise(path):
         start = moved[0] if moved else 0.0
         whole = sorted(v for _, v in ping)
         steady = sorted(v for t, v in ping if t > start + 1.0) or whole
-        runs.setdefault(s['tool'], []).append(
+        runs.setdefault((s['profile'], s['tool']), []).append(
             (r['goodput_mbps'], pct(whole, .99), pct(steady, .9), pct(steady, .99)))
     print(path)
-    for tool, a in runs.items():
-        print('  %-16s n=%d goodput %s (mean %.1f) | whole p99 mean %.1f | '
+    for (profile, tool), a in runs.items():
+        print('  %-10s %-16s n=%d goodput %s (mean %.1f) | whole p99 mean %.1f | '
               'steady p90 / p99 mean %.1f / %.1f' % (
-                  tool, len(a), ' '.join('%.1f' % x[0] for x in a),
+                  profile, tool, len(a), ' '.join('%.1f' % x[0] for x in a),
                   statistics.mean(x[0] for x in a),
                   statistics.mean(x[1] for x in a),
                   statistics.mean(x[2] for x in a),
