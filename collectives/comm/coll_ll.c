@@ -134,6 +134,8 @@ int comm_ll_setup(struct wccl_comm *c)
 		c->direct_in = calloc((size_t)c->nranks, sizeof(*c->direct_in));
 		c->direct_out =
 			calloc((size_t)c->nranks, sizeof(*c->direct_out));
+		c->direct_kept =
+			calloc((size_t)c->nranks, sizeof(*c->direct_kept));
 	}
 	WCCL_INFO(WCCL_SUB_COLL, "rank %d: small-allreduce mailboxes %s",
 		  c->rank, on ? "on" : "off");
@@ -151,8 +153,11 @@ void comm_ll_teardown(struct wccl_comm *c)
 	free(c->ll_peer);
 	free(c->direct_in);
 	free(c->direct_out);
+	free(c->direct_kept);
 	c->direct_in = NULL;
 	c->direct_out = NULL;
+	c->direct_kept = NULL;
+	c->direct_kept_bytes = 0;
 	c->ll_mr = NULL;
 	c->ll_box = NULL;
 	c->ll_peer = NULL;

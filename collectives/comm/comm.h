@@ -193,6 +193,13 @@ struct wccl_request {
 	struct wccl_request *next;
 };
 
+/* Where a rank's direct-call buffers are: registration keys and offsets. */
+struct comm_direct_keys {
+	uint64_t in_off, out_off; /* of the buffers in their allocations */
+	uint8_t in_rk[WCCL_RKEY_PACKED_LEN];
+	uint8_t out_rk[WCCL_RKEY_PACKED_LEN];
+};
+
 struct wccl_comm {
 	int rank, nranks;
 	int timeout_ms;
@@ -222,6 +229,10 @@ struct wccl_comm {
 	const uint8_t **ll_peer;    /* every rank's, mapped here */
 	const uint8_t **direct_in;  /* per rank: a direct call's buffers */
 	uint8_t **direct_out;
+	/* per rank: the buffers of the last direct call that mapped them
+	 * all (coll_direct.c); direct_kept_bytes 0 when there is none */
+	struct comm_direct_keys *direct_kept;
+	uint64_t direct_kept_bytes;
 	uint64_t direct_done, direct_fallbacks; /* calls, for describe */
 	uint64_t ll_calls;
 	uint64_t ll_quiet_passes; /* comm_progress: transports polled 1 in 16 */
