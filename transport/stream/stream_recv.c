@@ -877,14 +877,13 @@ int wccl_stream_server_open(const char *provider, const char *bind,
 		rc = wccl_listen(srv->ctx, bind, &srv->l);
 	if (!rc)
 		rc = wccl_listener_addr(srv->l, addr_out, addrlen);
+	/* A hello buffer per endpoint, then the probe's receives. */
+	size_t hlen =
+	    (size_t)(STREAM_MAX_EPS + STREAM_PROBE_RX) * STREAM_CTRL_BUF;
 	if (!rc)
-		rc = wccl_mem_alloc((size_t)(STREAM_MAX_EPS + STREAM_PROBE_RX) *
-					STREAM_CTRL_BUF,
-				    (void **)&srv->hreg);
+		rc = wccl_mem_alloc(hlen, (void **)&srv->hreg);
 	if (!rc)
-		rc = wccl_mr_register(srv->ctx, srv->hreg,
-				      (size_t)(STREAM_MAX_EPS + STREAM_PROBE_RX) *
-					  STREAM_CTRL_BUF,
+		rc = wccl_mr_register(srv->ctx, srv->hreg, hlen,
 				      WCCL_ACCESS_LOCAL, &srv->hmr);
 	if (rc) {
 		wccl_stream_server_close(srv);
