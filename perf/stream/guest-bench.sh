@@ -21,7 +21,9 @@
 #                      model every 250 ms, printed as TRACE lines), xfer-base
 #                      (WCCL_BENCH_BASE=another wccl-xfer binary),
 #                      xfer-env1..9 (environment WCCL_BENCH_ENV1..9, e.g.
-#                      "WCCL_STREAM_QDELAY_US=3000 WCCL_DEBUG=TRACE")
+#                      "WCCL_STREAM_QDELAY_US=3000 WCCL_DEBUG=TRACE"),
+#                      xfer-cap (--rate 0.75 x the bottleneck: the probe's
+#                      noise floor under the same CPU load, no link queue)
 #   WCCL_BENCH_CEILING 1: first, wccl-xfer --local in the guest (the CPU
 #                      ceiling, no emulation) for each wccl-xfer variant
 set -euo pipefail
@@ -145,8 +147,10 @@ run_xfer() { # NAME BINARY ENV...
 	shift 2
 	rm -f "$work/dst/src.bin" "$work/dst/src.bin.wccl-part"
 	mon_start "$name"
+	local args=()
+	[ "$name" = xfer-cap ] && args=(--rate "$(awk "BEGIN { print $rate_mbps * 0.75 }")M")
 	if ! wccl_ns 0 timeout $((secs * 6 + 60)) env "$@" "$bin" send "$work/src.bin" "$a1:18600" \
-		--json --timeout 30 >"$work/$name.json" 2>"$work/$name.err"; then
+		--json --timeout 30 "${args[@]}" >"$work/$name.json" 2>"$work/$name.err"; then
 		echo "FAIL $name: $(tail -n 3 "$work/$name.err")"
 		fails=$((fails + 1))
 	fi
@@ -158,7 +162,8 @@ run_xfer() { # NAME BINARY ENV...
 import json, sys
 d = json.load(open(sys.argv[1]))
 print(json.dumps({k: d.get(k) for k in ('streams', 'rtt_min_us', 'rtt_p50_us', 'rtt_p99_us', 'jitter_us',
-  'retransmits', 'btlbw_mbps', 'pacing_mbps', 'seconds', 'crc_hw', 'chunk_bytes', 'depth')}))" "$work/$name.json" 2>/dev/null || echo '{}')
+  'retransmits', 'btlbw_mbps', 'pacing_mbps', 'seconds', 'crc_hw', 'chunk_bytes', 'depth',
+  'probe_min_us', 'probe_p50_us', 'probe_p99_us')}))" "$work/$name.json" 2>/dev/null || echo '{}')
 	result "$name" "$g" "$extra"
 	grep -o 'stream trace .*' "$work/$name.err" | sed "s/^/TRACE $name /" || true
 }
@@ -203,7 +208,7 @@ for _ in $(seq 100); do [ -s "$work/addr" ] && break; sleep 0.1; done
 
 xfer_variant() { # TOOL -> "BINARY ENV..."
 	case $1 in
-	xfer) echo "$xfer WCCL_DEBUG=WARN" ;;
+	xfer | xfer-cap) echo "$xfer WCCL_DEBUG=WARN" ;;
 	xfer-io0) echo "$xfer WCCL_STREAM_IO_THREAD=0" ;;
 	xfer-nokp) echo "$xfer WCCL_STREAM_KERNEL_PACING=0" ;;
 	xfer-c256) echo "$xfer WCCL_STREAM_CHUNK_BYTES=262144" ;;

@@ -15,7 +15,8 @@
 #   - on a path of 20 ms or more, the probe samples less than 50 times a
 #     second (it pings every 10 ms with up to 16 in flight; one ping per
 #     round trip, as before session 6, gave 25 a second at 40 ms and a
-#     delay signal 2-4 round trips late).
+#     delay signal 2-4 round trips late);
+#   - on lossy with --rate 30M, goodput is not within 0.8-1.05 x the cap.
 # Goodput and queueing are printed, not asserted (perf/stream/bench-wan.sh
 # compares them with the peers).
 #   tests/vm/run.sh tests/stream/guest-check.sh BUILD_DIR [PROFILE...]
@@ -111,5 +112,29 @@ for b in bad:
 sys.exit(1 if bad else 0)
 PY
 done
+# A rate cap on lossy: the transfer holds it and reaches it. The cap once
+# sized the connections too: --rate 30M got one TCP connection, which at
+# 0.1 % loss and 40 ms carried 11-13 Mbit/s.
+if [[ " ${profiles[*]} " == *" lossy "* ]]; then
+	"$WCCL_VM_DIR/wan-profile.sh" lossy
+	rm -f "$work/dst/src.bin"
+	rc=0
+	wccl_ns 0 timeout 300 env WCCL_DEBUG=WARN "$xfer" send "$work/src.bin" "$a1:18600" \
+		--json --timeout 60 --rate 30M >"$work/cap.json" 2>"$work/cap.err" || rc=$?
+	if [ "$rc" != 0 ] || ! cmp -s "$work/src.bin" "$work/dst/src.bin"; then
+		echo "FAIL lossy --rate 30M: exit $rc or the file differs: $(tail -n 3 "$work/cap.err")"
+		fails=$((fails + 1))
+	else
+		python3 - "$work/cap.json" <<'PY' || fails=$((fails + 1))
+import json, sys
+d = json.load(open(sys.argv[1]))
+g = d["goodput_mbps"]
+print("lossy --rate 30M  %6.1f Mbit/s  streams %d  chunk %d KiB" % (g, d["streams"], d["chunk_bytes"] // 1024))
+if not 24 <= g <= 31.5:
+    print("FAIL lossy --rate 30M: goodput %.1f Mbit/s, want 24-31.5 (0.8-1.05 x the cap)" % g)
+    sys.exit(1)
+PY
+	fi
+fi
 echo "guest-check: $fails failure(s)"
 exit $((fails > 0))
