@@ -830,6 +830,8 @@ static int rcv_handle(struct rcv *r, const struct wccl_completion *wc,
 	return 0;
 }
 
+#define RCV_ACCEPT_POLL_NS 5000000ull
+
 static int rcv_accept(struct rcv *r)
 {
 	while (r->nep < STREAM_MAX_EPS) {
@@ -954,10 +956,18 @@ int wccl_stream_server_run_one(struct wccl_stream_server *srv,
 		usleep(1000);
 	}
 	r->last_msg_ns = r->last_sync_ns = wccl_now_ns();
+	uint64_t last_accept_ns = 0;
 	while (!r->rc && !(r->done && !r->pending_big)) {
-		if (rcv_accept(r)) {
-			rcv_fail(r, WCCL_EIO, "accept failed");
-			break;
+		/* Joins (the other streams, a reconnect) can wait a few ms:
+		 * an accept on an empty backlog allocates and frees a socket
+		 * and a file, and this loop passes ~1000 times a second. */
+		uint64_t t = wccl_now_ns();
+		if (t - last_accept_ns >= RCV_ACCEPT_POLL_NS) {
+			last_accept_ns = t;
+			if (rcv_accept(r)) {
+				rcv_fail(r, WCCL_EIO, "accept failed");
+				break;
+			}
 		}
 		/* Answers from the I/O thread are polled: wait briefly
 		 * while it has work. */
