@@ -77,6 +77,7 @@ struct pace_model {
 	uint64_t last_increase_ns;
 	uint64_t probe_samples;
 	int probe_queued; /* the last probe saw a queue above the target */
+	int slot_queued;  /* ... and any probe since the filter's slot began */
 	/* The stream's long path, probe_bw: the gain of the next probe-up
 	 * (1.05, doubling its excess after each one the probe saw no queue
 	 * in while the estimate grew, up to 1.25), and the estimate when
