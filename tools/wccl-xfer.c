@@ -128,7 +128,9 @@ static void print_json(const struct wccl_stream_stats *st, int ok)
 	       "\"pacing_mbps\": %.1f, \"cwnd_bytes\": %llu, "
 	       "\"file_crc32c\": \"%08x\", \"crc_hw\": %d, "
 	       "\"probe_min_us\": %.1f, \"probe_p50_us\": %.1f, "
-	       "\"probe_p99_us\": %.1f, \"probe_samples\": %llu}\n",
+	       "\"probe_p99_us\": %.1f, \"probe_samples\": %llu, "
+	       "\"icmp_min_us\": %.1f, \"icmp_p50_us\": %.1f, "
+	       "\"icmp_p99_us\": %.1f, \"icmp_samples\": %llu}\n",
 	       ok ? "true" : "false", (unsigned long long)st->bytes_delivered,
 	       (unsigned long long)st->bytes_skipped,
 	       (unsigned long long)st->bytes_wire, st->seconds,
@@ -139,7 +141,9 @@ static void print_json(const struct wccl_stream_stats *st, int ok)
 	       st->chunk_bytes, st->btlbw_bps / 1e6, st->pacing_bps / 1e6,
 	       (unsigned long long)st->cwnd_bytes, st->file_crc,
 	       wccl_crc32c_uses_hw(), st->probe_min_us, st->probe_p50_us,
-	       st->probe_p99_us, (unsigned long long)st->probe_samples);
+	       st->probe_p99_us, (unsigned long long)st->probe_samples,
+	       st->icmp_min_us, st->icmp_p50_us, st->icmp_p99_us,
+	       (unsigned long long)st->icmp_samples);
 	fflush(stdout);
 }
 

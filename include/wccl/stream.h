@@ -56,7 +56,11 @@ struct wccl_stream_stats {
 	uint32_t file_crc; /* CRC32C of the whole file */
 	int done;	   /* 1: complete and verified */
 	uint64_t probe_samples; /* pongs the path probe got back */
-	uint64_t reserved[7];
+	/* the ICMP echo probe (long paths, where the host allows it): the
+	 * peer's kernel answers, ours stamps the reply */
+	uint64_t icmp_samples;
+	double icmp_min_us, icmp_p50_us, icmp_p99_us;
+	uint64_t reserved[3];
 };
 
 struct wccl_stream_opts {

@@ -163,7 +163,8 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 print(json.dumps({k: d.get(k) for k in ('streams', 'rtt_min_us', 'rtt_p50_us', 'rtt_p99_us', 'jitter_us',
   'retransmits', 'btlbw_mbps', 'pacing_mbps', 'seconds', 'crc_hw', 'chunk_bytes', 'depth',
-  'probe_min_us', 'probe_p50_us', 'probe_p99_us')}))" "$work/$name.json" 2>/dev/null || echo '{}')
+  'probe_min_us', 'probe_p50_us', 'probe_p99_us', 'icmp_samples', 'icmp_min_us', 'icmp_p50_us',
+  'icmp_p99_us')}))" "$work/$name.json" 2>/dev/null || echo '{}')
 	result "$name" "$g" "$extra"
 	grep -o 'stream trace .*' "$work/$name.err" | sed "s/^/TRACE $name /" || true
 }

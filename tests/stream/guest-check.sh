@@ -16,6 +16,9 @@
 #     second (it pings every 10 ms with up to 16 in flight; one ping per
 #     round trip, as before session 6, gave 25 a second at 40 ms and a
 #     delay signal 2-4 round trips late);
+#   - on a path of 20 ms or more, the ICMP probe (stream_icmp.c) answers
+#     less than 50 times a second, or its p50 is more than 2 ms + 5 % off
+#     the concurrent ping's;
 #   - on lossy with --rate 30M, goodput is not within 0.8-1.05 x the cap.
 # Goodput and queueing are printed, not asserted (perf/stream/bench-wan.sh
 # compares them with the peers).
@@ -107,6 +110,18 @@ if rtt >= 20 and rate < 50:
     bad.append("the sender's probe sampled %.0f times a second (want >= 50)" % rate)
 if pmin < rtt * 0.95:
     bad.append("the sender's probe min %.1f ms is below the profile's %g ms RTT" % (pmin, rtt))
+# The ICMP probe (root in the guest: a raw socket) answers on a long path
+# and reads what ping reads: its replies are stamped by the kernel.
+if rtt >= 20:
+    n = d.get("icmp_samples", 0)
+    i50, imin = d.get("icmp_p50_us", 0) / 1e3, d.get("icmp_min_us", 0) / 1e3
+    print("%-16s icmp probe %d samples, min/p50 %.1f/%.1f ms" % (prof, n, imin, i50))
+    if n / max(d["seconds"], 1e-3) < 50:
+        bad.append("the ICMP probe got %d replies in %.1f s (want >= 50 a second)" % (n, d["seconds"]))
+    elif icmp and not abs(i50 - icmp50) <= 2 + 0.05 * icmp50:
+        bad.append("the ICMP probe's p50 %.1f ms is not ping's %.1f ms" % (i50, icmp50))
+    elif imin < rtt * 0.95:
+        bad.append("the ICMP probe's min %.1f ms is below the profile's %g ms RTT" % (imin, rtt))
 for b in bad:
     print("FAIL %s: %s" % (prof, b))
 sys.exit(1 if bad else 0)
