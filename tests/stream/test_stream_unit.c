@@ -629,6 +629,22 @@ static void test_cc_probe_up_held(void **state)
 	assert_true(cc.btlbw >= R * 9 / 10);
 }
 
+/* 3 s of delivery samples at @rate (bytes/s), 10 ms apart, and a queue
+ * of 5 ms on the probe after the first second: startup leaves with the
+ * estimate at @rate. */
+static void run_startup(struct pace_model *cc, uint64_t unit, uint64_t rate,
+			uint64_t *now, uint64_t *d)
+{
+	for (int i = 0; i < 300; i++) {
+		*now += 10000000;
+		*d += rate / 100;
+		pace_model_on_probe(cc, *now, i > 100 ? 45000000 : 40000000);
+		pace_model_on_ack(cc, *now, 100000000, rate,
+				  *d > 4 * unit ? *d - 4 * unit : 0, *d,
+				  unit / 2);
+	}
+}
+
 /* The stream's long path: an estimate left at 0.8 of the link by startup
  * (seen in the VM at 40 Mbit/s: 32 Mbit/s after startup, 8 s to reach
  * the link at 5 % a cycle) reaches 0.95 of it within 1 s, while the queue
@@ -643,13 +659,7 @@ static void test_cc_probe_up_grows(void **state)
 	long_path_model(&cc, unit);
 	cc.unit = unit;
 	uint64_t now = 1000000000, d = 0;
-	for (int i = 0; i < 300; i++) { /* startup ends at 0.8 x R */
-		now += 10000000;
-		d += R * 8 / 1000;
-		pace_model_on_probe(&cc, now, i > 100 ? 45000000 : 40000000);
-		pace_model_on_ack(&cc, now, 100000000, R * 8 / 10,
-				  d > 4 * unit ? d - 4 * unit : 0, d, unit / 2);
-	}
+	run_startup(&cc, unit, R * 8 / 10, &now, &d); /* ends at 0.8 x R */
 	assert_int_equal(cc.phase, 2);
 	uint64_t t0 = now;
 	double q = 0, q_peak = 0, reached = -1;
@@ -695,15 +705,8 @@ static void test_cc_room_keeps_estimate(void **state)
 	const uint64_t R = 5000000, unit = 256 << 10;
 	struct pace_model cc;
 	long_path_model(&cc, unit);
-	cc.unit = unit;
 	uint64_t now = 1000000000, d = 0;
-	for (int i = 0; i < 300; i++) { /* startup ends at R */
-		now += 10000000;
-		d += R / 100;
-		pace_model_on_probe(&cc, now, i > 100 ? 45000000 : 40000000);
-		pace_model_on_ack(&cc, now, 100000000, R,
-				  d > 4 * unit ? d - 4 * unit : 0, d, unit / 2);
-	}
+	run_startup(&cc, unit, R, &now, &d);
 	for (int i = 0; i < 100; i++) { /* the queue drains */
 		now += 10000000;
 		pace_model_on_probe(&cc, now, 40000000);
