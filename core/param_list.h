@@ -39,7 +39,7 @@
 	INT(URING_STAGING, 65536, "per-connection receive staging buffer, bytes")            \
 	INT(URING_EAGER_MAX, 4096, "payloads up to this size are copied from staging")       \
 	INT(URING_RX_POLL, 8, "while busy-polling, read up to this many idle sockets directly instead of through io_uring (0 = always io_uring)") \
-	INT(URING_YIELD, 1, "sched_yield() on an empty CQ poll, so a spinning waiter cedes a shared core (0 = pure spin)") \
+	INT(URING_YIELD, 1, "sched_yield() on an empty CQ poll, so a spinning waiter cedes a shared core (0 = pure spin; not in the collectives' waits when ranks outnumber cores: they yield themselves)") \
 	INT(SHM_RING_BYTES, 1048576, "shared-memory ring size per direction, bytes")         \
 	INT(SHM_INLINE_MAX, 4096, "shm messages up to this size travel inside the ring") \
 	INT(STREAM_CHUNK_BYTES, 1048576, "stream (wccl-xfer): chunk size, bytes (4K..64M); unset (and no --chunk), the sender picks a power of two up to this from TCP's RTT: 1/16 of the BDP at WCCL_STREAM_TARGET_MBPS, at least 64K; this value on a short path (< 2 ms). A resume without a set size takes the size of the receiver's journal") \

@@ -156,6 +156,11 @@ struct wccl_provider {
 struct wccl_context {
 	const struct wccl_provider *prov; /* with stubs filled in */
 	int n_objects;			  /* open children, for EBUSY */
+	/* Set by a caller with a waiting policy of its own (the
+	 * collectives, when ranks outnumber cores): an empty cq_poll then
+	 * does not yield the core itself (uring), so a wait yields once per
+	 * pass, not twice. */
+	int caller_yields;
 };
 
 struct wccl_cq {

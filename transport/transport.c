@@ -157,6 +157,7 @@ int wccl_context_open(const char *name, struct wccl_context **ctx)
 		return rc;
 	(*ctx)->prov = p;
 	(*ctx)->n_objects = 0;
+	(*ctx)->caller_yields = 0;
 	WCCL_INFO(WCCL_SUB_INIT, "opened %s context", p->name);
 	return 0;
 }

@@ -97,21 +97,24 @@ int wccl_test(struct wccl_request *r, int *done)
 	return r->done ? request_result(r) : 0;
 }
 
-/* Sleep a little once spinning has gone on long enough. */
 /*
- * Nothing happened this pass. With a core to spare, spin a few
+ * After a pass (@got: what it brought). With a core to spare, spin a few
  * microseconds (a reply is usually that close), then keep polling but
  * yield between polls: if the rank we wait for shares our core (more
  * ranks than cores, or a busy host), it runs now instead of after our
  * time slice; on an idle core the yield returns at once. With more ranks
- * than cores, yield from the start. Past 2 ms, sleep in the provider
- * (woken by the arrival itself) when there is one context, else in short
- * naps.
+ * than cores, yield from the start, except right after a pass with news:
+ * the next round it started is often answered before a switch away and
+ * back would be over (4 ranks on 2 cores, uring, 8 B..2 KiB: 0.85-0.94x
+ * the time). Past 2 ms, sleep in the provider (woken by the arrival
+ * itself) when there is one context, else in short naps. With more ranks
+ * than cores, providers leave the yielding to us (caller_yields).
  */
-static void idle(struct wccl_comm *c, uint64_t idle_since, uint64_t now)
+static void idle(struct wccl_comm *c, uint64_t idle_since, uint64_t now,
+		 int got)
 {
 	uint64_t spin_ns = c->oversubscribed ? 0 : 5000;
-	if (now - idle_since < spin_ns)
+	if (now - idle_since < spin_ns || got > 0)
 		return;
 	if (now - idle_since < 2000000) {
 		sched_yield();
@@ -204,7 +207,7 @@ int wccl_wait(struct wccl_request *r, int timeout_ms)
 			timed_out(c, r, timeout_ms);
 			break;
 		}
-		idle(c, idle_since, now);
+		idle(c, idle_since, now, got);
 	}
 	/* One more pass pushes out what a peer may wait for (an ACK). A
 	 * mailbox allreduce sent nothing; eager messages over connections

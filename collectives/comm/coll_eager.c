@@ -10,7 +10,9 @@
  * order on the one connection; they are matched in that order to what the
  * head request expects from the peer (its signature first, then its eager
  * receives in step order) and released (posted again) in the same order,
- * a data slot once its step is finished. Each message starts with a
+ * a data slot once its step is finished. The signature travels in front
+ * of the first data message to the peer when that one is eager, else
+ * alone (see plan_sig_inline). Each message starts with a
  * header naming the request's sequence number and what it is, so a peer
  * already in its next collective waits in the inbox, and a stream out of
  * step fails naming the peer. The sender copies the message into one of
@@ -44,7 +46,6 @@
 #define EAGER_COOKIE (0xffffull << 48)
 enum { EAGER_IN = 1, EAGER_OUT = 2 };
 
-enum { EAGER_SIG = 1, EAGER_DATA = 2 };
 
 struct eager_hdr {
 	uint32_t magic;
@@ -68,9 +69,10 @@ struct comm_eager {
 	struct eager_peer *peer; /* per rank */
 };
 
+/* Room for the header, a signature riding in front and the data. */
 static size_t slot_bytes_for(size_t max)
 {
-	return (EAGER_HDR + max + 63) & ~(size_t)63;
+	return (EAGER_HDR + COMM_SIG_LEN + max + 63) & ~(size_t)63;
 }
 
 void comm_eager_agree(struct wccl_comm *c)
@@ -219,8 +221,8 @@ int coll_eager_on(const struct wccl_comm *c, size_t len)
 	return c->eager && len <= c->eager_max;
 }
 
-int coll_eager_send(struct wccl_request *r, int peer, int sig,
-		    const void *src, size_t len)
+int coll_eager_send(struct wccl_request *r, int peer,
+		    enum coll_eager_kind kind, const void *src, size_t len)
 {
 	struct wccl_comm *c = r->comm;
 	struct comm_eager *e = c->eager;
@@ -229,12 +231,16 @@ int coll_eager_send(struct wccl_request *r, int peer, int sig,
 		return WCCL_EAGAIN; /* all in flight: their completions free one */
 	uint32_t slot = (uint32_t)__builtin_ctz(p->out_free);
 	uint8_t *msg = p->out + slot * e->slot_bytes;
-	struct eager_hdr h = { EAGER_MAGIC, sig ? EAGER_SIG : EAGER_DATA,
-			       r->seq };
+	struct eager_hdr h = { EAGER_MAGIC, kind, r->seq };
+	uint32_t at = EAGER_HDR;
 	memcpy(msg, &h, sizeof(h));
+	if (kind == COLL_EAGER_SIG_DATA) {
+		coll_sig_encode(r, msg + at);
+		at += COMM_SIG_LEN;
+	}
 	if (len)
-		memcpy(msg + EAGER_HDR, src, len);
-	int rc = wccl_post_send(eager_ep(c, peer), msg, EAGER_HDR + len,
+		memcpy(msg + at, src, len);
+	int rc = wccl_post_send(eager_ep(c, peer), msg, at + len,
 				eager_mr(c, peer),
 				eager_cookie(EAGER_OUT, peer, slot));
 	if (!rc) {
@@ -308,21 +314,38 @@ static void match_peer(struct wccl_request *r, int peer)
 			return;
 		}
 		len -= EAGER_HDR;
-		if (h.kind == EAGER_SIG) {
-			if (c->sig_got[peer] || len != COMM_SIG_LEN) {
+		msg += EAGER_HDR;
+		int has_sig = h.kind == COLL_EAGER_SIG ||
+			      h.kind == COLL_EAGER_SIG_DATA;
+		if (has_sig) {
+			if (c->sig_got[peer]) {
 				out_of_step(r, peer, "a second signature");
+				return;
+			}
+			if (len < COMM_SIG_LEN ||
+			    (h.kind == COLL_EAGER_SIG && len != COMM_SIG_LEN)) {
+				out_of_step(r, peer, "a cut signature");
 				return;
 			}
 			c->sig_got[peer] = 1;
 			r->sigs_pending--;
+			coll_sig_compare(r, peer, msg);
+		}
+		if (h.kind == COLL_EAGER_SIG) {
 			p->arrived &= ~(1u << slot);
 			p->match++;
-			coll_sig_compare(r, peer, msg + EAGER_HDR);
 			coll_eager_release(c, peer);
 			continue;
 		}
+		if (r->status)
+			return; /* the signature differs */
+		if (has_sig) {
+			msg += COMM_SIG_LEN;
+			len -= COMM_SIG_LEN;
+		}
 		int i = next_eager_recv(r, peer);
-		if (h.kind != EAGER_DATA || !c->sig_got[peer] || i < 0) {
+		if ((h.kind != COLL_EAGER_DATA && !has_sig) ||
+		    !c->sig_got[peer] || i < 0) {
 			out_of_step(r, peer, "a message nothing waits for");
 			return;
 		}
@@ -339,7 +362,7 @@ static void match_peer(struct wccl_request *r, int peer)
 					     (unsigned long long)want));
 			return;
 		}
-		st->eager = msg + EAGER_HDR;
+		st->eager = msg;
 		st->recv_len = len;
 		st->flags |= STEP_RECV_POSTED | STEP_RECV_DONE;
 		p->arrived &= ~(1u << slot);

@@ -351,15 +351,20 @@ static int post_recvs(struct wccl_request *r, int window)
 	return 0;
 }
 
-/* Eager signatures go before any data (a receiver matches them first). */
+/* Eager signatures go before any data (a receiver matches them first),
+ * alone unless they ride in front of the first data (plan_sig_inline). */
 static int send_eager_sigs(struct wccl_request *r)
 {
 	struct coll_plan *p = r->plan;
 	while (r->next_sig < p->n_sig_send) {
+		if (p->sig_inline[r->next_sig]) {
+			r->next_sig++;
+			continue;
+		}
 		uint8_t sig[COMM_SIG_LEN];
 		coll_sig_encode(r, sig);
-		int rc = coll_eager_send(r, p->sig_send_peers[r->next_sig], 1,
-					 sig, sizeof(sig));
+		int rc = coll_eager_send(r, p->sig_send_peers[r->next_sig],
+					 COLL_EAGER_SIG, sig, sizeof(sig));
 		if (rc)
 			return rc;
 		r->next_sig++;
@@ -403,7 +408,11 @@ static int post_sends(struct wccl_request *r, int window)
 		}
 		if (coll_eager_on(c, len)) {
 			/* Copied out at once: the step's range is free again. */
-			int rc = coll_eager_send(r, s->send_peer, 0, src, len);
+			int rc = coll_eager_send(r, s->send_peer,
+						 p->step_sig[i]
+							 ? COLL_EAGER_SIG_DATA
+							 : COLL_EAGER_DATA,
+						 src, len);
 			if (rc == WCCL_EAGAIN)
 				break;
 			if (rc)
@@ -799,10 +808,11 @@ int coll_waiting_on(struct wccl_request *r, char *buf, size_t len,
 		return coll_ll_waiting_on(r, buf, len, never_called);
 	if (r->started && r->direct_phase)
 		return coll_direct_waiting_on(r, buf, len, never_called);
-	/* A peer whose signature never came has not entered this call. */
+	/* A peer whose signature never came has not entered this call,
+	 * unless the signature rides in a message it sends only later. */
 	for (int i = 0; r->started && i < p->n_sig_recv; i++) {
 		int peer = p->sig_recv_peers[i];
-		if (!c->sig_got[peer]) {
+		if (!c->sig_got[peer] && !(c->eager && p->sig_late[i])) {
 			snprintf(buf, len,
 				 "rank %d (host %s), which never started it",
 				 peer, host_of(c, peer));

@@ -32,10 +32,18 @@ int coll_ll_waiting_on(struct wccl_request *r, char *buf, size_t len,
 /* coll_eager.c: small messages and signatures without a rendezvous. */
 /* Does a @len-byte message go eagerly? (Both ends answer alike.) */
 int coll_eager_on(const struct wccl_comm *c, size_t len);
-/* Copy @len bytes (a signature if @sig) into an outbox slot and send it to
- * @peer; -WCCL_EAGAIN while every slot is in flight. */
-int coll_eager_send(struct wccl_request *r, int peer, int sig,
-		    const void *src, size_t len);
+/* What an eager message holds: a signature (@src), data, or @r's
+ * signature followed by data. */
+enum coll_eager_kind {
+	COLL_EAGER_SIG = 1,
+	COLL_EAGER_DATA = 2,
+	COLL_EAGER_SIG_DATA = 3,
+};
+/* Copy @len bytes (after @r's signature for COLL_EAGER_SIG_DATA) into an
+ * outbox slot and send it to @peer; -WCCL_EAGAIN while every slot is in
+ * flight. */
+int coll_eager_send(struct wccl_request *r, int peer,
+		    enum coll_eager_kind kind, const void *src, size_t len);
 /* Match what arrived for @r: signatures are checked, data lands in its
  * step's state (->eager, STEP_RECV_DONE). */
 void coll_eager_match(struct wccl_request *r);

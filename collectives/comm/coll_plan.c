@@ -46,6 +46,9 @@ static void plan_release(struct coll_plan *p)
 	wccl_mem_free(p->work);
 	free(p->sig_send_peers);
 	free(p->sig_recv_peers);
+	free(p->sig_inline);
+	free(p->step_sig);
+	free(p->sig_late);
 	free(p->seg_bound);
 	free(p->seg_in_out);
 	memset(p, 0, sizeof(*p));
@@ -143,6 +146,71 @@ static uint64_t pick_chunk(const struct wccl_comm *c, uint64_t bytes)
 	return chunk;
 }
 
+/*
+ * Does @peer's signature for us ride in a message it sends only after
+ * receiving something? Its schedule is a pure function of the same
+ * arguments: build it and find its first send to us. The answer errs
+ * towards "late" (then a timeout names nobody as never having started).
+ */
+static int peer_sig_late(struct wccl_comm *c, sched_fn fn,
+			 const struct wccl_sched_args *a, int peer)
+{
+	struct wccl_sched_args pa = *a;
+	pa.rank = peer;
+	int n = fn(&pa, NULL, 0);
+	if (n <= 0)
+		return 1;
+	struct wccl_step *st = calloc((size_t)n, sizeof(*st));
+	if (!st)
+		return 1;
+	int late = 1, recv_before = 0;
+	if (fn(&pa, st, (size_t)n) == n) {
+		for (int i = 0; i < n; i++) {
+			if (st[i].send_peer == c->rank) {
+				late = recv_before &&
+				       coll_eager_on(c, st[i].send.count *
+							       a->elem_size);
+				break;
+			}
+			if (st[i].recv_peer >= 0)
+				recv_before = 1;
+		}
+	}
+	free(st);
+	return late;
+}
+
+/*
+ * With eager messages, a signature needs no message of its own when our
+ * first message to the peer is eager: it goes in front of that message's
+ * data. At 4 ranks recursive doubling then sends 2 messages per call, not
+ * 3 (the second partner's signature went alone, ahead of the data).
+ */
+static int plan_sig_inline(struct wccl_comm *c, struct coll_plan *p,
+			   sched_fn fn, const struct wccl_sched_args *a)
+{
+	p->sig_inline = calloc((size_t)c->nranks, 1);
+	p->sig_late = calloc((size_t)c->nranks, 1);
+	p->step_sig = calloc((size_t)p->nsteps + 1, 1);
+	if (!p->sig_inline || !p->sig_late || !p->step_sig)
+		return WCCL_ENOMEM;
+	if (!c->eager || !fn)
+		return 0;
+	for (int k = 0; k < p->n_sig_send; k++) {
+		int i = 0;
+		while (p->steps[i].send_peer != p->sig_send_peers[k])
+			i++;
+		if (coll_eager_on(c, p->steps[i].send.count * p->elem_size)) {
+			p->sig_inline[k] = 1;
+			p->step_sig[i] = 1;
+		}
+	}
+	for (int k = 0; k < p->n_sig_recv; k++)
+		p->sig_late[k] = (uint8_t)peer_sig_late(c, fn, a,
+							p->sig_recv_peers[k]);
+	return 0;
+}
+
 static int build(struct wccl_comm *c, struct coll_plan *p)
 {
 	const struct coll_shape *sh = &p->shape;
@@ -153,6 +221,8 @@ static int build(struct wccl_comm *c, struct coll_plan *p)
 	if (sh->kind == COLL_BARRIER)
 		p->elems = 1;
 	int rc = 0;
+	sched_fn fn = NULL;
+	struct wccl_sched_args a = { 0 };
 	p->ll = coll_ll_eligible(c, sh);
 	if (p->ll) {
 		p->algo = -1;
@@ -164,7 +234,7 @@ static int build(struct wccl_comm *c, struct coll_plan *p)
 			return WCCL_ENOMEM;
 	} else {
 		p->direct = coll_direct_eligible(c, sh);
-		struct wccl_sched_args a = {
+		a = (struct wccl_sched_args){
 			.nranks = c->nranks,
 			.rank = c->rank,
 			.count = sh->kind == COLL_ALLTOALL ? sh->count : p->elems,
@@ -173,7 +243,7 @@ static int build(struct wccl_comm *c, struct coll_plan *p)
 			.root = sh->root,
 			.region_of = c->region_of,
 		};
-		sched_fn fn = pick_schedule(c, p);
+		fn = pick_schedule(c, p);
 		rc = fn(&a, NULL, 0);
 		if (rc >= 0) {
 			p->nsteps = rc;
@@ -205,6 +275,9 @@ static int build(struct wccl_comm *c, struct coll_plan *p)
 		    s->recv.count * p->elem_size > slot)
 			slot = s->recv.count * p->elem_size;
 	}
+	rc = plan_sig_inline(c, p, fn, &a);
+	if (rc)
+		return rc;
 	if (slot) {
 		p->stage_slot_bytes = (slot + 63) & ~(size_t)63;
 		size_t n = STAGE_BUDGET / p->stage_slot_bytes;

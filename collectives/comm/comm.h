@@ -151,6 +151,12 @@ struct coll_plan {
 	uint8_t *work;
 	size_t work_bytes;
 	int *sig_send_peers, *sig_recv_peers;
+	/* Eager runs (coll_exec.c): per sig_send peer, its signature rides
+	 * in our first data message to it (sent with no message of its
+	 * own); per step, that message is the step's send; per sig_recv
+	 * peer, its signature may come late (it rides in a message the peer
+	 * sends only after receiving), so its absence proves nothing. */
+	uint8_t *sig_inline, *step_sig, *sig_late;
 	/* allreduce: block boundaries and, per segment between them, whether
 	 * an out-of-place run's output holds it yet (coll_lazy.c) */
 	int ll; /* small allreduce through the mailboxes: no schedule */

@@ -90,6 +90,7 @@ static void launcher_env(enum launcher l, int r, int n, int port)
 }
 
 static enum launcher g_launcher = WCCL_RUN;
+static const char *g_transport; /* WCCL_TRANSPORT for the ranks, or none */
 
 /* Fork @n ranks running @fn; returns the worst exit status (0 = all ok). */
 static int run_ranks(int n, rank_fn fn)
@@ -104,6 +105,8 @@ static int run_ranks(int n, rank_fn fn)
 			snprintf(b, sizeof(b), "%d", TIMEOUT_MS);
 			setenv("WCCL_TIMEOUT_MS", b, 1);
 			setenv("WCCL_DEBUG", "NONE", 1);
+			if (g_transport)
+				setenv("WCCL_TRANSPORT", g_transport, 1);
 			wccl_param_reload();
 			struct wccl_comm *c;
 			int rc = wccl_comm_init_env(&c);
@@ -245,6 +248,66 @@ static void mismatched_dtypes_fail(void **state)
 {
 	(void)state;
 	assert_int_equal(run_ranks(2, dtype_mismatch_body), 0);
+}
+
+/*
+ * Over uring, small messages go eagerly and a signature rides in front of
+ * the first data to each peer. At 4 ranks recursive doubling's second
+ * partner sends it only after hearing from its first: a missing one then
+ * proves nothing, and no rank may call that partner absent.
+ */
+static int absent_rank_3_body(struct wccl_comm *c, int rank, int n)
+{
+	(void)n;
+	float x[64] = { 0 };
+	if (rank == 3) {
+		usleep((TIMEOUT_MS + 3000) * 1000);
+		wccl_comm_abort(c);
+		return 0;
+	}
+	int rc = wccl_allreduce(x, x, 64, WCCL_FP32, WCCL_SUM, c);
+	if (rc == 0)
+		return say(rank, "allreduce succeeded without rank 3");
+	int bad = blames(c, rank, 3, 0);
+	wccl_comm_abort(c);
+	return bad;
+}
+
+static void signatures_in_data_blame_the_absent_rank(void **state)
+{
+	(void)state;
+	g_transport = "uring";
+	int rc = run_ranks(4, absent_rank_3_body);
+	g_transport = NULL;
+	assert_int_equal(rc, 0);
+}
+
+/* The same mismatch as above where the signatures ride in the data. */
+static int eager_mismatch_body(struct wccl_comm *c, int rank, int n)
+{
+	(void)n;
+	float x[256] = { 0 };
+	size_t count = rank == 3 ? 100 : 200;
+	int rc = wccl_allreduce(x, x, count, WCCL_FP32, WCCL_SUM, c);
+	if (rc != WCCL_EMISMATCH)
+		return say(rank, "got %s, want WCCL_EMISMATCH",
+			   wccl_err_name(rc));
+	int err, who;
+	char msg[256];
+	wccl_comm_get_async_error(c, &err, &who, msg, sizeof(msg));
+	wccl_comm_abort(c);
+	if (!strstr(msg, "count=100") || !strstr(msg, "count=200"))
+		return say(rank, "message does not show both calls: %s", msg);
+	return 0;
+}
+
+static void signatures_in_data_catch_mismatches(void **state)
+{
+	(void)state;
+	g_transport = "uring";
+	int rc = run_ranks(4, eager_mismatch_body);
+	g_transport = NULL;
+	assert_int_equal(rc, 0);
 }
 
 static int split_body(struct wccl_comm *c, int rank, int n)
@@ -491,6 +554,8 @@ int main(void)
 		cmocka_unit_test(abort_reaches_everyone),
 		cmocka_unit_test(dead_rank_is_named),
 		cmocka_unit_test(absent_rank_is_named),
+		cmocka_unit_test(signatures_in_data_blame_the_absent_rank),
+		cmocka_unit_test(signatures_in_data_catch_mismatches),
 		cmocka_unit_test(links_are_measured_at_init),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -314,8 +314,9 @@ static int uring_cq_poll(struct wccl_cq *q, struct wccl_completion *wc,
 	int n = comp_ring_pop(cq->ring, cq->cap, &cq->head, &cq->count, wc,
 			      max);
 	/* Nothing yet: let a peer sharing this core run (it may be the one
-	 * we wait for) instead of spinning out its time slice. */
-	if (!n && URING_CTX(q->ctx)->yield)
+	 * we wait for) instead of spinning out its time slice, unless the
+	 * caller yields when it finds nothing anyway. */
+	if (!n && URING_CTX(q->ctx)->yield && !q->ctx->caller_yields)
 		sched_yield();
 	return n;
 }
