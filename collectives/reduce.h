@@ -50,4 +50,29 @@ int wccl_reduce_local(void *dst, const void *a, const void *b, size_t count,
 int wccl_reduce_avg_finish(void *buf, size_t count, enum wccl_dtype dtype,
 			   uint32_t divisor);
 
+/*
+ * Many inputs into many outputs in one pass: for every element i in
+ * [first, first + count) and every k < ndst,
+ *   dst[k][i] = src[0][i] OP src[1][i] OP ... OP src[nsrc-1][i],
+ * combined in that order (so the bits do not depend on who computes them).
+ * The arrays hold whole buffers and @first picks the range, so a caller
+ * walking them in chunks needs no arrays of its own.
+ * Each element is read from every input before it is written to any
+ * output, so an output may be the same pointer as an input (in place);
+ * partial overlap is not allowed. The semantics per type are those of
+ * wccl_reduce_local(), except that fp16 and bf16 are widened to fp32, all
+ * nsrc values combined in fp32 and the result rounded once. AVG divides
+ * the sum by nsrc before storing it, as wccl_reduce_avg_finish() does
+ * (fp16/bf16: the fp32 sum, then one rounding).
+ *
+ * nsrc == 1 copies src[0] to every output (AVG divides by 1). count == 0
+ * is a no-op. Never allocates, never blocks.
+ *
+ * Returns 0, or WCCL_EINVAL for an unknown dtype or op, nsrc < 1, ndst < 0,
+ * or NULL arrays or pointers with count > 0.
+ */
+int wccl_reduce_fused(void *const *dst, int ndst, const void *const *src,
+		      int nsrc, size_t first, size_t count,
+		      enum wccl_dtype dtype, enum wccl_redop op);
+
 #endif

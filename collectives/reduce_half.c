@@ -43,6 +43,34 @@ void wccl_reduce_fp16_portable(uint16_t *dst, const uint16_t *a,
 	}
 }
 
+/* Elements [first, end) of wccl_reduce_fused() for fp16, one at a time:
+ * every input widened and combined in fp32 in input order, AVG divided,
+ * then rounded once. */
+static void fused_fp16_range(uint16_t *const *dst, int ndst,
+			     const uint16_t *const *src, int nsrc,
+			     size_t first, size_t end, enum wccl_redop op)
+{
+	combine_fn combine = combine_for(op);
+	for (size_t i = first; i < end; i++) {
+		float acc = wccl_fp16_to_fp32(src[0][i]);
+		for (int p = 1; p < nsrc; p++)
+			acc = combine(acc, wccl_fp16_to_fp32(src[p][i]));
+		if (op == WCCL_AVG)
+			acc = acc / (float)nsrc;
+		uint16_t h = wccl_fp32_to_fp16(acc);
+		for (int k = 0; k < ndst; k++)
+			dst[k][i] = h;
+	}
+}
+
+void wccl_reduce_fused_fp16_portable(uint16_t *const *dst, int ndst,
+				     const uint16_t *const *src, int nsrc,
+				     size_t first, size_t count,
+				     enum wccl_redop op)
+{
+	fused_fp16_range(dst, ndst, src, nsrc, first, first + count, op);
+}
+
 #ifdef HAVE_X86
 /* CPUID leaf 1, ECX: AVX (bit 28), F16C (bit 29), OSXSAVE (bit 27); and the
  * OS must save the YMM state (XCR0 bits 1 and 2). Asked directly because
@@ -134,6 +162,64 @@ void wccl_reduce_fp16_f16c(uint16_t *dst, const uint16_t *a,
 	}
 }
 
+/* wccl_reduce_fused() for fp16 with F16C; @avg divides by nsrc. */
+#define F16C_FUSED(name, combine, op, avg)                                      \
+	static F16C_TARGET void name(uint16_t *const *dst, int ndst,           \
+				     const uint16_t *const *src, int nsrc,     \
+				     size_t first, size_t count)               \
+	{                                                                      \
+		size_t i = first, end = first + count;                         \
+		for (; i + HALF_BLOCK <= end; i += HALF_BLOCK) {               \
+			float acc[HALF_BLOCK], y[HALF_BLOCK];                  \
+			uint16_t out[HALF_BLOCK];                              \
+			widen8(acc, src[0] + i);                               \
+			widen8(acc + 8, src[0] + i + 8);                       \
+			for (int p = 1; p < nsrc; p++) {                       \
+				widen8(y, src[p] + i);                         \
+				widen8(y + 8, src[p] + i + 8);                 \
+				for (int j = 0; j < HALF_BLOCK; j++)           \
+					acc[j] = combine(acc[j], y[j]);        \
+			}                                                      \
+			for (int j = 0; avg && j < HALF_BLOCK; j++)            \
+				acc[j] = acc[j] / (float)nsrc;                 \
+			narrow8(out, acc);                                     \
+			narrow8(out + 8, acc + 8);                             \
+			for (int k = 0; k < ndst; k++)                         \
+				memcpy(dst[k] + i, out, sizeof(out));          \
+		}                                                              \
+		fused_fp16_range(dst, ndst, src, nsrc, i, end, op);            \
+	}
+
+F16C_FUSED(f16c_fused_sum, sum_f32, WCCL_SUM, 0)
+F16C_FUSED(f16c_fused_prod, prod_f32, WCCL_PROD, 0)
+F16C_FUSED(f16c_fused_min, min_f32, WCCL_MIN, 0)
+F16C_FUSED(f16c_fused_max, max_f32, WCCL_MAX, 0)
+F16C_FUSED(f16c_fused_avg, sum_f32, WCCL_AVG, 1)
+
+void wccl_reduce_fused_fp16_f16c(uint16_t *const *dst, int ndst,
+				 const uint16_t *const *src, int nsrc,
+				 size_t first, size_t count,
+				 enum wccl_redop op)
+{
+	switch (op) {
+	case WCCL_PROD:
+		f16c_fused_prod(dst, ndst, src, nsrc, first, count);
+		break;
+	case WCCL_MIN:
+		f16c_fused_min(dst, ndst, src, nsrc, first, count);
+		break;
+	case WCCL_MAX:
+		f16c_fused_max(dst, ndst, src, nsrc, first, count);
+		break;
+	case WCCL_AVG:
+		f16c_fused_avg(dst, ndst, src, nsrc, first, count);
+		break;
+	default:
+		f16c_fused_sum(dst, ndst, src, nsrc, first, count);
+		break;
+	}
+}
+
 F16C_TARGET void wccl_fp16_to_fp32_f16c(float *dst, const uint16_t *src,
 					size_t count)
 {
@@ -171,6 +257,14 @@ void wccl_reduce_fp16_f16c(uint16_t *dst, const uint16_t *a,
 			   const uint16_t *b, size_t count, enum wccl_redop op)
 {
 	wccl_reduce_fp16_portable(dst, a, b, count, op);
+}
+
+void wccl_reduce_fused_fp16_f16c(uint16_t *const *dst, int ndst,
+				 const uint16_t *const *src, int nsrc,
+				 size_t first, size_t count,
+				 enum wccl_redop op)
+{
+	fused_fp16_range(dst, ndst, src, nsrc, first, first + count, op);
 }
 
 void wccl_fp16_to_fp32_f16c(float *dst, const uint16_t *src, size_t count)

@@ -28,6 +28,17 @@ void wccl_reduce_fp16_f16c(uint16_t *dst, const uint16_t *a,
 			   const uint16_t *b, size_t count,
 			   enum wccl_redop op);
 
+/* wccl_reduce_fused() for fp16 (op may be AVG: the fp32 sum divided by
+ * nsrc, rounded once), both ways. */
+void wccl_reduce_fused_fp16_portable(uint16_t *const *dst, int ndst,
+				     const uint16_t *const *src, int nsrc,
+				     size_t first, size_t count,
+				     enum wccl_redop op);
+void wccl_reduce_fused_fp16_f16c(uint16_t *const *dst, int ndst,
+				 const uint16_t *const *src, int nsrc,
+				 size_t first, size_t count,
+				 enum wccl_redop op);
+
 /* Array conversions with F16C, for the equivalence tests; call only when
  * wccl_cpu_has_f16c(). */
 void wccl_fp16_to_fp32_f16c(float *dst, const uint16_t *src, size_t count);

@@ -8,6 +8,12 @@
  * memcpy (2N bytes moved) and a restrict-qualified a[i] = b[i] + c[i] loop
  * (3N bytes), both on the same 64 MiB buffers, which no cache holds.
  *
+ * Then one rank's share of a same-host direct allreduce, n inputs to n
+ * outputs of 512 KiB each (a 2 MiB call at 4 ranks), in 8 KiB chunks:
+ * pairwise passes into one output and copies to the others (the pattern
+ * before wccl_reduce_fused) against the fused kernel. One thread, so this
+ * is the kernels alone, without the other ranks' traffic.
+ *
  * Usage: bench-reduce [MiB per buffer, default 64] [repetitions, default 10]
  */
 #include <stdint.h>
@@ -106,6 +112,85 @@ static void fill(void *p, size_t bytes)
 	}
 }
 
+#define SHARE_BYTES (512u * 1024u)
+#define SHARE_CHUNK (8u * 1024u)
+#define SHARE_MAX_N 8
+
+/* One share in fp32 sum: @how 0 pairwise passes into one output + copies,
+ * 1 fused into all outputs, 2 fused into one output + copies. */
+static void share_once(float **out, const float **in, int n, int how)
+{
+	size_t step = SHARE_CHUNK / sizeof(float);
+	void *const *d = (void *const *)out;
+	const void *const *s = (const void *const *)in;
+	for (size_t e = 0; e < SHARE_BYTES / sizeof(float); e += step) {
+		if (how == 1) {
+			wccl_reduce_fused(d, n, s, n, e, step, WCCL_FP32,
+					  WCCL_SUM);
+			continue;
+		}
+		if (how == 2) {
+			wccl_reduce_fused(d, 1, s, n, e, step, WCCL_FP32,
+					  WCCL_SUM);
+		} else {
+			wccl_reduce_local(out[0] + e, in[0] + e, in[1] + e,
+					  step, WCCL_FP32, WCCL_SUM);
+			for (int p = 2; p < n; p++)
+				wccl_reduce_local(out[0] + e, out[0] + e,
+						  in[p] + e, step, WCCL_FP32,
+						  WCCL_SUM);
+		}
+		for (int p = 1; p < n; p++)
+			memcpy(out[p] + e, out[0] + e, SHARE_CHUNK);
+	}
+}
+
+/* Best time of @reps shares, in microseconds. */
+static double share_us(float **out, const float **in, int n, int how,
+		       int reps)
+{
+	double best = 1e30;
+	for (int r = 0; r < reps; r++) {
+		double t0 = now_s();
+		share_once(out, in, n, how);
+		double t = now_s() - t0;
+		if (t < best)
+			best = t;
+	}
+	return best * 1e6;
+}
+
+static void bench_shares(int reps)
+{
+	float *in[SHARE_MAX_N], *out[SHARE_MAX_N];
+	for (int p = 0; p < SHARE_MAX_N; p++) {
+		in[p] = aligned_alloc(64, SHARE_BYTES);
+		out[p] = aligned_alloc(64, SHARE_BYTES);
+		if (!in[p] || !out[p]) {
+			fprintf(stderr, "bench-reduce: cannot allocate\n");
+			exit(1);
+		}
+		fill(in[p], SHARE_BYTES);
+		memset(out[p], 0, SHARE_BYTES);
+	}
+	printf("direct share, fp32 sum, n x %u KiB in and out, best of %d:\n",
+	       SHARE_BYTES / 1024, reps * 10);
+	static const int ns[] = {2, 3, 4, 8};
+	for (size_t k = 0; k < sizeof(ns) / sizeof(ns[0]); k++) {
+		int n = ns[k];
+		double pw = share_us(out, (const float **)in, n, 0, reps * 10);
+		double fu = share_us(out, (const float **)in, n, 1, reps * 10);
+		double f1 = share_us(out, (const float **)in, n, 2, reps * 10);
+		printf("  n=%d pairwise+copies %7.1f us, fused %7.1f us "
+		       "(%.2fx), fused into one + copies %7.1f us (%.2fx)\n",
+		       n, pw, fu, fu / pw, f1, f1 / pw);
+	}
+	for (int p = 0; p < SHARE_MAX_N; p++) {
+		free(in[p]);
+		free(out[p]);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	size_t mib = argc > 1 ? strtoul(argv[1], NULL, 0) : 64;
@@ -147,5 +232,6 @@ int main(int argc, char **argv)
 	free(dst);
 	free(a);
 	free(b);
+	bench_shares(reps);
 	return 0;
 }

@@ -3,11 +3,12 @@
  * Large allreduce among the ranks of one host, straight between the
  * callers' buffers: every rank maps every other rank's input (read) and
  * output (write), reduces its own 1/n of the elements from all inputs in
- * rank order and writes the result into every output. Each byte of input
- * is read once and each byte of output written once, by one rank, with no
- * staging and no messages: per rank n/n reads and n/n writes of the
- * buffer, where a ring over the shm transport also copies every block into
- * staging and back out.
+ * rank order and writes the result into every output in the same pass
+ * (wccl_reduce_fused; rank order, so the bits do not depend on which rank
+ * computes them). Each byte of input is read once and each byte of output
+ * written once, by one rank, with no staging and no messages: per rank
+ * n/n reads and n/n writes of the buffer, where a ring over the shm
+ * transport also copies every block into staging and back out.
  *
  * It needs the buffers in wccl_mem memory (the memfd is what a peer maps).
  * The call goes through the mailboxes of coll_ll.c in three rounds, each
@@ -44,13 +45,9 @@
 #include "core/params.h"
 #include "transport/provider.h"
 
-/* Reduce this much, then copy it out while it is in cache. When all the
- * buffers together fit in the cache (under WCCL_DIRECT_NT_BYTES), a chunk
- * that fits in L1 spares every pass over it a trip to L2 (2 MiB: 0.8x the
- * time at 4 ranks, 0.9x at 2); past the cache 8 KiB was slower (8 MiB
- * 1.2x, in place up to 1.5x): the prefetchers want long streams. */
+/* Past the cache (streaming below), reduce this much into our own
+ * output, then copy it to the others while it is in cache. */
 #define DIRECT_CHUNK (64u * 1024u)
-#define DIRECT_CHUNK_CACHED (8u * 1024u)
 
 struct direct_card {
 	uint32_t ok;
@@ -219,58 +216,61 @@ static int all_kept(struct wccl_request *r)
 	return 1;
 }
 
-/* Reduce our block from every input and write it to every output. */
-static int reduce_share(struct wccl_request *r)
+/*
+ * Out of place and past the cache (all ranks' buffers together reach
+ * WCCL_DIRECT_NT_BYTES), results go to the other outputs with stores that
+ * skip the cache: this rank never reads them again, and it halves the
+ * traffic of writing them (bench, 2 and 4 ranks, 8-128 MiB: 1.2-1.5x). In
+ * place they are the next call's inputs of our block: there streaming
+ * measured 20 % slower with 2 ranks and 17 % faster with 4, so it is left
+ * out.
+ */
+static int streaming(const struct wccl_request *r)
+{
+	size_t es = wccl_dtype_size(r->shape.dtype);
+	uint64_t nt = (uint64_t)wccl_param_int(WCCL_PARAM_DIRECT_NT_BYTES);
+	uint64_t all = 2ull * (uint64_t)r->comm->nranks * r->shape.count * es;
+	return nt && r->sendbuf != r->recvbuf && all >= nt;
+}
+
+/* Elements [e, e + cnt) of every input, reduced in rank order into every
+ * output. All inputs of an element are read before any output of it is
+ * written: in place, each input is also an output. */
+static int reduce_chunk(struct wccl_request *r, uint64_t e, size_t cnt,
+			int stream)
 {
 	struct wccl_comm *c = r->comm;
 	enum wccl_dtype t = (enum wccl_dtype)r->shape.dtype;
 	enum wccl_redop op = (enum wccl_redop)r->shape.op;
-	size_t es = wccl_dtype_size(t);
+	int n = c->nranks;
+	const void *const *in = (const void *const *)c->direct_in;
+	if (!stream)
+		return wccl_reduce_fused((void *const *)c->direct_out, n, in, n,
+					 e, cnt, t, op);
+	void *mine = c->direct_out[c->rank];
+	int rc = wccl_reduce_fused(&mine, 1, in, n, e, cnt, t, op);
+	size_t es = wccl_dtype_size(t), at = e * es;
+	for (int p = 0; p < n && !rc; p++)
+		if (p != c->rank)
+			wccl_copy_stream(c->direct_out[p] + at,
+					 (const uint8_t *)mine + at, cnt * es);
+	return rc;
+}
+
+/* Reduce our block from every input and write it to every output. */
+static int reduce_share(struct wccl_request *r)
+{
+	struct wccl_comm *c = r->comm;
+	size_t step = DIRECT_CHUNK / wccl_dtype_size(r->shape.dtype);
 	struct wccl_block b = wccl_sched_block(r->shape.count, c->nranks,
 					       c->rank);
-	uint8_t *mine = c->direct_out[c->rank];
-	/* Out of place, this rank never reads the other outputs again, and
-	 * past the cache stores that skip it halve the traffic of writing
-	 * them (bench, 2 and 4 ranks, 8-128 MiB: 1.2-1.5x). In place they are
-	 * the next call's inputs of our block: there streaming measured
-	 * 20 % slower with 2 ranks and 17 % faster with 4, so it is left out. */
-	uint64_t nt = (uint64_t)wccl_param_int(WCCL_PARAM_DIRECT_NT_BYTES);
-	uint64_t all = 2ull * (uint64_t)c->nranks * r->shape.count * es;
-	int stream = nt && r->sendbuf != r->recvbuf && all >= nt;
-	size_t chunk = nt && all < nt ? DIRECT_CHUNK_CACHED : DIRECT_CHUNK;
-	size_t step = chunk / es;
-	for (uint64_t e = b.offset; e < b.offset + b.count; e += step) {
-		size_t n = b.offset + b.count - e < step
-				   ? (size_t)(b.offset + b.count - e)
-				   : step;
-		size_t at = e * es;
-		uint8_t *dst = mine + at;
-		/* Our own input first: in place, dst is that input, and it
-		 * must be read before it is written. (One rank computes each
-		 * element and copies it everywhere, so every rank has the
-		 * same bits whatever the order.) */
-		int first = c->rank ? 0 : 1;
-		int rc = wccl_reduce_local(dst, c->direct_in[c->rank] + at,
-					   c->direct_in[first] + at, n, t, op);
-		for (int p = first + 1; p < c->nranks && !rc; p++)
-			if (p != c->rank)
-				rc = wccl_reduce_local(dst, dst,
-						       c->direct_in[p] + at, n,
-						       t, op);
-		if (!rc && op == WCCL_AVG)
-			rc = wccl_reduce_avg_finish(dst, n, t,
-						    (uint32_t)c->nranks);
+	int stream = streaming(r);
+	uint64_t end = b.offset + b.count;
+	for (uint64_t e = b.offset; e < end; e += step) {
+		size_t cnt = end - e < step ? (size_t)(end - e) : step;
+		int rc = reduce_chunk(r, e, cnt, stream);
 		if (rc)
 			return rc;
-		for (int p = 0; p < c->nranks; p++) {
-			if (p == c->rank)
-				continue;
-			if (stream)
-				wccl_copy_stream(c->direct_out[p] + at, dst,
-						 n * es);
-			else
-				memcpy(c->direct_out[p] + at, dst, n * es);
-		}
 	}
 	if (stream)
 		wccl_copy_stream_fence(); /* before the "written" flag */
