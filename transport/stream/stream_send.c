@@ -976,6 +976,20 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Min, p50 and p99 of @n probe samples (us; at most RTT_SAMPLES kept). */
+static void probe_percentiles(uint32_t *v, uint64_t n, double *min,
+			      double *p50, double *p99)
+{
+	if (n > RTT_SAMPLES)
+		n = RTT_SAMPLES;
+	if (!n)
+		return;
+	qsort(v, n, sizeof(uint32_t), cmp_u32);
+	*min = v[0];
+	*p50 = v[(n - 1) * 50 / 100];
+	*p99 = v[(n - 1) * 99 / 100];
+}
+
 static void snd_percentiles(struct snd *s)
 {
 	uint64_t n = s->nrtt < RTT_SAMPLES ? s->nrtt : RTT_SAMPLES;
@@ -987,21 +1001,11 @@ static void snd_percentiles(struct snd *s)
 	s->st.rtt_p99_us = s->rtt[(n - 1) * 99 / 100];
 	s->st.rtt_p999_us = s->rtt[(n - 1) * 999 / 1000];
 	s->st.probe_samples = s->nprtt;
-	if (s->nprtt) {
-		n = s->nprtt;
-		qsort(s->prtt, n, sizeof(uint32_t), cmp_u32);
-		s->st.probe_min_us = s->prtt[0];
-		s->st.probe_p50_us = s->prtt[(n - 1) * 50 / 100];
-		s->st.probe_p99_us = s->prtt[(n - 1) * 99 / 100];
-	}
+	probe_percentiles(s->prtt, s->nprtt, &s->st.probe_min_us,
+			  &s->st.probe_p50_us, &s->st.probe_p99_us);
 	s->st.icmp_samples = s->nirtt;
-	if (s->nirtt) {
-		n = s->nirtt < RTT_SAMPLES ? s->nirtt : RTT_SAMPLES;
-		qsort(s->irtt, n, sizeof(uint32_t), cmp_u32);
-		s->st.icmp_min_us = s->irtt[0];
-		s->st.icmp_p50_us = s->irtt[(n - 1) * 50 / 100];
-		s->st.icmp_p99_us = s->irtt[(n - 1) * 99 / 100];
-	}
+	probe_percentiles(s->irtt, s->nirtt, &s->st.icmp_min_us,
+			  &s->st.icmp_p50_us, &s->st.icmp_p99_us);
 }
 
 static void snd_cleanup(struct snd *s)
