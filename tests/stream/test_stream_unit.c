@@ -2,6 +2,7 @@
 /* Pure pieces of the streaming engine: CRC32C (both implementations),
  * the pacing model, pipe sizing and the resume journal. */
 #include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -344,6 +345,12 @@ static void sim_run(const struct sim_cfg *g, struct sim_result *res)
 				break;
 			struct pace_rs_sample smp;
 			inflight -= chunk;
+			/* as the stream: startup samples over 2 path RTTs */
+			rs.rcv_window_ns =
+			    !g->ack_only && cc.phase < 2 &&
+				    pace_model_long_path(&cc)
+				? 2 * cc.probe_min_ns
+				: 0;
 			pace_rs_on_ack(&rs, &c[a].u, chunk, now, c[a].rcv,
 				       g->rcv_bytes ? c[a].rcv_bytes : 0,
 				       2 * owd, &smp);
@@ -533,17 +540,21 @@ static void test_window_long_path(void **state)
 				    .nconn = nconn,
 				    .T = 14000000000ull,
 				    .min_bytes = 2ull * nconn * chunks[i],
-				    .unit = 1};
+				    .unit = 1,
+				    .rcv_bytes = 1};
 		struct sim_result r, r0;
 		sim_run(&g, &r);
 		g.unit = 0;
+		g.rcv_bytes = 0;
 		sim_run(&g, &r0);
 		struct sim_result rn;
 		g.unit = 1;
+		g.rcv_bytes = 1;
 		g.noise = 1;
 		sim_run(&g, &rn);
 		g.noise = 0;
 		g.unit = 0;
+		g.rcv_bytes = 0;
 		print_message("  noisy probe, %u KiB: startup ends %.2f s, "
 			      "goodput %.0f %%, btlbw %.1f-%.1f Mbit/s\n",
 			      (unsigned)(chunks[i] >> 10), rn.startup_s,
@@ -627,6 +638,46 @@ static void test_cc_probe_up_held(void **state)
 		      cc.qfactor, (double)cc.btlbw * 8e-6, (double)R * 8e-6);
 	assert_true(cc.qfactor < 0.8);
 	assert_true(cc.btlbw >= R * 9 / 10);
+}
+
+/* The stream's long path: the queue startup built is drain's to empty;
+ * the delay factor is not cut for it, in startup or in drain. Before, two
+ * cuts in drain left it at 0.59, and the rate took 1 s to come back (seen
+ * in the VM at 40 Mbit/s, 40 ms). */
+static void test_cc_drain_keeps_factor(void **state)
+{
+	(void)state;
+	const uint64_t R = 5000000, unit = 256 << 10;
+	struct pace_model cc;
+	long_path_model(&cc, unit);
+	uint64_t now = 1000000000, d = 0;
+	for (int i = 0; i <= 40; i++) { /* startup: x2 per 100 ms to R */
+		uint64_t r = (uint64_t)((double)R * exp2((i - 40) / 10.0));
+		now += 10000000;
+		d += r / 100;
+		pace_model_on_probe(&cc, now, 40000000);
+		pace_model_on_ack(&cc, now, 100000000, r,
+				  d > 4 * unit ? d - 4 * unit : 0, d, 8 * unit);
+	}
+	assert_int_equal(cc.phase, 0);
+	int drained = 0;
+	for (int i = 0; i < 30; i++) { /* 300 ms of a 30 ms queue */
+		now += 10000000;
+		d += R / 100;
+		pace_model_on_probe(&cc, now, 70000000);
+		pace_model_on_ack(&cc, now, 100000000, R,
+				  d > 4 * unit ? d - 4 * unit : 0, d, 8 * unit);
+		drained |= cc.phase == 1;
+	}
+	assert_true(drained);
+	assert_true(cc.qfactor == 1.0);
+	for (int i = 0; i < 5; i++) { /* the queue gone */
+		now += 10000000;
+		pace_model_on_probe(&cc, now, 40000000);
+	}
+	assert_int_equal(cc.phase, 2);
+	assert_true(cc.qfactor == 1.0);
+	assert_true(cc.pacing_rate >= R);
 }
 
 /* 3 s of delivery samples at @rate (bytes/s), 10 ms apart, and a queue
@@ -873,6 +924,68 @@ static void test_rate_ack_compression(void **state)
 	assert_int_equal(cc.btlbw, R / 2);
 }
 
+/* Startup's ramp at the receiver: the arrival rate doubles every 200 ms
+ * until the link (40 Mbit/s) is full; one 256 KiB chunk completes per
+ * ack, 6 connections' worth of sampler window (3 MiB, 0.6 s at the link).
+ * Within 200 ms of the link filling, a window of two path RTTs of the
+ * receiver's time (rcv_window_ns) reads the link; the byte window alone
+ * still reads the ramp. */
+static uint64_t startup_ramp_max(uint64_t rcv_window_ns)
+{
+	const double R = 5e6, dbl = 0.2, t_sat = 0.8;
+	const uint64_t unit = 256 << 10, owd = 20000000, t0 = 1000000000;
+	enum { N = 48 };
+	uint64_t rcv[N], sent[N];
+	double t = 0, bytes = 0;
+	for (int i = 0; i < N; i++) {
+		/* receiver time at which chunk i completes, 1 ms steps */
+		while (bytes < (double)(i + 1) * (double)unit) {
+			double r = t >= t_sat ? R
+					      : R * exp2((t - t_sat) / dbl);
+			bytes += r * 1e-3;
+			t += 1e-3;
+		}
+		rcv[i] = t0 + (uint64_t)(t * 1e9);
+		/* it left as the one before began to arrive */
+		sent[i] = (i ? rcv[i - 1] : t0) - owd;
+	}
+	struct pace_rs rs;
+	pace_rs_init(&rs, 12 * unit);
+	rs.rcv_window_ns = rcv_window_ns;
+	struct pace_rs_unit u[N];
+	uint64_t hi = 0, inflight = 0;
+	int snt = 0;
+	for (int i = 0; i < N; i++) {
+		uint64_t ack = rcv[i] + owd;
+		while (snt < N && sent[snt] < ack) {
+			pace_rs_on_send(&rs, &u[snt], sent[snt], inflight);
+			inflight += unit;
+			snt++;
+		}
+		struct pace_rs_sample smp;
+		inflight -= unit;
+		pace_rs_on_ack(&rs, &u[i], unit, ack, rcv[i],
+			       (uint64_t)(i + 1) * unit, 2 * owd, &smp);
+		assert_true(smp.rate <= (uint64_t)(R * 1.02));
+		if (rcv[i] <= t0 + (uint64_t)((t_sat + 0.2) * 1e9) &&
+		    smp.rate > hi)
+			hi = smp.rate;
+	}
+	return hi;
+}
+
+static void test_rate_startup_window(void **state)
+{
+	(void)state;
+	uint64_t bytes_only = startup_ramp_max(0);
+	uint64_t timed = startup_ramp_max(80000000);
+	print_message("  0.2 s after the link fills: %.1f Mbit/s by bytes, "
+		      "%.1f by 80 ms of receiver time (link 40.0)\n",
+		      bytes_only * 8e-6, timed * 8e-6);
+	assert_true(timed >= 4900000);
+	assert_true(bytes_only < 4000000);
+}
+
 static void test_cc_cap(void **state)
 {
 	(void)state;
@@ -992,7 +1105,9 @@ int main(void)
 	    cmocka_unit_test(test_cc_probe_up_grows),
 	    cmocka_unit_test(test_cc_probe_min_window),
 	    cmocka_unit_test(test_cc_room_keeps_estimate),
+	    cmocka_unit_test(test_cc_drain_keeps_factor),
 	    cmocka_unit_test(test_rate_ack_compression),
+	    cmocka_unit_test(test_rate_startup_window),
 	    cmocka_unit_test(test_rate_striped),
 	    cmocka_unit_test(test_rate_stalls),
 	    cmocka_unit_test(test_window_long_path),

@@ -147,6 +147,9 @@ struct pace_rs {
 	uint64_t app_limited;	/* 0, or samples are app-limited until
 				 * delivered passes this */
 	uint64_t min_bytes;	/* shortest window, bytes (0: BBR's only) */
+	uint64_t rcv_window_ns; /* 0, or: with the receiver's byte counts, the
+				 * window is the newest that spans this much
+				 * of its time (see .c) */
 	int ack_only;		/* 1: ack interval alone (see .c) */
 	struct pace_rs_point hist[PACE_RS_HIST];
 	uint64_t nhist;

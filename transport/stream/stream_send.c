@@ -749,6 +749,12 @@ static void snd_on_ack(struct snd *s, const struct smsg *m, int nak,
 	 * On a short path the CPU is the bottleneck and a generous estimate
 	 * (pacing above it) is what keeps it busy: the ack interval alone. */
 	s->rs.ack_only = !pace_model_long_path(&s->cc);
+	/* Startup and drain on a long path: the rate of the last two path
+	 * RTTs at the receiver (pace_rate.c), so that the estimate holds
+	 * the link's rate when startup meets the queue. */
+	s->rs.rcv_window_ns = !s->rs.ack_only && s->cc.phase < 2
+				  ? 2 * s->cc.probe_min_ns
+				  : 0;
 	struct pace_rs_sample rs;
 	pace_rs_on_ack(&s->rs, &sl->rs, sl->len, now, m->aux1, m->offset,
 		       s->rs.ack_only ? 0 : s->ping_min, &rs);
