@@ -35,6 +35,8 @@
 #define URING_BATCH_BYTES (256u * 1024u)
 #define URING_CHUNK_MAX (1u << 30) /* one SQE moves at most this */
 #define URING_PARK_PASSES 4096u    /* silent this long: not polled */
+#define URING_FRESH_MSGS 64u       /* fewer in so far: barely used */
+#define URING_FRESH_PASSES 64u     /* barely used, silent: not polled */
 
 /* CQE user_data = object pointer | tag (objects are 8-byte aligned). */
 enum uring_tag {
@@ -174,6 +176,7 @@ struct uring_ep {
 	bool rx_busy, rx_direct, rx_reserved, hello_rx;
 	bool rx_more; /* the last recv filled its buffer: more is likely */
 	uint64_t rx_pass; /* the progress pass that last got bytes */
+	uint64_t rx_msgs; /* headers read since HELLO */
 	struct uring_wire_hdr cur;
 	uint8_t *dest;      /* NULL: drain the payload */
 	uint64_t remaining; /* payload bytes still to come */
@@ -204,6 +207,24 @@ static inline uint64_t uring_tx_unacked(const struct uring_ep *ep)
 	uint64_t from = ep->tx_acked + 1 > ep->tx_done ? ep->tx_acked + 1
 						       : ep->tx_done;
 	return ep->tx_post > from ? ep->tx_post - from : 0;
+}
+
+/*
+ * Worth a direct read every pass, after @silent passes without a byte?
+ * Within URING_PARK_PASSES of the last bytes, unless the connection has
+ * carried fewer than URING_FRESH_MSGS messages (setup traffic: hellos,
+ * pings) and owes us no ACK: then only URING_FRESH_PASSES. A
+ * collective's first size would otherwise pay a recv per pass for
+ * thousands of passes on connections its schedule never reads. Either
+ * way an io_uring recv replaces the reads, so a late message still
+ * arrives (one completion later); the next read parks it again.
+ */
+static inline bool uring_rx_pollworthy(uint64_t silent, uint64_t msgs,
+				       bool awaits_ack)
+{
+	if (msgs < URING_FRESH_MSGS && !awaits_ack)
+		return silent <= URING_FRESH_PASSES;
+	return silent <= URING_PARK_PASSES;
 }
 
 /* ---- CQ slots ---- */

@@ -48,7 +48,7 @@ static bool uring_rx_result(struct uring_ep *ep, int res);
  * recv whose completion costs a submit and a task-work run. The sleeping
  * pass arms io_uring for all of them (uring_rx_poll), so a wait still
  * wakes on data. false when the list is full, or the connection has been
- * silent for URING_PARK_PASSES passes (a recv per pass on a connection
+ * silent too long (uring_rx_pollworthy: a recv per pass on a connection
  * nobody uses now, such as the bulk one beside the collectives' eager
  * one, would only slow the others' polling down): arm io_uring instead.
  */
@@ -58,7 +58,8 @@ static bool uring_rx_park(struct uring_ep *ep)
 	if (ep->polled)
 		return true;
 	if (ctx->sleeping || ctx->n_polled >= ctx->rx_poll_max ||
-	    ctx->pass - ep->rx_pass > URING_PARK_PASSES)
+	    !uring_rx_pollworthy(ctx->pass - ep->rx_pass, ep->rx_msgs,
+				 uring_tx_unacked(ep) > 0))
 		return false;
 	ep->polled = true;
 	ep->next_polled = ctx->polled;
@@ -290,6 +291,7 @@ static bool uring_rx_header(struct uring_ep *ep)
 		ep->stg_lo += URING_WIRE_HDR_LEN;
 		return true;
 	}
+	ep->rx_msgs++;
 	switch (h.op) {
 	case URING_OP_ACK:
 	case URING_OP_NAK:
