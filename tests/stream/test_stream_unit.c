@@ -351,6 +351,7 @@ static void sim_run(const struct sim_cfg *g, struct sim_result *res)
 				    pace_model_long_path(&cc)
 				? 2 * cc.probe_min_ns
 				: 0;
+			cc.recent_samples = rs.rcv_window_ns && g->rcv_bytes;
 			pace_rs_on_ack(&rs, &c[a].u, chunk, now, c[a].rcv,
 				       g->rcv_bytes ? c[a].rcv_bytes : 0,
 				       2 * owd, &smp);
@@ -643,7 +644,9 @@ static void test_cc_probe_up_held(void **state)
 /* The stream's long path: the queue startup built is drain's to empty;
  * the delay factor is not cut for it, in startup or in drain. Before, two
  * cuts in drain left it at 0.59, and the rate took 1 s to come back (seen
- * in the VM at 40 Mbit/s, 40 ms). */
+ * in the VM at 40 Mbit/s, 40 ms). Startup's gain is 2 once the caller's
+ * samples are recent ones; drain lasts while the probe's last two
+ * samples show the queue. */
 static void test_cc_drain_keeps_factor(void **state)
 {
 	(void)state;
@@ -660,6 +663,10 @@ static void test_cc_drain_keeps_factor(void **state)
 				  d > 4 * unit ? d - 4 * unit : 0, d, 8 * unit);
 	}
 	assert_int_equal(cc.phase, 0);
+	assert_true(cc.pacing_gain > 2.8); /* samples not known recent */
+	cc.recent_samples = 1;		    /* as the stream's on uring */
+	pace_model_on_ack(&cc, now, 100000000, R, d - 4 * unit, d, 8 * unit);
+	assert_true(cc.pacing_gain == 2.0);
 	int drained = 0;
 	for (int i = 0; i < 30; i++) { /* 300 ms of a 30 ms queue */
 		now += 10000000;

@@ -84,6 +84,10 @@ struct pace_model {
 	 * the last one started. */
 	double up_gain;
 	uint64_t up_bw;
+	/* Set by the caller: its startup samples span only the last path
+	 * RTTs (pace_rs.rcv_window_ns), so the estimate holds the link's
+	 * rate when startup meets the queue; startup's gain is then 2. */
+	int recent_samples;
 };
 
 /* Start in startup: @rate_cap (0: none) is also the rate until the first

@@ -755,6 +755,7 @@ static void snd_on_ack(struct snd *s, const struct smsg *m, int nak,
 	s->rs.rcv_window_ns = !s->rs.ack_only && s->cc.phase < 2
 				  ? 2 * s->cc.probe_min_ns
 				  : 0;
+	s->cc.recent_samples = s->rs.rcv_window_ns && m->aux1 && m->offset;
 	struct pace_rs_sample rs;
 	pace_rs_on_ack(&s->rs, &sl->rs, sl->len, now, m->aux1, m->offset,
 		       s->rs.ack_only ? 0 : s->ping_min, &rs);
