@@ -606,6 +606,20 @@ static void long_path_model(struct pace_model *cc, uint64_t unit)
 	cc->bw_slot_rtts = 2.5;
 }
 
+/* 10 ms of a long path: a probe sample of @probe_rtt, then an ack with a
+ * delivery sample of @rate (the path delivered @rate x 10 ms); @inflight
+ * bytes still out. */
+static void model_step(struct pace_model *cc, uint64_t *now, uint64_t *d,
+		       uint64_t rate, uint64_t probe_rtt, uint64_t unit,
+		       uint64_t inflight)
+{
+	*now += 10000000;
+	*d += rate / 100;
+	pace_model_on_probe(cc, *now, probe_rtt);
+	pace_model_on_ack(cc, *now, 100000000, rate,
+			  *d > 4 * unit ? *d - 4 * unit : 0, *d, inflight);
+}
+
 /* The stream's long path: an estimate left low (half the link) while the
  * probe holds the delay factor at its floor (a constant 1.5 ms over the
  * target: TCG noise) must still climb, by probing up unscaled. The path
@@ -618,22 +632,14 @@ static void test_cc_probe_up_held(void **state)
 	struct pace_model cc;
 	long_path_model(&cc, unit);
 	uint64_t now = 1000000000, d = 0;
-	for (int i = 0; i < 300; i++) { /* startup ends at R / 2 */
-		now += 10000000;
-		d += R / 200;
-		pace_model_on_probe(&cc, now, 40000000);
-		pace_model_on_ack(&cc, now, 100000000, R / 2,
-				  d > 4 * unit ? d - 4 * unit : 0, d, unit / 2);
-	}
+	for (int i = 0; i < 300; i++) /* startup ends at R / 2 */
+		model_step(&cc, &now, &d, R / 2, 40000000, unit, unit / 2);
 	assert_int_equal(cc.phase, 2);
 	assert_int_equal(cc.btlbw, R / 2);
 	for (int i = 0; i < 2000; i++) { /* 20 s */
-		now += 10000000;
 		uint64_t r = cc.pacing_rate < R ? cc.pacing_rate : R;
-		d += r / 100;
-		pace_model_on_probe(&cc, now, i % 500 ? 42500000 : 40000000);
-		pace_model_on_ack(&cc, now, 100000000, r,
-				  d > 4 * unit ? d - 4 * unit : 0, d, unit / 2);
+		model_step(&cc, &now, &d, r, i % 500 ? 42500000 : 40000000,
+			   unit, unit / 2);
 	}
 	print_message("  held at qfactor %.2f: btlbw %.1f Mbit/s of %.1f\n",
 		      cc.qfactor, (double)cc.btlbw * 8e-6, (double)R * 8e-6);
@@ -656,11 +662,7 @@ static void test_cc_drain_keeps_factor(void **state)
 	uint64_t now = 1000000000, d = 0;
 	for (int i = 0; i <= 40; i++) { /* startup: x2 per 100 ms to R */
 		uint64_t r = (uint64_t)((double)R * exp2((i - 40) / 10.0));
-		now += 10000000;
-		d += r / 100;
-		pace_model_on_probe(&cc, now, 40000000);
-		pace_model_on_ack(&cc, now, 100000000, r,
-				  d > 4 * unit ? d - 4 * unit : 0, d, 8 * unit);
+		model_step(&cc, &now, &d, r, 40000000, unit, 8 * unit);
 	}
 	assert_int_equal(cc.phase, 0);
 	assert_true(cc.pacing_gain > 2.8); /* samples not known recent */
@@ -669,11 +671,7 @@ static void test_cc_drain_keeps_factor(void **state)
 	assert_true(cc.pacing_gain == 2.0);
 	int drained = 0;
 	for (int i = 0; i < 30; i++) { /* 300 ms of a 30 ms queue */
-		now += 10000000;
-		d += R / 100;
-		pace_model_on_probe(&cc, now, 70000000);
-		pace_model_on_ack(&cc, now, 100000000, R,
-				  d > 4 * unit ? d - 4 * unit : 0, d, 8 * unit);
+		model_step(&cc, &now, &d, R, 70000000, unit, 8 * unit);
 		drained |= cc.phase == 1;
 	}
 	assert_true(drained);
@@ -693,14 +691,9 @@ static void test_cc_drain_keeps_factor(void **state)
 static void run_startup(struct pace_model *cc, uint64_t unit, uint64_t rate,
 			uint64_t *now, uint64_t *d)
 {
-	for (int i = 0; i < 300; i++) {
-		*now += 10000000;
-		*d += rate / 100;
-		pace_model_on_probe(cc, *now, i > 100 ? 45000000 : 40000000);
-		pace_model_on_ack(cc, *now, 100000000, rate,
-				  *d > 4 * unit ? *d - 4 * unit : 0, *d,
-				  unit / 2);
-	}
+	for (int i = 0; i < 300; i++)
+		model_step(cc, now, d, rate, i > 100 ? 45000000 : 40000000,
+			   unit, unit / 2);
 }
 
 /* The stream's long path: an estimate left at 0.8 of the link by startup
@@ -771,21 +764,11 @@ static void test_cc_room_keeps_estimate(void **state)
 	}
 	assert_int_equal(cc.phase, 2);
 	assert_int_equal(cc.btlbw, R);
-	for (int i = 0; i < 300; i++) { /* 3 s of half-rate samples, no queue */
-		now += 10000000;
-		d += R / 200;
-		pace_model_on_probe(&cc, now, 40000000);
-		pace_model_on_ack(&cc, now, 100000000, R / 2,
-				  d > 4 * unit ? d - 4 * unit : 0, d, unit / 2);
-	}
+	for (int i = 0; i < 300; i++) /* 3 s of half-rate samples, no queue */
+		model_step(&cc, &now, &d, R / 2, 40000000, unit, unit / 2);
 	uint64_t kept = cc.btlbw;
-	for (int i = 0; i < 300; i++) { /* the same with a queue */
-		now += 10000000;
-		d += R / 200;
-		pace_model_on_probe(&cc, now, 48000000);
-		pace_model_on_ack(&cc, now, 100000000, R / 2,
-				  d > 4 * unit ? d - 4 * unit : 0, d, unit / 2);
-	}
+	for (int i = 0; i < 300; i++) /* the same with a queue */
+		model_step(&cc, &now, &d, R / 2, 48000000, unit, unit / 2);
 	print_message("  half-rate samples: estimate %.1f Mbit/s without a "
 		      "queue, %.1f with one (link %.1f)\n",
 		      (double)kept * 8e-6, (double)cc.btlbw * 8e-6,
