@@ -48,7 +48,9 @@ struct comm_peer_info {
 /* Allreduces of at most this many bytes among the ranks of one host go
  * through shared mailboxes (coll_ll.c). */
 #define COMM_LL_MAX 65536u
-#define COMM_LL_DATA_OFF 56u /* in a mailbox slot: after the signature and flag, so a call of up to 8 bytes is one cache line */
+/* In a mailbox slot: the signature, the flag, then the data, so a call of
+ * up to 8 bytes is one cache line. */
+#define COMM_LL_DATA_OFF 56u
 /* Allreduces of at least this many bytes among the ranks of one host, on
  * wccl_mem buffers, reduce straight from the peers' buffers
  * (coll_direct.c). */
