@@ -3,7 +3,9 @@
 # on the veth pair under each WAN profile, one after the other in the same
 # boot, wccl-xfer, iperf3 (cubic and bbr, 1 and N streams) and UDT, each
 # with a small ping probe running and the receiver's link sampled. Prints
-# "RESULT {json}" and "SERIES {json}" lines for perf/stream/report.py.
+# "RESULT {json}" and "SERIES {json}" lines for perf/stream/report.py,
+# and per wccl-xfer run a "CPU" line: the sender's CPU seconds and the
+# receiver's per thread.
 #
 #   guest-bench.sh BUILD_DIR PROFILE...
 #
@@ -84,7 +86,25 @@ with open(out, "w") as f:
         f.flush()
         time.sleep(0.2)
 PY
-cpu_snap() { awk '/^cpu / { print $2 + $3 + $4 + $6 + $7 + $8, $5 }' /proc/stat; }
+# busy idle user system irq+softirq iowait (jiffies, all vCPUs). iowait
+# is idle time: a task waiting in io_uring_enter with requests in flight
+# counts as iowait (kernel >= 6.x), so wccl-xfer's waits showed as ~35 %
+# busy when this counted it (sessions 4-10 read 86-94 %; 50-60 % is real).
+cpu_snap() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6, $2 + $3, $4, $7 + $8, $6 }' /proc/stat; }
+# CPU seconds (user + system) of this shell's waited-for children, into
+# $children_s (times must run in this shell, not a subshell)
+children_cpu() {
+	times >"$work/times"
+	children_s=$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } print t }' "$work/times")
+}
+# CPU seconds (user + system) of one process's threads, "tid:s" each
+proc_cpu() { # PID
+	local hz t
+	hz=$(getconf CLK_TCK)
+	for t in /proc/"$1"/task/*; do
+		awk -v hz="$hz" -v tid="${t##*/}" '{ sub(/^.*\) /, ""); printf "%s:%.2f ", tid, ($12 + $13) / hz }' "$t/stat" 2>/dev/null
+	done
+}
 
 mon_start() { # NAME
 	# shellcheck disable=SC2046
@@ -120,11 +140,16 @@ except (OSError, ValueError):
 v = sorted(r for _, r in ping)
 q = lambda a, p: a[min(len(a) - 1, int(p * (len(a) - 1)))] if a else float("nan")
 ipdv = sorted(abs(ping[i][1] - ping[i - 1][1]) for i in range(1, len(ping)))
-b0, i0 = map(float, c0.split()); b1, i1 = map(float, c1.split())
-busy = (b1 - b0) / max(1.0, (b1 - b0) + (i1 - i0))
+c0, c1 = [list(map(float, c.split())) for c in (c0, c1)]
+b0, i0, b1, i1 = c0[0], c0[1], c1[0], c1[1]
+tot = max(1.0, (b1 - b0) + (i1 - i0))
+busy = (b1 - b0) / tot
+split = {k: (c1[j] - c0[j]) / tot for j, k in ((2, "guest_cpu_user"), (3, "guest_cpu_sys"),
+                                            (4, "guest_cpu_irq"), (5, "guest_cpu_iowait"))}
 probe = {"probe_n": len(v), "probe_p50_ms": q(v, .5), "probe_p99_ms": q(v, .99),
          "probe_p999_ms": q(v, .999), "probe_max_ms": v[-1] if v else float("nan"),
          "ipdv_p99_ms": q(ipdv, .99), "guest_cpu_busy": busy, "wall_s": t1 - t0}
+probe.update(split)
 json.dump(probe, open(base + ".probe.json", "w"))
 print("SERIES " + json.dumps({"profile": prof, "tool": name, "t0": t0, "ping": ping, "rx": rx}))
 PY
@@ -149,11 +174,18 @@ run_xfer() { # NAME BINARY ENV...
 	mon_start "$name"
 	local args=()
 	[ "$name" = xfer-cap ] && args=(--rate "$(awk "BEGIN { print $rate_mbps * 0.75 }")M")
+	local rcpu0 ch0 ch1
+	rcpu0=$(proc_cpu "$recv_pid")
+	children_cpu
+	ch0=$children_s
 	if ! wccl_ns 0 timeout $((secs * 6 + 60)) env "$@" "$bin" send "$work/src.bin" "$a1:18600" \
 		--json --timeout 30 "${args[@]}" >"$work/$name.json" 2>"$work/$name.err"; then
 		echo "FAIL $name: $(tail -n 3 "$work/$name.err")"
 		fails=$((fails + 1))
 	fi
+	children_cpu
+	ch1=$children_s
+	echo "CPU $name: sender $(awk "BEGIN { printf \"%.2f\", $ch1 - $ch0 }") s; receiver threads (tid:s) before $rcpu0, after $(proc_cpu "$recv_pid")"
 	mon_stop "$name"
 	[ -s "$work/$name.rx" ] || echo "note $name: no link samples: $(head -c 300 "$work/$name.rx.err" 2>/dev/null)"
 	cmp -s "$work/src.bin" "$work/dst/src.bin" || { echo "FAIL $name: file differs"; fails=$((fails + 1)); }
@@ -204,6 +236,7 @@ $(wccl_ns_prefix 1) iperf3 -s -p 5201 -D
 # shellcheck disable=SC2046
 $(wccl_ns_prefix 1) "$xfer" recv "$work/dst" --listen "$a1:18600" --addr-file "$work/addr" \
 	>"$work/recv.out" 2>"$work/recv.err" &
+recv_pid=$!
 for _ in $(seq 100); do [ -s "$work/addr" ] && break; sleep 0.1; done
 [ -s "$work/addr" ] || { cat "$work/recv.err"; exit 1; }
 
