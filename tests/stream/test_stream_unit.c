@@ -814,15 +814,17 @@ static void test_pick_chunk(void **state)
 	/* short paths keep the default (CPU-bound) */
 	assert_int_equal(stream_pick_chunk(50000, 125000000, mib), mib);
 	assert_int_equal(stream_pick_chunk(1999999, 125000000, mib), mib);
-	/* 40 ms at the default target (1 Gbit/s): BDP 5 MB / 16 -> 256 KiB */
-	assert_int_equal(stream_pick_chunk(40000000, 125000000, mib), 256 << 10);
+	/* 40 ms at the default target (1 Gbit/s): BDP 5 MB / 32 -> 128 KiB */
+	assert_int_equal(stream_pick_chunk(40000000, 125000000, mib), 128 << 10);
 	/* 40 ms at 40 Mbit/s: the floor */
 	assert_int_equal(stream_pick_chunk(40000000, 5000000, mib),
 			 STREAM_AUTO_CHUNK_MIN);
-	/* 150 ms at 1 Gbit/s: capped at the default */
-	assert_int_equal(stream_pick_chunk(150000000, 125000000, mib), mib);
-	assert_int_equal(stream_pick_chunk(150000000, 125000000, 512 << 10),
+	/* 150 ms at 1 Gbit/s: 18.75 MB / 32 -> 512 KiB; capped at the
+	 * default */
+	assert_int_equal(stream_pick_chunk(150000000, 125000000, mib),
 			 512 << 10);
+	assert_int_equal(stream_pick_chunk(150000000, 125000000, 256 << 10),
+			 256 << 10);
 }
 
 /* One FIFO connection, small units, acks in irregular bursts: the
@@ -993,12 +995,16 @@ static void test_size_pipe(void **state)
 	stream_size_pipe(50000, 125000000, 1 << 20, 64, &n, &d); /* loopback */
 	assert_int_equal(n, 1);
 	assert_true(d >= 2 && d <= 8);
-	stream_size_pipe(40000000, 125000000, 1 << 20, 64, &n,
-			 &d); /* 40 ms, 1G */
-	assert_true(n >= 4 && n <= 8);
+	/* 10 ms, 1G: BDP 1.25 MB, one connection per 256 KiB */
+	stream_size_pipe(10000000, 125000000, 256 << 10, 64, &n, &d);
+	assert_int_equal(n, 5);
 	assert_true(d >= 2 * n && d >= 9);
+	/* 40 ms, 1G: as many as a transfer has, less the path probe's */
+	stream_size_pipe(40000000, 125000000, 256 << 10, 64, &n, &d);
+	assert_int_equal(n, STREAM_MAX_STREAMS);
+	assert_int_equal(d, 64);
 	stream_size_pipe(150000000, 1250000000, 1 << 20, 64, &n, &d);
-	assert_int_equal(n, 8);
+	assert_int_equal(n, STREAM_MAX_STREAMS);
 	assert_int_equal(d, 64);
 }
 

@@ -41,6 +41,9 @@ void stream_size_pipe(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t chunk,
  * loopback), as the pacing model does (pace_model_long_path). */
 #define STREAM_LONG_PATH_NS 2000000ull
 #define STREAM_AUTO_CHUNK_MIN (64u << 10)
+/* Data connections of one transfer: the endpoints less the path probe's
+ * (STREAM_MAX_EPS in stream_common.h). */
+#define STREAM_MAX_STREAMS 15
 /* HELLO flags: resume from the receiver's journal; the chunk size is the
  * sender's own pick, so the receiver's journal may set it. */
 #define STREAM_HELLO_RESUME 1u
@@ -48,7 +51,7 @@ void stream_size_pipe(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t chunk,
 
 /* Chunk size when the user set none: @dflt on a short path (@rtt_ns
  * below STREAM_LONG_PATH_NS); on a long one the largest power of two
- * from STREAM_AUTO_CHUNK_MIN up to @dflt that is at most 1/16 of
+ * from STREAM_AUTO_CHUNK_MIN up to @dflt that is at most 1/32 of
  * @rtt_ns x @rate_Bps. */
 uint32_t stream_pick_chunk(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t dflt);
 

@@ -5,12 +5,21 @@
 void stream_size_pipe(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t chunk,
 		      int max_depth, int *nstreams, int *depth)
 {
-	/* One connection per MiB of BDP: a Mathis-limited TCP stream at
-	 * 0.1 % loss and 40 ms keeps only ~1 MiB in flight. */
+	/* One connection per 256 KiB of BDP, up to one short of the most
+	 * endpoints (the path probe takes the last). On a lossy long path
+	 * each TCP connection is loss-limited (Mathis: ~11 Mbit/s at 0.1 %
+	 * and 40 ms), and the kernel pacing cap leaves each only ~10 %
+	 * above its share: while one is in loss recovery the others carry
+	 * the rate only if there are ~11 of them. In the VM on lossy at
+	 * 100 Mbit/s, 40 ms: 15 connections 82 / 83 Mbit/s, 12 64 / 73, 6
+	 * (one per MiB, as before) 56 / 51; at 40 Mbit/s 36.4 (15), 35.9
+	 * (12), 34.4 (6), means of 2-3. More than 15 did worse (20: 59 /
+	 * 36, in a build with more endpoints): a rate sample spans 2 chunks
+	 * per connection, and startup's estimate lagged. */
 	double bdp = (double)rate_Bps * (double)rtt_ns / 1e9;
-	int n = (int)(bdp / (1 << 20)) + 1;
-	if (n > 8)
-		n = 8;
+	int n = (int)(bdp / (256 << 10)) + 1;
+	if (n > STREAM_MAX_STREAMS)
+		n = STREAM_MAX_STREAMS;
 	/* + 2 per stream + 6: a chunk's RTT includes its own read, CRC and
 	 * write, and two more are being read ahead by the I/O thread, so a
 	 * few more than the BDP keep those stages busy. */
@@ -28,10 +37,14 @@ uint32_t stream_pick_chunk(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t dflt)
 	/* A short path is CPU-bound: the largest chunks cost least. */
 	if (rtt_ns < STREAM_LONG_PATH_NS)
 		return dflt;
-	/* Sixteen chunks to the BDP: the window (2 BDP + a chunk per
-	 * connection + 1) then holds little more than the path needs, and
-	 * a round (a chunk's RTT) stays near the path's. */
-	double want = (double)rate_Bps * (double)rtt_ns / 1e9 / 16;
+	/* 32 chunks to the BDP: the window (2 BDP + a chunk per
+	 * connection + 1) then holds little more than the path needs, a
+	 * round (a chunk's RTT) stays near the path's, and a rate sample
+	 * (2 chunks per connection, up to 30) spans less than a BDP. At 40
+	 * ms with 15 connections in the VM (lossy, 100 Mbit/s): 128 KiB
+	 * 84.1 / 85.1 Mbit/s, 256 KiB (16 to the BDP) 78.7 / 79.2, 64 KiB
+	 * 79.0 / 80.7. */
+	double want = (double)rate_Bps * (double)rtt_ns / 1e9 / 32;
 	uint32_t c = STREAM_AUTO_CHUNK_MIN;
 	while (c < dflt && (double)c * 2 <= want)
 		c *= 2;

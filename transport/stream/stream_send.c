@@ -146,6 +146,9 @@ struct snd {
 	const char *addr;
 };
 
+_Static_assert(STREAM_MAX_STREAMS == STREAM_MAX_EPS - 1,
+	       "one endpoint beyond the data streams, for the path probe");
+
 static int snd_fail(struct snd *s, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int snd_fail(struct snd *s, int rc, const char *fmt, ...)
@@ -1076,6 +1079,9 @@ static int snd_run(struct snd *s, const char *path,
 				s->chunk);
 	s->nchunks = (s->size + s->chunk - 1) / s->chunk;
 	s->to_send = s->nchunks;
+	/* What HELLO asks the receiver to hold buffers for: the user's
+	 * count, else 8 on a short path and all a long one may use (set
+	 * once ep0's RTT is known, below). */
 	int max_streams = o->nstreams > 0 ? o->nstreams : 8;
 	if (max_streams > STREAM_MAX_EPS)
 		return snd_fail(s, WCCL_EINVAL, "at most %d streams",
@@ -1133,17 +1139,20 @@ static int snd_run(struct snd *s, const char *path,
 	uint64_t plan =
 	    (uint64_t)wccl_param_int(WCCL_PARAM_STREAM_TARGET_MBPS) * 125000ull;
 	uint64_t target = o->rate_bps ? o->rate_bps / 8 : plan;
+	/* The chunk and the streams' buffers go out in the HELLO, before
+	 * the pings: the RTT is TCP's of the handshakes (uring: TCP_INFO's
+	 * min RTT). Without it the defaults: the connect time (two
+	 * handshakes plus the waits' polling, ms on a busy host) picked
+	 * another chunk size on loopback from one run to the next, and a
+	 * resume needs the same size (tests: xfer-resume). */
+	uint64_t us = 0;
+	if (wccl_endpoint_get_attr(s->eps[0], WCCL_EP_ATTR_MIN_RTT_US, &us) ||
+	    us >= UINT32_MAX)
+		us = 0;
+	if (!o->nstreams && us * 1000 >= STREAM_LONG_PATH_NS)
+		max_streams = STREAM_MAX_STREAMS;
 	if (chunk_auto) {
-		/* The chunk goes out in the HELLO, before the pings: the
-		 * RTT is TCP's of the handshakes (uring: TCP_INFO's min
-		 * RTT). Without it the default: the connect time (two
-		 * handshakes plus the waits' polling, ms on a busy host)
-		 * picked another size on loopback from one run to the next,
-		 * and a resume needs the same size (tests: xfer-resume). */
-		uint64_t us = 0;
-		if (wccl_endpoint_get_attr(s->eps[0], WCCL_EP_ATTR_MIN_RTT_US,
-					   &us) == 0 &&
-		    us && us < UINT32_MAX)
+		if (us)
 			s->chunk = stream_pick_chunk(us * 1000, target, s->chunk);
 		s->nchunks = (s->size + s->chunk - 1) / s->chunk;
 		s->to_send = s->nchunks;
@@ -1224,6 +1233,8 @@ static int snd_run(struct snd *s, const char *path,
 		if (depth < 2 * n)
 			depth = 2 * n < max_depth ? 2 * n : max_depth;
 	}
+	if (n > max_streams)
+		n = max_streams; /* what the HELLO announced */
 	s->nstreams = n;
 	s->depth = depth;
 	WCCL_INFO(
