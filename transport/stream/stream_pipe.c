@@ -37,14 +37,13 @@ uint32_t stream_pick_chunk(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t dflt)
 	/* A short path is CPU-bound: the largest chunks cost least. */
 	if (rtt_ns < STREAM_LONG_PATH_NS)
 		return dflt;
-	/* 32 chunks to the BDP: the window (2 BDP + a chunk per
-	 * connection + 1) then holds little more than the path needs, a
-	 * round (a chunk's RTT) stays near the path's, and a rate sample
-	 * (2 chunks per connection, up to 30) spans less than a BDP. At 40
-	 * ms with 15 connections in the VM (lossy, 100 Mbit/s): 128 KiB
-	 * 84.1 / 85.1 Mbit/s, 256 KiB (16 to the BDP) 78.7 / 79.2, 64 KiB
-	 * 79.0 / 80.7. */
-	double want = (double)rate_Bps * (double)rtt_ns / 1e9 / 32;
+	/* Sixteen chunks to the BDP: the window (2 BDP + a chunk per
+	 * connection + 1) then holds little more than the path needs, and
+	 * a round (a chunk's RTT) stays near the path's. 32 (128 KiB at 40
+	 * ms, with 15 connections) gained ~5 % on lossy at 100 Mbit/s in the
+	 * VM but left startup's estimate low in 3 of 6 runs on east-west at
+	 * 40 (26.8-32.0 Mbit/s against 36.0-36.6 in 5 of 5 at 256 KiB). */
+	double want = (double)rate_Bps * (double)rtt_ns / 1e9 / 16;
 	uint32_t c = STREAM_AUTO_CHUNK_MIN;
 	while (c < dflt && (double)c * 2 <= want)
 		c *= 2;
