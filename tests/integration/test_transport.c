@@ -1098,6 +1098,7 @@ static int closed_status(int st)
 
 #define FOLLOW 64
 #define TRUNC_BUF (((size_t)1 << 20) + 3)
+#define TRUNC_QUIET_MS 400 /* > a WAN bed RTT plus the peer's close */
 
 static int bad_target(struct itest_side *s)
 {
@@ -1285,6 +1286,10 @@ static int bad_source(struct itest_side *s)
 		if (g_bad == BAD_TRUNC) {
 			ICHECK_OK(s, wccl_post_send(s->ep, src, v[i].len, mr,
 						    cookie));
+			/* Look only once the peer's answer and, if it then
+			 * closes, its disconnect have both arrived: the
+			 * answer must still win over the disconnect. */
+			usleep(TRUNC_QUIET_MS * 1000);
 			itest_expect(s, WCCL_OP_SEND, cookie, v[i].want,
 				     UINT64_MAX, T_ERR, what);
 		} else {

@@ -123,6 +123,7 @@ struct verbs_ctx {
 	uint64_t n_reg_mr, n_dereg_mr; /* ibv_reg_mr / ibv_dereg_mr calls */
 	uint64_t cm_last_ns; /* last look at the rdma_cm channel */
 	bool cm_busy;	     /* an endpoint is connecting */
+	bool peer_closed;    /* an endpoint has peer_closed_ns set */
 	struct verbs_cq *cqs;  /* every wccl CQ of this context */
 	uint32_t reap_reserve; /* CQ room kept for work completions reaped
 				* but not yet processed */
@@ -195,6 +196,9 @@ struct verbs_ep {
 	struct verbs_listener *lis; /* accepting side, until accepted */
 	int state, err;
 	bool active, accepted, closing;
+	/* When the peer's disconnect arrived (0: it has not). The endpoint
+	 * fails once the answers the peer sent before it have completed. */
+	uint64_t peer_closed_ns;
 	uint64_t nonce;
 	uint64_t deadline_ns;
 	uint32_t nqps, n_up, rr;

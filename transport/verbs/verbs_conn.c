@@ -574,12 +574,10 @@ void verbs_cm_event(struct verbs_ctx *ctx, struct rdma_cm_event *ev)
 		break;
 	case RDMA_CM_EVENT_DISCONNECTED:
 		q->up = false;
-		if (!ep->closing && ep->state != VERBS_EP_FAILED)
-			verbs_ep_fail(ep, wccl_ep_closed(
-					      &ep->base, WCCL_SUB_VERBS,
-					      WCCL_EPEER_LOST,
-					      "peer disconnected (closed or "
-					      "died)"));
+		if (!ep->closing && ep->state != VERBS_EP_FAILED) {
+			ep->peer_closed_ns = wccl_now_ns();
+			ctx->peer_closed = true;
+		}
 		break;
 	case RDMA_CM_EVENT_DEVICE_REMOVAL:
 		verbs_ep_fail(ep, wccl_ep_fail(&ep->base, WCCL_SUB_VERBS,

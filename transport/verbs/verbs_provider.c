@@ -466,6 +466,38 @@ void verbs_cm_poll(struct verbs_ctx *ctx)
 	ctx->cm_busy = verbs_conn_timers(ctx);
 }
 
+/* How long a disconnected peer's answers may trail its disconnect. rxe
+ * posts the receiver's error completion before it sends the NAK, so the
+ * peer can close, and its DREQ overtake the NAK, while our send is still
+ * unanswered; failing at once would flush that send as EPEER_LOST. */
+#define VERBS_CLOSE_GRACE_NS 50000000ull
+
+/* Called with the CQ drained: fail the endpoints whose peer disconnected
+ * and which have nothing on the wire (or waited out the grace). */
+static void verbs_fail_closed(struct verbs_ctx *ctx)
+{
+	uint64_t now = wccl_now_ns();
+	ctx->peer_closed = false;
+	for (struct verbs_ep *ep = ctx->eps; ep; ep = ep->next) {
+		if (!ep->peer_closed_ns)
+			continue;
+		if (ep->closing || ep->state == VERBS_EP_FAILED) {
+			ep->peer_closed_ns = 0;
+			continue;
+		}
+		if (ep->tx_done != ep->tx_issue &&
+		    now - ep->peer_closed_ns < VERBS_CLOSE_GRACE_NS) {
+			ctx->peer_closed = true;
+			continue;
+		}
+		ep->peer_closed_ns = 0;
+		verbs_ep_fail(ep, wccl_ep_closed(&ep->base, WCCL_SUB_VERBS,
+						 WCCL_EPEER_LOST,
+						 "peer disconnected (closed or "
+						 "died)"));
+	}
+}
+
 int verbs_progress(struct verbs_ctx *ctx)
 {
 	if (ctx->cm_busy || wccl_now_ns() - ctx->cm_last_ns >= VERBS_CM_POLL_NS)
@@ -491,7 +523,7 @@ int verbs_progress(struct verbs_ctx *ctx)
 	}
 
 	struct ibv_wc wc[VERBS_REAP_BATCH];
-	int n, want, rounds = 0;
+	int n = 0, want = 0, rounds = 0;
 	do {
 		/* Each work completion may yield one completion that cannot
 		 * wait (receive, immediate, error): reap no more than the
@@ -515,6 +547,8 @@ int verbs_progress(struct verbs_ctx *ctx)
 		}
 		ctx->reap_reserve = 0;
 	} while (n == want && ++rounds < 8);
+	if (ctx->peer_closed && n < want)
+		verbs_fail_closed(ctx);
 	verbs_srq_fill(ctx);
 	for (struct verbs_ep *ep = ctx->eps; ep; ep = ep->next)
 		if (ep->tx_issue != ep->tx_post)
@@ -576,9 +610,12 @@ static int verbs_cq_sleep(struct wccl_cq *q, int timeout_ms)
 		return rc;
 	if (VERBS_CQ(q)->count)
 		return 0;
-	/* Pending connect retries wake us in time. */
+	/* Pending connect retries wake us in time, a closed peer's grace
+	 * ends soon. */
 	if (timeout_ms > 100)
 		timeout_ms = 100;
+	if (ctx->peer_closed && timeout_ms > 1)
+		timeout_ms = 1;
 	struct pollfd pfd[2] = {{.fd = ctx->cch->fd, .events = POLLIN},
 				{.fd = ctx->ech->fd, .events = POLLIN}};
 	poll(pfd, 2, timeout_ms);
