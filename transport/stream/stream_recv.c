@@ -49,6 +49,7 @@ struct rcv_ep {
 	struct wccl_endpoint *ep;
 	int state; /* 0 waiting first message, 1 data, 2 dead, 3 turned
 		      away, 4 path probe (pings only) */
+	int slot; /* which data connection's receive buffers (state 1) */
 	int tx_busy[TX_PER_EP];
 	struct smsg q[TXQ]; /* queued, payload-less control replies */
 	int qh, qt;
@@ -64,6 +65,10 @@ struct rcv {
 	int64_t mtime_ns;
 	uint32_t chunk;
 	int max_streams;
+	/* Data connections so far. The sender opens its connections at
+	 * once, so the accept order (the eps index) mixes the path probe
+	 * in among them: buffers go by this count instead. */
+	int ndata;
 	char name[STREAM_CTRL_MAX];
 	char path[8192], jpath[8192];
 	int fd;
@@ -131,7 +136,9 @@ static size_t dslot(const struct rcv *r)
 
 static uint8_t *rx_buf(struct rcv *r, int ep, int i)
 {
-	return r->dreg + ((size_t)ep * STREAM_RX_PER_EP + (size_t)i) * dslot(r);
+	return r->dreg + ((size_t)r->eps[ep].slot * STREAM_RX_PER_EP +
+			  (size_t)i) *
+			     dslot(r);
 }
 
 static uint8_t *tx_buf(struct rcv *r, int ep, int i)
@@ -271,6 +278,8 @@ static int rcv_sync(struct rcv *r)
 
 static int rcv_post_data(struct rcv *r, int ep)
 {
+	if (r->eps[ep].state != 1)
+		r->eps[ep].slot = r->ndata++;
 	for (int i = 0; i < STREAM_RX_PER_EP; i++) {
 		int rc = wccl_post_recv(r->eps[ep].ep, rx_buf(r, ep, i),
 					dslot(r), r->dmr, CK(K_RX, ep, i));
@@ -785,7 +794,8 @@ static int rcv_handle(struct rcv *r, const struct wccl_completion *wc,
 			a.aux2 = STREAM_PROBE_RX;
 			return rcv_reply(r, ep, &a);
 		}
-		if (!r->have_hello || m.sid != r->sid || ep >= r->max_streams)
+		if (!r->have_hello || m.sid != r->sid ||
+		    r->ndata >= r->max_streams)
 			return rcv_reject(r, ep,
 					  "join without a matching hello");
 		if ((rc = rcv_post_data(r, ep)))
