@@ -47,6 +47,21 @@ files | files-shm)
 		done
 	done
 	;;
+probe-first)
+	# The sender's connections open together, so the receiver may accept
+	# the path probe's before data connections; the hook makes it first.
+	# The receiver must still give the last data connection its buffers
+	# (it refused it with "join without a matching hello" when it went
+	# by accept order).
+	mkfile "$work/src/f" $((48 * 1048576 + 11))
+	WCCL_STREAM_TEST_PROBE_FIRST=1 WCCL_STREAM_CHUNK_BYTES=262144 \
+		"$xfer" --local "$work/src/f" "$work/dst" --streams 15 --json \
+		>"$work/out.json" 2>"$work/err" || fail "transfer: $(cat "$work/err")"
+	same "$work/src/f" "$work/dst/f"
+	n=$(json "$work/out.json" streams)
+	[ "$n" -ge 2 ] || fail "only $n data connection(s)"
+	echo "ok: probe connection accepted first, $n data connections, file identical"
+	;;
 corrupt)
 	mkfile "$work/src/f" $((7 * 1048576 + 3))
 	WCCL_STREAM_TEST_CORRUPT=3 "$xfer" --local "$work/src/f" "$work/dst" --json \
