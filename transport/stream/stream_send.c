@@ -220,7 +220,8 @@ static int snd_connect_finish(struct snd *s, int ep, int timeout_ms)
 {
 	int rc = wccl_endpoint_wait_established(s->eps[ep], timeout_ms);
 	if (rc)
-		return snd_fail(s, rc, "connect to receiver %s (connection %d): %s",
+		return snd_fail(s, rc,
+				"connect to receiver %s (connection %d): %s",
 				s->addr, ep,
 				wccl_endpoint_last_error(s->eps[ep])[0]
 				    ? wccl_endpoint_last_error(s->eps[ep])
@@ -1335,7 +1336,8 @@ static int snd_run(struct snd *s, const char *path,
 	uint64_t cdl = wccl_deadline_ns(timeout);
 	/* Test hook: the probe's connection accepted before the data
 	 * connections (the receiver must not take accept order for theirs). */
-	s->probe_first = with_probe && wccl_param_int(WCCL_PARAM_STREAM_TEST_PROBE_FIRST);
+	s->probe_first =
+	    with_probe && wccl_param_int(WCCL_PARAM_STREAM_TEST_PROBE_FIRST);
 	if (s->probe_first) {
 		if ((rc = snd_connect_start(s, n)))
 			return rc;
