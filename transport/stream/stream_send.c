@@ -105,7 +105,6 @@ struct snd {
 	uint64_t slack_base; /* (streams + 1) chunks */
 	/* path probe: a connection that carries pings only */
 	int probe_ep, probe_ready, probe_joined;
-	int probe_first; /* test hook WCCL_STREAM_TEST_PROBE_FIRST */
 	/* Pings in flight, at most the receives the receiver keeps posted
 	 * on the probe connection (JOIN_ACK's aux2; 1 from a receiver that
 	 * does not say): one more would wait a round trip for its credit,
@@ -1334,24 +1333,20 @@ static int snd_run(struct snd *s, const char *path,
 	if (with_probe)
 		s->probe_ep = n;
 	uint64_t cdl = wccl_deadline_ns(timeout);
-	/* Test hook: the probe's connection accepted before the data
-	 * connections (the receiver must not take accept order for theirs). */
-	s->probe_first =
-	    with_probe && wccl_param_int(WCCL_PARAM_STREAM_TEST_PROBE_FIRST);
-	if (s->probe_first) {
-		if ((rc = snd_connect_start(s, n)))
-			return rc;
-		if ((rc = snd_connect_finish(s, n, timeout)))
-			return rc;
-	}
+	/* Test hook: the probe's connection up (so accepted) before the
+	 * data connections open; the receiver must not give buffers by
+	 * accept order. */
+	if (with_probe && wccl_param_int(WCCL_PARAM_STREAM_TEST_PROBE_FIRST) &&
+	    ((rc = snd_connect_start(s, n)) ||
+	     (rc = wccl_endpoint_wait_established(s->eps[n], timeout))))
+		return rc;
 	for (int i = 1; i <= last; i++)
 		if (!s->eps[i] && (rc = snd_connect_start(s, i)))
 			return rc;
 	for (int i = 1; i <= last; i++) {
 		uint64_t t = wccl_now_ns();
 		int left = cdl > t ? (int)((cdl - t) / 1000000) + 1 : 1;
-		if (!(i == n && s->probe_first) &&
-		    (rc = snd_connect_finish(s, i, left)))
+		if ((rc = snd_connect_finish(s, i, left)))
 			return rc;
 		struct smsg j = {.magic = SMSG_MAGIC,
 				 .type = SM_JOIN,
