@@ -139,6 +139,10 @@ enum wccl_ep_attr {
 	/* Read only: bytes written to the connection that the kernel has
 	 * not sent yet (uring: TCP_INFO's tcpi_notsent_bytes). */
 	WCCL_EP_ATTR_NOTSENT_BYTES = 11,
+	/* Read only: the rate the congestion window allows, window over
+	 * smoothed RTT, bytes/s (uring: TCP_INFO's tcpi_snd_cwnd x
+	 * tcpi_snd_mss / tcpi_rtt); 0 = no RTT sample yet. */
+	WCCL_EP_ATTR_CWND_RATE = 12,
 };
 
 

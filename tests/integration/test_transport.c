@@ -988,6 +988,23 @@ static int local_sender(struct itest_side *s)
 	else
 		ICHECK(s, rc == WCCL_EOPNOTSUPP, "get_attr notsent: %s",
 		       wccl_strerror(rc));
+	/* The window's rate times the smoothed RTT is the window: at least
+	 * two segments, not a counter read from the wrong offset. */
+	uint64_t cwr = 0, srtt = 0;
+	rc = wccl_endpoint_get_attr(s->ep, WCCL_EP_ATTR_CWND_RATE, &cwr);
+	if (rc == 0) {
+		ICHECK_OK(s, wccl_endpoint_get_attr(
+				     s->ep, WCCL_EP_ATTR_SRTT_US, &srtt));
+		uint64_t win = cwr * srtt / 1000000;
+		ICHECK(s, srtt > 0 && win >= 2 * 536 && win <= (64u << 20),
+		       "cwnd rate %llu B/s at srtt %llu us: a %llu-byte "
+		       "window",
+		       (unsigned long long)cwr, (unsigned long long)srtt,
+		       (unsigned long long)win);
+	} else {
+		ICHECK(s, rc == WCCL_EOPNOTSUPP, "get_attr cwnd rate: %s",
+		       wccl_strerror(rc));
+	}
 	itest_free(buf, LOCAL_SENDS * 256);
 	return 0;
 }

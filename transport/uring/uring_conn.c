@@ -510,6 +510,64 @@ int uring_endpoint_set_attr(struct wccl_endpoint *e, int attr, uint64_t v)
 	}
 }
 
+/* glibc's struct tcp_info stops before tcpi_min_rtt: read the kernel's
+ * layout (linux/tcp.h, stable ABI: fields are only ever appended) by
+ * offset. */
+#define TI_SND_MSS 16	     /* u32 */
+#define TI_RTT_US 68	     /* u32, smoothed */
+#define TI_SND_CWND 80	     /* u32, segments */
+#define TI_BYTES_RECEIVED 128 /* u64 */
+#define TI_NOTSENT_BYTES 144 /* u32 */
+#define TI_MIN_RTT_US 148    /* u32 */
+
+static uint32_t ti_u32(const uint8_t *ti, size_t off)
+{
+	uint32_t x;
+	memcpy(&x, ti + off, sizeof(x));
+	return x;
+}
+
+static int uring_tcp_info_attr(struct uring_ep *ep, int attr, uint64_t *v)
+{
+	uint8_t ti[232];
+	socklen_t len = sizeof(ti);
+	size_t need = attr == WCCL_EP_ATTR_MIN_RTT_US ? TI_MIN_RTT_US + 4
+		      : attr == WCCL_EP_ATTR_NOTSENT_BYTES
+			  ? TI_NOTSENT_BYTES + 4
+		      : attr == WCCL_EP_ATTR_BYTES_RECEIVED
+			  ? TI_BYTES_RECEIVED + 8
+			  : TI_SND_CWND + 4;
+	if (ep->fd < 0)
+		return WCCL_EINVAL;
+	memset(ti, 0, sizeof(ti));
+	if (getsockopt(ep->fd, IPPROTO_TCP, TCP_INFO, ti, &len))
+		return -errno;
+	if (len < need)
+		return WCCL_EOPNOTSUPP;
+	switch (attr) {
+	case WCCL_EP_ATTR_SRTT_US:
+		*v = ti_u32(ti, TI_RTT_US);
+		break;
+	case WCCL_EP_ATTR_MIN_RTT_US:
+		*v = ti_u32(ti, TI_MIN_RTT_US);
+		break;
+	case WCCL_EP_ATTR_NOTSENT_BYTES:
+		*v = ti_u32(ti, TI_NOTSENT_BYTES);
+		break;
+	case WCCL_EP_ATTR_BYTES_RECEIVED:
+		memcpy(v, ti + TI_BYTES_RECEIVED, sizeof(*v));
+		break;
+	default: { /* WCCL_EP_ATTR_CWND_RATE */
+		uint64_t rtt = ti_u32(ti, TI_RTT_US);
+		uint64_t w = (uint64_t)ti_u32(ti, TI_SND_CWND) *
+			     ti_u32(ti, TI_SND_MSS);
+		*v = rtt ? w * 1000000ull / rtt : 0;
+		break;
+	}
+	}
+	return 0;
+}
+
 int uring_endpoint_get_attr(struct wccl_endpoint *e, int attr, uint64_t *v)
 {
 	struct uring_ep *ep = URING_EP(e);
@@ -517,35 +575,9 @@ int uring_endpoint_get_attr(struct wccl_endpoint *e, int attr, uint64_t *v)
 	case WCCL_EP_ATTR_SRTT_US:
 	case WCCL_EP_ATTR_MIN_RTT_US:
 	case WCCL_EP_ATTR_BYTES_RECEIVED:
-	case WCCL_EP_ATTR_NOTSENT_BYTES: {
-		/* glibc's struct tcp_info stops before tcpi_min_rtt: read the
-		 * kernel's layout (linux/tcp.h, stable ABI: fields are only
-		 * ever appended) by offset: tcpi_rtt (u32) at 68, tcpi_min_rtt
-		 * (u32) at 148, tcpi_bytes_received (u64) at 128,
-		 * tcpi_notsent_bytes (u32) at 144. */
-		uint8_t ti[232];
-		socklen_t len = sizeof(ti);
-		size_t off = attr == WCCL_EP_ATTR_SRTT_US	? 68
-			     : attr == WCCL_EP_ATTR_MIN_RTT_US ? 148
-			     : attr == WCCL_EP_ATTR_NOTSENT_BYTES ? 144
-								: 128;
-		size_t sz = attr == WCCL_EP_ATTR_BYTES_RECEIVED ? 8 : 4;
-		if (ep->fd < 0)
-			return WCCL_EINVAL;
-		memset(ti, 0, sizeof(ti));
-		if (getsockopt(ep->fd, IPPROTO_TCP, TCP_INFO, ti, &len))
-			return -errno;
-		if (len < off + sz)
-			return WCCL_EOPNOTSUPP;
-		if (sz == 8) {
-			memcpy(v, ti + off, sizeof(*v));
-		} else {
-			uint32_t x;
-			memcpy(&x, ti + off, sizeof(x));
-			*v = x;
-		}
-		return 0;
-	}
+	case WCCL_EP_ATTR_NOTSENT_BYTES:
+	case WCCL_EP_ATTR_CWND_RATE:
+		return uring_tcp_info_attr(ep, attr, v);
 	case WCCL_EP_ATTR_SEND_LOCAL_COMPLETION:
 		*v = ep->send_local;
 		return 0;
