@@ -42,7 +42,7 @@
 	INT(URING_YIELD, 1, "sched_yield() on an empty CQ poll, so a spinning waiter cedes a shared core (0 = pure spin; not in the collectives' waits when ranks outnumber cores: they yield themselves)") \
 	INT(SHM_RING_BYTES, 1048576, "shared-memory ring size per direction, bytes")         \
 	INT(SHM_INLINE_MAX, 4096, "shm messages up to this size travel inside the ring") \
-	INT(STREAM_CHUNK_BYTES, 1048576, "stream (wccl-xfer): chunk size, bytes (4K..64M); unset (and no --chunk), the sender picks a power of two up to this from TCP's RTT: 1/16 of the BDP at WCCL_STREAM_TARGET_MBPS, at least 64K; this value on a short path (< 2 ms). A resume without a set size takes the size of the receiver's journal") \
+	INT(STREAM_CHUNK_BYTES, 1048576, "stream (wccl-xfer): chunk size, bytes (4K..64M); unset (and no --chunk), the sender picks a power of two up to this from TCP's RTT: 1/32 of the BDP at WCCL_STREAM_TARGET_MBPS, at least 64K; this value on a short path (< 2 ms). A resume without a set size takes the size of the receiver's journal") \
 	INT(STREAM_TARGET_MBPS, 1000, "stream: rate the pipe is sized for, Mbit/s: one connection per 256 KiB of RTT x rate (at most 15; each TCP connection on a lossy long path is loss-limited), chunks in flight 2 x RTT x rate") \
 	INT(STREAM_MAX_INFLIGHT, 64, "stream: most chunk buffers in flight per transfer (bounds memory)") \
 	INT(STREAM_QDELAY_US, 1000, "stream: queueing-delay target, us: on a long path, probe RTT above its min + this + 2 x the path's jitter scales the rate down (Swift, to 0.8x at most); without a probe, chunk RTT above min + max(this, 10 ms) trims the window (to 1 BDP) and the rate (to 0.8x)") \

@@ -814,13 +814,16 @@ static void test_pick_chunk(void **state)
 	/* short paths keep the default (CPU-bound) */
 	assert_int_equal(stream_pick_chunk(50000, 125000000, mib), mib);
 	assert_int_equal(stream_pick_chunk(1999999, 125000000, mib), mib);
-	/* 40 ms at the default target (1 Gbit/s): BDP 5 MB / 16 -> 256 KiB */
-	assert_int_equal(stream_pick_chunk(40000000, 125000000, mib), 256 << 10);
+	/* 40 ms at the default target (1 Gbit/s): BDP 5 MB / 32 -> 128 KiB */
+	assert_int_equal(stream_pick_chunk(40000000, 125000000, mib), 128 << 10);
 	/* 40 ms at 40 Mbit/s: the floor */
 	assert_int_equal(stream_pick_chunk(40000000, 5000000, mib),
 			 STREAM_AUTO_CHUNK_MIN);
-	/* 150 ms at 1 Gbit/s: capped at the default */
-	assert_int_equal(stream_pick_chunk(150000000, 125000000, mib), mib);
+	/* 150 ms at 1 Gbit/s: BDP 18.75 MB / 32 -> 512 KiB; 300 ms: capped
+	 * at the default */
+	assert_int_equal(stream_pick_chunk(150000000, 125000000, mib),
+			 512 << 10);
+	assert_int_equal(stream_pick_chunk(300000000, 125000000, mib), mib);
 	assert_int_equal(stream_pick_chunk(150000000, 125000000, 512 << 10),
 			 512 << 10);
 }

@@ -51,7 +51,7 @@ void stream_size_pipe(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t chunk,
 
 /* Chunk size when the user set none: @dflt on a short path (@rtt_ns
  * below STREAM_LONG_PATH_NS); on a long one the largest power of two
- * from STREAM_AUTO_CHUNK_MIN up to @dflt that is at most 1/16 of
+ * from STREAM_AUTO_CHUNK_MIN up to @dflt that is at most 1/32 of
  * @rtt_ns x @rate_Bps. */
 uint32_t stream_pick_chunk(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t dflt);
 

@@ -37,13 +37,17 @@ uint32_t stream_pick_chunk(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t dflt)
 	/* A short path is CPU-bound: the largest chunks cost least. */
 	if (rtt_ns < STREAM_LONG_PATH_NS)
 		return dflt;
-	/* Sixteen chunks to the BDP: the window (2 BDP + a chunk per
-	 * connection + 1) then holds little more than the path needs, and
-	 * a round (a chunk's RTT) stays near the path's. 32 (128 KiB at 40
-	 * ms, with 15 connections) gained ~5 % on lossy at 100 Mbit/s in the
-	 * VM but left startup's estimate low in 3 of 6 runs on east-west at
-	 * 40 (26.8-32.0 Mbit/s against 36.0-36.6 in 5 of 5 at 256 KiB). */
-	double want = (double)rate_Bps * (double)rtt_ns / 1e9 / 16;
+	/* 32 chunks to the BDP (128 KiB at 40 ms for 1 Gbit/s): the window
+	 * (2 BDP + a chunk per connection + 1) holds little more than the
+	 * path needs, a round (a chunk's RTT) stays near the path's, and
+	 * the last chunks, on connections whose windows carry 1/15 of the
+	 * link each, end sooner. Against 16 (256 KiB), 3 alternating pairs
+	 * in the VM: 100 Mbit/s lossy 88.0 vs 85.9 Mbit/s, east-west 79.4
+	 * vs 81.2; 40 Mbit/s east-west 36.3 vs 35.0, lossy 35.7 vs 35.8
+	 * with probe p99 55 vs 59 ms. (Session 11 had seen
+	 * 128 KiB leave startup's estimate low at 40 Mbit/s; that was
+	 * probe_bw's rate window over 2 chunks per connection, since gone.) */
+	double want = (double)rate_Bps * (double)rtt_ns / 1e9 / 32;
 	uint32_t c = STREAM_AUTO_CHUNK_MIN;
 	while (c < dflt && (double)c * 2 <= want)
 		c *= 2;
