@@ -15,14 +15,20 @@
 # fp32 sum, sizes bytes per rank 8 B .. 256 MiB in x4 steps (so 8 B .. 128 MiB),
 # for 2 and 4 ranks. Every driver measures like wccl-perf: warm-up, a barrier,
 # timed iterations, the slowest rank's average; busbw = algbw x 2(n-1)/n.
-# Three size bands get different iteration counts (small 1000, middle 100,
-# large 3) so a full run stays around 10 minutes. They were 200 and 20: at
-# 8 B over shm (0.2 us) that is 40 us of timing, at 2 MiB ~10 ms, and one
-# scheduling hiccup of this shared host decided a launch (8 B: 0.20, 0.74
-# and 7.34 us in three launches of one run). Each (tool, band)
+# Four size bands get different iteration counts (small 1000, middle 100,
+# 8-32 MiB 20, 128-256 MiB 3) so a full run stays around 12 minutes. They
+# were 200 and 20: at 8 B over shm (0.2 us) that is 40 us of timing, at
+# 2 MiB ~10 ms, and one scheduling hiccup of this shared host decided a
+# launch (8 B: 0.20, 0.74 and 7.34 us in three launches of one run). So
+# did 3 iterations at 8 MiB: 4 ranks over shm take ~1.5 ms a call, and one
+# rank preempted for a time slice of the 2 cores doubled a launch (3.26
+# ms in the session-10 run; 1.44-1.51 ms over 30 iterations). Each (tool, band)
 # launch is repeated REPEATS times (default 3), tools in a rotating order
 # so they share the host's noise; the median time per size is reported.
-# memcpy_bw gives the single-thread memcpy bound at the >= 1 MiB sizes.
+# memcpy_bw gives the single-thread memcpy bound at the >= 1 MiB sizes:
+# at the same size, and at n x the size, which touches as many bytes as
+# n ranks' inputs and outputs do (2 MiB at 4 ranks is 16 MiB, in the
+# L3; 8 MiB is 64 MiB, past it, where a copy of 8 MiB still fits).
 #
 # Raw JSON lines and logs go to RESULTS_DIR/raw, tables to stdout and
 # RESULTS_DIR/summary.md (+ summary.json), plots to PLOT_DIR.
@@ -75,13 +81,15 @@ log() { printf '[bench-coll %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # Size bands "first last iterations warm-up", on the x4 grid from 8 B.
-bands=("8 8K 1000 50" "32K 2M 100 10" "8M 256M 3 1")
+bands=("8 8K 1000 50" "32K 2M 100 10" "8M 32M 20 2" "128M 256M 3 1")
 if [ "$quick" = 1 ]; then
 	bands=("8 8K 50 5" "32K 2M 5 1")
 	repeats=1
 fi
-memcpy_sizes="2097152 8388608 33554432 134217728"
-[ "$quick" = 1 ] && memcpy_sizes="2097152"
+# The measured sizes, and n x each for the footprint of n ranks' buffers.
+memcpy_sizes=$(for m in 1 2 4; do for s in 2097152 8388608 33554432 \
+	134217728; do echo $((m * s)); done; done | sort -nu | tr '\n' ' ')
+[ "$quick" = 1 ] && memcpy_sizes="2097152 4194304 8388608"
 
 # ---- prerequisites -----------------------------------------------------------
 # Debian packages of the peers (idempotent: only what is missing).
