@@ -24,6 +24,10 @@
 /* Shortest rate-sample window, in chunks per striped connection. */
 #define SAMPLE_CHUNKS_PER_STREAM 2
 #define SAMPLE_PATH_RTTS 4 /* probe_bw's rate window on a long path */
+/* A long path's first window, unpaced: 4 x 256 KiB chunks before the
+ * chunks were 128 KiB; a 15-chunk window of 3.75 MiB built a 66 ms
+ * queue at 100 Mbit/s in the VM. */
+#define FIRST_WINDOW_BYTES (1u << 20)
 /* Control send buffers per connection: as many as the pings the probe
  * may have in flight (a send's buffer stays busy until its completion,
  * about a round trip: with 4, the probe sampled 23 times a second at
@@ -1416,7 +1420,11 @@ static int snd_run(struct snd *s, const char *path,
 	int long_path = s->ping_min >= STREAM_LONG_PATH_NS;
 	if (long_path && s->probe_interval_ns)
 		snd_icmp_open(s);
-	int init = long_path ? 4 : 2 * n;
+	/* The first window in bytes (1 MiB), so smaller chunks spread it
+	 * over more cold connections instead of shrinking it. */
+	int init = long_path ? (int)(FIRST_WINDOW_BYTES / s->chunk) : 2 * n;
+	if (init < 4)
+		init = 4;
 	uint64_t init_cwnd = (uint64_t)(init < depth ? init : depth) * s->chunk;
 	/* ... and the floor must not raise that first window (the model's
 	 * window on a long path has no floor): it did, to 2 chunks per
