@@ -508,6 +508,10 @@ static void snd_pace_caps(struct snd *s, uint64_t base, uint64_t pct,
 {
 	uint64_t nb[STREAM_MAX_EPS] = {0}, cwr[STREAM_MAX_EPS] = {0};
 	int k = 0;
+	if (!base) { /* uncapped: no TCP_INFO reads on a short path */
+		memset(cap, 0, sizeof(*cap) * (size_t)s->nep);
+		return;
+	}
 	for (int i = 0; s->notsent_attr && i < s->nep; i++) {
 		if (!s->ep_ready[i] || !s->ep_inflight[i])
 			continue;
@@ -540,7 +544,7 @@ static void snd_pace_caps(struct snd *s, uint64_t base, uint64_t pct,
 	s->tr.lending += (unsigned)bound;
 	for (int i = 0; i < s->nep; i++) {
 		int lends = nb[i] && cwr[i] && cwr[i] < share;
-		cap[i] = base ? own + (lends ? 0 : more) : 0;
+		cap[i] = own + (lends ? 0 : more);
 	}
 }
 
@@ -1422,9 +1426,11 @@ static int snd_run(struct snd *s, const char *path,
 		snd_icmp_open(s);
 	/* The first window in bytes (1 MiB), so smaller chunks spread it
 	 * over more cold connections instead of shrinking it. */
-	int init = long_path ? (int)(FIRST_WINDOW_BYTES / s->chunk) : 2 * n;
-	if (init < 4)
-		init = 4;
+	int init = 2 * n;
+	if (long_path) {
+		init = (int)(FIRST_WINDOW_BYTES / s->chunk);
+		init = init < 4 ? 4 : init;
+	}
 	uint64_t init_cwnd = (uint64_t)(init < depth ? init : depth) * s->chunk;
 	/* ... and the floor must not raise that first window (the model's
 	 * window on a long path has no floor): it did, to 2 chunks per
