@@ -828,6 +828,55 @@ static void test_pick_chunk(void **state)
 			 512 << 10);
 }
 
+/* Kernel pacing caps: an equal share of the connections with unsent
+ * bytes, and a window-bound one's unused share lent to the others. */
+static void test_pace_caps(void **state)
+{
+	(void)state;
+	uint64_t unsent[5] = {1, 1, 1, 1, 0};
+	uint64_t cwr[5] = {500, 500, 500, 500, 0};
+	uint64_t cap[5];
+	int busy = -1;
+	/* 4 busy of 5, share 100, all windows wide: 110 each, idle too */
+	assert_int_equal(stream_pace_caps(5, unsent, cwr, 400, 110, cap, &busy),
+			 0);
+	assert_int_equal(busy, 4);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(cap[i], 110);
+	/* one window carries 40 of its 100: it lends 60, 20 to each other */
+	cwr[1] = 40;
+	assert_int_equal(stream_pace_caps(5, unsent, cwr, 400, 110, cap, &busy),
+			 1);
+	assert_int_equal(cap[1], 110);
+	assert_int_equal(cap[0], 130);
+	assert_int_equal(cap[2], 130);
+	assert_int_equal(cap[3], 130);
+	assert_int_equal(cap[4], 130);
+	/* no headroom (the probe sees a queue): nothing is lent */
+	assert_int_equal(stream_pace_caps(5, unsent, cwr, 400, 100, cap, &busy),
+			 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(cap[i], 100);
+	/* an unknown window (0) lends nothing */
+	cwr[1] = 0;
+	assert_int_equal(stream_pace_caps(5, unsent, cwr, 400, 110, cap, &busy),
+			 0);
+	assert_int_equal(cap[0], 110);
+	/* all bound: each keeps its own cap */
+	for (int i = 0; i < 4; i++)
+		cwr[i] = 10;
+	assert_int_equal(stream_pace_caps(5, unsent, cwr, 400, 110, cap, &busy),
+			 4);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(cap[i], 110);
+	/* one busy connection: the whole rate, nothing to lend to */
+	uint64_t one[3] = {0, 7, 0};
+	assert_int_equal(stream_pace_caps(3, one, cwr, 400, 110, cap, &busy),
+			 0);
+	assert_int_equal(busy, 1);
+	assert_int_equal(cap[1], 440);
+}
+
 /* One FIFO connection, small units, acks in irregular bursts: the
  * receiver's stamps and the send interval keep samples at the delivery
  * rate (0.95 R here), where the ack interval alone reads up to 1.5x;
@@ -1110,6 +1159,7 @@ int main(void)
 	    cmocka_unit_test(test_window_long_path),
 	    cmocka_unit_test(test_size_pipe),
 	    cmocka_unit_test(test_pick_chunk),
+	    cmocka_unit_test(test_pace_caps),
 	    cmocka_unit_test(test_journal),
 	    cmocka_unit_test(test_icmp_probe),
 	};

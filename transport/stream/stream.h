@@ -55,6 +55,15 @@ void stream_size_pipe(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t chunk,
  * @rtt_ns x @rate_Bps. */
 uint32_t stream_pick_chunk(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t dflt);
 
+/* Kernel pacing caps (bytes/s) of @n connections: each gets @pct % of its
+ * share of @base, the share being @base over the connections with
+ * @unsent bytes. While @pct > 100, a busy connection whose congestion
+ * window carries less than its share (@cwnd_rate, bytes/s; 0 = unknown)
+ * keeps its cap, and what it cannot use goes to the others' caps.
+ * Returns how many lent; *@busy gets the count with unsent bytes. */
+int stream_pace_caps(int n, const uint64_t *unsent, const uint64_t *cwnd_rate,
+		     uint64_t base, uint64_t pct, uint64_t *cap, int *busy);
+
 /* Journal of verified chunks ("<file>.wccl-part"). */
 struct stream_journal {
 	int fd;

@@ -53,3 +53,27 @@ uint32_t stream_pick_chunk(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t dflt)
 		c *= 2;
 	return c < dflt ? c : dflt;
 }
+
+int stream_pace_caps(int n, const uint64_t *unsent, const uint64_t *cwnd_rate,
+		     uint64_t base, uint64_t pct, uint64_t *cap, int *busy)
+{
+	int k = 0, lent = 0;
+	for (int i = 0; i < n; i++)
+		k += unsent[i] > 0;
+	uint64_t share = k > 1 ? base / (uint64_t)k : base;
+	uint64_t spare = 0;
+	for (int i = 0; pct > 100 && k > 1 && i < n; i++) {
+		if (!unsent[i] || !cwnd_rate[i] || cwnd_rate[i] >= share)
+			continue;
+		spare += share - cwnd_rate[i];
+		lent++;
+	}
+	uint64_t own = share * pct / 100;
+	uint64_t more = lent < k ? spare / (uint64_t)(k - lent) : 0;
+	for (int i = 0; i < n; i++) {
+		int lends = unsent[i] && cwnd_rate[i] && cwnd_rate[i] < share;
+		cap[i] = own + (lends ? 0 : more);
+	}
+	*busy = k;
+	return lent;
+}

@@ -497,17 +497,16 @@ static void snd_io_stop(struct snd *s)
 	s->io_started = 0;
 }
 
-/* Each connection's cap, bytes/s (0 = none). A busy connection (unsent
- * bytes) whose congestion window cannot carry its share, one cut by a
- * loss, lends what it cannot use to the others while the probe sees no
- * queue: the sum of the caps stays at the headroom's, but it goes where
- * it can be used. (A flat 140 % instead of 110 % gained 6-11 Mbit/s of
- * 100 in the VM, lossy and east-west, for 6-10 ms of probe p99.) */
+/* Each connection's cap, bytes/s (0 = none), from its unsent bytes and
+ * its window's rate (stream_pace_caps). A busy connection whose window
+ * cannot carry its share, one cut by a loss, lends what it cannot use to
+ * the others while the probe sees no queue: the headroom goes where it
+ * can be used. (A flat 140 % instead of 110 % gained 6-11 Mbit/s of 100
+ * in the VM, lossy and east-west, for 6-10 ms of probe p99.) */
 static void snd_pace_caps(struct snd *s, uint64_t base, uint64_t pct,
 			  uint64_t *cap)
 {
 	uint64_t nb[STREAM_MAX_EPS] = {0}, cwr[STREAM_MAX_EPS] = {0};
-	int k = 0;
 	if (!base) { /* uncapped: no TCP_INFO reads on a short path */
 		memset(cap, 0, sizeof(*cap) * (size_t)s->nep);
 		return;
@@ -518,34 +517,21 @@ static void snd_pace_caps(struct snd *s, uint64_t base, uint64_t pct,
 		if (wccl_endpoint_get_attr(
 			s->eps[i], WCCL_EP_ATTR_NOTSENT_BYTES, &nb[i])) {
 			s->notsent_attr = 0; /* the whole rate each */
-			k = 0;
+			memset(nb, 0, sizeof(nb));
 			break;
 		}
-		k += nb[i] > 0;
 		if (nb[i] && s->kernel_lend &&
 		    wccl_endpoint_get_attr(s->eps[i], WCCL_EP_ATTR_CWND_RATE,
 					   &cwr[i]))
 			s->kernel_lend = 0;
 	}
-	uint64_t share = k > 1 ? base / (uint64_t)k : base;
-	uint64_t own = share * pct / 100;
-	uint64_t spare = 0;
-	int bound = 0;
-	for (int i = 0; s->kernel_lend && pct > 100 && k > 1 && i < s->nep;
-	     i++) {
-		if (!nb[i] || !cwr[i] || cwr[i] >= share)
-			continue;
-		spare += share - cwr[i];
-		bound++;
-	}
-	uint64_t more = bound < k ? spare / (uint64_t)(k - bound) : 0;
+	if (!s->kernel_lend)
+		memset(cwr, 0, sizeof(cwr));
+	int busy;
+	int lent = stream_pace_caps(s->nep, nb, cwr, base, pct, cap, &busy);
 	s->tr.paces++;
-	s->tr.busy += (unsigned)k;
-	s->tr.lending += (unsigned)bound;
-	for (int i = 0; i < s->nep; i++) {
-		int lends = nb[i] && cwr[i] && cwr[i] < share;
-		cap[i] = own + (lends ? 0 : more);
-	}
+	s->tr.busy += (unsigned)busy;
+	s->tr.lending += (unsigned)lent;
 }
 
 /* The kernel paces each connection at 1.1 x (WCCL_STREAM_KERNEL_PACING_PCT)
