@@ -829,48 +829,40 @@ static void test_pick_chunk(void **state)
 }
 
 /* Kernel pacing caps: an equal share of the connections with unsent
- * bytes, and a window-bound one's unused share lent to the others. */
+ * bytes, and a window-bound one's unused share lent to the others.
+ * Connections 0-3 are busy, 4 is idle; the rate is 400, a share 100. */
 static void test_pace_caps(void **state)
 {
 	(void)state;
-	uint64_t unsent[5] = {1, 1, 1, 1, 0};
-	uint64_t cwr[5] = {500, 500, 500, 500, 0};
+	static const struct {
+		uint64_t cwr[5], pct;
+		int lent;
+		uint64_t want[5];
+	} cases[] = {
+		/* all windows wide: 110 each, the idle one too */
+		{{500, 500, 500, 500, 0}, 110, 0, {110, 110, 110, 110, 110}},
+		/* one window carries 40: it lends 60, 20 to each other */
+		{{500, 40, 500, 500, 0}, 110, 1, {130, 110, 130, 130, 130}},
+		/* no headroom (the probe sees a queue): nothing is lent */
+		{{500, 40, 500, 500, 0}, 100, 0, {100, 100, 100, 100, 100}},
+		/* an unknown window (0) lends nothing */
+		{{500, 0, 500, 500, 0}, 110, 0, {110, 110, 110, 110, 110}},
+		/* all bound: each keeps its own cap */
+		{{10, 10, 10, 10, 0}, 110, 4, {110, 110, 110, 110, 110}},
+	};
+	const uint64_t unsent[5] = {1, 1, 1, 1, 0};
 	uint64_t cap[5];
 	int busy = -1;
-	/* 4 busy of 5, share 100, all windows wide: 110 each, idle too */
-	assert_int_equal(stream_pace_caps(5, unsent, cwr, 400, 110, cap, &busy),
-			 0);
-	assert_int_equal(busy, 4);
-	for (int i = 0; i < 5; i++)
-		assert_int_equal(cap[i], 110);
-	/* one window carries 40 of its 100: it lends 60, 20 to each other */
-	cwr[1] = 40;
-	assert_int_equal(stream_pace_caps(5, unsent, cwr, 400, 110, cap, &busy),
-			 1);
-	assert_int_equal(cap[1], 110);
-	assert_int_equal(cap[0], 130);
-	assert_int_equal(cap[2], 130);
-	assert_int_equal(cap[3], 130);
-	assert_int_equal(cap[4], 130);
-	/* no headroom (the probe sees a queue): nothing is lent */
-	assert_int_equal(stream_pace_caps(5, unsent, cwr, 400, 100, cap, &busy),
-			 0);
-	for (int i = 0; i < 5; i++)
-		assert_int_equal(cap[i], 100);
-	/* an unknown window (0) lends nothing */
-	cwr[1] = 0;
-	assert_int_equal(stream_pace_caps(5, unsent, cwr, 400, 110, cap, &busy),
-			 0);
-	assert_int_equal(cap[0], 110);
-	/* all bound: each keeps its own cap */
-	for (int i = 0; i < 4; i++)
-		cwr[i] = 10;
-	assert_int_equal(stream_pace_caps(5, unsent, cwr, 400, 110, cap, &busy),
-			 4);
-	for (int i = 0; i < 5; i++)
-		assert_int_equal(cap[i], 110);
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		int lent = stream_pace_caps(5, unsent, cases[c].cwr, 400,
+					    cases[c].pct, cap, &busy);
+		assert_int_equal(lent, cases[c].lent);
+		assert_int_equal(busy, 4);
+		for (int i = 0; i < 5; i++)
+			assert_int_equal(cap[i], cases[c].want[i]);
+	}
 	/* one busy connection: the whole rate, nothing to lend to */
-	uint64_t one[3] = {0, 7, 0};
+	const uint64_t one[3] = {0, 7, 0}, cwr[3] = {10, 10, 10};
 	assert_int_equal(stream_pace_caps(3, one, cwr, 400, 110, cap, &busy),
 			 0);
 	assert_int_equal(busy, 1);
