@@ -1404,9 +1404,10 @@ static int snd_run(struct snd *s, const char *path,
 	    (uint64_t)(2 * n + 4 < depth ? 2 * n + 4 : depth) * s->chunk;
 	/* On a long path the model's window is 2 BDPs of the path (the
 	 * probe's RTT) + a chunk per connection + 1 (unit_slack), and the
-	 * first window, which leaves unpaced, 4 chunks: the floor above
-	 * held 16 MiB in socket buffers at 40 Mbit/s, 80 BDPs, and made a
-	 * round (a chunk's RTT) seconds long, so startup never ended. */
+	 * first window, which leaves unpaced, FIRST_WINDOW_BYTES: the floor
+	 * above held 16 MiB in socket buffers at 40 Mbit/s, 80 BDPs, and
+	 * made a round (a chunk's RTT) seconds long, so startup never
+	 * ended. */
 	int long_path = s->ping_min >= STREAM_LONG_PATH_NS;
 	if (long_path && s->probe_interval_ns)
 		snd_icmp_open(s);
