@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <execinfo.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -410,6 +412,19 @@ void itest_free(void *p, size_t len)
 static const int crash_signals[] = {SIGSEGV, SIGBUS,  SIGILL,
 				    SIGFPE,  SIGABRT, SIGSYS};
 
+/* SIGUSR1 from the supervisor before it kills a side that overran the
+ * case deadline: where it was stuck, so a rare hang leaves a trace. */
+static void stuck_backtrace(int sig)
+{
+	(void)sig;
+	static const char head[] = "---- stuck side's user stack:\n";
+	void *pc[32];
+	int n = backtrace(pc, 32);
+	if (write(2, head, sizeof(head) - 1) < 0)
+		return;
+	backtrace_symbols_fd(pc, n, 2);
+}
+
 static void child_signals(void)
 {
 	struct sigaction sa;
@@ -418,7 +433,49 @@ static void child_signals(void)
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < sizeof(crash_signals) / sizeof(int); i++)
 		sigaction(crash_signals[i], &sa, NULL);
+	/* backtrace() loads libgcc on first use: not in a signal handler. */
+	void *pc[2];
+	backtrace(pc, 2);
+	sa.sa_handler = stuck_backtrace;
+	sigaction(SIGUSR1, &sa, NULL);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+/* Print a /proc file of @pid under a label (kernel stack, syscall). */
+static void show_proc(pid_t pid, const char *file)
+{
+	char path[64], buf[2048];
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	/* stat: only "pid (comm) state" matters here. */
+	char *st = strrchr(buf, ')');
+	if (strcmp(file, "stat") == 0 && st && st - buf + 3 < n) {
+		st[3] = '\n';
+		n = st - buf + 4;
+		buf[n] = '\0';
+	}
+	fprintf(stderr, "---- %s:\n%s%s", path, buf,
+		buf[n - 1] == '\n' ? "" : "\n");
+}
+
+/* A side overran its deadline: show where it is, then kill it. */
+static void kill_stuck(pid_t pid)
+{
+	fprintf(stderr, "---- pid %d overran; where it is:\n", (int)pid);
+	show_proc(pid, "stat");
+	show_proc(pid, "wchan");
+	show_proc(pid, "syscall");
+	show_proc(pid, "stack");
+	if (kill(pid, SIGUSR1) == 0)
+		usleep(300000);
+	kill(pid, SIGKILL);
 }
 
 static pid_t spawn(const char *prov, const struct itest_case *c, char role,
@@ -537,7 +594,7 @@ int itest_run(const char *prov, const struct itest_case *c)
 		if (now >= deadline || (grace && now >= grace)) {
 			for (int i = 0; i < n; i++)
 				if (!done[i]) {
-					kill(pid[i], SIGKILL);
+					kill_stuck(pid[i]);
 					waitpid(pid[i], &st[i], 0);
 				}
 			break;
