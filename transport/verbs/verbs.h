@@ -322,6 +322,7 @@ int verbs_post_write(struct wccl_endpoint *ep, const void *buf, size_t len,
 		     uint64_t cookie);
 void verbs_wc(struct verbs_ctx *ctx, const struct ibv_wc *wc);
 void verbs_ring(struct verbs_qp *q);
+void verbs_ring_dirty(struct verbs_ctx *ctx);
 void verbs_tx_issue(struct verbs_ep *ep);
 void verbs_tx_advance(struct verbs_ep *ep);
 void verbs_rx_advance(struct verbs_ep *ep);

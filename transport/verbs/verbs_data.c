@@ -350,6 +350,25 @@ void verbs_ring(struct verbs_qp *q)
 	verbs_ring(q);
 }
 
+/* Ring the marked chains, and those marked while ringing. A chain on a
+ * dead QP or failed endpoint waits for the QP's older WRs to flush and
+ * marks itself again; only reaping retires those, so the passes are
+ * bounded (looping until none is marked spins for ever when the flushes
+ * are not in the CQ yet). */
+void verbs_ring_dirty(struct verbs_ctx *ctx)
+{
+	for (int pass = 0; ctx->dirty && pass < 4; pass++) {
+		struct verbs_qp *q = ctx->dirty;
+		ctx->dirty = NULL;
+		while (q) {
+			struct verbs_qp *next = q->next_dirty;
+			q->dirty = false;
+			verbs_ring(q);
+			q = next;
+		}
+	}
+}
+
 static void chain_add(struct verbs_qp *q, enum ibv_wr_opcode opc,
 		      const void *buf, uint64_t len, uint32_t lkey, bool inl,
 		      uint64_t raddr, uint32_t rkey, uint32_t imm,

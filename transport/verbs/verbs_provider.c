@@ -553,12 +553,7 @@ int verbs_progress(struct verbs_ctx *ctx)
 	for (struct verbs_ep *ep = ctx->eps; ep; ep = ep->next)
 		if (ep->tx_issue != ep->tx_post)
 			verbs_tx_issue(ep);
-	while (ctx->dirty) {
-		struct verbs_qp *q = ctx->dirty;
-		ctx->dirty = q->next_dirty;
-		q->dirty = false;
-		verbs_ring(q);
-	}
+	verbs_ring_dirty(ctx);
 	return 0;
 }
 
