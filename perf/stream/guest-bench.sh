@@ -24,8 +24,10 @@
 #                      (WCCL_BENCH_BASE=another wccl-xfer binary),
 #                      xfer-env1..9 (environment WCCL_BENCH_ENV1..9, e.g.
 #                      "WCCL_STREAM_QDELAY_US=3000 WCCL_DEBUG=TRACE"),
-#                      xfer-cap (--rate 0.75 x the bottleneck: the probe's
-#                      noise floor under the same CPU load, no link queue)
+#                      xfer-cap (--rate WCCL_BENCH_CAP x the bottleneck,
+#                      default 0.75: the probe's noise floor under the same
+#                      CPU load, no link queue; 0.956: the TCP payload's
+#                      share of the wire at MTU 1500, an exact estimate)
 #   WCCL_BENCH_CEILING 1: first, wccl-xfer --local in the guest (the CPU
 #                      ceiling, no emulation) for each wccl-xfer variant
 set -euo pipefail
@@ -173,7 +175,7 @@ run_xfer() { # NAME BINARY ENV...
 	rm -f "$work/dst/src.bin" "$work/dst/src.bin.wccl-part"
 	mon_start "$name"
 	local args=()
-	[ "$name" = xfer-cap ] && args=(--rate "$(awk "BEGIN { print $rate_mbps * 0.75 }")M")
+	[ "$name" = xfer-cap ] && args=(--rate "$(awk "BEGIN { print $rate_mbps * ${WCCL_BENCH_CAP:-0.75} }")M")
 	local rcpu0 ch0 ch1
 	rcpu0=$(proc_cpu "$recv_pid")
 	children_cpu

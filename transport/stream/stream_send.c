@@ -106,6 +106,8 @@ struct snd {
 	struct pace_model cc;
 	struct pace_rs rs; /* delivery-rate sampler */
 	uint64_t inflight_bytes, next_send_ns;
+	/* the last chunk's pacing: from when, how long (see snd_pace_due) */
+	uint64_t pace_from_ns, pace_len;
 	uint64_t hold_ns;    /* receiver's hold time per chunk (EWMA) */
 	uint64_t slack_base; /* (streams + 1) chunks */
 	/* path probe: a connection that carries pings only */
@@ -141,7 +143,7 @@ struct snd {
 	uint64_t t0, last_progress_ns, last_report_ns;
 	/* WCCL_DEBUG=TRACE: what held the sender back, per trace interval */
 	struct {
-		uint64_t at_ns, delivered, wire;
+		uint64_t at_ns, every_ns, delivered, wire;
 		unsigned pacer, cwnd, noep, starved, eagain;
 		unsigned paces, busy, lending; /* kernel cap passes */
 	} tr;
@@ -355,8 +357,24 @@ static int slot_send(struct snd *s, struct snd_slot *sl, int ep, uint64_t now)
 		if (s->pacer_late && s->next_send_ns + t >= now)
 			from = s->next_send_ns;
 		s->next_send_ns = from + t;
+		s->pace_from_ns = from;
+		s->pace_len = sl->len;
 	}
 	return 0;
+}
+
+/* When the next chunk may leave: the last one's start plus its time at
+ * the pacing rate as it is now, not as it was when that chunk left. In
+ * startup the first samples come one per ack, the first ones low: a 128
+ * KiB chunk sent at 10 Mbit/s set the next send 100 ms away, and the
+ * rate raised to 84 a few ms later waited for it (seen: nothing sent for
+ * 60 ms of the first 300 at 100 Mbit/s, 40 ms). */
+static void snd_pace_due(struct snd *s)
+{
+	if (s->cc.pacing_rate && s->pace_len)
+		s->next_send_ns = s->pace_from_ns +
+				  s->pace_len * 1000000000ull /
+				      s->cc.pacing_rate;
 }
 
 static int pick_ep(struct snd *s)
@@ -675,12 +693,12 @@ static double wall_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* WCCL_DEBUG=TRACE, every 250 ms: the model and what held the sender
+/* WCCL_DEBUG=TRACE, every WCCL_STREAM_TRACE_MS: the model and what held the sender
  * back (counts of send attempts stopped by the pacer, the window, no free
  * connection, no chunk ready, a full send queue). */
 static void snd_trace(struct snd *s, uint64_t now)
 {
-	if (now - s->tr.at_ns < 250000000ull)
+	if (now - s->tr.at_ns < s->tr.every_ns)
 		return;
 	double dt = (double)(now - s->tr.at_ns) / 1e9;
 	WCCL_TRACE(WCCL_SUB_TRANSPORT,
@@ -717,6 +735,7 @@ static int snd_try_send(struct snd *s, uint64_t now)
 {
 	int sent = 0;
 	s->starved = 0;
+	snd_pace_due(s);
 	for (;;) {
 		if (s->cc.pacing_rate && now < s->next_send_ns) {
 			s->pacer_wait = 1;
@@ -1451,6 +1470,9 @@ static int snd_run(struct snd *s, const char *path,
 	s->notsent_attr = 1;
 	s->t0 = s->last_progress_ns = s->last_report_ns = wccl_now_ns();
 	s->tr.at_ns = s->t0;
+	int64_t trace_ms = wccl_param_int(WCCL_PARAM_STREAM_TRACE_MS);
+	trace_ms = trace_ms < 10 ? 10 : trace_ms > 10000 ? 10000 : trace_ms;
+	s->tr.every_ns = (uint64_t)trace_ms * 1000000ull;
 	while (s->acked < s->to_send) {
 		uint64_t now = wccl_now_ns();
 		snd_io_inline(s);
