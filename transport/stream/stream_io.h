@@ -71,6 +71,14 @@ static inline int stream_ring_pop(struct stream_ring *r, uint32_t *v)
 	return 0;
 }
 
+/* Entries in the ring now, as one side sees it (the other may be
+ * changing it). */
+static inline uint32_t stream_ring_count(struct stream_ring *r)
+{
+	return __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) -
+	       __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
+}
+
 static inline int stream_ring_empty(struct stream_ring *r)
 {
 	return __atomic_load_n(&r->head, __ATOMIC_ACQUIRE) ==

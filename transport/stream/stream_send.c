@@ -57,6 +57,8 @@ struct snd {
 	struct wccl_endpoint *eps[STREAM_MAX_EPS];
 	int ep_ready[STREAM_MAX_EPS];
 	int ep_inflight[STREAM_MAX_EPS];
+	int ep_slots[STREAM_MAX_EPS]; /* sent and not given back (see pick_ep) */
+	int pick_from;		      /* where pick_ep's scan starts */
 	int nep, nstreams;
 	/* control region: per-ep receive buffers and control sends */
 	uint8_t *creg;
@@ -343,6 +345,7 @@ static int slot_send(struct snd *s, struct snd_slot *sl, int ep, uint64_t now)
 	sl->release = 0;
 	sl->send_ts = now;
 	s->ep_inflight[ep]++;
+	s->ep_slots[ep]++;
 	s->inflight_bytes += sl->len;
 	s->st.bytes_wire += sl->len;
 	if (s->cc.pacing_rate) {
@@ -377,13 +380,25 @@ static void snd_pace_due(struct snd *s)
 				      s->cc.pacing_rate;
 }
 
+/* The connection for the next chunk: the one holding the fewest chunk
+ * buffers, those acked but not yet released by its send queue included,
+ * and among equals the next in turn. A zero-copy send's buffer comes back
+ * when the kernel lets go of its pages, and on Linux 6.1 (the VM) a
+ * connection that kept sending got them back late, in bulk: picking by
+ * chunks in flight, lowest index first, kept connection 0 busiest, up to
+ * 12 of its buffers sat acked but held for 2 s, and once the I/O thread
+ * had none left to fill the sender stalled 100-150 ms, every 1.5 s. */
 static int pick_ep(struct snd *s)
 {
 	int best = -1;
-	for (int i = 0; i < s->nep; i++)
+	for (int k = 0; k < s->nep; k++) {
+		int i = (s->pick_from + k) % s->nep;
 		if (s->ep_ready[i] &&
-		    (best < 0 || s->ep_inflight[i] < s->ep_inflight[best]))
+		    (best < 0 || s->ep_slots[i] < s->ep_slots[best]))
 			best = i;
+	}
+	if (best >= 0)
+		s->pick_from = (best + 1) % s->nep;
 	return best;
 }
 
@@ -500,6 +515,7 @@ static int snd_io_check(struct snd *s)
 /* Back to the I/O thread, once acked and off the send queue. */
 static void snd_give_back(struct snd *s, struct snd_slot *sl)
 {
+	s->ep_slots[sl->ep]--;
 	sl->release = 0;
 	stream_ring_push(&s->to_io, (uint32_t)(sl - s->slots) | sl->give_as);
 	stream_waker_kick(&s->io_wake);
@@ -701,12 +717,21 @@ static void snd_trace(struct snd *s, uint64_t now)
 	if (now - s->tr.at_ns < s->tr.every_ns)
 		return;
 	double dt = (double)(now - s->tr.at_ns) / 1e9;
+	/* Where the chunk buffers are: on the wire (sent, not acked), acked
+	 * but still on a send queue, ready to send, with the I/O thread. */
+	int flight = 0, queued = 0;
+	for (int i = 0; i < s->depth; i++) {
+		flight += s->slots[i].inflight;
+		queued += !s->slots[i].inflight && s->slots[i].tx_busy;
+	}
+	int ready = (int)stream_ring_count(&s->from_io) + (s->held >= 0);
 	WCCL_TRACE(WCCL_SUB_TRANSPORT,
 		   "stream trace t=%.2f wall=%.3f good=%.1f wire=%.1f btlbw=%.1f "
 		   "pace=%.1f Mbit/s cwnd=%llu inflight=%llu phase=%d "
 		   "gain=%.2f q=%.2f hold=%.1f probe=%.1f/%.1f ms "
 		   "stops pacer=%u cwnd=%u noep=%u starved=%u eagain=%u "
-		   "busy=%.1f lending=%.1f",
+		   "busy=%.1f lending=%.1f slots flight=%d queued=%d "
+		   "ready=%d io=%d",
 		   (double)(now - s->t0) / 1e9, wall_s(),
 		   (double)(s->st.bytes_delivered - s->tr.delivered) * 8 / dt /
 		       1e6,
@@ -720,7 +745,8 @@ static void snd_trace(struct snd *s, uint64_t now)
 		   (double)s->cc.probe_min_ns / 1e6, s->tr.pacer, s->tr.cwnd,
 		   s->tr.noep, s->tr.starved, s->tr.eagain,
 		   s->tr.paces ? (double)s->tr.busy / s->tr.paces : 0.0,
-		   s->tr.paces ? (double)s->tr.lending / s->tr.paces : 0.0);
+		   s->tr.paces ? (double)s->tr.lending / s->tr.paces : 0.0,
+		   flight, queued, ready, s->depth - flight - queued - ready);
 	s->tr.at_ns = now;
 	s->tr.delivered = s->st.bytes_delivered;
 	s->tr.wire = s->st.bytes_wire;
