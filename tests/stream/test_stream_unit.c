@@ -869,6 +869,37 @@ static void test_pace_caps(void **state)
 	assert_int_equal(cap[1], 440);
 }
 
+static void test_pick_conn(void **state)
+{
+	(void)state;
+	const int ready[4] = {1, 1, 0, 1};
+	/* fewest held wins, wherever the scan starts */
+	const int held[4] = {3, 1, 0, 2};
+	for (int from = 0; from < 4; from++)
+		assert_int_equal(stream_pick_conn(4, ready, held, from), 1);
+	/* equals take turns from @from (2 is not ready) */
+	const int even[4] = {2, 2, 2, 2};
+	assert_int_equal(stream_pick_conn(4, ready, even, 0), 0);
+	assert_int_equal(stream_pick_conn(4, ready, even, 1), 1);
+	assert_int_equal(stream_pick_conn(4, ready, even, 2), 3);
+	assert_int_equal(stream_pick_conn(4, ready, even, 3), 3);
+	/* none ready */
+	const int none[4] = {0, 0, 0, 0};
+	assert_int_equal(stream_pick_conn(4, none, even, 0), -1);
+	/* turns: eight picks with nothing given back spread over the three
+	 * ready connections, none more than one ahead of another */
+	int h[4] = {0, 0, 0, 0}, from = 0;
+	for (int k = 0; k < 8; k++) {
+		int i = stream_pick_conn(4, ready, h, from);
+		h[i]++;
+		from = (i + 1) % 4;
+	}
+	assert_int_equal(h[0] + h[1] + h[3], 8);
+	assert_int_equal(h[2], 0);
+	assert_true(h[0] >= 2 && h[0] <= 3 && h[1] >= 2 && h[1] <= 3 &&
+		    h[3] >= 2 && h[3] <= 3);
+}
+
 /* One FIFO connection, small units, acks in irregular bursts: the
  * receiver's stamps and the send interval keep samples at the delivery
  * rate (0.95 R here), where the ack interval alone reads up to 1.5x;
@@ -1152,6 +1183,7 @@ int main(void)
 	    cmocka_unit_test(test_size_pipe),
 	    cmocka_unit_test(test_pick_chunk),
 	    cmocka_unit_test(test_pace_caps),
+	    cmocka_unit_test(test_pick_conn),
 	    cmocka_unit_test(test_journal),
 	    cmocka_unit_test(test_icmp_probe),
 	};

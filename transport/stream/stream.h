@@ -64,6 +64,11 @@ uint32_t stream_pick_chunk(uint64_t rtt_ns, uint64_t rate_Bps, uint32_t dflt);
 int stream_pace_caps(int n, const uint64_t *unsent, const uint64_t *cwnd_rate,
 		     uint64_t base, uint64_t pct, uint64_t *cap, int *busy);
 
+/* Of @n connections, the @ready one holding the fewest chunk buffers
+ * (@held), the first from @from on (wrapping) among equals; -1 if none
+ * is ready. */
+int stream_pick_conn(int n, const int *ready, const int *held, int from);
+
 /* Journal of verified chunks ("<file>.wccl-part"). */
 struct stream_journal {
 	int fd;

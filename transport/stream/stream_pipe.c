@@ -77,3 +77,14 @@ int stream_pace_caps(int n, const uint64_t *unsent, const uint64_t *cwnd_rate,
 	*busy = k;
 	return lent;
 }
+
+int stream_pick_conn(int n, const int *ready, const int *held, int from)
+{
+	int best = -1;
+	for (int k = 0; k < n; k++) {
+		int i = (from + k) % n;
+		if (ready[i] && (best < 0 || held[i] < held[best]))
+			best = i;
+	}
+	return best;
+}

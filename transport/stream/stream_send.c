@@ -390,13 +390,8 @@ static void snd_pace_due(struct snd *s)
  * had none left to fill the sender stalled 100-150 ms, every 1.5 s. */
 static int pick_ep(struct snd *s)
 {
-	int best = -1;
-	for (int k = 0; k < s->nep; k++) {
-		int i = (s->pick_from + k) % s->nep;
-		if (s->ep_ready[i] &&
-		    (best < 0 || s->ep_slots[i] < s->ep_slots[best]))
-			best = i;
-	}
+	int best = stream_pick_conn(s->nep, s->ep_ready, s->ep_slots,
+				    s->pick_from);
 	if (best >= 0)
 		s->pick_from = (best + 1) % s->nep;
 	return best;
