@@ -9,7 +9,8 @@
 # OUT (default perf-results/stream) gets raw.log, results.json, summary.md
 # and <profile>.png. Knobs (see guest-bench.sh): WCCL_WAN_RATE (200mbit),
 # WCCL_WAN_MTU, WCCL_BENCH_SECS, WCCL_BENCH_N, WCCL_BENCH_TOOLS,
-# WCCL_BENCH_CEILING, WCCL_BENCH_BASE, WCCL_BENCH_CAP. Exit 77 when the VM cannot run here.
+# WCCL_BENCH_CEILING, WCCL_BENCH_BASE, WCCL_BENCH_CAP. Exit 77 when the VM
+# cannot run here.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$here/../.."

@@ -175,7 +175,9 @@ run_xfer() { # NAME BINARY ENV...
 	rm -f "$work/dst/src.bin" "$work/dst/src.bin.wccl-part"
 	mon_start "$name"
 	local args=()
-	[ "$name" = xfer-cap ] && args=(--rate "$(awk "BEGIN { print $rate_mbps * ${WCCL_BENCH_CAP:-0.75} }")M")
+	local cap=${WCCL_BENCH_CAP:-0.75}
+	[ "$name" = xfer-cap ] &&
+		args=(--rate "$(awk "BEGIN { print $rate_mbps * $cap }")M")
 	local rcpu0 ch0 ch1
 	rcpu0=$(proc_cpu "$recv_pid")
 	children_cpu

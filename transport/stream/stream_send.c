@@ -57,8 +57,9 @@ struct snd {
 	struct wccl_endpoint *eps[STREAM_MAX_EPS];
 	int ep_ready[STREAM_MAX_EPS];
 	int ep_inflight[STREAM_MAX_EPS];
-	int ep_slots[STREAM_MAX_EPS]; /* sent and not given back (see pick_ep) */
-	int pick_from;		      /* where pick_ep's scan starts */
+	/* chunk buffers sent and not given back yet (see pick_ep) */
+	int ep_slots[STREAM_MAX_EPS];
+	int pick_from; /* where pick_ep's scan starts */
 	int nep, nstreams;
 	/* control region: per-ep receive buffers and control sends */
 	uint8_t *creg;
@@ -704,9 +705,9 @@ static double wall_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* WCCL_DEBUG=TRACE, every WCCL_STREAM_TRACE_MS: the model and what held the sender
- * back (counts of send attempts stopped by the pacer, the window, no free
- * connection, no chunk ready, a full send queue). */
+/* WCCL_DEBUG=TRACE, every WCCL_STREAM_TRACE_MS: the model and what held
+ * the sender back (counts of send attempts stopped by the pacer, the
+ * window, no free connection, no chunk ready, a full send queue). */
 static void snd_trace(struct snd *s, uint64_t now)
 {
 	if (now - s->tr.at_ns < s->tr.every_ns)
