@@ -324,6 +324,20 @@ static int read_chunk(struct snd *s, uint64_t idx, uint8_t *dst, uint32_t *len)
 	return 0;
 }
 
+/* When the next chunk may leave: the last one's start plus its time at
+ * the pacing rate as it is now, not as it was when that chunk left. In
+ * startup the first samples come one per ack, the first ones low: a 128
+ * KiB chunk sent at 10 Mbit/s set the next send 100 ms away, and the
+ * rate raised to 84 a few ms later waited for it (seen: nothing sent for
+ * 60 ms of the first 300 at 100 Mbit/s, 40 ms). */
+static void snd_pace_due(struct snd *s)
+{
+	if (s->cc.pacing_rate && s->pace_len)
+		s->next_send_ns = s->pace_from_ns +
+				  s->pace_len * 1000000000ull /
+				      s->cc.pacing_rate;
+}
+
 static int slot_send(struct snd *s, struct snd_slot *sl, int ep, uint64_t now)
 {
 	struct smsg m = {.magic = SMSG_MAGIC,
@@ -360,25 +374,11 @@ static int slot_send(struct snd *s, struct snd_slot *sl, int ep, uint64_t now)
 		uint64_t from = s->next_send_ns > now ? s->next_send_ns : now;
 		if (s->pacer_late && s->next_send_ns + t >= now)
 			from = s->next_send_ns;
-		s->next_send_ns = from + t;
 		s->pace_from_ns = from;
 		s->pace_len = sl->len;
+		snd_pace_due(s);
 	}
 	return 0;
-}
-
-/* When the next chunk may leave: the last one's start plus its time at
- * the pacing rate as it is now, not as it was when that chunk left. In
- * startup the first samples come one per ack, the first ones low: a 128
- * KiB chunk sent at 10 Mbit/s set the next send 100 ms away, and the
- * rate raised to 84 a few ms later waited for it (seen: nothing sent for
- * 60 ms of the first 300 at 100 Mbit/s, 40 ms). */
-static void snd_pace_due(struct snd *s)
-{
-	if (s->cc.pacing_rate && s->pace_len)
-		s->next_send_ns = s->pace_from_ns +
-				  s->pace_len * 1000000000ull /
-				      s->cc.pacing_rate;
 }
 
 /* The connection for the next chunk: the one holding the fewest chunk
