@@ -724,7 +724,7 @@ static void snd_trace(struct snd *s, uint64_t now)
 	WCCL_TRACE(WCCL_SUB_TRANSPORT,
 		   "stream trace t=%.2f wall=%.3f good=%.1f wire=%.1f btlbw=%.1f "
 		   "link=%.1f pace=%.1f Mbit/s cwnd=%llu inflight=%llu phase=%d "
-		   "gain=%.2f q=%.2f hold=%.1f probe=%.1f/%.1f ms "
+		   "gain=%.2f q=%.2f hold=%.1f probe=%.1f/%.1f jit=%.1f ms "
 		   "stops pacer=%u cwnd=%u noep=%u starved=%u eagain=%u "
 		   "busy=%.1f lending=%.1f slots flight=%d queued=%d "
 		   "ready=%d io=%d",
@@ -739,7 +739,8 @@ static void snd_trace(struct snd *s, uint64_t now)
 		   (unsigned long long)s->inflight_bytes, s->cc.phase,
 		   s->cc.pacing_gain, s->cc.qfactor, (double)s->hold_ns / 1e6,
 		   (double)s->cc.probe_last_ns / 1e6,
-		   (double)s->cc.probe_min_ns / 1e6, s->tr.pacer, s->tr.cwnd,
+		   (double)s->cc.probe_min_ns / 1e6,
+		   s->cc.probe_jit_ns / 1e6, s->tr.pacer, s->tr.cwnd,
 		   s->tr.noep, s->tr.starved, s->tr.eagain,
 		   s->tr.paces ? (double)s->tr.busy / s->tr.paces : 0.0,
 		   s->tr.paces ? (double)s->tr.lending / s->tr.paces : 0.0,
