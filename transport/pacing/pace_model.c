@@ -142,20 +142,6 @@ static void leave_startup(struct pace_model *cc)
 	cc->cwnd_gain = 2.0;
 }
 
-/* The largest sample of a slot in which the link was full: a probe saw a
- * queue, and either every probe did or the slot began at the full rate
- * (delay factor 1: a queue then means the estimate is above the link).
- * link_bw is the max of the last four (one slot whose queue was the
- * probe's noise, the link not full, does not pull it down alone). */
-static void link_sample(struct pace_model *cc, uint64_t rate)
-{
-	cc->link_win[cc->link_slots++ % 4] = rate;
-	cc->link_bw = 0;
-	for (int i = 0; i < 4; i++)
-		if (cc->link_win[i] > cc->link_bw)
-			cc->link_bw = cc->link_win[i];
-}
-
 void pace_model_on_ack(struct pace_model *cc, uint64_t now, uint64_t rtt_ns,
 		       uint64_t rate, uint64_t prior_delivered,
 		       uint64_t delivered, uint64_t inflight)
@@ -211,29 +197,10 @@ void pace_model_on_ack(struct pace_model *cc, uint64_t now, uint64_t rtt_ns,
 		 * simulation, 26-32 of 40 in the VM on lossy). */
 		int room = long_path_cycle(cc) && cc->phase == 2 &&
 			   !cc->slot_queued;
-		/* Kept, but no higher than the link was seen to deliver
-		 * when it was full: else an estimate above the link (a
-		 * startup sample of 104.5 Mbit/s of payload where the link
-		 * carries 95.6) kept itself for the whole transfer, slot by
-		 * slot, and its 1.0 x built the queue the delay factor then
-		 * cut to 0.8 x, below the link (seen in the VM: the pacing
-		 * rate swinging 84-110 for 12 s; test_cc_kept_estimate_
-		 * follows_link). Only with the receiver's byte counts: chunk
-		 * counts read low over a slot (test_rate_striped). */
-		uint64_t keep = cc->btlbw;
-		if (long_path_cycle(cc) && cc->phase == 2) {
-			if (cc->slot_queued && cc->round_max &&
-			    cc->recent_samples &&
-			    (cc->slot_full_rate || !cc->slot_unqueued))
-				link_sample(cc, cc->round_max);
-			if (cc->link_bw && cc->link_bw < keep)
-				keep = cc->link_bw;
-		}
-		cc->bw_win[cc->slot % 10] = held || none || room ? keep : 0;
+		cc->bw_win[cc->slot % 10] =
+		    held || none || room ? cc->btlbw : 0;
 		cc->round_max = 0;
 		cc->slot_queued = 0;
-		cc->slot_unqueued = 0;
-		cc->slot_full_rate = cc->qfactor >= 0.99;
 	}
 	if (rate && !cc->first_sample_ns)
 		cc->first_sample_ns = now;
@@ -414,8 +381,6 @@ void pace_model_on_probe(struct pace_model *cc, uint64_t now, uint64_t rtt_ns)
 	cc->probe_queued = q > target;
 	if (q > target)
 		cc->slot_queued = 1;
-	else
-		cc->slot_unqueued = 1;
 	if (q > target) {
 		/* Multiplicative decrease, at most once per RTT, in
 		 * proportion to the excess (Swift). */

@@ -78,16 +78,6 @@ struct pace_model {
 	uint64_t probe_samples;
 	int probe_queued; /* the last probe saw a queue above the target */
 	int slot_queued;  /* ... and any probe since the filter's slot began */
-	/* The stream's long path, probe_bw: the largest sample of each of
-	 * the last four filter slots in which the link was full (see
-	 * link_sample), and their max, link_bw (0: no such slot yet). An
-	 * estimate kept for lack of evidence (the delay factor or a slot
-	 * without a queue) is kept no higher. */
-	uint64_t link_win[4];
-	uint64_t link_slots;
-	uint64_t link_bw;
-	int slot_unqueued;  /* a probe of this slot saw no queue */
-	int slot_full_rate; /* the delay factor was 1 when the slot began */
 	/* The stream's long path, probe_bw: the gain of the next probe-up
 	 * (1.05, doubling its excess after each one the probe saw no queue
 	 * in while the estimate grew, up to 1.25), and the estimate when

@@ -723,7 +723,7 @@ static void snd_trace(struct snd *s, uint64_t now)
 	int ready = (int)stream_ring_count(&s->from_io) + (s->held >= 0);
 	WCCL_TRACE(WCCL_SUB_TRANSPORT,
 		   "stream trace t=%.2f wall=%.3f good=%.1f wire=%.1f btlbw=%.1f "
-		   "link=%.1f pace=%.1f Mbit/s cwnd=%llu inflight=%llu phase=%d "
+		   "pace=%.1f Mbit/s cwnd=%llu inflight=%llu phase=%d "
 		   "gain=%.2f q=%.2f hold=%.1f probe=%.1f/%.1f jit=%.1f ms "
 		   "stops pacer=%u cwnd=%u noep=%u starved=%u eagain=%u "
 		   "busy=%.1f lending=%.1f slots flight=%d queued=%d "
@@ -733,7 +733,6 @@ static void snd_trace(struct snd *s, uint64_t now)
 		       1e6,
 		   (double)(s->st.bytes_wire - s->tr.wire) * 8 / dt / 1e6,
 		   (double)s->cc.btlbw * 8 / 1e6,
-		   (double)s->cc.link_bw * 8 / 1e6,
 		   (double)s->cc.pacing_rate * 8 / 1e6,
 		   (unsigned long long)s->cc.cwnd,
 		   (unsigned long long)s->inflight_bytes, s->cc.phase,
