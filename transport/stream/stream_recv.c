@@ -668,9 +668,8 @@ static int rcv_data(struct rcv *r, int ep, int i, const struct smsg *m,
 	/* The sender's rate samples divide the byte count by the time
 	 * between two stamps, so the stamp is when the count was read: the
 	 * batch's time (@now) comes before up to 32 chunks' reads of every
-	 * connection's TCP_INFO, ms under an emulator, and read as a
-	 * faster link (an estimate of 103-104.5 Mbit/s on a link with 95.6
-	 * of payload, seen in the VM). */
+	 * connection's TCP_INFO (ms under an emulator), and a count read
+	 * after its stamp reads as a faster link. */
 	uint64_t t0 = wccl_now_ns();
 	job->recv_bytes = rcv_bytes(r);
 	job->recv_ts = job->recv_bytes ? t0 / 2 + wccl_now_ns() / 2 : now;
