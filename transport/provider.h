@@ -143,6 +143,13 @@ enum wccl_ep_attr {
 	 * smoothed RTT, bytes/s (uring: TCP_INFO's tcpi_snd_cwnd x
 	 * tcpi_snd_mss / tcpi_rtt); 0 = no RTT sample yet. */
 	WCCL_EP_ATTR_CWND_RATE = 12,
+	/* Read only: payload bytes that have arrived on the connection,
+	 * out-of-order ones included (uring: each TCP_INFO read adds the
+	 * new tcpi_data_segs_in x tcpi_rcv_mss, so a short segment counts
+	 * whole). BYTES_RECEIVED holds a loss's later bytes back until the
+	 * retransmission fills the hole and then counts them at once: a
+	 * rate taken at the receiver reads above the link. */
+	WCCL_EP_ATTR_BYTES_ARRIVED = 13,
 };
 
 

@@ -938,6 +938,20 @@ static int local_receiver(struct itest_side *s)
 	else
 		ICHECK(s, rc == WCCL_EOPNOTSUPP, "get_attr bytes: %s",
 		       wccl_strerror(rc));
+	/* Arrived bytes count whole segments at the receive MSS: no fewer
+	 * than received, at most a 64 KiB loopback MSS per message. */
+	uint64_t arrived = 0;
+	rc = wccl_endpoint_get_attr(s->ep, WCCL_EP_ATTR_BYTES_ARRIVED,
+				    &arrived);
+	if (rc == 0)
+		ICHECK(s, arrived >= got_bytes &&
+			      arrived <= (uint64_t)(LOCAL_SENDS + 4) << 16,
+		       "bytes arrived %llu, received %llu",
+		       (unsigned long long)arrived,
+		       (unsigned long long)got_bytes);
+	else
+		ICHECK(s, rc == WCCL_EOPNOTSUPP, "get_attr arrived: %s",
+		       wccl_strerror(rc));
 	send_msg(s, 'k');
 	itest_free(buf, LOCAL_SENDS * 256);
 	return 0;

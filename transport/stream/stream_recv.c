@@ -60,7 +60,8 @@ struct rcv {
 	struct rcv_ep eps[STREAM_MAX_EPS];
 	int nep;
 	int have_hello;
-	int no_bytes_attr; /* the provider has no WCCL_EP_ATTR_BYTES_RECEIVED */
+	int no_bytes_attr; /* the provider has no byte count (below) */
+	int bytes_attr;	   /* WCCL_EP_ATTR_BYTES_ARRIVED, or _RECEIVED */
 	uint64_t sid, size, nchunks;
 	int64_t mtime_ns;
 	uint32_t chunk;
@@ -625,12 +626,16 @@ static void rcv_io_submit(struct rcv *r, uint32_t id)
 
 /* ---- network thread ----------------------------------------------- */
 
-/* Bytes received so far over all data connections, as the kernel counts
+/* Bytes arrived so far over all data connections, as the kernel counts
  * them (partial chunks included), or 0 if a provider cannot say. Sent
  * with each ACK next to the arrival stamp: the sender's delivery rate
  * from them has no chunk granularity (a chunk held back by loss recovery
  * would count whole when it completes, though most of its bytes arrived
- * earlier: an estimate 18 % above the link in the VM). */
+ * earlier: an estimate 18 % above the link in the VM). Out-of-order
+ * bytes count when they arrive (WCCL_EP_ATTR_BYTES_ARRIVED) where the
+ * provider can say so, for the same reason one level down: an in-order
+ * count holds a lost segment's successors back until the retransmission
+ * fills the hole. */
 static uint64_t rcv_bytes(struct rcv *r)
 {
 	if (r->no_bytes_attr)
@@ -640,8 +645,13 @@ static uint64_t rcv_bytes(struct rcv *r)
 		uint64_t b;
 		if (r->eps[i].state != 1)
 			continue;
-		if (wccl_endpoint_get_attr(r->eps[i].ep,
-					   WCCL_EP_ATTR_BYTES_RECEIVED, &b)) {
+		int rc = wccl_endpoint_get_attr(r->eps[i].ep, r->bytes_attr,
+						&b);
+		if (rc && r->bytes_attr == WCCL_EP_ATTR_BYTES_ARRIVED) {
+			r->bytes_attr = WCCL_EP_ATTR_BYTES_RECEIVED;
+			return rcv_bytes(r);
+		}
+		if (rc) {
 			r->no_bytes_attr = 1;
 			return 0;
 		}
@@ -944,6 +954,7 @@ int wccl_stream_server_run_one(struct wccl_stream_server *srv,
 		return WCCL_ENOMEM;
 	r->srv = srv;
 	r->fd = -1;
+	r->bytes_attr = WCCL_EP_ATTR_BYTES_ARRIVED;
 	r->err = err;
 	r->errlen = errlen;
 	if (err && errlen)

@@ -181,6 +181,10 @@ struct uring_ep {
 	uint8_t *dest;      /* NULL: drain the payload */
 	uint64_t remaining; /* payload bytes still to come */
 	int32_t cur_status;
+	/* WCCL_EP_ATTR_BYTES_ARRIVED: its count, and the kernel's data
+	 * segment count when it was last read */
+	uint64_t arrived_bytes;
+	uint32_t arrived_segs;
 };
 
 #define URING_EP(e) container_of((e), struct uring_ep, base)

@@ -514,11 +514,13 @@ int uring_endpoint_set_attr(struct wccl_endpoint *e, int attr, uint64_t v)
  * layout (linux/tcp.h, stable ABI: fields are only ever appended) by
  * offset. */
 #define TI_SND_MSS 16	     /* u32 */
+#define TI_RCV_MSS 20	     /* u32 */
 #define TI_RTT_US 68	     /* u32, smoothed */
 #define TI_SND_CWND 80	     /* u32, segments */
 #define TI_BYTES_RECEIVED 128 /* u64 */
 #define TI_NOTSENT_BYTES 144 /* u32 */
 #define TI_MIN_RTT_US 148    /* u32 */
+#define TI_DATA_SEGS_IN 152  /* u32 */
 
 static uint32_t ti_u32(const uint8_t *ti, size_t off)
 {
@@ -536,6 +538,8 @@ static int uring_tcp_info_attr(struct uring_ep *ep, int attr, uint64_t *v)
 			  ? TI_NOTSENT_BYTES + 4
 		      : attr == WCCL_EP_ATTR_BYTES_RECEIVED
 			  ? TI_BYTES_RECEIVED + 8
+		      : attr == WCCL_EP_ATTR_BYTES_ARRIVED
+			  ? TI_DATA_SEGS_IN + 4
 			  : TI_SND_CWND + 4;
 	if (ep->fd < 0)
 		return WCCL_EINVAL;
@@ -557,6 +561,18 @@ static int uring_tcp_info_attr(struct uring_ep *ep, int attr, uint64_t *v)
 	case WCCL_EP_ATTR_BYTES_RECEIVED:
 		memcpy(v, ti + TI_BYTES_RECEIVED, sizeof(*v));
 		break;
+	case WCCL_EP_ATTR_BYTES_ARRIVED: {
+		/* Segments since the last read at today's MSS (the kernel's
+		 * guess starts at 536 until full segments come); the u32
+		 * count wraps, its difference does not. */
+		uint32_t segs = ti_u32(ti, TI_DATA_SEGS_IN);
+		ep->arrived_bytes += (uint64_t)(uint32_t)(segs -
+							  ep->arrived_segs) *
+				     ti_u32(ti, TI_RCV_MSS);
+		ep->arrived_segs = segs;
+		*v = ep->arrived_bytes;
+		break;
+	}
 	default: { /* WCCL_EP_ATTR_CWND_RATE */
 		uint64_t rtt = ti_u32(ti, TI_RTT_US);
 		uint64_t w = (uint64_t)ti_u32(ti, TI_SND_CWND) *
@@ -575,6 +591,7 @@ int uring_endpoint_get_attr(struct wccl_endpoint *e, int attr, uint64_t *v)
 	case WCCL_EP_ATTR_SRTT_US:
 	case WCCL_EP_ATTR_MIN_RTT_US:
 	case WCCL_EP_ATTR_BYTES_RECEIVED:
+	case WCCL_EP_ATTR_BYTES_ARRIVED:
 	case WCCL_EP_ATTR_NOTSENT_BYTES:
 	case WCCL_EP_ATTR_CWND_RATE:
 		return uring_tcp_info_attr(ep, attr, v);
