@@ -744,6 +744,67 @@ static void test_cc_probe_up_grows(void **state)
 	assert_true(cc.btlbw <= R * 11 / 10);
 }
 
+/* The stream's long path with the estimate at the link, the probe
+ * jittering by up to 2 ms (the VM's noise; the delay target is then 1 ms +
+ * 2 x the jitter estimate): the probing cycle keeps the queue's p99 under
+ * 3.5 ms with the link 97 % used. Measured: p99 2.7 ms, use 0.99, over 5
+ * seeds. The same run with every delivery sample 4.6 % above what the path
+ * delivered (the VM's estimates: 99-101 Mbit/s on a link of 95.6) read
+ * p99 6.0 ms, mean 2.1: the over-estimate, not the cycle, is the VM's
+ * queue. */
+static void test_cc_steady_at_link(void **state)
+{
+	(void)state;
+	const uint64_t R = 12500000, unit = 128 << 10;
+	struct pace_model cc;
+	long_path_model(&cc, unit);
+	cc.unit = unit;
+	uint64_t now = 1000000000, d = 0;
+	run_startup(&cc, unit, R, &now, &d);
+	assert_int_equal(cc.phase, 2);
+	double q = 0, qsum = 0, sent = 0, qs[8000];
+	uint32_t seed = 12345;
+	int n = 0;
+	for (int i = 0; i < 10000; i++) { /* 10 s in 1 ms steps */
+		now += 1000000;
+		double in = (double)cc.pacing_rate / 1000;
+		q += in - (double)R / 1000;
+		if (q < 0)
+			q = 0;
+		double qms = q * 1e3 / (double)R;
+		if (i >= 2000) {
+			qs[n++] = qms;
+			qsum += qms;
+			sent += in < (double)R / 1000 ? in : (double)R / 1000;
+		}
+		uint64_t r = cc.pacing_rate < R ? cc.pacing_rate : R;
+		d += r / 1000;
+		if (i % 10 == 0) {
+			seed = seed * 1103515245u + 12345u;
+			uint64_t noise = (seed >> 16) % 2000000;
+			pace_model_on_probe(&cc, now,
+					    40000000 + (uint64_t)(qms * 1e6) +
+						noise);
+		}
+		if (i % 10 == 0)
+			pace_model_on_ack(&cc, now, 100000000, r,
+					  d > 4 * unit ? d - 4 * unit : 0, d,
+					  unit / 2);
+	}
+	for (int i = 1; i < n; i++) /* sort for the p99 */
+		for (int j = i; j > 0 && qs[j] < qs[j - 1]; j--) {
+			double t = qs[j];
+			qs[j] = qs[j - 1];
+			qs[j - 1] = t;
+		}
+	double p99 = qs[n * 99 / 100], use = sent / ((double)R / 1000 * n);
+	print_message("  at the link, jitter 0-2 ms: queue mean %.2f ms, p99 "
+		      "%.2f ms; link use %.3f\n",
+		      qsum / n, p99, use);
+	assert_true(p99 < 3.5);
+	assert_true(use > 0.97);
+}
+
 /* The stream's long path: delivery samples below the estimate while the
  * probe sees no queue are our side's (a connection in loss recovery):
  * the estimate stays. The same samples while the probe sees a queue are
@@ -1172,6 +1233,7 @@ int main(void)
 	    cmocka_unit_test(test_cc_probe),
 	    cmocka_unit_test(test_cc_probe_up_held),
 	    cmocka_unit_test(test_cc_probe_up_grows),
+	    cmocka_unit_test(test_cc_steady_at_link),
 	    cmocka_unit_test(test_cc_probe_min_window),
 	    cmocka_unit_test(test_cc_room_keeps_estimate),
 	    cmocka_unit_test(test_cc_drain_keeps_factor),
