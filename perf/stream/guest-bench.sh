@@ -21,7 +21,8 @@
 #                      (256 KiB chunks), xfer-c1m (1 MiB), xfer-q3
 #                      (3 ms delay target), xfer-trace (the sender's
 #                      model every 250 ms, printed as TRACE lines), xfer-base
-#                      (WCCL_BENCH_BASE=another wccl-xfer binary),
+#                      (WCCL_BENCH_BASE=another wccl-xfer binary, sending to
+#                      its own receiver: both ends are the base),
 #                      xfer-env1..9 (environment WCCL_BENCH_ENV1..9, e.g.
 #                      "WCCL_STREAM_QDELAY_US=3000 WCCL_DEBUG=TRACE"),
 #                      xfer-cap (--rate WCCL_BENCH_CAP x the bottleneck,
@@ -172,27 +173,31 @@ PY
 run_xfer() { # NAME BINARY ENV...
 	local name=$1 bin=$2 g extra
 	shift 2
-	rm -f "$work/dst/src.bin" "$work/dst/src.bin.wccl-part"
+	# xfer-base sends to the base binary's own receiver: a change on
+	# the receiving side is then in one arm only
+	local dst=$work/dst port=18600 rpid=$recv_pid
+	[ "$name" = xfer-base ] && dst=$work/dst-base port=18601 rpid=$recv_base_pid
+	rm -f "$dst/src.bin" "$dst/src.bin.wccl-part"
 	mon_start "$name"
 	local args=()
 	local cap=${WCCL_BENCH_CAP:-0.75}
 	[ "$name" = xfer-cap ] &&
 		args=(--rate "$(awk "BEGIN { print $rate_mbps * $cap }")M")
 	local rcpu0 ch0 ch1
-	rcpu0=$(proc_cpu "$recv_pid")
+	rcpu0=$(proc_cpu "$rpid")
 	children_cpu
 	ch0=$children_s
-	if ! wccl_ns 0 timeout $((secs * 6 + 60)) env "$@" "$bin" send "$work/src.bin" "$a1:18600" \
+	if ! wccl_ns 0 timeout $((secs * 6 + 60)) env "$@" "$bin" send "$work/src.bin" "$a1:$port" \
 		--json --timeout 30 "${args[@]}" >"$work/$name.json" 2>"$work/$name.err"; then
 		echo "FAIL $name: $(tail -n 3 "$work/$name.err")"
 		fails=$((fails + 1))
 	fi
 	children_cpu
 	ch1=$children_s
-	echo "CPU $name: sender $(awk "BEGIN { printf \"%.2f\", $ch1 - $ch0 }") s; receiver threads (tid:s) before $rcpu0, after $(proc_cpu "$recv_pid")"
+	echo "CPU $name: sender $(awk "BEGIN { printf \"%.2f\", $ch1 - $ch0 }") s; receiver threads (tid:s) before $rcpu0, after $(proc_cpu "$rpid")"
 	mon_stop "$name"
 	[ -s "$work/$name.rx" ] || echo "note $name: no link samples: $(head -c 300 "$work/$name.rx.err" 2>/dev/null)"
-	cmp -s "$work/src.bin" "$work/dst/src.bin" || { echo "FAIL $name: file differs"; fails=$((fails + 1)); }
+	cmp -s "$work/src.bin" "$dst/src.bin" || { echo "FAIL $name: file differs"; fails=$((fails + 1)); }
 	g=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['goodput_mbps'])" "$work/$name.json" 2>/dev/null || echo 0)
 	extra=$(python3 -c "
 import json, sys
@@ -243,6 +248,18 @@ $(wccl_ns_prefix 1) "$xfer" recv "$work/dst" --listen "$a1:18600" --addr-file "$
 recv_pid=$!
 for _ in $(seq 100); do [ -s "$work/addr" ] && break; sleep 0.1; done
 [ -s "$work/addr" ] || { cat "$work/recv.err"; exit 1; }
+recv_base_pid=
+if [[ " $tools " == *" xfer-base "* ]]; then
+	mkdir -p "$work/dst-base"
+	# shellcheck disable=SC2046
+	$(wccl_ns_prefix 1) "${WCCL_BENCH_BASE:?xfer-base needs WCCL_BENCH_BASE}" \
+		recv "$work/dst-base" --listen "$a1:18601" \
+		--addr-file "$work/addr-base" >"$work/recv-base.out" \
+		2>"$work/recv-base.err" &
+	recv_base_pid=$!
+	for _ in $(seq 100); do [ -s "$work/addr-base" ] && break; sleep 0.1; done
+	[ -s "$work/addr-base" ] || { cat "$work/recv-base.err"; exit 1; }
+fi
 
 xfer_variant() { # TOOL -> "BINARY ENV..."
 	case $1 in
