@@ -685,6 +685,21 @@ static void test_cc_drain_keeps_factor(void **state)
 	assert_true(cc.pacing_rate >= R);
 }
 
+/* 1 ms of a path that delivers min(pacing rate, @R) (bytes/s) and queues
+ * the rest in *@q (bytes); *@d counts what it delivered. Returns the
+ * delivery rate. */
+static uint64_t path_ms(const struct pace_model *cc, uint64_t R,
+			uint64_t *now, uint64_t *d, double *q)
+{
+	*now += 1000000;
+	*q += (double)cc->pacing_rate / 1000 - (double)R / 1000;
+	if (*q < 0)
+		*q = 0;
+	uint64_t r = cc->pacing_rate < R ? cc->pacing_rate : R;
+	*d += r / 1000;
+	return r;
+}
+
 /* 3 s of delivery samples at @rate (bytes/s), 10 ms apart, and a queue
  * of 5 ms on the probe after the first second: startup leaves with the
  * estimate at @rate. */
@@ -715,15 +730,9 @@ static void test_cc_probe_up_grows(void **state)
 	uint64_t t0 = now;
 	double q = 0, q_peak = 0, reached = -1;
 	for (int i = 0; i < 10000; i++) { /* 10 s in 1 ms steps */
-		now += 1000000;
-		double in = (double)cc.pacing_rate / 1000;
-		q += in - (double)R / 1000;
-		if (q < 0)
-			q = 0;
+		uint64_t r = path_ms(&cc, R, &now, &d, &q);
 		if (q * 1e3 / (double)R > q_peak)
 			q_peak = q * 1e3 / (double)R;
-		uint64_t r = cc.pacing_rate < R ? cc.pacing_rate : R;
-		d += r / 1000;
 		if (i % 10 == 0)
 			pace_model_on_probe(&cc, now,
 					    40000000 + (uint64_t)(q * 1e9 / R));
@@ -766,19 +775,13 @@ static void test_cc_steady_at_link(void **state)
 	uint32_t seed = 12345;
 	int n = 0;
 	for (int i = 0; i < 10000; i++) { /* 10 s in 1 ms steps */
-		now += 1000000;
-		double in = (double)cc.pacing_rate / 1000;
-		q += in - (double)R / 1000;
-		if (q < 0)
-			q = 0;
+		uint64_t r = path_ms(&cc, R, &now, &d, &q);
 		double qms = q * 1e3 / (double)R;
 		if (i >= 2000) {
 			qs[n++] = qms;
 			qsum += qms;
-			sent += in < (double)R / 1000 ? in : (double)R / 1000;
+			sent += (double)r / 1000;
 		}
-		uint64_t r = cc.pacing_rate < R ? cc.pacing_rate : R;
-		d += r / 1000;
 		if (i % 10 == 0) {
 			seed = seed * 1103515245u + 12345u;
 			uint64_t noise = (seed >> 16) % 2000000;
