@@ -711,6 +711,17 @@ static void run_startup(struct pace_model *cc, uint64_t unit, uint64_t rate,
 			   unit, unit / 2);
 }
 
+/* A long-path model of @unit chunks through run_startup at @rate, in
+ * probe_bw. */
+static void after_startup(struct pace_model *cc, uint64_t unit, uint64_t rate,
+			  uint64_t *now, uint64_t *d)
+{
+	long_path_model(cc, unit);
+	cc->unit = unit;
+	run_startup(cc, unit, rate, now, d);
+	assert_int_equal(cc->phase, 2);
+}
+
 /* The stream's long path: an estimate left at 0.8 of the link by startup
  * (seen in the VM at 40 Mbit/s: 32 Mbit/s after startup, 8 s to reach
  * the link at 5 % a cycle) reaches 0.95 of it within 1 s, while the queue
@@ -722,11 +733,8 @@ static void test_cc_probe_up_grows(void **state)
 	(void)state;
 	const uint64_t R = 5000000, unit = 256 << 10;
 	struct pace_model cc;
-	long_path_model(&cc, unit);
-	cc.unit = unit;
 	uint64_t now = 1000000000, d = 0;
-	run_startup(&cc, unit, R * 8 / 10, &now, &d); /* ends at 0.8 x R */
-	assert_int_equal(cc.phase, 2);
+	after_startup(&cc, unit, R * 8 / 10, &now, &d); /* at 0.8 x R */
 	uint64_t t0 = now;
 	double q = 0, q_peak = 0, reached = -1;
 	for (int i = 0; i < 10000; i++) { /* 10 s in 1 ms steps */
@@ -766,11 +774,8 @@ static void test_cc_steady_at_link(void **state)
 	(void)state;
 	const uint64_t R = 12500000, unit = 128 << 10;
 	struct pace_model cc;
-	long_path_model(&cc, unit);
-	cc.unit = unit;
 	uint64_t now = 1000000000, d = 0;
-	run_startup(&cc, unit, R, &now, &d);
-	assert_int_equal(cc.phase, 2);
+	after_startup(&cc, unit, R, &now, &d);
 	double q = 0, qsum = 0, sent = 0, qs[8000];
 	uint32_t seed = 12345;
 	int n = 0;
