@@ -176,7 +176,9 @@ run_xfer() { # NAME BINARY ENV...
 	# xfer-base sends to the base binary's own receiver: a change on
 	# the receiving side is then in one arm only
 	local dst=$work/dst port=18600 rpid=$recv_pid
-	[ "$name" = xfer-base ] && dst=$work/dst-base port=18601 rpid=$recv_base_pid
+	if [ "$name" = xfer-base ]; then
+		dst=$work/dst-base port=18601 rpid=$recv_base_pid
+	fi
 	rm -f "$dst/src.bin" "$dst/src.bin.wccl-part"
 	mon_start "$name"
 	local args=()
@@ -251,13 +253,16 @@ for _ in $(seq 100); do [ -s "$work/addr" ] && break; sleep 0.1; done
 recv_base_pid=
 if [[ " $tools " == *" xfer-base "* ]]; then
 	mkdir -p "$work/dst-base"
+	base_bin=${WCCL_BENCH_BASE:?xfer-base needs WCCL_BENCH_BASE}
 	# shellcheck disable=SC2046
-	$(wccl_ns_prefix 1) "${WCCL_BENCH_BASE:?xfer-base needs WCCL_BENCH_BASE}" \
-		recv "$work/dst-base" --listen "$a1:18601" \
+	$(wccl_ns_prefix 1) "$base_bin" recv "$work/dst-base" --listen "$a1:18601" \
 		--addr-file "$work/addr-base" >"$work/recv-base.out" \
 		2>"$work/recv-base.err" &
 	recv_base_pid=$!
-	for _ in $(seq 100); do [ -s "$work/addr-base" ] && break; sleep 0.1; done
+	for _ in $(seq 100); do
+		[ -s "$work/addr-base" ] && break
+		sleep 0.1
+	done
 	[ -s "$work/addr-base" ] || { cat "$work/recv-base.err"; exit 1; }
 fi
 
