@@ -147,8 +147,10 @@ enum wccl_ep_attr {
 	 * out-of-order ones included (uring: each TCP_INFO read adds the
 	 * new tcpi_data_segs_in x tcpi_rcv_mss, so a short segment counts
 	 * whole). BYTES_RECEIVED holds a loss's later bytes back until the
-	 * retransmission fills the hole and then counts them at once: a
-	 * rate taken at the receiver reads above the link. */
+	 * retransmission fills the hole and then counts them at once, so a
+	 * rate over a short window at the receiver can read above the link
+	 * (in the VM's lossy profile the effect on the stream's estimate
+	 * was within noise: perf/RESULTS.md, session 16). */
 	WCCL_EP_ATTR_BYTES_ARRIVED = 13,
 };
 
