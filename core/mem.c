@@ -5,6 +5,7 @@
  * live allocations answers wccl_mem_lookup (control path only).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -41,13 +42,17 @@ int wccl_mem_alloc(size_t len, void **ptr)
 	struct wccl_mem_block *b = malloc(sizeof(*b));
 	if (!b)
 		return WCCL_ENOMEM;
-	int fd = memfd_create("wccl-mem", MFD_CLOEXEC);
+	/* Sealed at its size: peers map it (shm), and one that shrank
+	 * under their mapping would fault them. */
+	int fd = memfd_create("wccl-mem", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0) {
 		int rc = -errno;
 		free(b);
 		return rc;
 	}
-	if (ftruncate(fd, (off_t)rounded) < 0) {
+	if (ftruncate(fd, (off_t)rounded) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) <
+		    0) {
 		int rc = -errno;
 		close(fd);
 		free(b);

@@ -63,6 +63,13 @@ struct shm_doorbell {
 };
 
 int shm_doorbell_create(struct shm_doorbell **db, int *fd);
+/* A memfd of @len bytes that can never shrink or grow (sealed): a peer
+ * that maps it cannot be made to fault by a later ftruncate. The fd, or
+ * a negative errno. */
+int shm_memfd_sealed(const char *name, size_t len);
+/* Is the peer's memfd @fd at least @len bytes and sealed against
+ * shrinking? 0 if so, else WCCL_EPROTO (or a negative errno). */
+int shm_memfd_check(int fd, uint64_t len);
 int shm_doorbell_map(int fd, struct shm_doorbell **db);
 void shm_doorbell_unmap(struct shm_doorbell *db);
 /* Producer side, after committing to a ring read by @db's owner. */
@@ -250,7 +257,13 @@ struct shm_ep {
 	uint64_t ack_head, ack_tail;
 
 	struct shm_stream st;
-	uint64_t pull_off; /* CMA bytes copied of the message being pulled */
+	/* CMA bytes copied of a message being pulled, one count for the
+	 * ring's oldest message and one for the oldest unexpected SEND:
+	 * both can be part-way at once. */
+	uint64_t pull_off, uq_pull_off;
+	/* Our copy of the ring's oldest message's header, kept while it is
+	 * pulled in slices (the peer's ring copy may change meanwhile). */
+	struct shm_msg rx_hdr;
 
 	/* direct path */
 	int direct;                    /* 1: we may map the peer's memfds */

@@ -254,6 +254,16 @@ static int shm_recv_hello(int sock, struct shm_hello *h, int fds[2])
 				close(fd);
 		}
 	}
+	/* The pid we read from and open is the socket's peer as the kernel
+	 * saw it connect, not whatever the hello claims: else a peer could
+	 * point our copies at a third process. (0 when the peer's pid
+	 * namespace hides it from ours: then no copies from it at all.) */
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl))
+		n = -1;
+	else
+		h->pid = cred.pid;
 	if (n != sizeof(*h) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
 	    h->magic != SHM_MAGIC) {
 		for (int i = 0; i < nfds; i++)
@@ -343,11 +353,9 @@ int shm_connect(struct wccl_context *ctx, const char *addr,
 	*out = &ep->base;
 
 	ep->seg_len = shm_seg_bytes(c->ring_bytes);
-	int fd = memfd_create("wccl-shm-rings", MFD_CLOEXEC);
-	if (fd < 0 || ftruncate(fd, (off_t)ep->seg_len) < 0) {
-		if (fd >= 0)
-			close(fd);
-		shm_hs_fail(ep, -errno, "cannot create the ring segment");
+	int fd = shm_memfd_sealed("wccl-shm-rings", ep->seg_len);
+	if (fd < 0) {
+		shm_hs_fail(ep, fd, "cannot create the ring segment");
 		return 0;
 	}
 	ep->seg = mmap(NULL, ep->seg_len, PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -483,9 +491,13 @@ static int shm_acceptor_step(struct shm_ep *ep)
 		 shm_hostid(), (int)h.pid);
 	struct stat st;
 	uint64_t rb = h.ring_bytes;
-	if (h.version != SHM_VERSION || rb < 65536 || (rb & (rb - 1)) ||
-	    fstat(fds[0], &st) < 0 ||
-	    (uint64_t)st.st_size != shm_seg_bytes(rb)) {
+	/* Ours are at most SHM_RING_MAX (shm_ring_round); a larger size
+	 * would overflow the segment's arithmetic. The segment must be
+	 * sealed: shrunk under our mapping, it would fault us. */
+	if (h.version != SHM_VERSION || rb < 65536 || rb > SHM_RING_MAX ||
+	    (rb & (rb - 1)) || fstat(fds[0], &st) < 0 ||
+	    (uint64_t)st.st_size != shm_seg_bytes(rb) ||
+	    shm_memfd_check(fds[0], shm_seg_bytes(rb))) {
 		close(fds[0]);
 		close(fds[1]);
 		return shm_hs_fail(ep,

@@ -74,7 +74,7 @@ static inline void shm_cq_put(struct shm_ep *ep, uint32_t op, uint64_t cookie,
 {
 	struct shm_cq *cq = shm_cq_of(ep->base.cq);
 	if (!shm_cq_room(cq)) {
-		/* Only abort paths get here (progress checks room first). */
+		/* Every caller checks room first: a bug if we get here. */
 		WCCL_WARN(WCCL_SUB_SHM, "CQ full: completion for %s dropped",
 			  ep->base.peer);
 		return;
@@ -91,28 +91,38 @@ static inline void shm_cq_put(struct shm_ep *ep, uint32_t op, uint64_t cookie,
 
 /* ---- failure ---------------------------------------------------------- */
 
+/* A failed endpoint's operations, completed with its error as the CQ has
+ * room; progress calls again for the rest, so none is lost to a full CQ
+ * (every posted operation completes exactly once). */
+static void shm_ep_flush(struct shm_ep *ep)
+{
+	struct shm_cq *cq = shm_cq_of(ep->base.cq);
+	for (; ep->tx_head != ep->tx_tail && shm_cq_room(cq); ep->tx_head++) {
+		struct shm_tx *t = &ep->txq[ep->tx_head & ep->tx_mask];
+		shm_cq_put(ep,
+			   t->type == SHM_MSG_SEND ? WCCL_OP_SEND
+						   : WCCL_OP_WRITE,
+			   t->cookie, t->len, t->done ? t->status : ep->err,
+			   0);
+	}
+	for (; ep->rx_head != ep->rx_tail && shm_cq_room(cq); ep->rx_head++) {
+		struct shm_rx *r = &ep->rxq[ep->rx_head & ep->rx_mask];
+		shm_cq_put(ep, WCCL_OP_RECV, r->cookie, 0, ep->err, 0);
+	}
+}
+
 void shm_ep_abort(struct shm_ep *ep, int err)
 {
 	if (ep->state != SHM_EP_UP)
 		return;
 	ep->state = SHM_EP_FAILED;
 	ep->err = err;
-	for (uint64_t i = ep->tx_head; i != ep->tx_tail; i++) {
-		struct shm_tx *t = &ep->txq[i & ep->tx_mask];
-		shm_cq_put(ep,
-			   t->type == SHM_MSG_SEND ? WCCL_OP_SEND
-						   : WCCL_OP_WRITE,
-			   t->cookie, t->len, t->done ? t->status : err, 0);
-	}
-	ep->tx_head = ep->tx_push = ep->tx_tail;
-	for (uint64_t i = ep->rx_head; i != ep->rx_tail; i++) {
-		struct shm_rx *r = &ep->rxq[i & ep->rx_mask];
-		shm_cq_put(ep, WCCL_OP_RECV, r->cookie, 0, err, 0);
-	}
-	ep->rx_head = ep->rx_tail;
+	ep->tx_push = ep->tx_tail; /* nothing more goes out */
 	ep->uq_head = ep->uq_tail;
 	ep->ack_head = ep->ack_tail;
 	ep->st.active = 0;
+	ep->pull_off = ep->uq_pull_off = 0;
+	shm_ep_flush(ep);
 }
 
 static int shm_ep_error(struct shm_ep *ep, int err, const char *what)
@@ -447,39 +457,39 @@ static inline int shm_ack(struct shm_ep *ep, uint32_t seq, int status)
  * negative status; if the peer is gone the endpoint is aborted and *lost
  * set. */
 static int shm_pull(struct shm_ep *ep, uint8_t *dst, const struct shm_msg *h,
-		    int *lost)
+		    uint64_t *pull_off, int *lost)
 {
-	uint64_t off = ep->pull_off, n = h->len - off;
+	uint64_t off = *pull_off, n = h->len - off;
 	if (n > shm_cma_chunk)
 		n = shm_cma_chunk;
 	int rc = shm_cma_read(ep->peer_pid, dst + off, h->src + off, n);
 	if (rc == WCCL_EPEER_LOST) {
 		*lost = 1;
-		ep->pull_off = 0;
+		*pull_off = 0;
 		return shm_ep_error(ep, rc,
 				    "peer process gone while copying from it");
 	}
 	if (rc) {
-		ep->pull_off = 0;
+		*pull_off = 0;
 		return wccl_ep_fail(&ep->base, WCCL_SUB_SHM, rc,
 				    "process_vm_readv of %llu bytes from pid %d "
 				    "failed",
 				    (unsigned long long)h->len, (int)ep->peer_pid);
 	}
-	ep->pull_off = off + n;
-	if (ep->pull_off < h->len)
+	*pull_off = off + n;
+	if (*pull_off < h->len)
 		return 1;
-	ep->pull_off = 0;
+	*pull_off = 0;
 	return 0;
 }
 
 /* A SEND from the peer's wccl_mem: one memcpy from our mapping of it.
  * 0 if it cannot be done (then CMA). */
 static int shm_direct_read(struct shm_ep *ep, uint8_t *dst,
-			   const struct shm_msg *h)
+			   const struct shm_msg *h, uint64_t pull_off)
 {
 	uint64_t size;
-	if (!(h->flags & SHM_F_DIRECT) || ep->pull_off)
+	if (!(h->flags & SHM_F_DIRECT) || pull_off)
 		return 0;
 	const uint8_t *base =
 		shm_map_get(ep, (int32_t)h->resv2, h->key, 0, &size);
@@ -489,9 +499,10 @@ static int shm_direct_read(struct shm_ep *ep, uint8_t *dst,
 	return 1;
 }
 
-/* Deliver a (non-streamed) SEND into the oldest posted receive. */
+/* Deliver a (non-streamed) SEND into the oldest posted receive;
+ * @pull_off counts what is copied of it so far. */
 static int shm_deliver(struct shm_ep *ep, const struct shm_msg *h,
-		       const void *inl)
+		       const void *inl, uint64_t *pull_off)
 {
 	struct shm_rx *r = &ep->rxq[ep->rx_head & ep->rx_mask];
 	int status = 0, lost = 0;
@@ -499,8 +510,8 @@ static int shm_deliver(struct shm_ep *ep, const struct shm_msg *h,
 		status = WCCL_ETRUNCATED;
 	else if (h->flags & SHM_F_INLINE)
 		memcpy(r->buf, inl, h->len);
-	else if (!shm_direct_read(ep, r->buf, h))
-		status = shm_pull(ep, r->buf, h, &lost);
+	else if (!shm_direct_read(ep, r->buf, h, *pull_off))
+		status = shm_pull(ep, r->buf, h, pull_off, &lost);
 	if (lost)
 		return -1;
 	if (status == 1)
@@ -510,8 +521,10 @@ static int shm_deliver(struct shm_ep *ep, const struct shm_msg *h,
 	return shm_ack(ep, h->seq, status) ? -1 : 1;
 }
 
-/* 1 consumed, 0 stall (leave it in the ring), -1 endpoint failed. */
-static int shm_rx_send(struct shm_ep *ep, const struct shm_msg *m)
+/* 1 consumed, 0 stall (leave it in the ring), -1 endpoint failed. @m is
+ * our copy of the header, @pl the inline payload in the ring. */
+static int shm_rx_send(struct shm_ep *ep, const struct shm_msg *m,
+		       const uint8_t *pl)
 {
 	int matchable = ep->uq_head == ep->uq_tail && ep->rx_head != ep->rx_tail;
 	if (m->flags & SHM_F_STREAM) {
@@ -535,7 +548,7 @@ static int shm_rx_send(struct shm_ep *ep, const struct shm_msg *m)
 		return 1;
 	}
 	if (matchable)
-		return shm_deliver(ep, m, m + 1);
+		return shm_deliver(ep, m, pl, &ep->pull_off);
 	if (ep->uq_tail - ep->uq_head > ep->uq_mask)
 		return shm_ep_error(ep, WCCL_EPROTO,
 				    "peer exceeded its queue depth"),
@@ -543,11 +556,12 @@ static int shm_rx_send(struct shm_ep *ep, const struct shm_msg *m)
 	struct shm_unexp *u = &ep->uq[ep->uq_tail++ & ep->uq_mask];
 	u->hdr = *m;
 	if ((m->flags & SHM_F_INLINE) && m->len)
-		memcpy(u->payload, m + 1, m->len);
+		memcpy(u->payload, pl, m->len);
 	return 1;
 }
 
-static int shm_rx_write(struct shm_ep *ep, const struct shm_msg *m)
+static int shm_rx_write(struct shm_ep *ep, const struct shm_msg *m,
+			const uint8_t *pl)
 {
 	struct wccl_mr *mr = shm_mr_lookup(ep->ctx, m->key);
 	int status = 0;
@@ -584,9 +598,9 @@ static int shm_rx_write(struct shm_ep *ep, const struct shm_msg *m)
 		/* The initiator copied it after checking our table. */
 	} else if (m->flags & SHM_F_INLINE) {
 		if (m->len)
-			memcpy(dst, m + 1, m->len);
+			memcpy(dst, pl, m->len);
 	} else {
-		status = shm_pull(ep, dst, m, &lost);
+		status = shm_pull(ep, dst, m, &ep->pull_off, &lost);
 		if (lost)
 			return -1;
 		if (status == 1)
@@ -599,7 +613,8 @@ static int shm_rx_write(struct shm_ep *ep, const struct shm_msg *m)
 	return shm_ack(ep, m->seq, status) ? -1 : 1;
 }
 
-static int shm_rx_frag(struct shm_ep *ep, const struct shm_msg *m)
+static int shm_rx_frag(struct shm_ep *ep, const struct shm_msg *m,
+		       const uint8_t *pl)
 {
 	struct shm_stream *st = &ep->st;
 	if (!st->active || m->seq != st->seq || m->offset != st->got ||
@@ -608,7 +623,7 @@ static int shm_rx_frag(struct shm_ep *ep, const struct shm_msg *m)
 				    "unexpected payload fragment"),
 		       -1;
 	if (!st->discard)
-		memcpy(st->dest + st->got, m + 1, m->len);
+		memcpy(st->dest + st->got, pl, m->len);
 	st->got += m->len;
 	if (st->got < st->len)
 		return 1;
@@ -635,7 +650,8 @@ static int shm_rx_ack(struct shm_ep *ep, const struct shm_msg *m)
 	return 1;
 }
 
-static int shm_rx_one(struct shm_ep *ep, const struct shm_msg *m)
+static int shm_rx_one(struct shm_ep *ep, const struct shm_msg *m,
+		      const uint8_t *pl)
 {
 	/* Payload bytes claimed must be in the message (and fit our copy of
 	 * an unexpected one): a confused peer must not make us overrun. */
@@ -649,11 +665,11 @@ static int shm_rx_one(struct shm_ep *ep, const struct shm_msg *m)
 	case SHM_MSG_ACK: /* overflow from the ACK ring */
 		return shm_rx_ack(ep, m);
 	case SHM_MSG_SEND:
-		return shm_rx_send(ep, m);
+		return shm_rx_send(ep, m, pl);
 	case SHM_MSG_WRITE:
-		return shm_rx_write(ep, m);
+		return shm_rx_write(ep, m, pl);
 	case SHM_MSG_FRAG:
-		return shm_rx_frag(ep, m);
+		return shm_rx_frag(ep, m, pl);
 	case SHM_MSG_CMA:
 		ep->peer_reads_me = m->status ? 1 : 0;
 		return 1;
@@ -668,21 +684,24 @@ static int shm_rx_one(struct shm_ep *ep, const struct shm_msg *m)
 static void shm_ep_progress(struct shm_ep *ep)
 {
 	if (ep->state != SHM_EP_UP) {
-		if (ep->state != SHM_EP_FAILED)
+		if (ep->state == SHM_EP_FAILED)
+			shm_ep_flush(ep);
+		else
 			shm_handshake(ep);
 		return;
 	}
 	struct shm_cq *cq = shm_cq_of(ep->base.cq);
 	int consumed = 0, bad = 0;
 	/* ACKs need no CQ room and never stall: take them all. */
-	for (struct shm_msg *m; (m = shm_ring_peek(&ep->arx, &bad));) {
-		if (m->type != SHM_MSG_ACK) {
+	struct shm_msg h;
+	while (shm_ring_peek(&ep->arx, &h, &bad)) {
+		if (h.type != SHM_MSG_ACK) {
 			shm_ep_error(ep, WCCL_EPROTO, "non-ACK in the ACK ring");
 			return;
 		}
-		if (shm_rx_ack(ep, m) < 0)
+		if (shm_rx_ack(ep, &h) < 0)
 			return;
-		shm_ring_release(&ep->arx, m);
+		shm_ring_release(&ep->arx, &h);
 		consumed = 1;
 	}
 	if (bad) {
@@ -691,25 +710,30 @@ static void shm_ep_progress(struct shm_ep *ep)
 	}
 	/* A budget keeps one busy peer from starving the others. */
 	for (int budget = 64; budget > 0 && shm_cq_room(cq); budget--) {
-		struct shm_msg *m = shm_ring_peek(&ep->rx, &bad);
+		const struct shm_msg *m = shm_ring_peek(&ep->rx, &h, &bad);
 		if (!m) {
 			if (bad)
 				shm_ep_error(ep, WCCL_EPROTO,
 					     "malformed message in the ring");
 			break;
 		}
-		int rc = shm_rx_one(ep, m);
+		/* Part-way through pulling it, the copy taken when it began
+		 * stays the message. */
+		if (!ep->pull_off)
+			ep->rx_hdr = h;
+		int rc = shm_rx_one(ep, &ep->rx_hdr, (const uint8_t *)(m + 1));
 		if (rc < 0)
 			return;
 		if (rc == 0)
 			break;
-		shm_ring_release(&ep->rx, m);
+		shm_ring_release(&ep->rx, &ep->rx_hdr);
 		consumed = 1;
 	}
 	while (ep->uq_head != ep->uq_tail && ep->rx_head != ep->rx_tail &&
 	       shm_cq_room(cq)) {
 		struct shm_unexp *u = &ep->uq[ep->uq_head & ep->uq_mask];
-		int rc = shm_deliver(ep, &u->hdr, u->payload);
+		int rc = shm_deliver(ep, &u->hdr, u->payload,
+				     &ep->uq_pull_off);
 		if (rc < 0)
 			return;
 		if (rc == 0)
@@ -763,6 +787,11 @@ static int shm_has_work(void *arg)
 {
 	struct shm_ctx *c = arg;
 	for (struct shm_ep *ep = c->eps; ep; ep = ep->next) {
+		/* A failed one's completions waiting for CQ room. */
+		if (ep->state == SHM_EP_FAILED &&
+		    (ep->tx_head != ep->tx_tail || ep->rx_head != ep->rx_tail) &&
+		    shm_cq_room(shm_cq_of(ep->base.cq)))
+			return 1;
 		if (ep->state != SHM_EP_UP)
 			continue;
 		if (shm_ring_readable(&ep->rx) || shm_ring_readable(&ep->arx))

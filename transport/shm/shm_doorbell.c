@@ -6,6 +6,7 @@
  * the owner's published region table after the doorbell page.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -17,8 +18,38 @@
 
 #define SHM_DB_BYTES 4096
 
+int shm_memfd_sealed(const char *name, size_t len)
+{
+	int f = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (f < 0)
+		return -errno;
+	if (ftruncate(f, (off_t)len) < 0 ||
+	    fcntl(f, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) <
+		    0) {
+		int rc = -errno;
+		close(f);
+		return rc;
+	}
+	return f;
+}
+
+int shm_memfd_check(int fd, uint64_t len)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	int seals = fcntl(fd, F_GET_SEALS);
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < len || seals < 0 ||
+	    !(seals & F_SEAL_SHRINK))
+		return WCCL_EPROTO;
+	return 0;
+}
+
 int shm_doorbell_map(int fd, struct shm_doorbell **db)
 {
+	int rc = shm_memfd_check(fd, SHM_DB_BYTES);
+	if (rc)
+		return rc;
 	void *p = mmap(NULL, SHM_DB_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
 		       fd, 0);
 	if (p == MAP_FAILED)
@@ -29,14 +60,10 @@ int shm_doorbell_map(int fd, struct shm_doorbell **db)
 
 int shm_doorbell_create(struct shm_doorbell **db, int *fd)
 {
-	int f = memfd_create("wccl-shm-doorbell", MFD_CLOEXEC);
+	int f = shm_memfd_sealed("wccl-shm-doorbell",
+				 SHM_DB_BYTES + SHM_MRT_BYTES);
 	if (f < 0)
-		return -errno;
-	if (ftruncate(f, (off_t)(SHM_DB_BYTES + SHM_MRT_BYTES)) < 0) {
-		int rc = -errno;
-		close(f);
-		return rc;
-	}
+		return f;
 	int rc = shm_doorbell_map(f, db);
 	if (rc) {
 		close(f);

@@ -89,7 +89,7 @@ int shm_cma_read(pid_t pid, void *dst, uint64_t src, uint64_t len)
 int shm_cma_probe(pid_t pid, uint64_t probe_addr)
 {
 	uint64_t v = 0;
-	if (shm_cma_disabled)
+	if (shm_cma_disabled || pid <= 0)
 		return 0;
 	return shm_cma_read(pid, &v, probe_addr, sizeof(v)) == 0 &&
 	       v == SHM_MAGIC;
@@ -114,9 +114,10 @@ static uint8_t *shm_map_into(struct shm_ep *ep, struct shm_map *m, int32_t rfd,
 	}
 	struct stat st;
 	void *p = MAP_FAILED;
-	/* The number may have been reused: it must still be that memfd. */
+	/* The number may have been reused: it must still be that memfd,
+	 * and sealed, or its owner could shrink it under our mapping. */
 	if (fstat(fd, &st) == 0 && (uint64_t)st.st_ino == ino &&
-	    S_ISREG(st.st_mode) && st.st_size > 0)
+	    S_ISREG(st.st_mode) && st.st_size > 0 && !shm_memfd_check(fd, 1))
 		p = mmap(NULL, (size_t)st.st_size,
 			 writable ? PROT_READ | PROT_WRITE : PROT_READ,
 			 MAP_SHARED, fd, 0);

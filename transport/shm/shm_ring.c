@@ -7,7 +7,7 @@
 uint64_t shm_ring_round(uint64_t bytes)
 {
 	uint64_t r = 64 * 1024;
-	while (r < bytes && r < (1ull << 40))
+	while (r < bytes && r < SHM_RING_MAX)
 		r <<= 1;
 	return r;
 }

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define SHM_LINE 64u
 
@@ -81,6 +82,9 @@ static inline size_t shm_ring_footprint(uint64_t data_bytes)
 	return sizeof(struct shm_ring_shared) + data_bytes;
 }
 
+/* The largest ring (data bytes) a peer may ask for. */
+#define SHM_RING_MAX (1ull << 40)
+
 /* Round a requested size to what a ring uses: a power of two >= 64 KiB. */
 uint64_t shm_ring_round(uint64_t bytes);
 
@@ -132,10 +136,15 @@ static inline void shm_ring_commit(struct shm_ring *r, uint32_t bytes)
 }
 
 /*
- * Consumer: the oldest message, or NULL if none. A message whose size is
- * malformed (a corrupt or hostile peer) is reported through *@bad.
+ * Consumer: the oldest message, or NULL if none. Its header is copied to
+ * @h first, and only the copy is checked and used: the peer can rewrite
+ * its ring at any time, and a field read twice could pass the check and
+ * then be something else. A message whose size is malformed (a corrupt
+ * or hostile peer) is reported through *@bad. The inline payload follows
+ * the returned header in the ring.
  */
-static inline struct shm_msg *shm_ring_peek(struct shm_ring *r, int *bad)
+static inline const struct shm_msg *shm_ring_peek(struct shm_ring *r,
+						  struct shm_msg *h, int *bad)
 {
 	for (;;) {
 		if (r->pos == r->cached) {
@@ -145,14 +154,16 @@ static inline struct shm_msg *shm_ring_peek(struct shm_ring *r, int *bad)
 				return NULL;
 		}
 		uint64_t off = r->pos & r->mask;
-		struct shm_msg *m = (struct shm_msg *)(r->data + off);
-		uint32_t sz = m->size;
+		const struct shm_msg *m =
+			(const struct shm_msg *)(r->data + off);
+		memcpy(h, m, sizeof(*h));
+		uint32_t sz = h->size;
 		if (sz < SHM_LINE || sz % SHM_LINE || sz > r->size - off ||
 		    sz > r->cached - r->pos) {
 			*bad = 1;
 			return NULL;
 		}
-		if (m->type != SHM_MSG_PAD)
+		if (h->type != SHM_MSG_PAD)
 			return m;
 		r->pos += sz;
 		atomic_store_explicit(&r->sh->tail, r->pos,
@@ -160,10 +171,11 @@ static inline struct shm_msg *shm_ring_peek(struct shm_ring *r, int *bad)
 	}
 }
 
-/* Consumer: done with the message from shm_ring_peek(). */
-static inline void shm_ring_release(struct shm_ring *r, const struct shm_msg *m)
+/* Consumer: done with the message whose header shm_ring_peek() copied
+ * to @h. */
+static inline void shm_ring_release(struct shm_ring *r, const struct shm_msg *h)
 {
-	r->pos += m->size;
+	r->pos += h->size;
 	atomic_store_explicit(&r->sh->tail, r->pos, memory_order_release);
 }
 
