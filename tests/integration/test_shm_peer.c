@@ -193,6 +193,65 @@ static void header_rewritten_mid_copy(void **state)
 	shm_cma_chunk = 4ull << 20;
 }
 
+/*
+ * Without CMA a large WRITE streams through the ring in fragments. The
+ * target deregisters its region part-way: no fragment lands there after
+ * that, and the write fails at both ends (it went on landing, status 0).
+ */
+static void deregister_while_streamed(void **state)
+{
+	(void)state;
+	shm_cma_disabled = 1;
+	struct pair p;
+	pair_open(&p);
+	const size_t W = 8u << 20;
+	uint8_t *src = malloc(W), *region = calloc(1, W);
+	memset(src, 0x5a, W);
+	struct wccl_mr *mr;
+	struct wccl_rkey rk;
+	assert_int_equal(wccl_mr_register(p.cb, region, W,
+					  WCCL_ACCESS_LOCAL |
+						  WCCL_ACCESS_REMOTE_WRITE,
+					  &mr),
+			 0);
+	assert_int_equal(wccl_mr_rkey(mr, &rk), 0);
+	assert_int_equal(wccl_post_write(p.ea, src, W, NULL, &rk, 0, 0, 0, 9),
+			 0);
+	struct wccl_completion wc[16];
+	size_t landed = 0;
+	for (int i = 0; i < 100000 && landed < 4; i++) {
+		wccl_cq_poll(p.qa, wc, 16);
+		wccl_cq_poll(p.qb, wc, 16);
+		landed = 0;
+		for (size_t k = 0; k < W; k += 4096)
+			landed += region[k] == 0x5a;
+	}
+	assert_true(landed >= 4 && landed < W / 4096);
+	assert_int_equal(wccl_mr_deregister(mr), 0);
+	int status = 1, target_error = 0;
+	for (int i = 0; i < 100000 && status == 1; i++) {
+		int k = wccl_cq_poll(p.qa, wc, 16);
+		for (int j = 0; j < k; j++)
+			if (wc[j].cookie == 9)
+				status = wc[j].status;
+		k = wccl_cq_poll(p.qb, wc, 16);
+		for (int j = 0; j < k; j++)
+			target_error |= wc[j].op == WCCL_OP_ERROR &&
+					wc[j].status == WCCL_EREMOTE_KEY;
+	}
+	assert_int_equal(status, WCCL_EREMOTE_KEY);
+	assert_true(target_error);
+	size_t after = 0;
+	for (size_t k = 0; k < W; k += 4096)
+		after += region[k] == 0x5a;
+	if (after != landed)
+		fail_msg("%zu pages landed after deregistration", after - landed);
+	pair_close(&p);
+	free(src);
+	free(region);
+	shm_cma_disabled = 0;
+}
+
 /* ---- a hand-made hello ------------------------------------------------ */
 
 struct hello { /* shm_conn.c's struct shm_hello */
@@ -359,6 +418,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(unexpected_send_during_sliced_write),
 		cmocka_unit_test(header_rewritten_mid_copy),
+		cmocka_unit_test(deregister_while_streamed),
 		cmocka_unit_test(hello_huge_ring),
 		cmocka_unit_test(hello_empty_doorbell),
 		cmocka_unit_test(hello_unsealed_segment),

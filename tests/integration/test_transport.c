@@ -2324,6 +2324,87 @@ static const struct {
 };
 #define N_OUTSIDE (sizeof(outside_v) / sizeof(outside_v[0]))
 
+/* ---- deregistered while written to ------------------------------------ */
+
+#define DEREG_LEN (64u << 20)
+#define DEREG_PAGES 16 /* landed before the target deregisters */
+
+/* Pages of @p (DEREG_LEN bytes) whose first byte is the writer's 0x5a. */
+static size_t dereg_landed(const uint8_t *p)
+{
+	size_t n = 0;
+	for (size_t k = 0; k < DEREG_LEN; k += 4096)
+		n += p[k] == 0x5a;
+	return n;
+}
+
+/*
+ * The target deregisters a region while a 64 MiB write into it is under
+ * way: once wccl_mr_deregister returns, no byte of it may change (the
+ * application may free it), and the write fails at the writer. The
+ * region is plain memory, so shm copies it in slices (CMA) rather than
+ * the writer copying it whole.
+ */
+static int dereg_target(struct itest_side *s)
+{
+	uint8_t *region = itest_alloc(s, DEREG_LEN);
+	struct wccl_mr *mr;
+	ICHECK_OK(s, wccl_mr_register(s->ctx, region, DEREG_LEN,
+				      WCCL_ACCESS_LOCAL |
+					      WCCL_ACCESS_REMOTE_WRITE,
+				      &mr));
+	send_rkey(s, mr);
+	size_t before = 0;
+	uint64_t until = itest_now_ms() + T_OP;
+	while ((before = dereg_landed(region)) < DEREG_PAGES) {
+		ICHECK(s, itest_now_ms() < until,
+		       "only %zu pages of the write landed", before);
+		itest_poll_stash(s);
+	}
+	ICHECK_OK(s, wccl_mr_deregister(mr));
+	before = dereg_landed(region);
+	ICHECK(s, before < DEREG_LEN / 4096,
+	       "the whole write landed before the region was deregistered");
+	until = itest_now_ms() + 300;
+	while (itest_now_ms() < until)
+		itest_poll_stash(s);
+	size_t after = dereg_landed(region);
+	ICHECK(s, after == before,
+	       "%zu pages landed after wccl_mr_deregister returned (%zu "
+	       "before)",
+	       after - before, before);
+	itest_expect(s, WCCL_OP_ERROR, 0, WCCL_EREMOTE_KEY, UINT64_MAX, T_ERR,
+		     "the write into the deregistered region, at the target");
+	wait_msg(s, 'w');
+	itest_free(region, DEREG_LEN);
+	return 0;
+}
+
+static int dereg_writer(struct itest_side *s)
+{
+	uint8_t *src = itest_alloc(s, DEREG_LEN);
+	memset(src, 0x5a, DEREG_LEN);
+	struct wccl_rkey rk;
+	recv_rkey(s, &rk);
+	ICHECK_OK(s, wccl_post_write(s->ep, src, DEREG_LEN, NULL, &rk, 0, 0,
+				     0, 0xde));
+	itest_expect(s, WCCL_OP_WRITE, 0xde, WCCL_EREMOTE_KEY, UINT64_MAX,
+		     T_OP, "a write whose region was deregistered meanwhile");
+	send_msg(s, 'w');
+	itest_free(src, DEREG_LEN);
+	return 0;
+}
+
+static void deregister_while_written(void **state)
+{
+	(void)state;
+	const struct itest_case c = {.name = "deregister_while_written",
+				     .a = dereg_target,
+				     .b = dereg_writer,
+				     .timeout_ms = 60000};
+	run_case(&c);
+}
+
 /* A posts one receive per variant and reports what consumed it. */
 static int outside_target(struct itest_side *s)
 {
@@ -2821,6 +2902,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(endpoint_close_cancels),
 	    cmocka_unit_test(connect_close_cycles),
 	    cmocka_unit_test(post_buffer_outside_mr),
+	    cmocka_unit_test(deregister_while_written),
 	    cmocka_unit_test(two_endpoints_one_cq),
 	    cmocka_unit_test(small_cq_loses_nothing),
 	    cmocka_unit_test(uring_server_not_wccl),

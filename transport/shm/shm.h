@@ -217,6 +217,7 @@ struct shm_stream {
 	int32_t status;
 	uint8_t *dest;
 	uint64_t len, got, cookie;
+	uint64_t key; /* a WRITE's region */
 };
 
 struct shm_ep {
@@ -330,6 +331,9 @@ int shm_post_write(struct wccl_endpoint *ep, const void *buf, size_t len,
 		   uint64_t offset, uint32_t imm, uint32_t flags,
 		   uint64_t cookie);
 int shm_cq_poll(struct wccl_cq *cq, struct wccl_completion *wc, int max);
+/* The region of @key is going: a WRITE streaming into it is dropped from
+ * here on, and fails at both ends. */
+void shm_forget_mr(struct shm_ctx *c, uint64_t key);
 int shm_cq_sleep(struct wccl_cq *cq, int timeout_ms);
 /* Allocate the per-endpoint op arrays once the peer's limits are known. */
 int shm_ep_queues_alloc(struct shm_ep *ep, uint32_t peer_qd);

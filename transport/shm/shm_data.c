@@ -572,6 +572,10 @@ static int shm_rx_write(struct shm_ep *ep, const struct shm_msg *m,
 	else if (m->offset > mr->len || m->len > mr->len - m->offset)
 		status = WCCL_EREMOTE_BOUNDS;
 	if (status) {
+		/* Also a region deregistered while we copied into it in
+		 * slices: the rest is not copied, and the next message's
+		 * count starts at 0. */
+		ep->pull_off = 0;
 		WCCL_DP_TRACE(WCCL_SUB_SHM, "rejected write from %s: %d",
 			      ep->base.peer, status);
 		if (m->flags & SHM_F_STREAM)
@@ -590,7 +594,8 @@ static int shm_rx_write(struct shm_ep *ep, const struct shm_msg *m,
 					      .seq = m->seq,
 					      .imm = m->imm,
 					      .dest = dst,
-					      .len = m->len };
+					      .len = m->len,
+					      .key = m->key };
 		return 1;
 	}
 	int lost = 0;
@@ -628,6 +633,10 @@ static int shm_rx_frag(struct shm_ep *ep, const struct shm_msg *m,
 	if (st->got < st->len)
 		return 1;
 	st->active = 0;
+	if (st->discard && st->status) { /* its region went meanwhile */
+		shm_cq_put(ep, WCCL_OP_ERROR, 0, st->len, st->status, 0);
+		return shm_ack(ep, st->seq, st->status) ? -1 : 1;
+	}
 	if (st->discard)
 		return 1;
 	if (st->type == SHM_MSG_SEND)
@@ -747,6 +756,18 @@ static void shm_ep_progress(struct shm_ep *ep)
 	if (ep->rung || consumed) {
 		ep->rung = 0;
 		shm_doorbell_ring(ep->peer_db);
+	}
+}
+
+void shm_forget_mr(struct shm_ctx *c, uint64_t key)
+{
+	for (struct shm_ep *ep = c->eps; ep; ep = ep->next) {
+		struct shm_stream *st = &ep->st;
+		if (st->active && !st->discard && st->type == SHM_MSG_WRITE &&
+		    st->key == key) {
+			st->discard = 1;
+			st->status = WCCL_EREMOTE_KEY;
+		}
 	}
 }
 

@@ -77,6 +77,7 @@ struct uring_ctx {
 	struct uring_ep *dirty;   /* endpoints with work for progress */
 	struct uring_ep *zombies; /* closed, awaiting kernel notifications */
 	struct uring_ep *polled;  /* waiting for data, read directly */
+	struct uring_ep *all;     /* every endpoint not yet freed */
 	uint32_t n_polled, rx_poll_max;
 	uint64_t pass; /* progress passes so far */
 	bool fixed_used[URING_FIXED_SLOTS];
@@ -136,6 +137,7 @@ struct uring_ep {
 	bool zc; /* SEND_ZC for large payloads on this connection */
 	bool polled; /* on ctx->polled: no recv armed, read each pass */
 	struct uring_ep *next_dirty, *next_zombie, *next_polled;
+	struct uring_ep *next_all, *prev_all;
 	struct sockaddr_storage sa;
 	socklen_t salen;
 
@@ -181,11 +183,18 @@ struct uring_ep {
 	uint8_t *dest;      /* NULL: drain the payload */
 	uint64_t remaining; /* payload bytes still to come */
 	int32_t cur_status;
+	const struct uring_mr *cur_mr; /* a WRITE's region, while it lands */
+	bool rx_stopping; /* a recv into it is being canceled */
 	/* WCCL_EP_ATTR_BYTES_ARRIVED: its count, and the kernel's data
 	 * segment count when it was last read */
 	uint64_t arrived_bytes;
 	uint32_t arrived_segs;
 };
+
+/* ---- uring_rx.c ---- */
+/* @mr is going: a peer's write into it that @ep is receiving stops
+ * landing there (see uring_mr_deregister). */
+void uring_rx_forget_mr(struct uring_ep *ep, const struct uring_mr *mr);
 
 #define URING_EP(e) container_of((e), struct uring_ep, base)
 #define URING_CTX(c) container_of((c), struct uring_ctx, base)

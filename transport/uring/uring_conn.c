@@ -173,11 +173,21 @@ static struct uring_ep *uring_ep_alloc(struct uring_ctx *ctx,
 	ep->base.cq = cq;
 	ep->deadline_ns = wccl_deadline_ns(
 		wccl_param_int(WCCL_PARAM_CONNECT_TIMEOUT_MS));
+	ep->next_all = ctx->all;
+	if (ctx->all)
+		ctx->all->prev_all = ep;
+	ctx->all = ep;
 	return ep;
 }
 
 void uring_ep_free(struct uring_ep *ep)
 {
+	if (ep->prev_all)
+		ep->prev_all->next_all = ep->next_all;
+	else if (ep->ctx->all == ep)
+		ep->ctx->all = ep->next_all;
+	if (ep->next_all)
+		ep->next_all->prev_all = ep->prev_all;
 	if (ep->fd >= 0)
 		close(ep->fd);
 	free(ep->tx);

@@ -63,6 +63,10 @@ void uring_mr_deregister(struct wccl_mr *m)
 {
 	struct uring_mr *mr = URING_MR(m);
 	struct uring_ctx *ctx = URING_CTX(m->ctx);
+	/* No peer's write lands in it once we return: the app may free the
+	 * memory. */
+	for (struct uring_ep *ep = ctx->all; ep; ep = ep->next_all)
+		uring_rx_forget_mr(ep, mr);
 	if (mr->fixed >= 0) {
 		struct iovec iov = { NULL, 0 };
 		__u64 tag = 0;

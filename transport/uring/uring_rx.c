@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "uring.h"
 
@@ -157,7 +158,56 @@ static int uring_rx_check_write(struct uring_ep *ep,
 	if (!(mr->base.access & WCCL_ACCESS_REMOTE_WRITE))
 		return WCCL_EREMOTE_ACCESS;
 	*dest = mr->base.addr ? (uint8_t *)mr->base.addr + h->offset : NULL;
+	ep->cur_mr = mr;
 	return 0;
+}
+
+void uring_rx_forget_mr(struct uring_ep *ep, const struct uring_mr *mr)
+{
+	if (ep->cur_mr != mr)
+		return;
+	ep->cur_mr = NULL;
+	/* The rest of the payload is read and dropped; the peer's write
+	 * completes with the error (NAK), and ours with WCCL_OP_ERROR. */
+	ep->dest = NULL;
+	if (!ep->cur_status)
+		ep->cur_status = WCCL_EREMOTE_KEY;
+	if (!ep->rx_busy || !ep->rx_direct)
+		return;
+	/* A recv armed into the region: the kernel may fill it at any
+	 * syscall of ours. Cancel it and wait (bounded) for its CQE; past
+	 * that, shut the socket, which ends every receive on it. */
+	struct uring_ctx *ctx = ep->ctx;
+	struct io_uring_sqe *sqe = uring_sqe(ctx);
+	if (sqe) {
+		io_uring_prep_cancel(sqe,
+				     (void *)((uintptr_t)ep | URING_TAG_RX), 0);
+		io_uring_sqe_set_data(sqe, NULL);
+	}
+	ep->rx_stopping = true;
+	uint64_t deadline = wccl_deadline_ns(2000);
+	for (int shut = 0; ep->rx_busy;) {
+		if (wccl_now_ns() >= deadline) {
+			if (shut)
+				break;
+			shutdown(ep->fd, SHUT_RDWR);
+			uring_ep_failf(ep, WCCL_EREMOTE_KEY,
+				       "a peer's write into a region being "
+				       "deregistered did not stop");
+			deadline = wccl_deadline_ns(1000);
+			shut = 1;
+		}
+		struct __kernel_timespec ts = {.tv_nsec = 1000000};
+		struct io_uring_cqe *cqe;
+		io_uring_submit_and_wait_timeout(&ctx->ring, &cqe, 1, &ts,
+						 NULL);
+		uring_progress(ctx);
+	}
+	if (ep->rx_busy)
+		WCCL_WARN(WCCL_SUB_URING,
+			  "%s: a receive into a deregistered region is still "
+			  "armed",
+			  ep->base.peer);
 }
 
 /* Start a data message. false: blocked (header left unconsumed). */
@@ -206,6 +256,7 @@ static bool uring_rx_begin(struct uring_ep *ep, const struct uring_wire_hdr *h)
 
 static void uring_rx_finish(struct uring_ep *ep)
 {
+	ep->cur_mr = NULL;
 	struct uring_cq *cq = URING_CQ(ep->base.cq);
 	const struct uring_wire_hdr *h = &ep->cur;
 	struct wccl_completion c = { .ep = &ep->base,
@@ -411,6 +462,17 @@ static const char *uring_rx_doing(struct uring_ep *ep, char *buf, size_t len)
 static bool uring_rx_result(struct uring_ep *ep, int res)
 {
 	char doing[128];
+	if (ep->rx_stopping) {
+		/* The recv canceled by uring_rx_forget_mr: what it got is
+		 * counted, and the rest is read into staging and dropped. */
+		ep->rx_stopping = false;
+		if (res == -ECANCELED || res == -EINTR)
+			res = 0;
+		if (res >= 0 && ep->rx_direct) {
+			ep->remaining -= (uint64_t)res;
+			return true;
+		}
+	}
 	if (res == 0) {
 		uring_ep_failf(ep, WCCL_EPEER_LOST,
 			       "peer closed the connection while %s",
@@ -432,7 +494,8 @@ static bool uring_rx_result(struct uring_ep *ep, int res)
 	}
 	ep->rx_pass = ep->ctx->pass;
 	if (ep->rx_direct) {
-		ep->dest += res;
+		if (ep->dest) /* NULL: its region went meanwhile */
+			ep->dest += res;
 		ep->remaining -= (uint64_t)res;
 	} else {
 		ep->stg_hi += (uint32_t)res;
