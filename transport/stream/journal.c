@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "include/wccl/errors.h"
@@ -48,6 +49,24 @@ static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
+/* Open @path never through a symbolic link (ELOOP) and only if it is a
+ * regular file (EINVAL): the receive directory may hold anything. */
+static int journal_open_file(const char *path, int flags)
+{
+	struct stat sb;
+	int fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+	if (fd < 0)
+		return -errno;
+	int rc = fstat(fd, &sb) ? -errno : 0;
+	if (!rc && !S_ISREG(sb.st_mode))
+		rc = -EINVAL;
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
 int stream_journal_flush(struct stream_journal *j)
 {
 	struct journal_hdr h;
@@ -77,6 +96,7 @@ int stream_journal_open(struct stream_journal *j, const char *path,
 			int resume, int *resumed)
 {
 	memset(j, 0, sizeof(*j));
+	j->fd = -1;
 	*resumed = 0;
 	j->size = size;
 	j->mtime_ns = mtime_ns;
@@ -86,9 +106,10 @@ int stream_journal_open(struct stream_journal *j, const char *path,
 	j->bitmap = calloc(1, bm ? bm : 1);
 	if (!j->bitmap)
 		return WCCL_ENOMEM;
-	j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	j->fd = journal_open_file(path, O_RDWR | O_CREAT);
 	if (j->fd < 0) {
-		int rc = -errno;
+		int rc = j->fd;
+		j->fd = -1;
 		free(j->bitmap);
 		j->bitmap = NULL;
 		return rc;
@@ -121,7 +142,7 @@ uint32_t stream_journal_chunk(const char *path, uint64_t size,
 			      int64_t mtime_ns)
 {
 	struct journal_hdr h;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = journal_open_file(path, O_RDONLY);
 	if (fd < 0)
 		return 0;
 	ssize_t n = pread(fd, &h, sizeof(h), 0);
@@ -136,7 +157,7 @@ uint32_t stream_journal_chunk(const char *path, uint64_t size,
 
 void stream_journal_close(struct stream_journal *j)
 {
-	if (j->fd > 0)
+	if (j->fd >= 0)
 		close(j->fd);
 	j->fd = -1;
 	free(j->bitmap);

@@ -42,6 +42,7 @@ struct wccl_stream_server {
 	struct wccl_listener *l;
 	char dir[4096];
 	char host[256];
+	int dirfd; /* @dir: files are opened relative to it */
 	/* first receive of each endpoint (HELLO or JOIN) */
 	uint8_t *hreg;
 	struct wccl_mr *hmr;
@@ -50,7 +51,12 @@ struct wccl_stream_server {
 struct rcv_ep {
 	struct wccl_endpoint *ep;
 	int state; /* 0 waiting first message, 1 data, 2 dead, 3 turned
-		      away, 4 path probe (pings only) */
+		      away, 4 path probe (pings only), 5 handshaking, 6 free
+		      slot (closed) */
+	/* Bumped when the slot's endpoint is closed: completions of an
+	 * earlier occupant, still in the CQ, carry the old one. */
+	uint16_t gen;
+	uint64_t hs_deadline; /* state 5: drop it after this */
 	int slot; /* which data connection's receive buffers (state 1) */
 	int tx_busy[TX_PER_EP];
 	struct smsg q[TXQ]; /* queued, payload-less control replies */
@@ -96,7 +102,8 @@ struct rcv {
 	struct rcv_job jobs[NJOBS];
 	int io_pending; /* jobs handed over, not yet answered */
 	char io_text[STREAM_CTRL_MAX];
-	int done, failed, fin_sent;
+	int done, failed, fin_sent, fin_recv;
+	int drop_journal; /* FIN failed over chunks of an earlier run */
 	int pending_big; /* sends still to complete before we return */
 	struct wccl_stream_stats st;
 	uint64_t t0, last_msg_ns;
@@ -155,6 +162,31 @@ static uint8_t *hello_buf(struct wccl_stream_server *srv, int ep)
 	return srv->hreg + (size_t)ep * STREAM_CTRL_BUF;
 }
 
+/* CK() with the slot's generation in the index's upper half. */
+static uint64_t rck(const struct rcv *r, int kind, int ep, uint64_t idx)
+{
+	return CK(kind, ep, (uint64_t)r->eps[ep].gen << 32 | idx);
+}
+
+/* A session endpoint: its failure is the transfer's. */
+static int rcv_member(const struct rcv_ep *e)
+{
+	return e->state == 1 || e->state == 4;
+}
+
+/* Close one endpoint that is not part of the session (a stray or
+ * hostile connection) and free its slot; the transfer goes on. */
+static void rcv_drop(struct rcv *r, int ep, const char *why)
+{
+	struct rcv_ep *e = &r->eps[ep];
+	WCCL_WARN(WCCL_SUB_TRANSPORT, "stream: closed connection from %s: %s",
+		  wccl_endpoint_peer(e->ep), why);
+	wccl_endpoint_close(e->ep);
+	e->ep = NULL;
+	e->state = 6;
+	e->gen++;
+}
+
 /* Receive slot @i (1-based, as in the cookie) of the path probe's
  * connection: after the hello buffers; one probe at a time per server. */
 static uint8_t *probe_buf(struct wccl_stream_server *srv, int i)
@@ -166,7 +198,7 @@ static int rcv_post_probe(struct rcv *r, int ep, int i)
 {
 	int rc = wccl_post_recv(r->eps[ep].ep, probe_buf(r->srv, i),
 				STREAM_CTRL_BUF, r->srv->hmr,
-				CK(K_RX_FIRST, ep, i));
+				rck(r, K_RX_FIRST, ep, i));
 	if (rc)
 		return rcv_fail(r, rc, "post receive: %s", wccl_strerror(rc));
 	return 0;
@@ -185,7 +217,7 @@ static int rcv_flush_q(struct rcv *r, int ep)
 		uint8_t *b = tx_buf(r, ep, i);
 		smsg_put(b, &e->q[e->qh % TXQ]);
 		int rc = wccl_post_send(e->ep, b, SMSG_LEN, r->dmr,
-					CK(K_TX_CTRL, ep, i));
+					rck(r, K_TX_CTRL, ep, i));
 		if (rc == WCCL_EAGAIN)
 			return 0;
 		if (rc)
@@ -214,7 +246,7 @@ static int rcv_reply_big(struct rcv *r, int ep, const struct smsg *m,
 	smsg_put(r->big_tx, m);
 	memcpy(r->big_tx + SMSG_LEN, p, plen);
 	int rc = wccl_post_send(r->eps[ep].ep, r->big_tx, SMSG_LEN + plen,
-				r->dmr, CK(K_TX_DATA, ep, 0));
+				r->dmr, rck(r, K_TX_DATA, ep, 0));
 	if (!rc)
 		r->big_busy = 1;
 	return rc;
@@ -242,7 +274,7 @@ static void rcv_send_error(struct rcv *r, int ep, int code, const char *text)
 	memcpy(b + SMSG_LEN, text, tl);
 	b[SMSG_LEN + tl - 1] = 0;
 	if (wccl_post_send(r->eps[ep].ep, b, SMSG_LEN + tl, r->srv->hmr,
-			   CK(K_TX_DATA, ep, 0)) == 0)
+			   rck(r, K_TX_DATA, ep, 0)) == 0)
 		r->pending_big = 1;
 }
 
@@ -263,7 +295,7 @@ static int rcv_reject(struct rcv *r, int ep, const char *why)
 		  wccl_endpoint_peer(r->eps[ep].ep), why);
 	r->eps[ep].state = 3;
 	wccl_post_send(r->eps[ep].ep, b, SMSG_LEN + tl, r->srv->hmr,
-		       CK(K_TX_REJECT, ep, 0));
+		       rck(r, K_TX_REJECT, ep, 0));
 	return 0;
 }
 
@@ -285,12 +317,42 @@ static int rcv_post_data(struct rcv *r, int ep)
 		r->eps[ep].slot = r->ndata++;
 	for (int i = 0; i < STREAM_RX_PER_EP; i++) {
 		int rc = wccl_post_recv(r->eps[ep].ep, rx_buf(r, ep, i),
-					dslot(r), r->dmr, CK(K_RX, ep, i));
+					dslot(r), r->dmr, rck(r, K_RX, ep, i));
 		if (rc)
 			return rc;
 	}
 	r->eps[ep].state = 1;
 	return 0;
+}
+
+/* Open (create) @name in the receive directory for writing: never
+ * through a symbolic link (-ELOOP), never a FIFO or device (-EINVAL;
+ * O_NONBLOCK: opening one does not wait). Returns the fd or -errno. */
+static int rcv_open_data(struct rcv *r, const char *name, struct stat *sb)
+{
+	int fd = openat(r->srv->dirfd, name,
+			O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+			0644);
+	if (fd < 0)
+		return -errno;
+	int rc = fstat(fd, sb) ? -errno : 0;
+	if (!rc && !S_ISREG(sb->st_mode))
+		rc = -EINVAL;
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* What an open of ours failed with, in words. */
+static const char *open_why(int rc)
+{
+	if (rc == -ELOOP)
+		return "a symbolic link, not written through";
+	if (rc == -EINVAL)
+		return "not a regular file";
+	return strerror(-rc);
 }
 
 static int path_ok(const char *n)
@@ -304,6 +366,17 @@ static int rcv_hello(struct rcv *r, int ep, const struct smsg *m,
 	char text[STREAM_CTRL_MAX];
 	if (r->have_hello)
 		return rcv_reject(r, ep, "busy with another transfer");
+	if (m->offset > (uint64_t)INT64_MAX - STREAM_MAX_CHUNK) {
+		/* nchunks would wrap and no file can be that long */
+		textf(text, sizeof(text),
+		      "receiver %s: bad hello: file size %llu too large",
+		      r->srv->host, (unsigned long long)m->offset);
+		rcv_send_error(r, ep, WCCL_EPROTO, text);
+		return rcv_fail(r, WCCL_EPROTO,
+				"sender %s: bad hello: file size %llu too large",
+				wccl_endpoint_peer(r->eps[ep].ep),
+				(unsigned long long)m->offset);
+	}
 	if (!nlen || name[nlen - 1] || !path_ok(name) || m->len < 4096 ||
 	    m->len > STREAM_MAX_CHUNK || !m->aux2 || m->aux2 > STREAM_MAX_EPS ||
 	    m->index != (m->offset + m->len - 1) / m->len) {
@@ -346,20 +419,48 @@ static int rcv_hello(struct rcv *r, int ep, const struct smsg *m,
 				 &resumed);
 	if (rc) {
 		textf(text, sizeof(text), "receiver %s: %s: %s", r->srv->host,
-		      r->jpath, strerror(-rc));
+		      r->jpath, open_why(rc));
 		rcv_send_error(r, ep, rc, text);
-		return rcv_fail(r, rc, "%s: %s", r->jpath, strerror(-rc));
+		return rcv_fail(r, rc, "%s: %s", r->jpath, open_why(rc));
 	}
 	r->jopen = 1;
-	r->fd =
-	    open(r->path,
-		 O_RDWR | O_CREAT | O_CLOEXEC | (resumed ? 0 : O_TRUNC), 0644);
-	if (r->fd < 0 || (!resumed && ftruncate(r->fd, (off_t)r->size))) {
+	struct stat sb;
+	r->fd = rcv_open_data(r, name, &sb);
+	/* The journal vouches for bytes in the data file: a file deleted or
+	 * cut short since (or grown) has not got them. Start over. */
+	if (r->fd >= 0 && resumed && (uint64_t)sb.st_size != r->size) {
+		WCCL_WARN(WCCL_SUB_TRANSPORT,
+			  "stream %s: is %lld bytes, not %llu: journal "
+			  "discarded, starting over",
+			  r->path, (long long)sb.st_size,
+			  (unsigned long long)r->size);
+		stream_journal_close(&r->j);
+		r->jopen = 0;
+		rc = stream_journal_open(&r->j, r->jpath, r->size, r->mtime_ns,
+					 r->chunk, 0, &resumed);
+		if (rc) {
+			close(r->fd);
+			r->fd = -1;
+			textf(text, sizeof(text), "receiver %s: %s: %s",
+			      r->srv->host, r->jpath, open_why(rc));
+			rcv_send_error(r, ep, rc, text);
+			return rcv_fail(r, rc, "%s: %s", r->jpath,
+					open_why(rc));
+		}
+		r->jopen = 1;
+	}
+	rc = r->fd < 0 ? r->fd : 0;
+	if (!rc && ((!resumed && ftruncate(r->fd, 0)) ||
+			ftruncate(r->fd, (off_t)r->size)))
 		rc = -errno;
+	if (rc) {
+		if (r->fd >= 0)
+			close(r->fd);
+		r->fd = -1;
 		textf(text, sizeof(text), "receiver %s: %s: %s", r->srv->host,
-		      r->path, strerror(errno));
+		      r->path, open_why(rc));
 		rcv_send_error(r, ep, rc, text);
-		return rcv_fail(r, rc, "%s: %s", r->path, strerror(-rc));
+		return rcv_fail(r, rc, "%s: %s", r->path, open_why(rc));
 	}
 	if (resumed)
 		WCCL_INFO(WCCL_SUB_TRANSPORT,
@@ -488,7 +589,7 @@ static void io_fin(struct rcv *r, struct rcv_job *job)
 {
 	char *text = r->io_text;
 	size_t tl = sizeof(r->io_text);
-	int status = 0;
+	int status = 0, earlier = 0;
 	text[0] = 0;
 	if (r->j.verified != r->nchunks) {
 		status = WCCL_EPROTO;
@@ -505,7 +606,9 @@ static void io_fin(struct rcv *r, struct rcv_job *job)
 			uint64_t off = i * r->chunk;
 			size_t n =
 			    r->size - off < r->chunk ? r->size - off : r->chunk;
-			if (!r->readback && (r->cknown[i >> 3] >> (i & 7)) & 1) {
+			int known = (r->cknown[i >> 3] >> (i & 7)) & 1;
+			earlier |= !known;
+			if (!r->readback && known) {
 				crc = wccl_crc32c_combine(crc, r->ccrc[i], n);
 				continue;
 			}
@@ -528,6 +631,18 @@ static void io_fin(struct rcv *r, struct rcv_job *job)
 			status = rc;
 			textf(text, tl, "receiver %s: %s: %s", r->srv->host,
 			      r->path, strerror(-rc));
+		} else if (crc != job->m.crc && earlier) {
+			/* A journal that vouches for bytes no longer there
+			 * would fail every --resume: drop it (network
+			 * thread, once this one is stopped). */
+			status = WCCL_EIO;
+			r->drop_journal = 1;
+			textf(text, tl,
+			      "receiver %s: %s: whole-file crc32c %08x, "
+			      "sender has %08x; chunks kept from an earlier "
+			      "run do not match, journal %s deleted: send "
+			      "again",
+			      r->srv->host, r->path, crc, job->m.crc, r->jpath);
 		} else if (crc != job->m.crc) {
 			status = WCCL_EIO;
 			textf(text, tl,
@@ -538,9 +653,6 @@ static void io_fin(struct rcv *r, struct rcv_job *job)
 			r->st.file_crc = crc;
 			r->j.file_crc = crc;
 			r->j.flags |= 1;
-			stream_journal_close(&r->j);
-			r->jopen = 0;
-			unlink(r->jpath);
 		}
 	}
 	job->result = status ? JOB_FIN_BAD : JOB_FIN_OK;
@@ -604,7 +716,8 @@ static int rcv_io_start(struct rcv *r)
 	return 0;
 }
 
-static void rcv_io_stop(struct rcv *r)
+/* Stop the I/O thread; its rings stay (answers may wait in from_io). */
+static void rcv_io_join(struct rcv *r)
 {
 	if (r->io_started) {
 		__atomic_store_n(&r->io_stop, 1, __ATOMIC_RELEASE);
@@ -612,6 +725,11 @@ static void rcv_io_stop(struct rcv *r)
 		pthread_join(r->io, NULL);
 		r->io_started = 0;
 	}
+}
+
+static void rcv_io_stop(struct rcv *r)
+{
+	rcv_io_join(r);
 	stream_ring_fini(&r->to_io);
 	stream_ring_fini(&r->from_io);
 }
@@ -719,6 +837,14 @@ static int rcv_io_drain(struct rcv *r)
 		if (id == JOB_FIN) {
 			int ep = (int)job->m.aux2;
 			int status = job->result == JOB_FIN_OK ? 0 : job->status;
+			/* The verdict is in and nothing follows FIN: stop the
+			 * I/O thread, then finish the journal here. */
+			if (!status || r->drop_journal) {
+				rcv_io_join(r);
+				stream_journal_close(&r->j);
+				r->jopen = 0;
+				unlink(r->jpath);
+			}
 			struct smsg a = {.magic = SMSG_MAGIC,
 					 .type = SM_FIN_ACK,
 					 .sid = r->sid,
@@ -753,9 +879,9 @@ static int rcv_io_drain(struct rcv *r)
 		int rc = rcv_reply(r, ep, &a);
 		if (rc)
 			return rc;
-		if (r->eps[ep].state == 1 && !r->fin_sent) {
+		if (r->eps[ep].state == 1 && !r->fin_recv) {
 			rc = wccl_post_recv(r->eps[ep].ep, rx_buf(r, ep, i),
-					    dslot(r), r->dmr, CK(K_RX, ep, i));
+					    dslot(r), r->dmr, rck(r, K_RX, ep, i));
 			if (rc)
 				return rcv_fail(r, rc, "post receive: %s",
 						wccl_strerror(rc));
@@ -768,21 +894,29 @@ static int rcv_handle(struct rcv *r, const struct wccl_completion *wc,
 		      uint64_t now)
 {
 	int kind = CK_KIND(wc->cookie), ep = CK_EP(wc->cookie);
-	int idx = (int)CK_IDX(wc->cookie);
+	int idx = (int)(CK_IDX(wc->cookie) & 0xffffffffu);
 	struct rcv_ep *e = &r->eps[ep];
-	if (kind == K_TX_REJECT || e->state == 3)
-		return 0; /* turned away: nothing of ours */
+	char why[128];
+	if (CK_IDX(wc->cookie) >> 32 != e->gen || e->state == 6)
+		return 0; /* an earlier occupant of the slot */
 	if (wc->status) {
 		if (e->state == 2)
 			return 0;
+		const char *le = wccl_endpoint_last_error(e->ep);
+		if (!rcv_member(e) && !r->done) {
+			/* a stray or turned-away connection went away */
+			rcv_drop(r, ep, le[0] ? le : wccl_strerror(wc->status));
+			return 0;
+		}
 		e->state = 2;
 		if (r->done) /* the sender hung up after the verdict */
 			return 0;
-		const char *le = wccl_endpoint_last_error(e->ep);
 		return rcv_fail(r, wc->status, "sender %s: %s",
 				wccl_endpoint_peer(e->ep),
 				le[0] ? le : wccl_strerror(wc->status));
 	}
+	if (kind == K_TX_REJECT || e->state == 3)
+		return 0; /* turned away: nothing of ours */
 	if (kind == K_TX_CTRL) {
 		e->tx_busy[idx] = 0;
 		return rcv_flush_q(r, ep);
@@ -792,14 +926,38 @@ static int rcv_handle(struct rcv *r, const struct wccl_completion *wc,
 		r->pending_big = 0;
 		return 0;
 	}
-	r->last_msg_ns = now;
 	const uint8_t *b = kind != K_RX_FIRST ? rx_buf(r, ep, idx)
 			   : idx	       ? probe_buf(r->srv, idx)
 					       : hello_buf(r->srv, ep);
+	if (e->state == 2)
+		return 0; /* arrived before the failure we acted on */
 	struct smsg m;
-	if (smsg_get(b, wc->len, &m))
+	if (smsg_get(b, wc->len, &m)) {
+		if (!rcv_member(e)) {
+			rcv_drop(r, ep, "malformed first message");
+			return 0;
+		}
 		return rcv_fail(r, WCCL_EPROTO, "sender %s: malformed message",
 				wccl_endpoint_peer(e->ep));
+	}
+	/* What each state may receive, before anything is touched: a new
+	 * connection has no session buffers (HELLO / JOIN only), a session
+	 * one no second HELLO or JOIN, and FIN / DATA only on a data one. */
+	if (e->state == 0 && m.type != SM_HELLO && m.type != SM_JOIN) {
+		textf(why, sizeof(why), "message type %u before hello or join",
+		      m.type);
+		rcv_drop(r, ep, why);
+		return 0;
+	}
+	if (e->state != 0 &&
+	    (m.type == SM_HELLO || m.type == SM_JOIN || m.sid != r->sid ||
+	     (e->state != 1 && m.type != SM_PING)))
+		return rcv_fail(r, WCCL_EPROTO,
+				"sender %s: unexpected type %u (session %llx) "
+				"on a joined connection",
+				wccl_endpoint_peer(e->ep), m.type,
+				(unsigned long long)m.sid);
+	r->last_msg_ns = now;
 	int rc = 0;
 	switch (m.type) {
 	case SM_HELLO:
@@ -830,10 +988,10 @@ static int rcv_handle(struct rcv *r, const struct wccl_completion *wc,
 		return rcv_reply(r, ep, &a);
 	}
 	case SM_DATA:
-		if (kind != K_RX)
-			return rcv_fail(r, WCCL_EPROTO,
-					"sender %s: data before hello",
-					wccl_endpoint_peer(e->ep));
+		/* After FIN the file is being checked: a late chunk must not
+		 * reach the I/O thread, nor its buffer be posted again. */
+		if (r->fin_recv)
+			return 0;
 		/* The buffer is the I/O thread's until it answers. */
 		return rcv_data(r, ep, idx, &m, wc->len - SMSG_LEN, now);
 	case SM_PING: {
@@ -845,6 +1003,11 @@ static int rcv_handle(struct rcv *r, const struct wccl_completion *wc,
 		break;
 	}
 	case SM_FIN:
+		/* One FIN: a second would overwrite the job being checked. */
+		if (r->fin_recv)
+			return rcv_fail(r, WCCL_EPROTO, "sender %s: second fin",
+					wccl_endpoint_peer(e->ep));
+		r->fin_recv = 1;
 		rc = rcv_fin(r, &m, ep, now);
 		break;
 	default:
@@ -858,7 +1021,7 @@ static int rcv_handle(struct rcv *r, const struct wccl_completion *wc,
 			return rc;
 	} else if (e->state == 1 && !r->fin_sent) {
 		rc = wccl_post_recv(e->ep, rx_buf(r, ep, idx), dslot(r), r->dmr,
-				    CK(K_RX, ep, idx));
+				    rck(r, K_RX, ep, idx));
 		if (rc)
 			return rcv_fail(r, rc, "post receive: %s",
 					wccl_strerror(rc));
@@ -868,30 +1031,58 @@ static int rcv_handle(struct rcv *r, const struct wccl_completion *wc,
 
 #define RCV_ACCEPT_POLL_NS 5000000ull
 
+/* Accepted endpoints finish their handshake here, polled each pass: a
+ * connection that never completes one (a port scan, a bare TCP connect)
+ * must not stall the session, and is closed at its deadline. */
+static void rcv_handshake(struct rcv *r)
+{
+	uint64_t now = wccl_now_ns();
+	for (int i = 0; i < r->nep; i++) {
+		struct rcv_ep *e = &r->eps[i];
+		if (e->state != 5)
+			continue;
+		int rc = wccl_endpoint_established(e->ep);
+		if (rc == WCCL_EAGAIN && now < e->hs_deadline)
+			continue;
+		if (rc == WCCL_EAGAIN)
+			rc = WCCL_ETIMEDOUT;
+		e->state = 0;
+		if (!rc)
+			rc = wccl_post_recv(e->ep, hello_buf(r->srv, i),
+					    STREAM_CTRL_BUF, r->srv->hmr,
+					    rck(r, K_RX_FIRST, i, 0));
+		if (rc) {
+			const char *le = wccl_endpoint_last_error(e->ep);
+			rcv_drop(r, i, le[0] ? le : wccl_strerror(rc));
+		}
+	}
+}
+
 static int rcv_accept(struct rcv *r)
 {
-	while (r->nep < STREAM_MAX_EPS) {
+	int hs_ms = (int)wccl_param_int(WCCL_PARAM_CONNECT_TIMEOUT_MS);
+	for (;;) {
+		int i;
+		for (i = 0; i < r->nep && r->eps[i].state != 6; i++)
+			;
+		if (i == STREAM_MAX_EPS)
+			break; /* the rest wait in the backlog */
 		struct wccl_endpoint *ep;
 		int rc = wccl_accept(r->srv->l, r->srv->cq, &ep);
 		if (rc == WCCL_EAGAIN)
-			return 0;
+			break;
 		if (rc)
 			return rc;
-		int i = r->nep++;
+		if (i == r->nep)
+			r->nep++;
+		uint16_t gen = r->eps[i].gen;
 		memset(&r->eps[i], 0, sizeof(r->eps[i]));
+		r->eps[i].gen = gen;
 		r->eps[i].ep = ep;
-		rc = wccl_endpoint_wait_established(ep, -1);
-		if (!rc)
-			rc = wccl_post_recv(ep, hello_buf(r->srv, i),
-					    STREAM_CTRL_BUF, r->srv->hmr,
-					    CK(K_RX_FIRST, i, 0));
-		if (rc) {
-			WCCL_WARN(WCCL_SUB_TRANSPORT,
-				  "stream: connection from %s failed: %s",
-				  wccl_endpoint_peer(ep), wccl_strerror(rc));
-			r->eps[i].state = 2;
-		}
+		r->eps[i].state = 5;
+		r->eps[i].hs_deadline = wccl_deadline_ns(hs_ms);
 	}
+	rcv_handshake(r);
 	return 0;
 }
 
@@ -908,6 +1099,12 @@ int wccl_stream_server_open(const char *provider, const char *bind,
 	if (!srv)
 		return WCCL_ENOMEM;
 	snprintf(srv->dir, sizeof(srv->dir), "%s", dir);
+	srv->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (srv->dirfd < 0) {
+		int rc = -errno;
+		free(srv);
+		return rc;
+	}
 	int rc = wccl_context_open(provider ? provider : "uring", &srv->ctx);
 	if (!rc)
 		rc = wccl_cq_create(srv->ctx, 0, &srv->cq);
@@ -951,6 +1148,8 @@ void wccl_stream_server_close(struct wccl_stream_server *srv)
 		wccl_cq_destroy(srv->cq);
 	if (srv->ctx)
 		wccl_context_close(srv->ctx);
+	if (srv->dirfd >= 0)
+		close(srv->dirfd);
 	free(srv);
 }
 
@@ -1047,7 +1246,8 @@ out:
 	if (r->fd >= 0)
 		close(r->fd);
 	for (int i = 0; i < r->nep; i++)
-		wccl_endpoint_close(r->eps[i].ep);
+		if (r->eps[i].ep)
+			wccl_endpoint_close(r->eps[i].ep);
 	/* Drain flushed completions before the buffers go. */
 	while (wccl_cq_poll(srv->cq, wc, 32) > 0)
 		;
