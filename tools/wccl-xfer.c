@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -242,9 +243,40 @@ static int do_recv(const char *dir, struct xopts *x, int addr_fd)
 	return failed;
 }
 
+/* Reap the receiver child: 1 if it failed. After a failed send it may
+ * wait for a sender that never comes: 3 s to say why, then it is killed. */
+static int reap(pid_t pid, int send_failed)
+{
+	int ws;
+	pid_t got = 0;
+	for (int ms = 0; send_failed && !got; ms += 10) {
+		got = waitpid(pid, &ws, WNOHANG);
+		if (!got && ms >= 3000) {
+			kill(pid, SIGKILL);
+			break;
+		}
+		if (!got)
+			usleep(10000);
+	}
+	if (!got)
+		got = waitpid(pid, &ws, 0);
+	return got != pid || !WIFEXITED(ws) || WEXITSTATUS(ws);
+}
+
 static int do_local(const char *file, const char *dir, struct xopts *x)
 {
 	int p[2];
+	struct stat sb;
+	/* A sender that cannot start would leave the receiver waiting out
+	 * its accept timeout. */
+	if (stat(file, &sb)) {
+		fprintf(stderr, "wccl-xfer: %s: %s\n", file, strerror(errno));
+		return 1;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		fprintf(stderr, "wccl-xfer: %s: not a regular file\n", file);
+		return 1;
+	}
 	if (pipe(p))
 		return 1;
 	x->once = 1;
@@ -267,8 +299,7 @@ static int do_local(const char *file, const char *dir, struct xopts *x)
 		addr[strcspn(addr, "\n")] = 0;
 		rc = do_send(file, addr, x);
 	}
-	int ws;
-	if (waitpid(pid, &ws, 0) < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws))
+	if (reap(pid, rc != 0))
 		rc = 1;
 	return rc;
 }

@@ -160,5 +160,83 @@ unwritable)
 		fail "unclear error: $(cat "$work/err")"
 	echo "ok: $(grep 'send' "$work/err" | head -1)"
 	;;
+symlink)
+	# The receive directory may hold links planted by someone else: no
+	# write goes through one (data file or journal).
+	mkfile "$work/src/f" 100000
+	mkfile "$work/src/g" 100000
+	echo keep >"$work/outside"
+	echo keep >"$work/outside2"
+	ln -s "$work/outside" "$work/dst/f"
+	ln -s "$work/outside2" "$work/dst/g.wccl-part"
+	if "$xfer" --local "$work/src/f" "$work/dst" 2>"$work/err"; then
+		fail "wrote through a symlink"
+	fi
+	grep -q "f: a symbolic link, not written through" "$work/err" ||
+		fail "unclear error: $(cat "$work/err")"
+	if "$xfer" --local "$work/src/g" "$work/dst" 2>"$work/err2"; then
+		fail "journal written through a symlink"
+	fi
+	grep -q "g.wccl-part: a symbolic link" "$work/err2" ||
+		fail "unclear error: $(cat "$work/err2")"
+	[ "$(cat "$work/outside")" = keep ] || fail "$work/outside overwritten"
+	[ "$(cat "$work/outside2")" = keep ] || fail "$work/outside2 overwritten"
+	echo "ok: $(grep 'send' "$work/err" | head -1)"
+	;;
+stale-journal)
+	# A journal whose data file went away, changed size or changed
+	# bytes must not make every --resume fail.
+	mkfile "$work/src/f" $((8 * 1048576 + 5))
+	start_recv "$work/dst"
+	drop() {
+		WCCL_STREAM_TEST_DROP_AFTER=4 "$xfer" send "$work/src/f" "$addr" \
+			--chunk 1048576 >/dev/null 2>&1 && fail "hooked sender succeeded"
+		[ -e "$work/dst/f.wccl-part" ] || fail "no journal after the drop"
+	}
+	drop
+	rm "$work/dst/f"
+	"$xfer" send "$work/src/f" "$addr" --resume --chunk 1048576 \
+		2>"$work/err" >/dev/null || fail "resume after rm: $(cat "$work/err")"
+	same "$work/src/f" "$work/dst/f"
+	echo "ok: data file deleted, resume started over"
+	drop
+	head -c 3000000 /dev/zero >>"$work/dst/f"
+	"$xfer" send "$work/src/f" "$addr" --resume --chunk 1048576 \
+		2>"$work/err" >/dev/null || fail "resume after grow: $(cat "$work/err")"
+	same "$work/src/f" "$work/dst/f"
+	echo "ok: data file longer, resume started over, no trailing bytes"
+	drop
+	# same size, other bytes where the journal says chunks are good
+	dd if=/dev/zero of="$work/dst/f" bs=4096 count=1 conv=notrunc 2>/dev/null
+	if "$xfer" send "$work/src/f" "$addr" --resume --chunk 1048576 \
+		2>"$work/err" >/dev/null; then
+		fail "resume over changed bytes succeeded"
+	fi
+	grep -q "earlier run do not match, journal .*deleted" "$work/err" ||
+		fail "unclear error: $(cat "$work/err")"
+	[ ! -e "$work/dst/f.wccl-part" ] || fail "bad journal kept"
+	"$xfer" send "$work/src/f" "$addr" --resume --chunk 1048576 \
+		2>"$work/err" >/dev/null || fail "resume after the verdict: $(cat "$work/err")"
+	same "$work/src/f" "$work/dst/f"
+	echo "ok: changed bytes: journal deleted with a reason, next resume works"
+	;;
+local-bad)
+	# --local whose sender cannot start must not wait out the
+	# receiver's 60 s accept timeout.
+	SECONDS=0
+	if timeout 30 "$xfer" --local "$work/src/missing" "$work/dst" 2>"$work/err"; then
+		fail "missing file sent"
+	fi
+	grep -q "missing: No such file or directory" "$work/err" ||
+		fail "unclear error: $(cat "$work/err")"
+	if [ "$(id -u)" != 0 ]; then
+		mkfile "$work/src/locked" 1000
+		chmod 000 "$work/src/locked"
+		timeout 30 "$xfer" --local "$work/src/locked" "$work/dst" 2>"$work/err2" &&
+			fail "unreadable file sent"
+	fi
+	[ "$SECONDS" -lt 10 ] || fail "took $SECONDS s"
+	echo "ok: failed in $SECONDS s: $(head -1 "$work/err")"
+	;;
 *) fail "unknown case $case" ;;
 esac
