@@ -230,6 +230,10 @@ static int do_recv(const char *dir, struct xopts *x, int addr_fd)
 		if (rc) {
 			fprintf(stderr, "wccl-xfer: recv: %s\n", err);
 			failed = 1;
+			/* A failure that repeats at once (no fds left to
+			 * accept with) must not spin. */
+			if (!x->once)
+				usleep(100000);
 		} else if (addr_fd < 0) {
 			printf("received %llu bytes (%llu resumed) in %.2f s, "
 			       "%llu crc errors, crc32c %08x\n",
@@ -261,6 +265,18 @@ static int reap(pid_t pid, int send_failed)
 	if (!got)
 		got = waitpid(pid, &ws, 0);
 	return got != pid || !WIFEXITED(ws) || WEXITSTATUS(ws);
+}
+
+/* A whole number in [@lo, @hi] and nothing after it: 0, else -1. */
+static int parse_int(const char *s, long lo, long hi, int *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -1;
+	*out = (int)v;
+	return 0;
 }
 
 static int do_local(const char *file, const char *dir, struct xopts *x)
@@ -334,9 +350,10 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'n':
-			x.so.nstreams = atoi(optarg);
-			if (x.so.nstreams < 1 || x.so.nstreams > 16) {
-				fprintf(stderr, "wccl-xfer: --streams 1..16\n");
+			if (parse_int(optarg, 1, 16, &x.so.nstreams)) {
+				fprintf(stderr,
+					"wccl-xfer: bad --streams %s (1..16)\n",
+					optarg);
 				return 2;
 			}
 			break;
@@ -370,10 +387,23 @@ int main(int argc, char **argv)
 		case 'o':
 			x.once = 1;
 			break;
-		case 't':
-			x.accept_timeout_s = atoi(optarg);
+		case 't': {
+			/* Seconds; also the receiver's no-progress timeout,
+			 * which the library reads from WCCL_TIMEOUT_MS. */
+			char ms[32];
+			if (parse_int(optarg, 1, 1000000, &x.accept_timeout_s)) {
+				fprintf(stderr,
+					"wccl-xfer: bad --timeout %s (seconds, "
+					"1..1000000)\n",
+					optarg);
+				return 2;
+			}
 			x.so.timeout_ms = x.accept_timeout_s * 1000;
+			snprintf(ms, sizeof(ms), "%d", x.so.timeout_ms);
+			setenv("WCCL_TIMEOUT_MS", ms, 1);
+			wccl_param_reload();
 			break;
+		}
 		case 'L':
 			local = 1;
 			break;

@@ -238,5 +238,26 @@ local-bad)
 	[ "$SECONDS" -lt 10 ] || fail "took $SECONDS s"
 	echo "ok: failed in $SECONDS s: $(head -1 "$work/err")"
 	;;
+bad-args)
+	# Numbers must be numbers in range, said so, before anything starts.
+	for a in "--timeout 0" "--timeout 10x" "--timeout 99999999999" \
+		"--streams 0" "--streams 3x" "--streams 17"; do
+		# shellcheck disable=SC2086 # the option and its value
+		if "$xfer" $a --local "$work/src/none" "$work/dst" 2>"$work/err"; then
+			fail "$a accepted"
+		fi
+		grep -q "bad ${a%% *}" "$work/err" ||
+			fail "$a: unclear error: $(cat "$work/err")"
+	done
+	# --timeout bounds how long a receiver waits for a sender.
+	"$xfer" recv "$work/dst" --once --timeout 2 --addr-file "$work/addr" \
+		2>"$work/err" >/dev/null &
+	rpid=$!
+	for _ in $(seq 100); do [ -s "$work/addr" ] && break; sleep 0.1; done
+	SECONDS=0
+	wait "$rpid" && fail "receiver with nobody sending succeeded"
+	[ "$SECONDS" -lt 10 ] || fail "--timeout 2 took $SECONDS s"
+	echo "ok: bad numbers refused; --timeout 2 gave up in $SECONDS s"
+	;;
 *) fail "unknown case $case" ;;
 esac
