@@ -348,27 +348,15 @@ static void bad_hello(enum bad_hello kind)
 	wccl_context_close(c);
 }
 
-/* A ring size whose segment size overflows (it passed the check and the
- * rings pointed outside the mapping). */
-static void hello_huge_ring(void **state)
+/* One bad hello per case (the case's state says which):
+ * - HUGE_RING: a ring size whose segment size overflows (it passed the
+ *   check, and the rings pointed outside the mapping);
+ * - EMPTY_DOORBELL: a doorbell memfd of 0 bytes (mapped unchecked:
+ *   SIGBUS at the first doorbell);
+ * - UNSEALED_SEGMENT: a segment its owner could shrink under us. */
+static void hello_refused(void **state)
 {
-	(void)state;
-	bad_hello(HUGE_RING);
-}
-
-/* A doorbell memfd of 0 bytes (mapped unchecked: SIGBUS at the first
- * doorbell ring). */
-static void hello_empty_doorbell(void **state)
-{
-	(void)state;
-	bad_hello(EMPTY_DOORBELL);
-}
-
-/* A segment its owner could shrink under our mapping. */
-static void hello_unsealed_segment(void **state)
-{
-	(void)state;
-	bad_hello(UNSEALED_SEGMENT);
+	bad_hello(*(const enum bad_hello *)*state);
 }
 
 /*
@@ -415,13 +403,16 @@ static void peer_close_with_full_cq(void **state)
 
 int main(void)
 {
+	static enum bad_hello kinds[] = {HUGE_RING, EMPTY_DOORBELL,
+					 UNSEALED_SEGMENT};
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(unexpected_send_during_sliced_write),
 		cmocka_unit_test(header_rewritten_mid_copy),
 		cmocka_unit_test(deregister_while_streamed),
-		cmocka_unit_test(hello_huge_ring),
-		cmocka_unit_test(hello_empty_doorbell),
-		cmocka_unit_test(hello_unsealed_segment),
+		{"hello_huge_ring", hello_refused, NULL, NULL, &kinds[0]},
+		{"hello_empty_doorbell", hello_refused, NULL, NULL, &kinds[1]},
+		{"hello_unsealed_segment", hello_refused, NULL, NULL,
+		 &kinds[2]},
 		cmocka_unit_test(peer_close_with_full_cq),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
