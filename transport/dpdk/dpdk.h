@@ -200,6 +200,7 @@ struct dpdk_ep {
 	uint32_t rcv_nxt, rcv_high, rx_op_done, peer_op_seen;
 	uint8_t *cur_dest;
 	int32_t cur_status;
+	const struct dpdk_mr *cur_mr; /* a WRITE's region, while it lands */
 	struct dpdk_rej rej[DPDK_WIRE_MAX_REJ];
 	uint32_t n_rej;
 	struct dpdk_sack sack[DPDK_WIRE_MAX_SACK];

@@ -787,6 +787,7 @@ static int rx_apply(struct dpdk_ep *ep, struct dpdk_rxslot *sl)
 				st = WCCL_EREMOTE_BOUNDS;
 			else
 				dest = (uint8_t *)mr->base.addr + h->roff;
+			ep->cur_mr = st ? NULL : mr;
 		}
 		ep->cur_status = st;
 		ep->cur_dest = dest;
@@ -809,6 +810,7 @@ static int rx_apply(struct dpdk_ep *ep, struct dpdk_rxslot *sl)
 	}
 	if (!last)
 		return 0;
+	ep->cur_mr = NULL;
 	struct wccl_completion c = { .ep = &ep->base,
 				     .len = h->msg_len,
 				     .status = ep->cur_status };

@@ -302,6 +302,17 @@ static void dpdk_mr_deregister(struct wccl_mr *m)
 	struct dpdk_mr *mr = DPDK_MR(m);
 	struct dpdk_ctx *ctx = DPDK_CTX(m->ctx);
 	ctx->mrs[mr->slot] = NULL;
+	/* A peer's write landing in it stops: its later fragments are
+	 * dropped, and it fails at both ends. */
+	for (uint32_t i = 0; i < DPDK_EP_SLOTS; i++) {
+		struct dpdk_ep *ep = ctx->eps[i];
+		if (ep && ep->cur_mr == mr) {
+			ep->cur_mr = NULL;
+			ep->cur_dest = NULL;
+			if (!ep->cur_status)
+				ep->cur_status = WCCL_EREMOTE_KEY;
+		}
+	}
 	/* Zero-copy frames still queued here or in the port read the
 	 * region: push them out and let the port free what it sent. */
 	if (rte_mbuf_ext_refcnt_read(&mr->shinfo) > 1) {
