@@ -77,8 +77,13 @@ static int remote_failure(struct wccl_bootstrap *bs, const struct bs_hdr *h,
 		    (const char *)payload);
 }
 
+/*
+ * One handshake on bs->fd. *again is set when the root dropped us before
+ * its CHALLENGE (closed, or evicted us to make room for a newer
+ * connection): nothing was decided about us, so the caller may retry.
+ */
 static int handshake(struct wccl_bootstrap *bs, const uint8_t *secret,
-		     uint64_t deadline_ns)
+		     uint64_t deadline_ns, int *again)
 {
 	uint8_t nonce[BS_NONCE_LEN], mac[WCCL_SHA256_LEN];
 	int rc = wccl_random_bytes(nonce, sizeof(nonce));
@@ -92,6 +97,12 @@ static int handshake(struct wccl_bootstrap *bs, const uint8_t *secret,
 	if (!rc)
 		rc = recv_frame(bs, &h, &p, BS_MAX_HANDSHAKE_PAYLOAD,
 				deadline_ns);
+	*again = rc == WCCL_EPEER_LOST ||
+		 (!rc && h.type == BS_REJECT && h.status == WCCL_EBUSY);
+	if (*again) {
+		free(p);
+		return rc ? rc : WCCL_EBUSY;
+	}
 	if (rc)
 		return fail(bs, rc, "bootstrap root %s: handshake failed: %s",
 			    bs->root, wccl_strerror(rc));
@@ -139,6 +150,26 @@ static int handshake(struct wccl_bootstrap *bs, const uint8_t *secret,
 	return 0;
 }
 
+/* Connect to the root; it may not be up yet (launchers start ranks in any
+ * order), so a refused connection is retried until @deadline. */
+static int connect_root(struct wccl_bootstrap *bs, uint64_t deadline)
+{
+	int rc;
+	for (;;) {
+		rc = wccl_sock_connect(bs->root, deadline);
+		if (rc >= 0 || (rc != WCCL_ECONNREFUSED && rc != WCCL_EAGAIN) ||
+		    wccl_now_ns() >= deadline)
+			break;
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (rc < 0)
+		return fail(bs, rc, "cannot reach bootstrap root %s: %s",
+			    bs->root, wccl_strerror(rc));
+	bs->fd = rc;
+	return 0;
+}
+
 int wccl_bootstrap_join(const char *root_addr,
 			const uint8_t secret[WCCL_BOOTSTRAP_SECRET_LEN],
 			int rank, int nranks, int timeout_ms,
@@ -153,28 +184,41 @@ int wccl_bootstrap_join(const char *root_addr,
 	bs->rank = rank;
 	bs->nranks = nranks;
 	bs->err_rank = -1;
+	bs->fd = -1;
 	snprintf(bs->root, sizeof(bs->root), "%s", root_addr);
 	uint64_t deadline = wccl_deadline_ns(timeout_ms);
-	int rc;
-	/* The root may not be up yet (launchers start ranks in any order). */
+	int rc, again = 0, tries = 0;
+	long backoff_ms = 10;
 	for (;;) {
-		rc = wccl_sock_connect(root_addr, deadline);
-		if (rc >= 0 || (rc != WCCL_ECONNREFUSED && rc != WCCL_EAGAIN) ||
-		    wccl_now_ns() >= deadline)
+		again = 0;
+		rc = connect_root(bs, deadline);
+		if (rc)
 			break;
-		struct timespec ts = { 0, 20 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
-	}
-	if (rc < 0) {
-		rc = fail(bs, rc, "cannot reach bootstrap root %s: %s",
-			  root_addr, wccl_strerror(rc));
-		free(bs);
-		return rc;
-	}
-	bs->fd = rc;
-	rc = handshake(bs, secret, deadline);
-	if (rc) {
+		rc = handshake(bs, secret, deadline, &again);
+		if (!rc || !again || wccl_now_ns() >= deadline)
+			break;
+		/* Dropped before the CHALLENGE: the root is busy (strangers
+		 * filling its pending table); try again until our deadline. */
 		close(bs->fd);
+		bs->fd = -1;
+		if (!tries++)
+			WCCL_INFO(WCCL_SUB_BOOTSTRAP,
+				  "rank %d: bootstrap root %s dropped us "
+				  "before its challenge (%s); retrying",
+				  rank, root_addr, wccl_err_name(rc));
+		struct timespec ts = { 0, backoff_ms * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		if (backoff_ms < 200)
+			backoff_ms *= 2;
+	}
+	if (rc && again)
+		fail(bs, rc,
+		     "bootstrap root %s kept dropping us before its challenge "
+		     "(%d tries): too many strangers connected to it?",
+		     root_addr, tries);
+	if (rc) {
+		if (bs->fd >= 0)
+			close(bs->fd);
 		free(bs);
 		return rc;
 	}

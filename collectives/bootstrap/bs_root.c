@@ -39,6 +39,7 @@ struct bs_conn {
 	enum conn_state state;
 	char addr[WCCL_BOOTSTRAP_ADDR_LEN];
 	uint64_t deadline_ns; /* handshake must finish by then */
+	uint64_t since_ns; /* accepted at */
 	uint8_t nonce[BS_NONCE_LEN];
 	uint32_t rank, nranks;
 	uint8_t hdr_raw[BS_HDR_LEN];
@@ -363,6 +364,33 @@ static void conn_readable(struct wccl_bootstrap_root *r, struct bs_conn *c)
 	}
 }
 
+/*
+ * The pending table is full: make room by dropping the oldest connection
+ * that has not authenticated, so strangers that hold connections open
+ * cannot lock real ranks out. Those that have not even sent HELLO go
+ * first: a real rank sends it at once, a squatter never does.
+ */
+static void evict_oldest_pending(struct wccl_bootstrap_root *r)
+{
+	struct bs_conn *victim = NULL;
+	for (int i = 0; i < BS_MAX_CONNS; i++) {
+		struct bs_conn *c = &r->conns[i];
+		if (c->state != CONN_HELLO && c->state != CONN_PROOF)
+			continue;
+		if (!victim || (c->state == CONN_HELLO &&
+				victim->state == CONN_PROOF) ||
+		    (c->state == victim->state &&
+		     c->since_ns < victim->since_ns))
+			victim = c;
+	}
+	char why[96];
+	snprintf(why, sizeof(why),
+		 "evicted: oldest of %d unauthenticated connections",
+		 BS_MAX_PENDING);
+	if (victim)
+		conn_reject(r, victim, WCCL_EBUSY, why);
+}
+
 static void accept_new(struct wccl_bootstrap_root *r)
 {
 	for (;;) {
@@ -374,15 +402,21 @@ static void accept_new(struct wccl_bootstrap_root *r)
 			return;
 		char addr[WCCL_BOOTSTRAP_ADDR_LEN];
 		wccl_sock_format((struct sockaddr *)&ss, addr, sizeof(addr));
+		if (r->stopping) {
+			close(fd);
+			continue;
+		}
+		if (r->pending >= BS_MAX_PENDING)
+			evict_oldest_pending(r);
 		struct bs_conn *slot = NULL;
 		for (int i = 0; i < BS_MAX_CONNS && !slot; i++)
 			if (r->conns[i].state == CONN_FREE)
 				slot = &r->conns[i];
-		if (!slot || r->pending >= BS_MAX_PENDING || r->stopping) {
+		if (!slot) {
 			WCCL_WARN(WCCL_SUB_BOOTSTRAP,
-				  "bootstrap root %s: refused %s: too many "
-				  "unauthenticated connections",
-				  r->addr, addr);
+				  "bootstrap root %s: refused %s: all %d "
+				  "connection slots are taken",
+				  r->addr, addr, BS_MAX_CONNS);
 			close(fd);
 			continue;
 		}
@@ -390,6 +424,7 @@ static void accept_new(struct wccl_bootstrap_root *r)
 		slot->fd = fd;
 		slot->state = CONN_HELLO;
 		snprintf(slot->addr, sizeof(slot->addr), "%s", addr);
+		slot->since_ns = wccl_now_ns();
 		slot->deadline_ns = wccl_deadline_ns(
 			wccl_param_int(WCCL_PARAM_BOOTSTRAP_HANDSHAKE_MS));
 		r->pending++;

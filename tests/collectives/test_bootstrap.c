@@ -37,7 +37,7 @@ struct job {
 	char addr[WCCL_BOOTSTRAP_ADDR_LEN];
 };
 
-static void job_start(struct job *j)
+static void job_start_with(struct job *j, const char *handshake_ms)
 {
 	int addr_pipe[2], stop_pipe[2];
 	assert_int_equal(wccl_random_bytes(secret, sizeof(secret)), 0);
@@ -48,7 +48,7 @@ static void job_start(struct job *j)
 		struct wccl_bootstrap_root *root;
 		char addr[WCCL_BOOTSTRAP_ADDR_LEN] = { 0 };
 		close(stop_pipe[1]);
-		setenv("WCCL_BOOTSTRAP_HANDSHAKE_MS", "500", 1);
+		setenv("WCCL_BOOTSTRAP_HANDSHAKE_MS", handshake_ms, 1);
 		wccl_param_reload();
 		if (wccl_bootstrap_root_start("127.0.0.1:0", secret, &root,
 					      addr))
@@ -66,6 +66,11 @@ static void job_start(struct job *j)
 	assert_int_equal(read(addr_pipe[0], j->addr, sizeof(j->addr)),
 			 sizeof(j->addr));
 	close(addr_pipe[0]);
+}
+
+static void job_start(struct job *j)
+{
+	job_start_with(j, "500");
 }
 
 /* Wait for @pid with a deadline; kill it if it overstays. Exit status. */
@@ -238,6 +243,38 @@ static void strangers_cannot_join_or_stall_the_root(void **state)
 	job_stop(&j);
 }
 
+/*
+ * More silent strangers than the root's pending table holds (64) cannot
+ * lock a real rank out: the root evicts the oldest to make room, and the
+ * joiner retries if it was the one evicted. The handshake timeout is long
+ * (5 s) so the join must not wait for the strangers to time out.
+ */
+static void squatters_cannot_lock_ranks_out(void **state)
+{
+	(void)state;
+	struct job j;
+	job_start_with(&j, "5000");
+	enum { SQUAT = 80 };
+	int fds[SQUAT];
+	uint64_t dl = wccl_deadline_ns(TIMEOUT_MS);
+	for (int i = 0; i < SQUAT; i++) {
+		fds[i] = wccl_sock_connect(j.addr, dl);
+		assert_true(fds[i] >= 0);
+	}
+	usleep(200 * 1000); /* let the root accept them all */
+	struct wccl_bootstrap *bs = NULL;
+	uint64_t t0 = wccl_now_ns();
+	assert_int_equal(wccl_bootstrap_join(j.addr, secret, 0, 1, TIMEOUT_MS,
+					     &bs),
+			 0);
+	assert_true(wccl_now_ns() - t0 < 2500000000ull);
+	assert_int_equal(wccl_bootstrap_barrier(bs, TIMEOUT_MS), 0);
+	wccl_bootstrap_close(bs);
+	for (int i = 0; i < SQUAT; i++)
+		close(fds[i]);
+	job_stop(&j);
+}
+
 static void dead_rank_fails_the_others_naming_it(void **state)
 {
 	(void)state;
@@ -372,6 +409,7 @@ int main(void)
 		cmocka_unit_test(ranks_join_and_allgather),
 		cmocka_unit_test(wrong_secret_is_rejected_and_job_goes_on),
 		cmocka_unit_test(strangers_cannot_join_or_stall_the_root),
+		cmocka_unit_test(squatters_cannot_lock_ranks_out),
 		cmocka_unit_test(dead_rank_fails_the_others_naming_it),
 		cmocka_unit_test(mismatched_lengths_fail_everywhere),
 		cmocka_unit_test(duplicate_rank_and_bad_arguments),
