@@ -31,6 +31,7 @@
 #define BS_MAX_CONNS 1024
 #define BS_MAX_PENDING 64
 #define BS_SEND_TIMEOUT_MS 10000
+#define BS_ACCEPT_PAUSE_MS 100
 
 enum conn_state { CONN_FREE = 0, CONN_HELLO, CONN_PROOF, CONN_JOINED };
 
@@ -73,6 +74,9 @@ struct wccl_bootstrap_root {
 
 	int aborted;
 	char abort_why[192];
+
+	uint64_t accept_paused_until; /* out of fds: listener not polled */
+	int fd_starved; /* logged this episode */
 
 	struct pollfd pfd[BS_MAX_CONNS + 2];
 	struct bs_conn *owner[BS_MAX_CONNS + 2];
@@ -391,6 +395,25 @@ static void evict_oldest_pending(struct wccl_bootstrap_root *r)
 		conn_reject(r, victim, WCCL_EBUSY, why);
 }
 
+/*
+ * accept() failed for want of file descriptors: the connection stays in
+ * the backlog and the listener stays readable, so polling it again at once
+ * would spin. Leave it alone for a while, and say so once.
+ */
+static void accept_starved(struct wccl_bootstrap_root *r, int err)
+{
+	r->accept_paused_until = wccl_deadline_ns(BS_ACCEPT_PAUSE_MS);
+	if (r->fd_starved)
+		return;
+	r->fd_starved = 1;
+	WCCL_WARN(WCCL_SUB_BOOTSTRAP,
+		  "bootstrap root %s: cannot accept connections: %s (%d "
+		  "connections open); raise the open file limit (ulimit -n). "
+		  "Retrying every %d ms",
+		  r->addr, strerror(err), r->joined + r->pending,
+		  BS_ACCEPT_PAUSE_MS);
+}
+
 static void accept_new(struct wccl_bootstrap_root *r)
 {
 	for (;;) {
@@ -398,8 +421,18 @@ static void accept_new(struct wccl_bootstrap_root *r)
 		socklen_t sl = sizeof(ss);
 		int fd = accept4(r->listen_fd, (struct sockaddr *)&ss, &sl,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM)
+				accept_starved(r, errno);
 			return;
+		}
+		if (r->fd_starved) {
+			WCCL_WARN(WCCL_SUB_BOOTSTRAP,
+				  "bootstrap root %s: accepting connections "
+				  "again", r->addr);
+			r->fd_starved = 0;
+		}
 		char addr[WCCL_BOOTSTRAP_ADDR_LEN];
 		wccl_sock_format((struct sockaddr *)&ss, addr, sizeof(addr));
 		if (r->stopping) {
@@ -454,8 +487,10 @@ static void *root_main(void *arg)
 			break;
 		int n = 0;
 		pfd[n++] = (struct pollfd){ .fd = r->wake[0], .events = POLLIN };
-		pfd[n++] = (struct pollfd){ .fd = r->listen_fd, .events = POLLIN };
 		uint64_t now = wccl_now_ns();
+		pfd[n++] = (struct pollfd){
+			.fd = now >= r->accept_paused_until ? r->listen_fd : -1,
+			.events = POLLIN };
 		for (int i = 0; i < BS_MAX_CONNS; i++) {
 			struct bs_conn *c = &r->conns[i];
 			if (c->state == CONN_FREE)

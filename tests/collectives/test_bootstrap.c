@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -275,6 +276,89 @@ static void squatters_cannot_lock_ranks_out(void **state)
 	job_stop(&j);
 }
 
+/*
+ * A root out of file descriptors must not spin on a listener that stays
+ * readable: it pauses accepting, says why once, and costs little CPU.
+ */
+static void root_out_of_fds_does_not_spin(void **state)
+{
+	(void)state;
+	char log[] = "/tmp/wccl-test-emfile-XXXXXX";
+	int logfd = mkstemp(log);
+	assert_true(logfd >= 0);
+	close(logfd);
+	int addr_pipe[2], stop_pipe[2], cpu_pipe[2];
+	assert_int_equal(pipe(addr_pipe), 0);
+	assert_int_equal(pipe(stop_pipe), 0);
+	assert_int_equal(pipe(cpu_pipe), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(stop_pipe[1]);
+		setenv("WCCL_DEBUG", "WARN", 1);
+		setenv("WCCL_DEBUG_FILE", log, 1);
+		wccl_param_reload();
+		/* Room for stdio, the pipes, the log, the listener and a
+		 * few connections; not for 40. */
+		struct rlimit rl = { 24, 24 };
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			_exit(1);
+		struct wccl_bootstrap_root *root;
+		char addr[WCCL_BOOTSTRAP_ADDR_LEN] = { 0 };
+		if (wccl_bootstrap_root_start("127.0.0.1:0", secret, &root,
+					      addr))
+			_exit(2);
+		if (write(addr_pipe[1], addr, sizeof(addr)) != sizeof(addr))
+			_exit(3);
+		struct rusage ru0, ru1;
+		getrusage(RUSAGE_SELF, &ru0);
+		char b;
+		(void)!read(stop_pipe[0], &b, 1);
+		getrusage(RUSAGE_SELF, &ru1);
+		long us = (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec +
+			   ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) *
+				  1000000L +
+			  ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec +
+			  ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec;
+		if (write(cpu_pipe[1], &us, sizeof(us)) != sizeof(us))
+			_exit(4);
+		wccl_bootstrap_root_stop(root);
+		_exit(0);
+	}
+	close(stop_pipe[0]);
+	close(addr_pipe[1]);
+	close(cpu_pipe[1]);
+	char addr[WCCL_BOOTSTRAP_ADDR_LEN];
+	assert_int_equal(read(addr_pipe[0], addr, sizeof(addr)), sizeof(addr));
+	enum { N = 40 };
+	int fds[N];
+	uint64_t dl = wccl_deadline_ns(TIMEOUT_MS);
+	for (int i = 0; i < N; i++) {
+		fds[i] = wccl_sock_connect(addr, dl);
+		assert_true(fds[i] >= 0);
+	}
+	usleep(1500 * 1000);
+	close(stop_pipe[1]);
+	long us = -1;
+	assert_int_equal(read(cpu_pipe[0], &us, sizeof(us)), sizeof(us));
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+	assert_int_equal(reap(pid), 0);
+	/* A spinning root burns the whole 1.5 s. */
+	assert_true(us >= 0 && us < 500 * 1000);
+	FILE *f = fopen(log, "r");
+	assert_non_null(f);
+	char line[512];
+	int said = 0;
+	while (fgets(line, sizeof(line), f))
+		said += strstr(line, "cannot accept connections") &&
+			strstr(line, "open file limit");
+	fclose(f);
+	unlink(log);
+	assert_int_equal(said, 1);
+	close(addr_pipe[0]);
+	close(cpu_pipe[0]);
+}
+
 static void dead_rank_fails_the_others_naming_it(void **state)
 {
 	(void)state;
@@ -410,6 +494,7 @@ int main(void)
 		cmocka_unit_test(wrong_secret_is_rejected_and_job_goes_on),
 		cmocka_unit_test(strangers_cannot_join_or_stall_the_root),
 		cmocka_unit_test(squatters_cannot_lock_ranks_out),
+		cmocka_unit_test(root_out_of_fds_does_not_spin),
 		cmocka_unit_test(dead_rank_fails_the_others_naming_it),
 		cmocka_unit_test(mismatched_lengths_fail_everywhere),
 		cmocka_unit_test(duplicate_rank_and_bad_arguments),
