@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -30,10 +31,23 @@
 
 #define BS_MAX_CONNS 1024
 #define BS_MAX_PENDING 64
-#define BS_SEND_TIMEOUT_MS 10000
 #define BS_ACCEPT_PAUSE_MS 100
 
 enum conn_state { CONN_FREE = 0, CONN_HELLO, CONN_PROOF, CONN_JOINED };
+
+/* A payload queued to one or more ranks (a RESULT is the same for all). */
+struct bs_buf {
+	int refs;
+	size_t len;
+	uint8_t data[];
+};
+
+/* One frame waiting to go out on a joined rank's connection. */
+struct bs_out {
+	struct bs_out *next;
+	uint8_t hdr[BS_HDR_LEN];
+	struct bs_buf *pay; /* NULL: header only */
+};
 
 struct bs_conn {
 	int fd;
@@ -50,6 +64,11 @@ struct bs_conn {
 	uint8_t *payload;
 	size_t pay_fill;
 	int said_bye;
+	/* Frames to a joined rank go out from the poll loop, never blocking
+	 * it: one rank that stops reading must not stall the others. */
+	struct bs_out *out_head, *out_tail;
+	size_t out_off; /* bytes of out_head already sent */
+	uint64_t out_stall_ns; /* no progress by then: the rank is stuck */
 };
 
 struct wccl_bootstrap_root {
@@ -69,7 +88,7 @@ struct wccl_bootstrap_root {
 	uint32_t round;
 	size_t gather_len;
 	int n_gathered;
-	uint8_t *gather_buf;
+	struct bs_buf *gather_buf;
 	uint8_t *gathered;
 
 	int aborted;
@@ -82,10 +101,69 @@ struct wccl_bootstrap_root {
 	struct bs_conn *owner[BS_MAX_CONNS + 2];
 };
 
+static struct bs_buf *buf_new(size_t len)
+{
+	struct bs_buf *b = malloc(sizeof(*b) + len + 1);
+	if (b) {
+		b->refs = 1;
+		b->len = len;
+	}
+	return b;
+}
+
+static void buf_put(struct bs_buf *b)
+{
+	if (b && --b->refs == 0)
+		free(b);
+}
+
+/* Queue a frame to a joined rank; conn_flush sends it. */
+static int conn_queue(struct bs_conn *c, uint16_t type, uint32_t rank,
+		      uint32_t round, int32_t status, struct bs_buf *pay)
+{
+	struct bs_out *o = calloc(1, sizeof(*o));
+	if (!o)
+		return WCCL_ENOMEM;
+	struct bs_hdr h = { .magic = BS_MAGIC,
+			    .version = BS_VERSION,
+			    .type = type,
+			    .rank = rank,
+			    .nranks = c->nranks,
+			    .round = round,
+			    .status = status,
+			    .len = pay ? pay->len : 0 };
+	bs_hdr_encode(&h, o->hdr);
+	if (pay)
+		pay->refs++;
+	o->pay = pay;
+	if (!c->out_head)
+		c->out_stall_ns = wccl_deadline_ns(
+			wccl_param_int(WCCL_PARAM_BOOTSTRAP_SEND_TIMEOUT_MS));
+	if (c->out_tail)
+		c->out_tail->next = o;
+	else
+		c->out_head = o;
+	c->out_tail = o;
+	return 0;
+}
+
+static void conn_drop_output(struct bs_conn *c)
+{
+	while (c->out_head) {
+		struct bs_out *o = c->out_head;
+		c->out_head = o->next;
+		buf_put(o->pay);
+		free(o);
+	}
+	c->out_tail = NULL;
+	c->out_off = 0;
+}
+
 static void conn_close(struct wccl_bootstrap_root *r, struct bs_conn *c)
 {
 	if (c->state == CONN_HELLO || c->state == CONN_PROOF)
 		r->pending--;
+	conn_drop_output(c);
 	close(c->fd);
 	free(c->payload);
 	memset(c, 0, sizeof(*c));
@@ -115,27 +193,77 @@ static void abort_all(struct wccl_bootstrap_root *r, int status, int culprit,
 	snprintf(r->abort_why, sizeof(r->abort_why), "%s", why);
 	WCCL_WARN(WCCL_SUB_BOOTSTRAP, "bootstrap root %s: aborting job: %s",
 		  r->addr, why);
+	struct bs_buf *b = buf_new(strlen(why) + 1);
+	if (!b)
+		return;
+	memcpy(b->data, why, b->len);
 	for (int i = 0; i < r->nranks; i++) {
 		struct bs_conn *c = r->by_rank[i];
 		if (c)
-			bs_send(c->fd, BS_ABORT, (uint32_t)culprit, c->nranks,
-				r->round, status, why, strlen(why) + 1,
-				wccl_deadline_ns(BS_SEND_TIMEOUT_MS));
+			conn_queue(c, BS_ABORT, (uint32_t)culprit, r->round,
+				   status, b);
 	}
+	buf_put(b);
 }
 
-static void rank_lost(struct wccl_bootstrap_root *r, struct bs_conn *c)
+/* A joined rank is gone (@what: "left the job", "stopped reading"). */
+static void rank_lost(struct wccl_bootstrap_root *r, struct bs_conn *c,
+		      const char *what)
 {
 	char why[160];
 	uint32_t rank = c->rank;
-	snprintf(why, sizeof(why), "rank %u (host %s) left the job", rank,
-		 c->addr);
+	snprintf(why, sizeof(why), "rank %u (host %s) %s", rank, c->addr,
+		 what);
 	r->by_rank[rank] = NULL;
 	r->joined--;
 	int bye = c->said_bye;
 	conn_close(r, c);
 	if (!bye)
 		abort_all(r, WCCL_EPEER_LOST, (int)rank, why);
+}
+
+/* Send what the socket takes now; a rank that takes nothing for
+ * WCCL_BOOTSTRAP_SEND_TIMEOUT_MS is lost. */
+static void conn_flush(struct wccl_bootstrap_root *r, struct bs_conn *c)
+{
+	while (c->out_head) {
+		struct bs_out *o = c->out_head;
+		size_t plen = o->pay ? o->pay->len : 0;
+		struct iovec iov[2];
+		int n = 0;
+		if (c->out_off < BS_HDR_LEN)
+			iov[n++] = (struct iovec){
+				.iov_base = o->hdr + c->out_off,
+				.iov_len = BS_HDR_LEN - c->out_off };
+		size_t poff = c->out_off > BS_HDR_LEN
+				      ? c->out_off - BS_HDR_LEN
+				      : 0;
+		if (plen > poff)
+			iov[n++] = (struct iovec){
+				.iov_base = o->pay->data + poff,
+				.iov_len = plen - poff };
+		ssize_t k = 0;
+		if (n) {
+			struct msghdr m = { .msg_iov = iov,
+					    .msg_iovlen = (size_t)n };
+			k = sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (k < 0 && (errno == EAGAIN || errno == EINTR))
+				return;
+			if (k < 0)
+				return rank_lost(r, c, "left the job");
+		}
+		c->out_off += (size_t)k;
+		c->out_stall_ns = wccl_deadline_ns(
+			wccl_param_int(WCCL_PARAM_BOOTSTRAP_SEND_TIMEOUT_MS));
+		if (c->out_off < BS_HDR_LEN + plen)
+			return;
+		c->out_head = o->next;
+		if (!c->out_head)
+			c->out_tail = NULL;
+		c->out_off = 0;
+		buf_put(o->pay);
+		free(o);
+	}
 }
 
 static void on_hello(struct wccl_bootstrap_root *r, struct bs_conn *c)
@@ -207,17 +335,13 @@ static void on_proof(struct wccl_bootstrap_root *r, struct bs_conn *c)
 
 static void finish_round(struct wccl_bootstrap_root *r)
 {
-	size_t total = r->gather_len * (size_t)r->nranks;
 	for (int i = 0; i < r->nranks; i++) {
 		struct bs_conn *c = r->by_rank[i];
-		if (c && bs_send(c->fd, BS_RESULT, c->rank, c->nranks, r->round,
-				 0, r->gather_buf, total,
-				 wccl_deadline_ns(BS_SEND_TIMEOUT_MS)))
-			WCCL_WARN(WCCL_SUB_BOOTSTRAP,
-				  "bootstrap: cannot send round %u to rank %d",
-				  r->round, i);
+		if (c && conn_queue(c, BS_RESULT, c->rank, r->round, 0,
+				    r->gather_buf))
+			return abort_all(r, WCCL_ENOMEM, -1, "out of memory");
 	}
-	free(r->gather_buf);
+	buf_put(r->gather_buf);
 	r->gather_buf = NULL;
 	memset(r->gathered, 0, (size_t)r->nranks);
 	r->n_gathered = 0;
@@ -240,7 +364,7 @@ static void on_gather(struct wccl_bootstrap_root *r, struct bs_conn *c)
 		    BS_MAX_PAYLOAD)
 			return abort_all(r, WCCL_EMSGSIZE, (int)c->rank,
 					 "all-gather larger than 64 MiB");
-		r->gather_buf = calloc((size_t)r->nranks, r->gather_len + 1);
+		r->gather_buf = buf_new(r->gather_len * (size_t)r->nranks);
 		if (!r->gather_buf)
 			return abort_all(r, WCCL_ENOMEM, -1, "out of memory");
 	} else if (c->hdr.len != r->gather_len) {
@@ -252,7 +376,7 @@ static void on_gather(struct wccl_bootstrap_root *r, struct bs_conn *c)
 		return abort_all(r, WCCL_EMISMATCH, (int)c->rank, why);
 	}
 	if (r->gather_len)
-		memcpy(r->gather_buf + (size_t)c->rank * r->gather_len,
+		memcpy(r->gather_buf->data + (size_t)c->rank * r->gather_len,
 		       c->payload, r->gather_len);
 	r->gathered[c->rank] = 1;
 	if (++r->n_gathered == r->nranks)
@@ -328,7 +452,7 @@ static void conn_readable(struct wccl_bootstrap_root *r, struct bs_conn *c)
 			return;
 		if (n <= 0) {
 			if (c->state == CONN_JOINED)
-				rank_lost(r, c);
+				rank_lost(r, c, "left the job");
 			else
 				conn_reject(r, c, WCCL_EPEER_LOST,
 					    "closed during the handshake");
@@ -349,7 +473,7 @@ static void conn_readable(struct wccl_bootstrap_root *r, struct bs_conn *c)
 					 wccl_strerror(rc));
 				if (c->state == CONN_JOINED) {
 					abort_all(r, rc, (int)c->rank, why);
-					rank_lost(r, c);
+					rank_lost(r, c, "left the job");
 				} else {
 					conn_reject(r, c, rc, why);
 				}
@@ -500,9 +624,25 @@ static void *root_main(void *arg)
 					    "handshake timed out");
 				continue;
 			}
+			if (c->out_head && now >= c->out_stall_ns) {
+				/* Reset, not FIN: what is still queued is
+				 * of no use to it and must not linger. */
+				struct linger l = { 1, 0 };
+				setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l,
+					   sizeof(l));
+				char what[80];
+				snprintf(what, sizeof(what),
+					 "stopped reading (took nothing for "
+					 "%lld ms)",
+					 (long long)wccl_param_int(
+					 WCCL_PARAM_BOOTSTRAP_SEND_TIMEOUT_MS));
+				rank_lost(r, c, what);
+				continue;
+			}
 			owner[n] = c;
-			pfd[n++] = (struct pollfd){ .fd = c->fd,
-						    .events = POLLIN };
+			pfd[n++] = (struct pollfd){
+				.fd = c->fd,
+				.events = POLLIN | (c->out_head ? POLLOUT : 0) };
 		}
 		if (poll(pfd, (nfds_t)n, 100) <= 0)
 			continue;
@@ -512,9 +652,13 @@ static void *root_main(void *arg)
 		}
 		if (pfd[1].revents)
 			accept_new(r);
-		for (int i = 2; i < n; i++)
-			if (pfd[i].revents && owner[i]->fd == pfd[i].fd)
-				conn_readable(r, owner[i]);
+		for (int i = 2; i < n; i++) {
+			struct bs_conn *c = owner[i];
+			if ((pfd[i].revents & POLLOUT) && c->fd == pfd[i].fd)
+				conn_flush(r, c);
+			if ((pfd[i].revents & ~POLLOUT) && c->fd == pfd[i].fd)
+				conn_readable(r, c);
+		}
 	}
 	return NULL;
 }
@@ -599,6 +743,6 @@ void wccl_bootstrap_root_stop(struct wccl_bootstrap_root *r)
 	close(r->wake[1]);
 	free(r->by_rank);
 	free(r->gathered);
-	free(r->gather_buf);
+	buf_put(r->gather_buf);
 	free(r);
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -38,7 +39,8 @@ struct job {
 	char addr[WCCL_BOOTSTRAP_ADDR_LEN];
 };
 
-static void job_start_with(struct job *j, const char *handshake_ms)
+static void job_start_with(struct job *j, const char *handshake_ms,
+			   const char *send_timeout_ms)
 {
 	int addr_pipe[2], stop_pipe[2];
 	assert_int_equal(wccl_random_bytes(secret, sizeof(secret)), 0);
@@ -50,6 +52,7 @@ static void job_start_with(struct job *j, const char *handshake_ms)
 		char addr[WCCL_BOOTSTRAP_ADDR_LEN] = { 0 };
 		close(stop_pipe[1]);
 		setenv("WCCL_BOOTSTRAP_HANDSHAKE_MS", handshake_ms, 1);
+		setenv("WCCL_BOOTSTRAP_SEND_TIMEOUT_MS", send_timeout_ms, 1);
 		wccl_param_reload();
 		if (wccl_bootstrap_root_start("127.0.0.1:0", secret, &root,
 					      addr))
@@ -71,7 +74,7 @@ static void job_start_with(struct job *j, const char *handshake_ms)
 
 static void job_start(struct job *j)
 {
-	job_start_with(j, "500");
+	job_start_with(j, "500", "10000");
 }
 
 /* Wait for @pid with a deadline; kill it if it overstays. Exit status. */
@@ -254,7 +257,7 @@ static void squatters_cannot_lock_ranks_out(void **state)
 {
 	(void)state;
 	struct job j;
-	job_start_with(&j, "5000");
+	job_start_with(&j, "5000", "10000");
 	enum { SQUAT = 80 };
 	int fds[SQUAT];
 	uint64_t dl = wccl_deadline_ns(TIMEOUT_MS);
@@ -357,6 +360,87 @@ static void root_out_of_fds_does_not_spin(void **state)
 	assert_int_equal(said, 1);
 	close(addr_pipe[0]);
 	close(cpu_pipe[0]);
+}
+
+/* Join as @rank of @nranks by hand (to misbehave after). The socket. */
+static int raw_join(const char *addr, uint32_t rank, uint32_t nranks)
+{
+	uint64_t dl = wccl_deadline_ns(TIMEOUT_MS);
+	int fd = wccl_sock_connect(addr, dl);
+	assert_true(fd >= 0);
+	uint8_t nonce[BS_NONCE_LEN] = { 7 }, raw[BS_HDR_LEN];
+	uint8_t rep[BS_NONCE_LEN + WCCL_SHA256_LEN], mac[WCCL_SHA256_LEN];
+	struct bs_hdr h;
+	assert_int_equal(bs_send(fd, BS_HELLO, rank, nranks, 0, 0, nonce,
+				 sizeof(nonce), dl),
+			 0);
+	assert_int_equal(wccl_sock_recv_all(fd, raw, sizeof(raw), dl), 0);
+	assert_int_equal(wccl_sock_recv_all(fd, rep, sizeof(rep), dl), 0);
+	bs_rank_mac(secret, rep, rank, nranks, mac);
+	assert_int_equal(bs_send(fd, BS_PROOF, rank, nranks, 0, 0, mac,
+				 sizeof(mac), dl),
+			 0);
+	assert_int_equal(wccl_sock_recv_all(fd, raw, sizeof(raw), dl), 0);
+	assert_int_equal(bs_hdr_decode(raw, 0, &h), 0);
+	assert_int_equal(h.type, BS_WELCOME);
+	return fd;
+}
+
+/*
+ * Rank 0 sends its part and then stops reading (a stopped process, a
+ * stuck WAN link). The root must not stall rank 1 behind it, and once
+ * rank 0 has taken nothing for WCCL_BOOTSTRAP_SEND_TIMEOUT_MS (1 s here)
+ * the job is aborted naming rank 0.
+ */
+static void rank_that_stops_reading_is_named(void **state)
+{
+	(void)state;
+	struct job j;
+	job_start_with(&j, "500", "1000");
+	int fd = raw_join(j.addr, 0, 2);
+	int small = 4096;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	/* 2 x 16 MiB of RESULT cannot hide in socket buffers. */
+	const size_t len = 16u << 20;
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fd);
+		struct wccl_bootstrap *bs;
+		if (wccl_bootstrap_join(j.addr, secret, 1, 2, TIMEOUT_MS, &bs))
+			_exit(10);
+		uint8_t *mine = calloc(1, len), *all = malloc(2 * len);
+		uint64_t t0 = wccl_now_ns();
+		if (wccl_bootstrap_allgather(bs, mine, len, all, TIMEOUT_MS))
+			_exit(11);
+		if (wccl_now_ns() - t0 > 3000000000ull)
+			_exit(12); /* waited for rank 0 to read */
+		int rc = wccl_bootstrap_barrier(bs, TIMEOUT_MS);
+		if (rc != WCCL_EPEER_LOST)
+			_exit(13);
+		if (wccl_bootstrap_error_rank(bs) != 0 ||
+		    !strstr(wccl_bootstrap_error(bs),
+			    "rank 0 (host 127.0.0.1:") ||
+		    !strstr(wccl_bootstrap_error(bs), "stopped reading"))
+			_exit(14);
+		wccl_bootstrap_close(bs);
+		_exit(0);
+	}
+	uint8_t *buf = calloc(1, len);
+	assert_int_equal(bs_send(fd, BS_GATHER, 0, 2, 0, 0, buf, len,
+				 wccl_deadline_ns(TIMEOUT_MS)),
+			 0);
+	assert_int_equal(reap(pid), 0);
+	/* The root has let go of the stuck rank: reading now ends in EOF
+	 * after at most part of the RESULT. */
+	uint64_t dl = wccl_deadline_ns(3000);
+	int rc;
+	while ((rc = wccl_sock_recv_all(fd, buf, 1, dl)) == 0)
+		while (recv(fd, buf, len, MSG_DONTWAIT) > 0)
+			;
+	assert_int_equal(rc, WCCL_EPEER_LOST);
+	free(buf);
+	close(fd);
+	job_stop(&j);
 }
 
 static void dead_rank_fails_the_others_naming_it(void **state)
@@ -495,6 +579,7 @@ int main(void)
 		cmocka_unit_test(strangers_cannot_join_or_stall_the_root),
 		cmocka_unit_test(squatters_cannot_lock_ranks_out),
 		cmocka_unit_test(root_out_of_fds_does_not_spin),
+		cmocka_unit_test(rank_that_stops_reading_is_named),
 		cmocka_unit_test(dead_rank_fails_the_others_naming_it),
 		cmocka_unit_test(mismatched_lengths_fail_everywhere),
 		cmocka_unit_test(duplicate_rank_and_bad_arguments),
