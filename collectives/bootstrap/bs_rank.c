@@ -17,6 +17,10 @@
 #include "core/log.h"
 #include "core/sock.h"
 
+/* How long a rank whose all-gather timed out waits for the root to name
+ * the ranks that kept it waiting. */
+#define BS_VERDICT_WAIT_MS 1000
+
 struct wccl_bootstrap {
 	int fd;
 	int rank, nranks;
@@ -226,6 +230,35 @@ int wccl_bootstrap_join(const char *root_addr,
 	return 0;
 }
 
+/*
+ * Our all-gather timed out: we cannot tell who is missing, the root can.
+ * Ask it to abort the job naming the ranks that never entered the round,
+ * and take its verdict (briefly waited for) as our error. 1 if we got it.
+ */
+static int blame_the_missing(struct wccl_bootstrap *bs)
+{
+	char why[96];
+	snprintf(why, sizeof(why), "rank %d timed out in all-gather round %u",
+		 bs->rank, bs->round);
+	uint64_t deadline = wccl_deadline_ns(BS_VERDICT_WAIT_MS);
+	if (bs_send(bs->fd, BS_ABORT, (uint32_t)bs->rank,
+		    (uint32_t)bs->nranks, BS_BLAME_UNKNOWN, WCCL_ETIMEDOUT, why,
+		    strlen(why) + 1, deadline))
+		return 0;
+	for (;;) {
+		struct bs_hdr h;
+		uint8_t *p = NULL;
+		if (recv_frame(bs, &h, &p, BS_MAX_PAYLOAD, deadline))
+			return 0;
+		if (h.type == BS_ABORT || h.type == BS_REJECT) {
+			remote_failure(bs, &h, p);
+			free(p);
+			return 1;
+		}
+		free(p); /* a late RESULT: the job is aborted anyway */
+	}
+}
+
 int wccl_bootstrap_allgather(struct wccl_bootstrap *bs, const void *mine,
 			     size_t len, void *all, int timeout_ms)
 {
@@ -262,6 +295,8 @@ int wccl_bootstrap_allgather(struct wccl_bootstrap *bs, const void *mine,
 		}
 		free(p);
 	}
+	if (rc == WCCL_ETIMEDOUT && blame_the_missing(bs))
+		return bs->failed;
 	if (rc != WCCL_EPROTO)
 		rc = fail(bs, rc,
 			  "all-gather round %u via bootstrap root %s: %s",

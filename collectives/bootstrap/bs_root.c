@@ -82,6 +82,8 @@ struct wccl_bootstrap_root {
 	struct bs_conn conns[BS_MAX_CONNS];
 	int nranks; /* 0 until the first rank joins */
 	struct bs_conn **by_rank;
+	int first_left; /* first rank that said BYE, or -1 */
+	char left_addr[WCCL_BOOTSTRAP_ADDR_LEN]; /* its host */
 	int joined;
 	int pending;
 
@@ -333,6 +335,54 @@ static void on_proof(struct wccl_bootstrap_root *r, struct bs_conn *c)
 		  c->rank, r->nranks, c->addr);
 }
 
+/* The ranks that have not sent their part of the open round, as text
+ * ("rank 1 (host H), rank 3 (not joined)"); the first of them or -1. */
+static int missing_ranks(const struct wccl_bootstrap_root *r, char *buf,
+			 size_t len)
+{
+	int first = -1, n = 0;
+	size_t o = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < r->nranks; i++) {
+		if (r->gathered[i])
+			continue;
+		if (first < 0)
+			first = i;
+		if (n++ >= 4)
+			continue;
+		const struct bs_conn *c = r->by_rank[i];
+		int k = snprintf(buf + o, len - o, "%srank %d (%s%s)",
+				 n > 1 ? ", " : "", i, c ? "host " : "",
+				 c ? c->addr : "not joined");
+		if (k < 0 || (size_t)k >= len - o)
+			break;
+		o += (size_t)k;
+	}
+	if (n > 4 && o < len)
+		snprintf(buf + o, len - o, " and %d more", n - 4);
+	return first;
+}
+
+/* A rank's all-gather timed out: blame those that never entered it. */
+static void round_timed_out(struct wccl_bootstrap_root *r,
+			    struct bs_conn *c, int status)
+{
+	char missing[128], why[192];
+	int culprit = r->n_gathered ? missing_ranks(r, missing,
+						    sizeof(missing))
+				    : -1;
+	if (culprit < 0)
+		snprintf(why, sizeof(why), "%.*s",
+			 (int)(c->hdr.len ? c->hdr.len - 1 : 0),
+			 (const char *)c->payload);
+	else
+		snprintf(why, sizeof(why),
+			 "all-gather round %u timed out at rank %u: never "
+			 "entered it: %s",
+			 r->round, c->rank, missing);
+	abort_all(r, status, culprit, why);
+}
+
 static void finish_round(struct wccl_bootstrap_root *r)
 {
 	for (int i = 0; i < r->nranks; i++) {
@@ -351,6 +401,12 @@ static void finish_round(struct wccl_bootstrap_root *r)
 static void on_gather(struct wccl_bootstrap_root *r, struct bs_conn *c)
 {
 	char why[192];
+	if (r->first_left >= 0) {
+		snprintf(why, sizeof(why),
+			 "rank %d (host %s) left before all-gather round %u",
+			 r->first_left, r->left_addr, r->round);
+		return abort_all(r, WCCL_EPEER_LOST, r->first_left, why);
+	}
 	if (c->hdr.round != r->round || r->gathered[c->rank]) {
 		snprintf(why, sizeof(why),
 			 "rank %u sent all-gather round %u while the job is at "
@@ -392,6 +448,12 @@ static void on_joined_frame(struct wccl_bootstrap_root *r, struct bs_conn *c)
 			on_gather(r, c);
 		break;
 	case BS_ABORT:
+		if (c->hdr.round == BS_BLAME_UNKNOWN) {
+			round_timed_out(r, c, c->hdr.status < 0
+						      ? c->hdr.status
+						      : WCCL_ETIMEDOUT);
+			break;
+		}
 		/* round = the rank blamed + 1 (0: the sender itself). */
 		snprintf(why, sizeof(why), "%.*s",
 			 (int)(c->hdr.len ? c->hdr.len - 1 : 0),
@@ -402,7 +464,21 @@ static void on_joined_frame(struct wccl_bootstrap_root *r, struct bs_conn *c)
 			  why);
 		break;
 	case BS_BYE:
+		/* Leaving while others gather leaves them waiting: say who,
+		 * now, rather than let them time out blaming nobody. */
 		c->said_bye = 1;
+		if (r->first_left < 0) {
+			r->first_left = (int)c->rank;
+			snprintf(r->left_addr, sizeof(r->left_addr), "%s",
+				 c->addr);
+		}
+		if (r->n_gathered && !r->gathered[c->rank] && !r->aborted) {
+			snprintf(why, sizeof(why),
+				 "rank %u (host %s) left during all-gather "
+				 "round %u",
+				 c->rank, c->addr, r->round);
+			abort_all(r, WCCL_EPEER_LOST, (int)c->rank, why);
+		}
 		break;
 	default:
 		snprintf(why, sizeof(why), "rank %u sent unexpected frame %u",
@@ -699,6 +775,7 @@ int wccl_bootstrap_root_start(const char *bind_addr,
 		return WCCL_ENOMEM;
 	for (int i = 0; i < BS_MAX_CONNS; i++)
 		r->conns[i].fd = -1;
+	r->first_left = -1;
 	memcpy(r->secret, secret, WCCL_BOOTSTRAP_SECRET_LEN);
 	int rc = wccl_sock_listen(bind_addr, 128);
 	if (rc < 0) {

@@ -29,6 +29,11 @@ enum bs_type {
 	BS_TYPE_MAX_,
 };
 
+/* ABORT from a rank: hdr.round = the rank it blames + 1, 0 = itself, or
+ * this: it does not know (its all-gather timed out), the root is to name
+ * the ranks that never entered the round. */
+#define BS_BLAME_UNKNOWN 0xffffffffu
+
 struct bs_hdr {
 	uint32_t magic;
 	uint16_t version;

@@ -485,6 +485,98 @@ static void dead_rank_fails_the_others_naming_it(void **state)
 	job_stop(&j);
 }
 
+/* Rank 0 gathers; rank 1 and 2 have joined but never call: the timeout
+ * names them (the first as error_rank), not rank 0 or nobody. */
+static void idle_ranks_are_named_on_timeout(void **state)
+{
+	(void)state;
+	struct job j;
+	job_start(&j);
+	struct wccl_bootstrap *b[3];
+	for (int r = 0; r < 3; r++)
+		assert_int_equal(wccl_bootstrap_join(j.addr, secret, r, 3,
+						     TIMEOUT_MS, &b[r]),
+				 0);
+	int x = 0, all[3];
+	uint64_t t0 = wccl_now_ns();
+	assert_int_equal(wccl_bootstrap_allgather(b[0], &x, sizeof(x), all,
+						  300),
+			 WCCL_ETIMEDOUT);
+	assert_true(wccl_now_ns() - t0 < 2000000000ull);
+	assert_int_equal(wccl_bootstrap_error_rank(b[0]), 1);
+	const char *err = wccl_bootstrap_error(b[0]);
+	assert_non_null(strstr(err, "rank 1 (host 127.0.0.1:"));
+	assert_non_null(strstr(err, "rank 2 (host 127.0.0.1:"));
+	assert_non_null(strstr(err, "never entered"));
+	/* The idle ranks hear the same verdict. */
+	uint64_t dl = wccl_deadline_ns(3000);
+	int rc;
+	while (!(rc = wccl_bootstrap_check_abort(b[1])) && wccl_now_ns() < dl)
+		usleep(1000);
+	assert_int_equal(rc, WCCL_ETIMEDOUT);
+	assert_int_equal(wccl_bootstrap_error_rank(b[1]), 1);
+	for (int r = 0; r < 3; r++)
+		wccl_bootstrap_close(b[r]);
+	job_stop(&j);
+}
+
+/* A rank that leaves (politely) before or during a round others are in
+ * is named at once, instead of the others timing out. */
+static void rank_that_leaves_is_named(void **state)
+{
+	(void)state;
+	struct job j;
+	job_start(&j);
+	struct wccl_bootstrap *b[3];
+	for (int r = 0; r < 3; r++)
+		assert_int_equal(wccl_bootstrap_join(j.addr, secret, r, 3,
+						     TIMEOUT_MS, &b[r]),
+				 0);
+	wccl_bootstrap_close(b[1]);
+	int x = 0, all[3];
+	uint64_t t0 = wccl_now_ns();
+	assert_int_equal(wccl_bootstrap_allgather(b[0], &x, sizeof(x), all,
+						  TIMEOUT_MS),
+			 WCCL_EPEER_LOST);
+	assert_true(wccl_now_ns() - t0 < 2000000000ull);
+	assert_int_equal(wccl_bootstrap_error_rank(b[0]), 1);
+	assert_non_null(strstr(wccl_bootstrap_error(b[0]),
+			       "rank 1 (host 127.0.0.1:"));
+	/* "before", or "during" if the root reads our GATHER first. */
+	assert_non_null(strstr(wccl_bootstrap_error(b[0]), " left "));
+	assert_non_null(strstr(wccl_bootstrap_error(b[0]),
+			       " all-gather round 0"));
+	wccl_bootstrap_close(b[0]);
+	wccl_bootstrap_close(b[2]);
+	job_stop(&j);
+
+	/* During: rank 1 leaves while rank 0 waits in the round. */
+	job_start(&j);
+	assert_int_equal(wccl_bootstrap_join(j.addr, secret, 0, 2, TIMEOUT_MS,
+					     &b[0]),
+			 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct wccl_bootstrap *bs;
+		if (wccl_bootstrap_join(j.addr, secret, 1, 2, TIMEOUT_MS, &bs))
+			_exit(10);
+		usleep(300 * 1000);
+		wccl_bootstrap_close(bs);
+		_exit(0);
+	}
+	t0 = wccl_now_ns();
+	assert_int_equal(wccl_bootstrap_allgather(b[0], &x, sizeof(x), all,
+						  TIMEOUT_MS),
+			 WCCL_EPEER_LOST);
+	assert_true(wccl_now_ns() - t0 < 3000000000ull);
+	assert_int_equal(wccl_bootstrap_error_rank(b[0]), 1);
+	assert_non_null(strstr(wccl_bootstrap_error(b[0]),
+			       "left during all-gather round 0"));
+	assert_int_equal(reap(pid), 0);
+	wccl_bootstrap_close(b[0]);
+	job_stop(&j);
+}
+
 static void mismatched_lengths_fail_everywhere(void **state)
 {
 	(void)state;
@@ -581,6 +673,8 @@ int main(void)
 		cmocka_unit_test(root_out_of_fds_does_not_spin),
 		cmocka_unit_test(rank_that_stops_reading_is_named),
 		cmocka_unit_test(dead_rank_fails_the_others_naming_it),
+		cmocka_unit_test(idle_ranks_are_named_on_timeout),
+		cmocka_unit_test(rank_that_leaves_is_named),
 		cmocka_unit_test(mismatched_lengths_fail_everywhere),
 		cmocka_unit_test(duplicate_rank_and_bad_arguments),
 		cmocka_unit_test(nobody_at_the_root_times_out),
