@@ -266,6 +266,17 @@ int wccl_bootstrap_allgather(struct wccl_bootstrap *bs, const void *mine,
 		return WCCL_EINVAL;
 	if (bs->failed)
 		return bs->failed;
+	if (len > BS_MAX_PAYLOAD / (size_t)bs->nranks) {
+		/* The root would refuse it: fail before sending (and reading)
+		 * it, and tell the others rather than leave them waiting. */
+		char why[160];
+		snprintf(why, sizeof(why),
+			 "rank %d: all-gather of %zu bytes x %d ranks exceeds "
+			 "the bootstrap's %u MiB",
+			 bs->rank, len, bs->nranks, BS_MAX_PAYLOAD >> 20);
+		wccl_bootstrap_abort(bs, WCCL_EMSGSIZE, bs->rank, why);
+		return fail(bs, WCCL_EMSGSIZE, "%s", why);
+	}
 	uint64_t deadline = wccl_deadline_ns(timeout_ms);
 	int rc = bs_send(bs->fd, BS_GATHER, (uint32_t)bs->rank,
 			 (uint32_t)bs->nranks, bs->round, 0, mine, len,

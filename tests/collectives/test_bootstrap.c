@@ -577,6 +577,27 @@ static void rank_that_leaves_is_named(void **state)
 	job_stop(&j);
 }
 
+/* More than the bootstrap carries fails at once, before anything is sent
+ * or read, and says how much was asked. */
+static void oversized_allgather_fails_before_sending(void **state)
+{
+	(void)state;
+	struct job j;
+	job_start(&j);
+	struct wccl_bootstrap *bs;
+	assert_int_equal(wccl_bootstrap_join(j.addr, secret, 0, 4, TIMEOUT_MS,
+					     &bs),
+			 0);
+	char mine[8] = { 0 }, all[32];
+	/* len * nranks wraps around: must not be sent (or read). */
+	assert_int_equal(wccl_bootstrap_allgather(bs, mine, SIZE_MAX / 2 + 2,
+						  all, TIMEOUT_MS),
+			 WCCL_EMSGSIZE);
+	assert_non_null(strstr(wccl_bootstrap_error(bs), "x 4 ranks"));
+	wccl_bootstrap_close(bs);
+	job_stop(&j);
+}
+
 static void mismatched_lengths_fail_everywhere(void **state)
 {
 	(void)state;
@@ -675,6 +696,7 @@ int main(void)
 		cmocka_unit_test(dead_rank_fails_the_others_naming_it),
 		cmocka_unit_test(idle_ranks_are_named_on_timeout),
 		cmocka_unit_test(rank_that_leaves_is_named),
+		cmocka_unit_test(oversized_allgather_fails_before_sending),
 		cmocka_unit_test(mismatched_lengths_fail_everywhere),
 		cmocka_unit_test(duplicate_rank_and_bad_arguments),
 		cmocka_unit_test(nobody_at_the_root_times_out),
