@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -29,8 +30,12 @@
 #include "core/params.h"
 #include "core/sock.h"
 
-#define BS_MAX_CONNS 1024
+/* Joined ranks hold a connection each; at most BS_MAX_PENDING more may be
+ * unauthenticated. The table grows to fit, so the only limit on a job is
+ * this and the root's open file limit. */
+#define BS_MAX_RANKS (1 << 16)
 #define BS_MAX_PENDING 64
+#define BS_INITIAL_CONNS 128
 #define BS_ACCEPT_PAUSE_MS 100
 
 enum conn_state { CONN_FREE = 0, CONN_HELLO, CONN_PROOF, CONN_JOINED };
@@ -79,7 +84,8 @@ struct wccl_bootstrap_root {
 	uint8_t secret[WCCL_BOOTSTRAP_SECRET_LEN];
 	char addr[WCCL_BOOTSTRAP_ADDR_LEN];
 
-	struct bs_conn conns[BS_MAX_CONNS];
+	struct bs_conn **conns; /* allocated one by one: pointers stay */
+	int nconns;
 	int nranks; /* 0 until the first rank joins */
 	struct bs_conn **by_rank;
 	int first_left; /* first rank that said BYE, or -1 */
@@ -99,8 +105,9 @@ struct wccl_bootstrap_root {
 	uint64_t accept_paused_until; /* out of fds: listener not polled */
 	int fd_starved; /* logged this episode */
 
-	struct pollfd pfd[BS_MAX_CONNS + 2];
-	struct bs_conn *owner[BS_MAX_CONNS + 2];
+	struct pollfd *pfd; /* nconns + 2 */
+	struct bs_conn **owner;
+	int npoll;
 };
 
 static struct bs_buf *buf_new(size_t len)
@@ -285,6 +292,47 @@ static void on_hello(struct wccl_bootstrap_root *r, struct bs_conn *c)
 	c->state = CONN_PROOF;
 }
 
+/*
+ * Every joined rank holds one of the root's file descriptors: make sure a
+ * job of @nranks fits, raising the soft limit toward the hard one if need
+ * be. 0 (with the reason in @why) if it cannot.
+ */
+static int fd_limit_fits(struct wccl_bootstrap_root *r, uint32_t nranks,
+			 char *why, size_t len)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)nranks + BS_MAX_PENDING + 64;
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= need)
+		return 1;
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
+	if (rl.rlim_cur > was && !setrlimit(RLIMIT_NOFILE, &rl))
+		WCCL_INFO(WCCL_SUB_BOOTSTRAP,
+			  "bootstrap root %s: raised the open file limit "
+			  "from %llu to %llu for %u ranks",
+			  r->addr, (unsigned long long)was,
+			  (unsigned long long)rl.rlim_cur, nranks);
+	else
+		rl.rlim_cur = was;
+	/* Short of the margin for strangers: warn; short of one per rank
+	 * the job cannot start, say so now rather than hang. */
+	if (rl.rlim_cur >= need)
+		return 1;
+	if (rl.rlim_cur >= (rlim_t)nranks + 16) {
+		WCCL_WARN(WCCL_SUB_BOOTSTRAP,
+			  "bootstrap root %s: open file limit %llu is tight "
+			  "for %u ranks; raise ulimit -n",
+			  r->addr, (unsigned long long)rl.rlim_cur, nranks);
+		return 1;
+	}
+	snprintf(why, len,
+		 "a job of %u ranks needs about %llu open files at the "
+		 "bootstrap root %s; its limit is %llu: raise ulimit -n",
+		 nranks, (unsigned long long)need, r->addr,
+		 (unsigned long long)rl.rlim_cur);
+	return 0;
+}
+
 static void on_proof(struct wccl_bootstrap_root *r, struct bs_conn *c)
 {
 	uint8_t want[WCCL_SHA256_LEN];
@@ -301,11 +349,20 @@ static void on_proof(struct wccl_bootstrap_root *r, struct bs_conn *c)
 			 r->abort_why);
 		return conn_reject(r, c, WCCL_EABORTED, why);
 	}
-	if (c->nranks == 0 || c->nranks > 1u << 20 || c->rank >= c->nranks) {
+	if (c->nranks == 0 || c->rank >= c->nranks) {
 		snprintf(why, sizeof(why), "rank %u of %u is out of range",
 			 c->rank, c->nranks);
 		return conn_reject(r, c, WCCL_EINVAL, why);
 	}
+	if (c->nranks > BS_MAX_RANKS) {
+		snprintf(why, sizeof(why),
+			 "a job of %u ranks: the bootstrap root supports at "
+			 "most %d",
+			 c->nranks, BS_MAX_RANKS);
+		return conn_reject(r, c, WCCL_ERANGE, why);
+	}
+	if (!r->nranks && !fd_limit_fits(r, c->nranks, why, sizeof(why)))
+		return conn_reject(r, c, WCCL_ERANGE, why);
 	if (!r->nranks) {
 		r->by_rank = calloc(c->nranks, sizeof(*r->by_rank));
 		r->gathered = calloc(c->nranks, 1);
@@ -577,8 +634,8 @@ static void conn_readable(struct wccl_bootstrap_root *r, struct bs_conn *c)
 static void evict_oldest_pending(struct wccl_bootstrap_root *r)
 {
 	struct bs_conn *victim = NULL;
-	for (int i = 0; i < BS_MAX_CONNS; i++) {
-		struct bs_conn *c = &r->conns[i];
+	for (int i = 0; i < r->nconns; i++) {
+		struct bs_conn *c = r->conns[i];
 		if (c->state != CONN_HELLO && c->state != CONN_PROOF)
 			continue;
 		if (!victim || (c->state == CONN_HELLO &&
@@ -614,6 +671,29 @@ static void accept_starved(struct wccl_bootstrap_root *r, int err)
 		  BS_ACCEPT_PAUSE_MS);
 }
 
+/* A free connection slot, growing the table if all are taken. */
+static struct bs_conn *conn_slot(struct wccl_bootstrap_root *r)
+{
+	for (int i = 0; i < r->nconns; i++)
+		if (r->conns[i]->state == CONN_FREE)
+			return r->conns[i];
+	int n = r->nconns ? 2 * r->nconns : BS_INITIAL_CONNS;
+	struct bs_conn **t = realloc(r->conns, (size_t)n * sizeof(*t));
+	if (!t)
+		return NULL;
+	r->conns = t;
+	for (; r->nconns < n; r->nconns++) {
+		struct bs_conn *c = calloc(1, sizeof(*c));
+		if (!c)
+			break;
+		c->fd = -1;
+		t[r->nconns] = c;
+	}
+	return r->nconns > 0 && r->conns[r->nconns - 1]->state == CONN_FREE
+		       ? r->conns[r->nconns - 1]
+		       : NULL;
+}
+
 static void accept_new(struct wccl_bootstrap_root *r)
 {
 	for (;;) {
@@ -641,15 +721,12 @@ static void accept_new(struct wccl_bootstrap_root *r)
 		}
 		if (r->pending >= BS_MAX_PENDING)
 			evict_oldest_pending(r);
-		struct bs_conn *slot = NULL;
-		for (int i = 0; i < BS_MAX_CONNS && !slot; i++)
-			if (r->conns[i].state == CONN_FREE)
-				slot = &r->conns[i];
+		struct bs_conn *slot = conn_slot(r);
 		if (!slot) {
 			WCCL_WARN(WCCL_SUB_BOOTSTRAP,
-				  "bootstrap root %s: refused %s: all %d "
-				  "connection slots are taken",
-				  r->addr, addr, BS_MAX_CONNS);
+				  "bootstrap root %s: refused %s: out of "
+				  "memory for %d connections",
+				  r->addr, addr, r->nconns + 1);
 			close(fd);
 			continue;
 		}
@@ -675,10 +752,24 @@ static int all_left(const struct wccl_bootstrap_root *r)
 static void *root_main(void *arg)
 {
 	struct wccl_bootstrap_root *r = arg;
-	struct pollfd *pfd = r->pfd;
-	struct bs_conn **owner = r->owner;
 	uint64_t stop_deadline = 0;
 	for (;;) {
+		if (r->npoll < r->nconns + 2) {
+			/* accept_new grew the table: grow these with it. */
+			int m = r->nconns + 2;
+			struct pollfd *p = realloc(r->pfd, (size_t)m *
+							   sizeof(*p));
+			if (p)
+				r->pfd = p;
+			struct bs_conn **o = realloc(r->owner, (size_t)m *
+								sizeof(*o));
+			if (o)
+				r->owner = o;
+			if (p && o)
+				r->npoll = m;
+		}
+		struct pollfd *pfd = r->pfd;
+		struct bs_conn **owner = r->owner;
 		int stopping = __atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE);
 		if (stopping && !stop_deadline)
 			stop_deadline = wccl_deadline_ns(5000);
@@ -691,8 +782,8 @@ static void *root_main(void *arg)
 		pfd[n++] = (struct pollfd){
 			.fd = now >= r->accept_paused_until ? r->listen_fd : -1,
 			.events = POLLIN };
-		for (int i = 0; i < BS_MAX_CONNS; i++) {
-			struct bs_conn *c = &r->conns[i];
+		for (int i = 0; i < r->nconns && n < r->npoll; i++) {
+			struct bs_conn *c = r->conns[i];
 			if (c->state == CONN_FREE)
 				continue;
 			if (c->state != CONN_JOINED && now >= c->deadline_ns) {
@@ -773,9 +864,11 @@ int wccl_bootstrap_root_start(const char *bind_addr,
 	struct wccl_bootstrap_root *r = calloc(1, sizeof(*r));
 	if (!r)
 		return WCCL_ENOMEM;
-	for (int i = 0; i < BS_MAX_CONNS; i++)
-		r->conns[i].fd = -1;
 	r->first_left = -1;
+	if (!conn_slot(r)) {
+		free(r);
+		return WCCL_ENOMEM;
+	}
 	memcpy(r->secret, secret, WCCL_BOOTSTRAP_SECRET_LEN);
 	int rc = wccl_sock_listen(bind_addr, 128);
 	if (rc < 0) {
@@ -812,9 +905,14 @@ void wccl_bootstrap_root_stop(struct wccl_bootstrap_root *r)
 	__atomic_store_n(&r->stopping, 1, __ATOMIC_RELEASE);
 	(void)!write(r->wake[1], "x", 1);
 	pthread_join(r->thread, NULL);
-	for (int i = 0; i < BS_MAX_CONNS; i++)
-		if (r->conns[i].state != CONN_FREE)
-			conn_close(r, &r->conns[i]);
+	for (int i = 0; i < r->nconns; i++) {
+		if (r->conns[i]->state != CONN_FREE)
+			conn_close(r, r->conns[i]);
+		free(r->conns[i]);
+	}
+	free(r->conns);
+	free(r->pfd);
+	free(r->owner);
 	close(r->listen_fd);
 	close(r->wake[0]);
 	close(r->wake[1]);

@@ -598,6 +598,46 @@ static void oversized_allgather_fails_before_sending(void **state)
 	job_stop(&j);
 }
 
+/*
+ * A job of more ranks than the root's old fixed table (1024) starts:
+ * joined ranks do not count against the cap on unauthenticated ones. A
+ * job above the root's real limit is refused saying so.
+ */
+static void jobs_over_1024_ranks_join(void **state)
+{
+	(void)state;
+	enum { N = 1100 };
+	struct rlimit rl;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max < 2 * N + 200) {
+		skip(); /* this process and the root hold N fds each */
+		return;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	struct job j;
+	job_start(&j);
+	struct wccl_bootstrap **bs = calloc(N, sizeof(*bs));
+	assert_non_null(bs);
+	uint64_t t0 = wccl_now_ns();
+	for (int r = 0; r < N; r++)
+		assert_int_equal(wccl_bootstrap_join(j.addr, secret, r, N, 2000,
+						     &bs[r]),
+				 0);
+	assert_true(wccl_now_ns() - t0 < 8000000000ull);
+	for (int r = 0; r < N; r++)
+		wccl_bootstrap_close(bs[r]);
+	free(bs);
+	job_stop(&j);
+
+	job_start(&j);
+	struct wccl_bootstrap *b = NULL;
+	assert_int_equal(wccl_bootstrap_join(j.addr, secret, 0, (1 << 16) + 1,
+					     TIMEOUT_MS, &b),
+			 WCCL_ERANGE);
+	job_stop(&j);
+}
+
 static void mismatched_lengths_fail_everywhere(void **state)
 {
 	(void)state;
@@ -697,6 +737,7 @@ int main(void)
 		cmocka_unit_test(idle_ranks_are_named_on_timeout),
 		cmocka_unit_test(rank_that_leaves_is_named),
 		cmocka_unit_test(oversized_allgather_fails_before_sending),
+		cmocka_unit_test(jobs_over_1024_ranks_join),
 		cmocka_unit_test(mismatched_lengths_fail_everywhere),
 		cmocka_unit_test(duplicate_rank_and_bad_arguments),
 		cmocka_unit_test(nobody_at_the_root_times_out),
