@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* Communicator life cycle: init (by id or from a launcher's environment),
  * split, destroy, abort, and the error every rank can ask about. */
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <netinet/in.h>
 
 #include "comm_id.h"
 #include "comm_internal.h"
@@ -99,22 +102,36 @@ static void comm_free(struct wccl_comm *c)
 static int comm_init(struct wccl_comm **out, int nranks, int rank,
 		     const struct comm_id *id, const struct wccl_config *cfg)
 {
-	if (!out || nranks <= 0 || rank < 0 || rank >= nranks)
-		return WCCL_EINVAL;
-	if (nranks > COMM_MAX_ACCEPT_BATCH) {
+	/* The root this process runs for @id, if any, is ours from here:
+	 * every failure below stops it, so it cannot outlive the attempt
+	 * holding its port. */
+	struct wccl_bootstrap_root *root = comm_id_adopt_root(id->root_addr);
+	int64_t tmo = cfg && cfg->timeout_ms > 0
+			      ? cfg->timeout_ms
+			      : wccl_param_int(WCCL_PARAM_TIMEOUT_MS);
+	int rc = 0;
+	if (!out || nranks <= 0 || rank < 0 || rank >= nranks) {
+		rc = WCCL_EINVAL;
+	} else if (nranks > COMM_MAX_ACCEPT_BATCH) {
 		WCCL_WARN(WCCL_SUB_COLL, "%d ranks: at most %d are supported",
 			  nranks, COMM_MAX_ACCEPT_BATCH);
-		return WCCL_ERANGE;
+		rc = WCCL_ERANGE;
+	} else if (tmo <= 0 || tmo > INT_MAX) {
+		WCCL_WARN(WCCL_SUB_COLL,
+			  "WCCL_TIMEOUT_MS=%lld: must be 1..%d ms",
+			  (long long)tmo, INT_MAX);
+		rc = WCCL_EINVAL;
 	}
-	struct wccl_comm *c = calloc(1, sizeof(*c));
-	if (!c)
-		return WCCL_ENOMEM;
+	struct wccl_comm *c = rc ? NULL : calloc(1, sizeof(*c));
+	if (!c) {
+		wccl_bootstrap_root_stop(root);
+		return rc ? rc : WCCL_ENOMEM;
+	}
+	c->root = root;
 	c->rank = rank;
 	c->nranks = nranks;
 	c->async_rank = -1;
-	c->timeout_ms = cfg && cfg->timeout_ms > 0
-				? cfg->timeout_ms
-				: (int)wccl_param_int(WCCL_PARAM_TIMEOUT_MS);
+	c->timeout_ms = (int)tmo;
 	const char *region = cfg && cfg->region ? cfg->region
 						 : wccl_param_str(WCCL_PARAM_REGION);
 	c->peers = calloc((size_t)nranks, sizeof(*c->peers));
@@ -127,9 +144,8 @@ static int comm_init(struct wccl_comm **out, int nranks, int rank,
 		comm_free(c);
 		return WCCL_ENOMEM;
 	}
-	c->root = comm_id_adopt_root(id->root_addr);
 	char ip[64];
-	int rc = wccl_bootstrap_join(id->root_addr, id->secret, rank, nranks,
+	rc = wccl_bootstrap_join(id->root_addr, id->secret, rank, nranks,
 				     c->timeout_ms, &c->bs);
 	if (!rc)
 		rc = wccl_bootstrap_local_ip(c->bs, ip, sizeof(ip));
@@ -198,21 +214,33 @@ int wccl_comm_init_rank(struct wccl_comm **comm, int nranks,
 	return comm_init(comm, nranks, rank, &cid, config);
 }
 
-/* First of @names that is set and a whole non-negative number, or -1. */
-static long env_int(const char *const *names, const char **which)
+/*
+ * The first of @names that is set, as a number in 0..INT_MAX, into *val
+ * (-1 if none is set). A set variable that is not such a number is an
+ * error naming it: a launcher's typo must not become another rank.
+ */
+static int env_int(const char *const *names, const char **which, long *val)
 {
+	*val = -1;
 	for (; *names; names++) {
 		const char *v = getenv(*names);
-		char *end;
 		if (!v || !*v)
 			continue;
+		char *end;
+		errno = 0;
 		long x = strtol(v, &end, 10);
-		if (*end || x < 0)
-			continue;
+		if (errno || *end || end == v || x < 0 || x > INT_MAX) {
+			WCCL_WARN(WCCL_SUB_COLL,
+				  "wccl_comm_init_env: %s='%s' is not a whole "
+				  "number in 0..%d",
+				  *names, v, INT_MAX);
+			return WCCL_EINVAL;
+		}
 		*which = *names;
-		return x;
+		*val = x;
+		return 0;
 	}
-	return -1;
+	return 0;
 }
 
 /* What the launcher calls this job, the same on every rank; NULL if none. */
@@ -264,9 +292,17 @@ int wccl_comm_init_env(struct wccl_comm **comm)
 						 "PMI_SIZE", "SLURM_NTASKS",
 						 NULL };
 	const char *rank_var = "", *size_var = "";
-	long rank = env_int(rank_vars, &rank_var);
-	long size = env_int(size_vars, &size_var);
-	if (rank < 0 || size <= 0 || rank >= size) {
+	long rank, size;
+	if (env_int(rank_vars, &rank_var, &rank) ||
+	    env_int(size_vars, &size_var, &size))
+		return WCCL_EINVAL;
+	if (rank >= 0 && size >= 0 && rank >= size) {
+		WCCL_WARN(WCCL_SUB_COLL,
+			  "wccl_comm_init_env: %s=%ld is not below %s=%ld",
+			  rank_var, rank, size_var, size);
+		return WCCL_EINVAL;
+	}
+	if (rank < 0 || size <= 0) {
 		WCCL_WARN(WCCL_SUB_COLL,
 			  "wccl_comm_init_env: no launcher rank/size found "
 			  "(RANK/WORLD_SIZE, OMPI_COMM_WORLD_RANK/SIZE, "
@@ -278,11 +314,36 @@ int wccl_comm_init_env(struct wccl_comm **comm)
 	const char *maddr = getenv("MASTER_ADDR");
 	const char *mport = getenv("MASTER_PORT");
 	if (*root) {
+		struct sockaddr_storage ss;
+		socklen_t sl;
+		int bad = wccl_sock_parse(root, 0, &ss, &sl);
+		if (!bad && ss.ss_family == AF_INET)
+			bad = !((struct sockaddr_in *)&ss)->sin_port;
+		else if (!bad)
+			bad = !((struct sockaddr_in6 *)&ss)->sin6_port;
+		if (bad) {
+			WCCL_WARN(WCCL_SUB_COLL,
+				  "wccl_comm_init_env: WCCL_ROOT_ADDR='%s' is "
+				  "not host:port with a port in 1..65535",
+				  root);
+			return WCCL_EINVAL;
+		}
 		snprintf(cid.root_addr, sizeof(cid.root_addr), "%s", root);
 	} else if (maddr && mport) {
 		/* MASTER_PORT itself is torch's TCPStore: stay one above. */
+		char *end;
+		errno = 0;
+		long p = strtol(mport, &end, 10);
+		if (errno || *end || end == mport || p < 1 || p > 65534) {
+			WCCL_WARN(WCCL_SUB_COLL,
+				  "wccl_comm_init_env: MASTER_PORT='%s' is not "
+				  "a port in 1..65534 (wccl uses MASTER_PORT "
+				  "+ 1)",
+				  mport);
+			return WCCL_EINVAL;
+		}
 		snprintf(cid.root_addr, sizeof(cid.root_addr), "%s:%ld", maddr,
-			 strtol(mport, NULL, 10) + 1);
+			 p + 1);
 	} else if (single_node_job(size)) {
 		/* mpirun/srun on one node: everyone can find rank 0 on
 		 * loopback, at a port every rank derives from the job id. */

@@ -78,6 +78,11 @@ int wccl_comm_split(struct wccl_comm *c, int color, int key,
 				  "rank %d: split color %d -> rank %d of %d",
 				  c->rank, color, new_rank, size);
 	}
+	/* The leader's root for the new id: taken over by its new
+	 * communicator, else (a failed round or init) stopped here. */
+	struct comm_id cid;
+	if (leader == c->rank && !comm_id_unpack(&mine, &cid))
+		wccl_bootstrap_root_stop(comm_id_adopt_root(cid.root_addr));
 	if (rc)
 		comm_fail(c, rc, -1, "rank %d: comm_split failed: %s", c->rank,
 			  wccl_strerror(rc));

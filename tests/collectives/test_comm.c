@@ -525,6 +525,110 @@ static void env_init_without_launcher_is_refused(void **state)
 			 WCCL_EINVAL);
 }
 
+/* A clean launcher environment plus @kv ("NAME=value", NULL-ended). */
+static void env_only(const char *const *kv)
+{
+	static const char *const clear[] = {
+		"RANK", "WORLD_SIZE", "OMPI_COMM_WORLD_RANK",
+		"OMPI_COMM_WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS",
+		"PMI_RANK", "PMI_SIZE", "MASTER_ADDR", "MASTER_PORT",
+		"WCCL_ROOT_ADDR", NULL };
+	for (int i = 0; clear[i]; i++)
+		unsetenv(clear[i]);
+	setenv("WCCL_TIMEOUT_MS", "1000", 1);
+	setenv("WCCL_DEBUG", "NONE", 1);
+	for (; *kv; kv++)
+		putenv((char *)*kv);
+	wccl_param_reload();
+}
+
+/* Wait up to 2 s for @pid: minus its exit status, 1 if it died or hung. */
+static int reap_2s(pid_t pid)
+{
+	uint64_t deadline = wccl_deadline_ns(2000);
+	int st;
+	while (waitpid(pid, &st, WNOHANG) == 0) {
+		if (wccl_now_ns() > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			return 1;
+		}
+		usleep(2000);
+	}
+	return WIFEXITED(st) ? -WEXITSTATUS(st) : 1;
+}
+
+/* What wccl_comm_init_env returns in a child with env_only(@kv), as
+ * -(-code & 0xff) (an exit status carries 8 bits). */
+static int init_env_with(const char *const *kv)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		env_only(kv);
+		struct wccl_comm *c = NULL;
+		int rc = wccl_comm_init_env(&c);
+		if (!rc)
+			wccl_comm_destroy(c);
+		_exit(-rc & 0xff);
+	}
+	return reap_2s(pid);
+}
+
+/* Launcher variables that do not parse are refused, not truncated or
+ * half-read: a WORLD_SIZE of 2^32 + 2 is not a job of 2 ranks. */
+static void bad_launcher_values_are_refused(void **state)
+{
+	(void)state;
+	char root[64], mport[64];
+	int port = test_free_port();
+	snprintf(root, sizeof(root), "WCCL_ROOT_ADDR=127.0.0.1:%d", port);
+	snprintf(mport, sizeof(mport), "MASTER_PORT=%dx", port - 1);
+	const char *const size_wraps[] = { "RANK=0", "WORLD_SIZE=4294967298",
+					   root, NULL };
+	const char *const rank_junk[] = { "RANK=0x", "WORLD_SIZE=1", root,
+					  NULL };
+	const char *const port_junk[] = { "RANK=0", "WORLD_SIZE=1",
+					  "MASTER_ADDR=127.0.0.1", mport,
+					  NULL };
+	const char *const no_port[] = { "RANK=0", "WORLD_SIZE=1",
+					"WCCL_ROOT_ADDR=127.0.0.1", NULL };
+	const char *const tmo_wraps[] = { "RANK=0", "WORLD_SIZE=1", root,
+					  "WCCL_TIMEOUT_MS=4294968296", NULL };
+	/* -EINVAL & 0xff, as the child exits with it. */
+	const int einval = -(-WCCL_EINVAL & 0xff);
+	assert_int_equal(init_env_with(size_wraps), einval);
+	assert_int_equal(init_env_with(rank_junk), einval);
+	assert_int_equal(init_env_with(port_junk), einval);
+	assert_int_equal(init_env_with(no_port), einval);
+	assert_int_equal(init_env_with(tmo_wraps), einval);
+}
+
+/* An init that fails after rank 0 started the root stops it: its port
+ * is free again (a retry on the same launcher port must work). */
+static void failed_init_frees_the_root_port(void **state)
+{
+	(void)state;
+	char root[64], size[64];
+	int port = test_free_port();
+	snprintf(root, sizeof(root), "WCCL_ROOT_ADDR=127.0.0.1:%d", port);
+	/* More ranks than a communicator supports: refused after the
+	 * root is up. */
+	snprintf(size, sizeof(size), "WORLD_SIZE=%d", 1 << 20);
+	const char *const kv[] = { "RANK=0", size, root, NULL };
+	pid_t pid = fork();
+	if (pid == 0) {
+		env_only(kv);
+		struct wccl_comm *c = NULL;
+		if (wccl_comm_init_env(&c) != WCCL_ERANGE)
+			_exit(1);
+		char bind[64];
+		snprintf(bind, sizeof(bind), "0.0.0.0:%d", port);
+		int fd = wccl_sock_listen(bind, 1);
+		_exit(fd >= 0 ? 0 : 2);
+	}
+	assert_int_equal(reap_2s(pid), 0);
+}
+
 /* Rank 0 checks the host link's figures and their source. */
 static int links_body(struct wccl_comm *c, int rank, int n)
 {
@@ -566,6 +670,8 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(env_init_without_launcher_is_refused),
+		cmocka_unit_test(bad_launcher_values_are_refused),
+		cmocka_unit_test(failed_init_frees_the_root_port),
 		cmocka_unit_test(launchers_environments_are_understood),
 		cmocka_unit_test(bad_arguments_are_refused),
 		cmocka_unit_test(nonblocking_requests_complete_in_any_wait_order),
