@@ -806,10 +806,9 @@ static void *root_main(void *arg)
 				rank_lost(r, c, what);
 				continue;
 			}
+			short ev = POLLIN | (c->out_head ? POLLOUT : 0);
 			owner[n] = c;
-			pfd[n++] = (struct pollfd){
-				.fd = c->fd,
-				.events = POLLIN | (c->out_head ? POLLOUT : 0) };
+			pfd[n++] = (struct pollfd){ .fd = c->fd, .events = ev };
 		}
 		if (poll(pfd, (nfds_t)n, 100) <= 0)
 			continue;
