@@ -259,5 +259,48 @@ bad-args)
 	[ "$SECONDS" -lt 10 ] || fail "--timeout 2 took $SECONDS s"
 	echo "ok: bad numbers refused; --timeout 2 gave up in $SECONDS s"
 	;;
+io-stall-recv)
+	# The receiver's disk hangs (the I/O thread stops 10 min before its
+	# first write): it must give up within its timeout, tell the sender,
+	# and return without waiting for the stuck thread.
+	mkfile "$work/src/f" $((8 * 1048576))
+	rm -f "$work/addr"
+	WCCL_STREAM_TEST_IO_STALL_MS=600000 WCCL_TIMEOUT_MS=2000 \
+		timeout 60 "$xfer" recv "$work/dst" --once --listen 127.0.0.1:0 \
+		--addr-file "$work/addr" >/dev/null 2>"$work/recv.err" &
+	rpid=$!
+	pids+=("$rpid")
+	for _ in $(seq 100); do [ -s "$work/addr" ] && break; sleep 0.05; done
+	SECONDS=0
+	if WCCL_TIMEOUT_MS=20000 "$xfer" send "$work/src/f" "$(cat "$work/addr")" \
+		2>"$work/err" >/dev/null; then
+		fail "sent to a receiver whose disk hangs"
+	fi
+	rc=0
+	wait "$rpid" || rc=$?
+	[ "$rc" != 124 ] || fail "receiver hung (killed by timeout)"
+	[ "$rc" != 0 ] || fail "receiver succeeded"
+	grep -q "disk made no progress" "$work/recv.err" ||
+		fail "receiver: unclear error: $(cat "$work/recv.err")"
+	grep -q "disk made no progress" "$work/err" ||
+		fail "sender: unclear error: $(cat "$work/err")"
+	[ "$SECONDS" -lt 15 ] || fail "took $SECONDS s"
+	echo "ok: both gave up in $SECONDS s: $(head -1 "$work/err")"
+	;;
+io-stall-send)
+	# The sender's disk hangs before its first read: it must fail within
+	# its timeout naming the file, not wait for the stuck thread.
+	mkfile "$work/src/f" $((8 * 1048576))
+	start_recv "$work/dst"
+	SECONDS=0
+	if WCCL_STREAM_TEST_IO_STALL_MS=600000 WCCL_TIMEOUT_MS=2000 timeout 60 \
+		"$xfer" send "$work/src/f" "$addr" 2>"$work/err" >/dev/null; then
+		fail "sent from a disk that hangs"
+	fi
+	grep -q "reading .*/f: the disk made no progress" "$work/err" ||
+		fail "unclear error: $(cat "$work/err")"
+	[ "$SECONDS" -lt 15 ] || fail "took $SECONDS s"
+	echo "ok: gave up in $SECONDS s: $(head -1 "$work/err")"
+	;;
 *) fail "unknown case $case" ;;
 esac

@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -116,6 +117,25 @@ static inline void stream_waker_kick(struct stream_waker *w)
 	if (__atomic_load_n(&w->sleeping, __ATOMIC_SEQ_CST))
 		syscall(SYS_futex, &w->seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL,
 			0);
+}
+
+/* Join the I/O thread within @ms. 0 if it ended; -1 if it did not (a
+ * system call that never returns, a hung filesystem): then it is detached,
+ * and the caller must leave it everything it may still touch. */
+static inline int stream_io_join(pthread_t t, int ms)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += ms / 1000;
+	dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	if (!pthread_timedjoin_np(t, NULL, &dl))
+		return 0;
+	pthread_detach(t);
+	return -1;
 }
 
 #endif

@@ -97,6 +97,13 @@ struct rcv {
 	/* I/O thread: CRC32C, pwrite, journal, sync, the final re-read */
 	pthread_t io;
 	int io_started, io_stop, io_failed, io_inline;
+	/* The I/O thread did not end when asked (a hung disk): everything it
+	 * may touch, this struct included, is left to it. */
+	int io_stuck;
+	int io_stall_ms; /* test hook */
+	/* When the I/O thread last showed progress (its clock) while it had
+	 * work: a job begun or ended, a chunk read back at FIN. */
+	uint64_t io_beat;
 	struct stream_waker io_wake;
 	struct stream_ring to_io, from_io; /* job ids */
 	struct rcv_job jobs[NJOBS];
@@ -603,6 +610,8 @@ static void io_fin(struct rcv *r, struct rcv_job *job)
 		 * (unless WCCL_STREAM_READBACK); the rest, verified by an
 		 * earlier run, are read back. */
 		for (uint64_t i = 0; !rc && i < r->nchunks; i++) {
+			__atomic_store_n(&r->io_beat, wccl_now_ns(),
+					 __ATOMIC_RELAXED);
 			uint64_t off = i * r->chunk;
 			size_t n =
 			    r->size - off < r->chunk ? r->size - off : r->chunk;
@@ -665,6 +674,11 @@ static int rcv_io_step(struct rcv *r)
 	uint32_t id;
 	if (r->io_failed || stream_ring_pop(&r->to_io, &id))
 		return 0;
+	if (r->io_stall_ms) { /* test hook: a write that hangs */
+		usleep((useconds_t)r->io_stall_ms * 1000u);
+		r->io_stall_ms = 0;
+	}
+	__atomic_store_n(&r->io_beat, wccl_now_ns(), __ATOMIC_RELAXED);
 	struct rcv_job *job = &r->jobs[id];
 	if (id == JOB_FIN) {
 		io_fin(r, job);
@@ -675,6 +689,7 @@ static int rcv_io_step(struct rcv *r)
 		if (job->result == JOB_ERR)
 			r->io_failed = 1;
 	}
+	__atomic_store_n(&r->io_beat, wccl_now_ns(), __ATOMIC_RELAXED);
 	stream_ring_push(&r->from_io, id);
 	return 1;
 }
@@ -707,6 +722,7 @@ static int rcv_io_start(struct rcv *r)
 		return WCCL_ENOMEM;
 	r->last_sync_ns = wccl_now_ns();
 	r->io_inline = !wccl_param_int(WCCL_PARAM_STREAM_IO_THREAD);
+	r->io_stall_ms = (int)wccl_param_int(WCCL_PARAM_STREAM_TEST_IO_STALL_MS);
 	if (r->io_inline)
 		return 0;
 	int rc = pthread_create(&r->io, NULL, rcv_io_main, r);
@@ -716,13 +732,21 @@ static int rcv_io_start(struct rcv *r)
 	return 0;
 }
 
-/* Stop the I/O thread; its rings stay (answers may wait in from_io). */
+/* Stop the I/O thread; its rings stay (answers may wait in from_io). A
+ * thread stuck in a system call is left behind (io_stuck). */
 static void rcv_io_join(struct rcv *r)
 {
 	if (r->io_started) {
 		__atomic_store_n(&r->io_stop, 1, __ATOMIC_RELEASE);
 		stream_waker_kick(&r->io_wake);
-		pthread_join(r->io, NULL);
+		if (stream_io_join(r->io, 2000)) {
+			r->io_stuck = 1;
+			WCCL_WARN(WCCL_SUB_TRANSPORT,
+				  "stream %s: the I/O thread is stuck in the "
+				  "kernel (a hung disk?); left behind with its "
+				  "memory",
+				  r->path);
+		}
 		r->io_started = 0;
 	}
 }
@@ -730,12 +754,16 @@ static void rcv_io_join(struct rcv *r)
 static void rcv_io_stop(struct rcv *r)
 {
 	rcv_io_join(r);
+	if (r->io_stuck)
+		return;
 	stream_ring_fini(&r->to_io);
 	stream_ring_fini(&r->from_io);
 }
 
 static void rcv_io_submit(struct rcv *r, uint32_t id)
 {
+	if (!r->io_pending) /* a stall counts from the oldest job's hand-off */
+		__atomic_store_n(&r->io_beat, wccl_now_ns(), __ATOMIC_RELAXED);
 	stream_ring_push(&r->to_io, id);
 	r->io_pending++;
 	if (r->io_inline)
@@ -1227,6 +1255,27 @@ int wccl_stream_server_run_one(struct wccl_stream_server *srv,
 		    now - r->last_msg_ns > (uint64_t)timeout * 1000000ull)
 			rcv_fail(r, WCCL_ETIMEDOUT, "sender silent for %d ms",
 				 timeout);
+		/* The sender waits on us meanwhile: the disk has the same
+		 * deadline. */
+		uint64_t beat = __atomic_load_n(&r->io_beat, __ATOMIC_RELAXED);
+		if (!r->rc && r->io_pending && now > beat &&
+		    now - beat > (uint64_t)timeout * 1000000ull) {
+			char text[STREAM_CTRL_MAX];
+			textf(text, sizeof(text),
+			      "receiver %s: writing %s: the disk made no "
+			      "progress for %d ms",
+			      srv->host, r->path, timeout);
+			for (int i = 0; i < r->nep; i++)
+				if (r->eps[i].state == 1) {
+					rcv_send_error(r, i, WCCL_ETIMEDOUT,
+						       text);
+					break;
+				}
+			rcv_fail(r, WCCL_ETIMEDOUT,
+				 "writing %s: the disk made no progress for "
+				 "%d ms",
+				 r->path, timeout);
+		}
 	}
 	/* Let an error / verdict reach the sender (bounded), keep what was
 	 * verified, then drop the connections. */
@@ -1239,6 +1288,18 @@ int wccl_stream_server_run_one(struct wccl_stream_server *srv,
 	}
 out:
 	rcv_io_stop(r);
+	if (r->io_stuck) {
+		/* The stuck thread holds r, its buffers, the file and the
+		 * journal: close the connections only, leave the rest. */
+		for (int i = 0; i < r->nep; i++)
+			if (r->eps[i].ep)
+				wccl_endpoint_close(r->eps[i].ep);
+		while (wccl_cq_poll(srv->cq, wc, 32) > 0)
+			;
+		if (st)
+			*st = r->st;
+		return r->rc;
+	}
 	if (r->jopen) {
 		rcv_sync(r);
 		stream_journal_close(&r->j);

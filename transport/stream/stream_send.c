@@ -87,6 +87,11 @@ struct snd {
 	/* I/O thread: reads chunks ahead, CRCs them, folds the file CRC */
 	pthread_t io;
 	int io_started, io_stop;
+	/* The I/O thread did not end when asked (a hung disk): everything it
+	 * may touch, this struct included, is left to it. */
+	int io_stuck;
+	int io_stall_ms; /* test hook */
+	uint64_t io_beat; /* the I/O thread's last read done (its clock) */
 	struct stream_waker io_wake;
 	struct stream_ring to_io, from_io; /* slot ids (| IO_RESEND) */
 	uint64_t next_idx;		   /* I/O thread's */
@@ -455,6 +460,10 @@ static int snd_io_step(struct snd *s)
 		return rc;
 	if (stream_ring_pop(&s->to_io, &v))
 		return 0;
+	if (s->io_stall_ms) { /* test hook: a read that hangs */
+		usleep((useconds_t)s->io_stall_ms * 1000u);
+		s->io_stall_ms = 0;
+	}
 	struct snd_slot *sl = &s->slots[v & ~IO_RESEND];
 	if (v & IO_RESEND) {
 		/* Re-read: the copy in memory may be what went bad. */
@@ -468,6 +477,7 @@ static int snd_io_step(struct snd *s)
 	}
 	if (rc)
 		return rc;
+	__atomic_store_n(&s->io_beat, wccl_now_ns(), __ATOMIC_RELAXED);
 	stream_ring_push(&s->from_io, v & ~IO_RESEND);
 	return 1;
 }
@@ -523,7 +533,13 @@ static void snd_io_stop(struct snd *s)
 		return;
 	__atomic_store_n(&s->io_stop, 1, __ATOMIC_RELEASE);
 	stream_waker_kick(&s->io_wake);
-	pthread_join(s->io, NULL);
+	if (stream_io_join(s->io, 2000)) {
+		s->io_stuck = 1;
+		WCCL_WARN(WCCL_SUB_TRANSPORT,
+			  "stream to %s: the I/O thread is stuck in the kernel "
+			  "(a hung disk?); left behind with its memory",
+			  s->addr);
+	}
 	s->io_started = 0;
 }
 
@@ -1144,9 +1160,18 @@ static void snd_percentiles(struct snd *s)
 			  &s->st.icmp_p50_us, &s->st.icmp_p99_us);
 }
 
-static void snd_cleanup(struct snd *s)
+/* Returns 1 if @s must not be freed (a stuck I/O thread holds it). */
+static int snd_cleanup(struct snd *s)
 {
 	snd_io_stop(s);
+	if (s->io_stuck) {
+		/* It holds the slots, their registered memory, the file:
+		 * close the connections only, leave the rest. */
+		for (int i = 0; i < s->nep; i++)
+			if (s->eps[i])
+				wccl_endpoint_close(s->eps[i]);
+		return 1;
+	}
 	for (int i = 0; i < s->nep; i++)
 		if (s->eps[i])
 			wccl_endpoint_close(s->eps[i]);
@@ -1173,6 +1198,7 @@ static void snd_cleanup(struct snd *s)
 	stream_ring_fini(&s->from_io);
 	if (s->fd >= 0)
 		close(s->fd);
+	return 0;
 }
 
 static int snd_run(struct snd *s, const char *path,
@@ -1389,6 +1415,8 @@ static int snd_run(struct snd *s, const char *path,
 	for (int i = 0; i < depth; i++)
 		stream_ring_push(&s->to_io, (uint32_t)i);
 	s->held = -1;
+	s->io_stall_ms = (int)wccl_param_int(WCCL_PARAM_STREAM_TEST_IO_STALL_MS);
+	s->io_beat = wccl_now_ns();
 	if (wccl_param_int(WCCL_PARAM_STREAM_IO_THREAD)) {
 		rc = pthread_create(&s->io, NULL, snd_io_main, s);
 		if (rc)
@@ -1589,10 +1617,20 @@ static int snd_run(struct snd *s, const char *path,
 					"after %llu chunks",
 					(unsigned long long)s->st.chunks);
 		}
-		if (now - s->last_progress_ns > (uint64_t)timeout * 1000000ull)
+		if (now - s->last_progress_ns > (uint64_t)timeout * 1000000ull) {
+			/* Our disk, if it has had work and done none. */
+			uint64_t beat = __atomic_load_n(&s->io_beat,
+							__ATOMIC_RELAXED);
+			if (!stream_ring_empty(&s->to_io) && now > beat &&
+			    now - beat > (uint64_t)timeout * 1000000ull)
+				return snd_fail(s, WCCL_ETIMEDOUT,
+						"reading %s: the disk made no "
+						"progress for %d ms",
+						path, timeout);
 			return snd_fail(s, WCCL_ETIMEDOUT,
 					"receiver %s: no progress for %d ms",
 					s->addr, timeout);
+		}
 		if (o->progress && now - s->last_report_ns > 250000000ull) {
 			s->last_report_ns = now;
 			snd_fill_stats(s, now);
@@ -1673,7 +1711,7 @@ int wccl_stream_send_file(const char *path, const char *addr,
 		o->progress(&s->st, o->arg);
 	if (st)
 		*st = s->st;
-	snd_cleanup(s);
-	free(s);
+	if (!snd_cleanup(s))
+		free(s);
 	return rc;
 }
