@@ -25,6 +25,7 @@
 	INT(EAGER_BYTES, 65536, "collective messages up to this size go eagerly on a connection of their own, into receive slots always posted (0: off; where ranks differ the smallest value counts)") \
 	INT(CHUNK_BYTES, 0, "pipeline chunk of ring and chain collectives, bytes (0 = a quarter of a rank's block, 256K..512K)") \
 	INT(DIRECT_NT_BYTES, 33554432, "same-host direct allreduce, out of place: results go to the other ranks' outputs with non-temporal stores when all ranks' inputs and outputs together reach this many bytes (0: never)") \
+	INT(COMM_TEST_LISTEN_PORT, 0, "comm test hook: the first network provider's data listener binds this port, not any free one (0 = off)") \
 	INT(BOOTSTRAP_HANDSHAKE_MS, 5000, "bootstrap root drops a joiner that has not authenticated by then") \
 	INT(BOOTSTRAP_SEND_TIMEOUT_MS, 10000, "bootstrap root aborts the job, naming the rank, when a rank reads nothing it was sent for this long") \
 	INT(QUEUE_DEPTH, 256, "outstanding operations per endpoint and direction")           \

@@ -228,6 +228,7 @@ struct wccl_comm {
 	char region_names[COMM_MAX_REGIONS][COMM_REGION_LEN];
 	void *hello; /* connection set-up messages */
 	struct wccl_endpoint **accepted; /* accepted, not yet named */
+	int naccepted; /* slots in accepted[] */
 
 	uint64_t seq; /* collectives issued, for signatures */
 	/* small-allreduce mailboxes (coll_ll.c) */

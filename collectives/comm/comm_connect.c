@@ -26,6 +26,10 @@
 
 int comm_open_contexts(struct wccl_comm *c, const char *bind_ip)
 {
+	/* A test that plays a stranger must know where to connect. */
+	int64_t test_port = wccl_param_int(WCCL_PARAM_COMM_TEST_LISTEN_PORT);
+	if (test_port < 0 || test_port > 65535)
+		test_port = 0;
 	for (int i = 0; i < wccl_provider_count() && c->nctx < COMM_MAX_PROVIDERS;
 	     i++) {
 		struct wccl_provider_info info;
@@ -35,7 +39,9 @@ int comm_open_contexts(struct wccl_comm *c, const char *bind_ip)
 		char bind[WCCL_ADDR_MAX];
 		const char *b = NULL;
 		if (info.caps & WCCL_CAP_REMOTE_HOST) {
-			snprintf(bind, sizeof(bind), "%s:0", bind_ip);
+			snprintf(bind, sizeof(bind), "%s:%d", bind_ip,
+				 (int)test_port);
+			test_port = 0;
 			b = bind;
 		}
 		int rc = wccl_context_open(info.name, &x->ctx);
@@ -98,7 +104,7 @@ struct wccl_mr *comm_mr_for(struct wccl_comm *c, int ctx_index,
 void comm_close_contexts(struct wccl_comm *c)
 {
 	/* Endpoints accepted but never named (a failed set-up). */
-	for (int i = 0; c->accepted && i < c->nranks * COMM_MAX_CONNS; i++)
+	for (int i = 0; c->accepted && i < c->naccepted; i++)
 		if (c->accepted[i]) {
 			wccl_endpoint_close(c->accepted[i]);
 			c->accepted[i] = NULL;
@@ -287,24 +293,226 @@ static int stripes_to(const struct wccl_comm *c, const struct comm_peer *p)
 	return s < 1 ? 1 : s > COMM_MAX_STRIPES ? COMM_MAX_STRIPES : (int)s;
 }
 
+/*
+ * Accepting. Anyone can connect to a listener (a port scanner, a stray
+ * client, a rank of another job), so connections are not counted: the
+ * set-up waits until every expected (rank, stripe) is named by a valid
+ * hello, and drops, with a warning naming the remote address, each one
+ * that fails, sends anything else or names a connection already named.
+ * There are slots for a few beyond those expected; when all are taken,
+ * the one held longest goes (a peer names itself within a round trip).
+ */
+#define STRANGER_SLOTS 16
+/* A hello receive's cookie: tag, slot generation, slot. The receive of a
+ * slot's earlier occupant, flushed when it was closed, then matches no
+ * endpoint. Send cookies are peer ranks, far below the tag. */
+#define HELLO_RECV_TAG (1ull << 62)
+#define HELLO_GEN_MASK 0xffffffu
+
+struct accept_table {
+	struct wccl_endpoint **ep; /* c->accepted */
+	struct hello *in;	   /* per slot: the hello received */
+	uint64_t *since;	   /* per slot: when accepted */
+	uint32_t *gen;		   /* per slot: occupants so far */
+	uint8_t *posted;	   /* per slot: hello receive posted */
+	int *free;		   /* free slots, a stack */
+	int nfree, n;
+};
+
+static uint64_t hello_cookie(const struct accept_table *t, int i)
+{
+	return HELLO_RECV_TAG | (uint64_t)(t->gen[i] & HELLO_GEN_MASK) << 32 |
+	       (uint64_t)i;
+}
+
+static void release_slot(struct accept_table *t, int i)
+{
+	t->ep[i] = NULL;
+	t->posted[i] = 0;
+	t->free[t->nfree++] = i;
+}
+
+static void drop_unnamed(struct wccl_comm *c, struct accept_table *t, int i,
+			 const char *why)
+{
+	WCCL_WARN(WCCL_SUB_COLL,
+		  "rank %d: dropped connection from %s during set-up: %s",
+		  c->rank, wccl_endpoint_peer(t->ep[i]), why);
+	wccl_endpoint_close(t->ep[i]);
+	release_slot(t, i);
+}
+
+static void accept_pending(struct wccl_comm *c, int ci, struct accept_table *t)
+{
+	struct wccl_endpoint *ep;
+	while (wccl_accept(c->ctx[ci].listener, c->ctx[ci].cq, &ep) == 0) {
+		if (!t->nfree) {
+			int old = 0;
+			for (int k = 1; k < t->n; k++)
+				if (t->since[k] < t->since[old])
+					old = k;
+			drop_unnamed(c, t, old,
+				     "too many unnamed connections; held "
+				     "longest");
+		}
+		int i = t->free[--t->nfree];
+		t->ep[i] = ep;
+		t->since[i] = wccl_now_ns();
+		t->gen[i]++;
+	}
+}
+
+/* Post the hello receive on each accepted endpoint once its transport
+ * handshake is done; drop those whose handshake failed. */
+static void post_hello_recvs(struct wccl_comm *c, struct accept_table *t)
+{
+	for (int i = 0; i < t->n; i++) {
+		struct wccl_endpoint *ep = t->ep[i];
+		if (!ep || t->posted[i])
+			continue;
+		int st = wccl_endpoint_established(ep);
+		if (st == WCCL_EAGAIN)
+			continue;
+		if (!st) {
+			memset(&t->in[i], 0, sizeof(t->in[i]));
+			st = wccl_post_recv(ep, &t->in[i], sizeof(t->in[i]),
+					    NULL, hello_cookie(t, i));
+		}
+		if (st)
+			drop_unnamed(c, t, i,
+				     wccl_endpoint_last_error(ep)[0]
+					     ? wccl_endpoint_last_error(ep)
+					     : wccl_strerror(st));
+		else
+			t->posted[i] = 1;
+	}
+}
+
+/* A hello receive completed: 1 if it named an expected connection. */
+static int on_hello(struct wccl_comm *c, struct accept_table *t,
+		    const struct wccl_completion *wc)
+{
+	uint64_t i = wc->cookie & 0xffffffffu;
+	uint32_t gen = (uint32_t)(wc->cookie >> 32) & HELLO_GEN_MASK;
+	if (i >= (uint64_t)t->n || !t->ep[i] || t->ep[i] != wc->ep ||
+	    (t->gen[i] & HELLO_GEN_MASK) != gen)
+		return 0; /* a dropped endpoint's flushed receive */
+	const struct hello *h = &t->in[i];
+	char why[160] = "";
+	if (wc->status) {
+		snprintf(why, sizeof(why), "%s",
+			 wccl_endpoint_last_error(wc->ep)[0]
+				 ? wccl_endpoint_last_error(wc->ep)
+				 : wccl_strerror(wc->status));
+	} else if (wc->op != WCCL_OP_RECV || wc->len != sizeof(*h) ||
+		   h->magic != HELLO_MAGIC) {
+		snprintf(why, sizeof(why), "not a wccl hello");
+	} else if (h->rank >= (uint32_t)c->rank) {
+		snprintf(why, sizeof(why),
+			 "hello names rank %u, which does not connect to "
+			 "rank %d",
+			 h->rank, c->rank);
+	} else if (h->stripe >= (uint32_t)c->peers[h->rank].nconns) {
+		snprintf(why, sizeof(why),
+			 "hello names connection %u of rank %u, which has %d",
+			 h->stripe, h->rank, c->peers[h->rank].nconns);
+	} else if (h->host_id != c->peers[h->rank].info.host_id) {
+		snprintf(why, sizeof(why),
+			 "hello names rank %u, but not from its host %s",
+			 h->rank, c->peers[h->rank].info.hostname);
+	} else if (c->peers[h->rank].eps[h->stripe]) {
+		snprintf(why, sizeof(why),
+			 "hello names connection %u of rank %u, which is "
+			 "already connected",
+			 h->stripe, h->rank);
+	}
+	if (why[0]) {
+		drop_unnamed(c, t, (int)i, why);
+		return 0;
+	}
+	struct comm_peer *from = &c->peers[h->rank];
+	from->eps[h->stripe] = t->ep[i];
+	from->ep = from->eps[0];
+	release_slot(t, (int)i); /* owned by peers[] now */
+	return 1;
+}
+
+/* An accepted endpoint not named yet, or -1. Only for completions that
+ * are no hello receive: rare, so a scan is fine. */
+static int unnamed_slot(const struct accept_table *t,
+			const struct wccl_endpoint *ep)
+{
+	for (int i = 0; i < t->n; i++)
+		if (t->ep[i] && t->ep[i] == ep)
+			return i;
+	return -1;
+}
+
+/* Handle @n completions during set-up; count hellos named and our hello
+ * sends done. 0, or the error that ends the set-up. */
+static int setup_completions(struct wccl_comm *c, struct accept_table *t,
+			     const struct wccl_completion *wc, int n,
+			     int *named, int *pending)
+{
+	for (int k = 0; k < n; k++) {
+		if (wc[k].cookie & HELLO_RECV_TAG) {
+			*named += on_hello(c, t, &wc[k]);
+			continue;
+		}
+		int s = unnamed_slot(t, wc[k].ep);
+		if (s >= 0) {
+			drop_unnamed(c, t, s, "unexpected operation");
+			continue;
+		}
+		if (wc[k].status)
+			return comm_fail(c, wc[k].status, -1,
+					 "connection set-up: %s",
+					 wccl_endpoint_last_error(wc[k].ep));
+		if (wc[k].op != WCCL_OP_SEND)
+			return comm_fail(c, WCCL_EPROTO, -1,
+					 "connection set-up: unexpected "
+					 "operation %u from %s",
+					 wc[k].op,
+					 wccl_endpoint_peer(wc[k].ep));
+		(*pending)--;
+	}
+	return 0;
+}
+
+/* Set-up done: close what never named itself, and reap the receives that
+ * closing cancels, so that no stale completion reaches later stages. */
+static int drop_strangers(struct wccl_comm *c, struct accept_table *t)
+{
+	int dropped = 0, named = 0, pending = 0, rc = 0;
+	for (int i = 0; i < t->n; i++)
+		if (t->ep[i]) {
+			drop_unnamed(c, t, i, "it never sent a valid hello");
+			dropped++;
+		}
+	for (int i = 0; dropped && !rc && i < c->nctx; i++) {
+		struct wccl_completion wc[16];
+		int n;
+		while (!rc && (n = wccl_cq_poll(c->ctx[i].cq, wc, 16)) > 0)
+			rc = setup_completions(c, t, wc, n, &named, &pending);
+	}
+	return rc;
+}
+
+/* The lower rank that has not named all its connections, or -1. */
+static int missing_rank(const struct wccl_comm *c)
+{
+	for (int r = 0; r < c->rank; r++)
+		for (int k = 0; k < c->peers[r].nconns; k++)
+			if (!c->peers[r].eps[k])
+				return r;
+	return -1;
+}
+
 int comm_connect_mesh(struct wccl_comm *c)
 {
 	uint64_t deadline = wccl_deadline_ns(c->timeout_ms);
-	/* Kept in the communicator: in-flight messages may outlive a failed
-	 * set-up until the endpoints are closed. */
-	const size_t slots = (size_t)c->nranks * COMM_MAX_CONNS;
-	c->hello = calloc(2 * slots, sizeof(struct hello));
-	c->accepted = calloc(slots, sizeof(*c->accepted));
-	uint8_t *posted = calloc(slots, 1);
-	if (!c->hello || !c->accepted || !posted) {
-		free(posted);
-		return WCCL_ENOMEM;
-	}
-	struct wccl_endpoint **unnamed = c->accepted;
-	struct hello *hello_out = c->hello; /* [peer * MAX_STRIPES + k] */
-	struct hello *hello_in = hello_out + slots;
-	int expect_accepts[COMM_MAX_PROVIDERS] = { 0 };
-	int rc = 0, pending = 0, to_name = 0;
+	int rc = 0, pending = 0, to_name = 0, named = 0;
+	struct accept_table t = { 0 };
 	/* Lower ranks connect to higher ones. */
 	for (int r = 0; r < c->nranks; r++) {
 		struct comm_peer *p = &c->peers[r];
@@ -323,7 +531,6 @@ int comm_connect_mesh(struct wccl_comm *c)
 		p->nconns = p->nstripes + (c->eager_max > 0);
 		c->ctx[p->ctx_index].npeers++;
 		if (r < c->rank) {
-			expect_accepts[p->ctx_index] += p->nconns;
 			to_name += p->nconns;
 			continue;
 		}
@@ -343,6 +550,27 @@ int comm_connect_mesh(struct wccl_comm *c)
 			  p->nstripes > 1 ? "connections" : "connection",
 			  p->nconns > p->nstripes ? " + 1 eager" : "");
 	}
+	/* Kept in the communicator: in-flight messages may outlive a failed
+	 * set-up until the endpoints are closed. */
+	const size_t out_slots = (size_t)c->nranks * COMM_MAX_CONNS;
+	t.n = to_name + STRANGER_SLOTS;
+	c->hello = calloc(out_slots + (size_t)t.n, sizeof(struct hello));
+	c->accepted = calloc((size_t)t.n, sizeof(*c->accepted));
+	c->naccepted = c->accepted ? t.n : 0;
+	t.since = calloc((size_t)t.n, sizeof(*t.since));
+	t.gen = calloc((size_t)t.n, sizeof(*t.gen));
+	t.posted = calloc((size_t)t.n, 1);
+	t.free = calloc((size_t)t.n, sizeof(*t.free));
+	if (!c->hello || !c->accepted || !t.since || !t.gen || !t.posted ||
+	    !t.free) {
+		rc = WCCL_ENOMEM;
+		goto out;
+	}
+	struct hello *hello_out = c->hello; /* [peer * MAX_CONNS + k] */
+	t.ep = c->accepted;
+	t.in = hello_out + out_slots;
+	for (int i = t.n - 1; i >= 0; i--)
+		t.free[t.nfree++] = i;
 	for (int r = c->rank + 1; r < c->nranks; r++) {
 		struct comm_peer *p = &c->peers[r];
 		for (int k = 0; k < p->nconns; k++) {
@@ -370,92 +598,36 @@ int comm_connect_mesh(struct wccl_comm *c)
 		}
 	}
 	/* Accept the lower ranks; each names itself in its first message. */
-	int n_unnamed = 0, named = 0;
 	while (named < to_name || pending) {
-		/* Name each accepted endpoint once its handshake is done. */
-		for (int k = 0; k < n_unnamed; k++) {
-			if (posted[k] || !unnamed[k])
-				continue;
-			int st = wccl_endpoint_established(unnamed[k]);
-			if (st == WCCL_EAGAIN)
-				continue;
-			if (!st)
-				st = wccl_post_recv(unnamed[k], &hello_in[k],
-						    sizeof(hello_in[0]), NULL,
-						    (uint64_t)(1u << 30) +
-							    (uint64_t)k);
-			if (st) {
-				rc = comm_fail(c, st, -1,
-					       "accepting %s: %s",
-					       wccl_endpoint_peer(unnamed[k]),
-					       wccl_endpoint_last_error(
-						       unnamed[k]));
-				goto out;
-			}
-			posted[k] = 1;
-		}
+		post_hello_recvs(c, &t);
 		if (wccl_now_ns() > deadline) {
-			for (int r = 0; r < c->rank; r++)
-				if (!c->peers[r].eps[c->peers[r].nconns - 1]) {
-					rc = comm_fail(c, WCCL_ETIMEDOUT, r,
-						       "rank %d (host %s) never "
-						       "connected",
-						       r,
-						       c->peers[r].info.hostname);
-					goto out;
-				}
-			rc = comm_fail(c, WCCL_ETIMEDOUT, -1,
-				       "connection set-up timed out");
+			int r = missing_rank(c);
+			if (r >= 0)
+				rc = comm_fail(c, WCCL_ETIMEDOUT, r,
+					       "rank %d (host %s) never "
+					       "connected",
+					       r, c->peers[r].info.hostname);
+			else
+				rc = comm_fail(c, WCCL_ETIMEDOUT, -1,
+					       "connection set-up timed out");
 			goto out;
 		}
 		for (int i = 0; i < c->nctx; i++) {
-			struct wccl_endpoint *ep;
-			while (expect_accepts[i] &&
-			       wccl_accept(c->ctx[i].listener, c->ctx[i].cq,
-					   &ep) == 0) {
-				expect_accepts[i]--;
-				unnamed[n_unnamed++] = ep;
-			}
+			accept_pending(c, i, &t);
 			struct wccl_completion wc[16];
 			int n = wccl_cq_poll(c->ctx[i].cq, wc, 16);
-			for (int k = 0; k < n; k++) {
-				if (wc[k].status) {
-					rc = comm_fail(c, wc[k].status, -1,
-						       "connection set-up: %s",
-						       wccl_endpoint_last_error(
-							       wc[k].ep));
-					goto out;
-				}
-				if (wc[k].op == WCCL_OP_SEND) {
-					pending--;
-					continue;
-				}
-				uint64_t slot = wc[k].cookie - (1u << 30);
-				struct hello *h = &hello_in[slot];
-				if (wc[k].op != WCCL_OP_RECV ||
-				    slot >= (uint64_t)n_unnamed ||
-				    h->magic != HELLO_MAGIC ||
-				    h->rank >= (uint32_t)c->rank ||
-				    h->stripe >=
-					    (uint32_t)c->peers[h->rank].nconns ||
-				    c->peers[h->rank].eps[h->stripe]) {
-					rc = comm_fail(c, WCCL_EPROTO, -1,
-						       "bad hello from %s",
-						       wccl_endpoint_peer(
-							       wc[k].ep));
-					goto out;
-				}
-				struct comm_peer *from = &c->peers[h->rank];
-				from->eps[h->stripe] = unnamed[slot];
-				from->ep = from->eps[0];
-				unnamed[slot] = NULL; /* owned by peers[] now */
-				named++;
-			}
+			rc = setup_completions(c, &t, wc, n, &named, &pending);
+			if (rc)
+				goto out;
 		}
 		if (named < to_name || pending)
 			usleep(50);
 	}
+	rc = drop_strangers(c, &t);
 out:
-	free(posted);
+	free(t.since);
+	free(t.gen);
+	free(t.posted);
+	free(t.free);
 	return rc;
 }

@@ -92,39 +92,103 @@ static void launcher_env(enum launcher l, int r, int n, int port)
 static enum launcher g_launcher = WCCL_RUN;
 static const char *g_transport; /* WCCL_TRANSPORT for the ranks, or none */
 
+/*
+ * A stranger on the last rank's data listener during set-up: the ranks
+ * are in regions of their own (TCP, striped), the last one listens on a
+ * known port (WCCL_COMM_TEST_LISTEN_PORT), and rank 1 starts only once
+ * the stranger is in the listener's queue, ahead of every real peer.
+ */
+enum stranger { NO_STRANGER, STRANGER_CLOSES, STRANGER_SILENT,
+		STRANGER_GARBAGE };
+static enum stranger g_stranger;
+static int g_stranger_port;
+
 /* A rank whose init found its port taken: the free port was picked and
  * let go before the root bound it, and a test running alongside may
  * take it in between (seen in CI: rank 0 EADDRINUSE). Not the code's
  * fault: run_ranks tries again on another port. */
 #define EXIT_PORT_TAKEN 9
 
+static pid_t fork_rank(int r, int n, int port, rank_fn fn)
+{
+	pid_t pid = fork();
+	if (pid)
+		return pid;
+	char b[16];
+	launcher_env(g_launcher, r, n, port);
+	snprintf(b, sizeof(b), "%d", TIMEOUT_MS);
+	setenv("WCCL_TIMEOUT_MS", b, 1);
+	setenv("WCCL_DEBUG", "NONE", 1);
+	if (g_transport)
+		setenv("WCCL_TRANSPORT", g_transport, 1);
+	if (g_stranger) {
+		/* Its drop warnings show what the stranger did. */
+		setenv("WCCL_DEBUG", "WARN", 1);
+		snprintf(b, sizeof(b), "site%d", r);
+		setenv("WCCL_REGION", b, 1);
+		if (r == n - 1)
+			set_int("WCCL_COMM_TEST_LISTEN_PORT", g_stranger_port);
+	}
+	wccl_param_reload();
+	struct wccl_comm *c;
+	int rc = wccl_comm_init_env(&c);
+	if (rc == WCCL_EADDRINUSE)
+		_exit(EXIT_PORT_TAKEN);
+	if (rc)
+		_exit(say(r, "init: %s", wccl_err_name(rc)) + 10);
+	_exit(fn(c, r, n));
+}
+
+/* Connect to @port (retrying until it listens) and do what the stranger
+ * does; the socket to close after the ranks, -1, or -2 if it never got
+ * in. */
+static int stranger_visit(int port)
+{
+	char addr[64];
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+	uint64_t deadline = wccl_deadline_ns(TIMEOUT_MS);
+	int fd = -1;
+	while (fd < 0 && wccl_now_ns() < deadline) {
+		fd = wccl_sock_connect(addr, wccl_deadline_ns(100));
+		if (fd < 0)
+			usleep(2000);
+	}
+	if (fd < 0) {
+		fprintf(stderr, "  stranger: %s never listened\n", addr);
+		return -2;
+	}
+	if (g_stranger == STRANGER_CLOSES) {
+		close(fd);
+		return -1;
+	}
+	/* Longer than a uring header, so it is read as one. */
+	static const char junk[] = "GET / HTTP/1.0\r\nHost: x\r\n\r\n"
+				   "\xff\xfe\x00\x01WCHL garbage garbage "
+				   "garbage";
+	if (g_stranger == STRANGER_GARBAGE &&
+	    write(fd, junk, sizeof(junk)) != (ssize_t)sizeof(junk))
+		fprintf(stderr, "  stranger: short write\n");
+	return fd;
+}
+
 /* Fork @n ranks running @fn; returns the worst exit status (0 = all ok). */
 static int run_ranks_once(int n, rank_fn fn, int *port_taken)
 {
 	int port = test_free_port();
 	pid_t pids[16];
-	for (int r = 0; r < n; r++) {
-		pids[r] = fork();
-		if (pids[r] == 0) {
-			char b[16];
-			launcher_env(g_launcher, r, n, port);
-			snprintf(b, sizeof(b), "%d", TIMEOUT_MS);
-			setenv("WCCL_TIMEOUT_MS", b, 1);
-			setenv("WCCL_DEBUG", "NONE", 1);
-			if (g_transport)
-				setenv("WCCL_TRANSPORT", g_transport, 1);
-			wccl_param_reload();
-			struct wccl_comm *c;
-			int rc = wccl_comm_init_env(&c);
-			if (rc == WCCL_EADDRINUSE)
-				_exit(EXIT_PORT_TAKEN);
-			if (rc)
-				_exit(say(r, "init: %s", wccl_err_name(rc)) +
-				      10);
-			_exit(fn(c, r, n));
+	int worst = 0, visitor = -1;
+	if (g_stranger)
+		g_stranger_port = test_free_port();
+	for (int i = 0; i < n; i++) {
+		/* With a stranger: 0, n - 1, the stranger, then the rest. */
+		int r = !g_stranger || !i ? i : i == 1 ? n - 1 : i - 1;
+		pids[r] = fork_rank(r, n, port, fn);
+		if (g_stranger && i == 1) {
+			visitor = stranger_visit(g_stranger_port);
+			if (visitor == -2)
+				worst = 50;
 		}
 	}
-	int worst = 0;
 	uint64_t deadline = wccl_deadline_ns(6 * TIMEOUT_MS + 20000);
 	for (int r = 0; r < n; r++) {
 		int st;
@@ -141,6 +205,8 @@ static int run_ranks_once(int n, rank_fn fn, int *port_taken)
 		else if (code > worst)
 			worst = code;
 	}
+	if (visitor >= 0)
+		close(visitor);
 	return worst;
 }
 
@@ -665,6 +731,32 @@ static void links_are_measured_at_init(void **state)
 	unsetenv("WANT_BW_SOURCE");
 }
 
+/*
+ * Anyone may connect to a rank's data listener while the communicator
+ * sets up: a port scan that closes at once, a client that never speaks,
+ * one that sends junk. None may fail the set-up or take a peer's place.
+ */
+static void strangers_on_the_listener_are_dropped(void **state)
+{
+	(void)state;
+	static const enum stranger kinds[] = { STRANGER_CLOSES,
+					       STRANGER_SILENT,
+					       STRANGER_GARBAGE };
+	static const char *const names[] = { "closes", "is silent",
+					     "sends garbage" };
+	g_transport = "uring";
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		fprintf(stderr, "  stranger that %s:\n", names[i]);
+		g_stranger = kinds[i];
+		int rc = run_ranks(3, sum_body);
+		g_stranger = NO_STRANGER;
+		if (rc)
+			g_transport = NULL;
+		assert_int_equal(rc, 0);
+	}
+	g_transport = NULL;
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -684,6 +776,7 @@ int main(void)
 		cmocka_unit_test(signatures_in_data_blame_the_absent_rank),
 		cmocka_unit_test(signatures_in_data_catch_mismatches),
 		cmocka_unit_test(links_are_measured_at_init),
+		cmocka_unit_test(strangers_on_the_listener_are_dropped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
