@@ -37,6 +37,8 @@ struct comm_peer_info {
 	char addrs[COMM_MAX_PROVIDERS][WCCL_ADDR_MAX]; /* "" = none */
 	uint32_t cross_streams; /* its WCCL_CROSS_STREAMS */
 	uint32_t eager_bytes;   /* its WCCL_EAGER_BYTES */
+	/* fresh per init: in the MAC of each hello sent to it */
+	uint8_t hello_nonce[16];
 };
 
 /* Connections to one cross-region peer, at most; messages of at least
@@ -227,6 +229,8 @@ struct wccl_comm {
 	unsigned char link_measured[WCCL_LINK_CLASSES];
 	char region_names[COMM_MAX_REGIONS][COMM_REGION_LEN];
 	void *hello; /* connection set-up messages */
+	/* the job's bootstrap secret: hellos carry a MAC made with it */
+	uint8_t secret[WCCL_BOOTSTRAP_SECRET_LEN];
 	struct wccl_endpoint **accepted; /* accepted, not yet named */
 	int naccepted; /* slots in accepted[] */
 

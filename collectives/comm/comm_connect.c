@@ -21,6 +21,8 @@
 #include "core/host.h"
 #include "core/log.h"
 #include "core/params.h"
+#include "core/sha256.h"
+#include "core/sock.h"
 
 #define HELLO_MAGIC 0x4c484357u /* "WCHL" */
 
@@ -158,6 +160,9 @@ int comm_exchange_info(struct wccl_comm *c, const char *region)
 							      : (uint32_t)streams,
 		.eager_bytes = (uint32_t)wccl_param_int(WCCL_PARAM_EAGER_BYTES),
 	};
+	int rc = wccl_random_bytes(me.hello_nonce, sizeof(me.hello_nonce));
+	if (rc)
+		return rc;
 	gethostname(me.hostname, sizeof(me.hostname) - 1);
 	snprintf(me.region, sizeof(me.region), "%s", region);
 	for (int i = 0; i < c->nctx; i++)
@@ -166,8 +171,8 @@ int comm_exchange_info(struct wccl_comm *c, const char *region)
 	struct comm_peer_info *all = calloc((size_t)c->nranks, sizeof(*all));
 	if (!all)
 		return WCCL_ENOMEM;
-	int rc = wccl_bootstrap_allgather(c->bs, &me, sizeof(me), all,
-					  c->timeout_ms);
+	rc = wccl_bootstrap_allgather(c->bs, &me, sizeof(me), all,
+				      c->timeout_ms);
 	if (rc) {
 		free(all);
 		return rc;
@@ -272,13 +277,41 @@ static int choose_ctx(struct wccl_comm *c, struct comm_peer *peer,
 	return ctx_of[pick];
 }
 
+/*
+ * A connection's first message, naming its sender. The MAC (keyed with
+ * the job's secret, over the fields and the receiver's nonce from this
+ * init's info exchange) keeps anyone else who reaches the listener from
+ * taking a rank's place.
+ */
 struct hello {
 	uint32_t magic;
 	uint32_t rank;
 	uint64_t host_id;
 	uint32_t stripe;
-	uint32_t pad;
+	uint32_t to_rank;
+	uint8_t mac[WCCL_SHA256_LEN];
 };
+
+static void hello_mac(const struct wccl_comm *c, const struct hello *h,
+		      uint8_t out[WCCL_SHA256_LEN])
+{
+	const struct comm_peer_info *to = &c->peers[h->to_rank].info;
+	uint8_t msg[offsetof(struct hello, mac) + sizeof(to->hello_nonce)];
+	memcpy(msg, h, offsetof(struct hello, mac));
+	memcpy(msg + offsetof(struct hello, mac), to->hello_nonce,
+	       sizeof(to->hello_nonce));
+	wccl_hmac_sha256(c->secret, sizeof(c->secret), msg, sizeof(msg), out);
+}
+
+/* @h is for us and made with the job's secret. */
+static int hello_signed(const struct wccl_comm *c, const struct hello *h)
+{
+	uint8_t mac[WCCL_SHA256_LEN];
+	if (h->to_rank != (uint32_t)c->rank)
+		return 0;
+	hello_mac(c, h, mac);
+	return !wccl_ct_memcmp(mac, h->mac, sizeof(mac));
+}
 
 /* Connections to @peer: several across regions over a network provider. */
 static int stripes_to(const struct wccl_comm *c, const struct comm_peer *p)
@@ -407,6 +440,10 @@ static int on_hello(struct wccl_comm *c, struct accept_table *t,
 	} else if (wc->op != WCCL_OP_RECV || wc->len != sizeof(*h) ||
 		   h->magic != HELLO_MAGIC) {
 		snprintf(why, sizeof(why), "not a wccl hello");
+	} else if (!hello_signed(c, h)) {
+		snprintf(why, sizeof(why),
+			 "hello not signed for rank %d with this job's secret",
+			 c->rank);
 	} else if (h->rank >= (uint32_t)c->rank) {
 		snprintf(why, sizeof(why),
 			 "hello names rank %u, which does not connect to "
@@ -589,7 +626,9 @@ int comm_connect_mesh(struct wccl_comm *c)
 					     .rank = (uint32_t)c->rank,
 					     .host_id = c->peers[c->rank]
 								.info.host_id,
-					     .stripe = (uint32_t)k };
+					     .stripe = (uint32_t)k,
+					     .to_rank = (uint32_t)r };
+			hello_mac(c, h, h->mac);
 			rc = wccl_post_send(p->eps[k], h, sizeof(*h), NULL,
 					    (uint64_t)r);
 			if (rc)

@@ -96,6 +96,7 @@ static void comm_free(struct wccl_comm *c)
 	free(c->sig_got);
 	free(c->hello);
 	free(c->accepted);
+	explicit_bzero(c->secret, sizeof(c->secret));
 	free(c);
 }
 
@@ -132,6 +133,7 @@ static int comm_init(struct wccl_comm **out, int nranks, int rank,
 	c->nranks = nranks;
 	c->async_rank = -1;
 	c->timeout_ms = (int)tmo;
+	memcpy(c->secret, id->secret, sizeof(c->secret));
 	const char *region = cfg && cfg->region ? cfg->region
 						 : wccl_param_str(WCCL_PARAM_REGION);
 	c->peers = calloc((size_t)nranks, sizeof(*c->peers));

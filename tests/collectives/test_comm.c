@@ -20,9 +20,11 @@
 #include <wccl/wccl.h>
 
 #include "core/clock.h"
+#include "core/host.h"
 #include "core/params.h"
 #include "core/sock.h"
 #include "free_port.h"
+#include "transport/uring/uring_wire.h"
 
 #define TIMEOUT_MS 3000
 
@@ -99,7 +101,7 @@ static const char *g_transport; /* WCCL_TRANSPORT for the ranks, or none */
  * the stranger is in the listener's queue, ahead of every real peer.
  */
 enum stranger { NO_STRANGER, STRANGER_CLOSES, STRANGER_SILENT,
-		STRANGER_GARBAGE };
+		STRANGER_GARBAGE, STRANGER_IMPOSTOR };
 static enum stranger g_stranger;
 static int g_stranger_port;
 
@@ -139,6 +141,37 @@ static pid_t fork_rank(int r, int n, int port, rank_fn fn)
 	_exit(fn(c, r, n));
 }
 
+/* A uring wire header (transport/uring/uring_wire.h), little-endian. */
+static void wire_hdr(uint8_t *out, unsigned op, uint32_t imm, uint64_t seq,
+		     uint64_t len)
+{
+	uint64_t f[5] = { URING_WIRE_MAGIC | URING_WIRE_VERSION << 16 |
+				  op << 24 | (uint64_t)imm << 32,
+			  seq, len, 0, 0 };
+	for (int i = 0; i < 40; i++)
+		out[i] = (uint8_t)(f[i / 8] >> (8 * (i % 8)));
+}
+
+/* The impostor speaks uring: its HELLO, then a SEND of a hello in wccl's
+ * layout claiming to be rank 1's first connection to rank 2 (host and
+ * all), only without the job's secret. Written at once, it is there
+ * before rank 1 even starts. */
+static int send_forged_hello(int fd)
+{
+	struct {
+		uint32_t magic, rank;
+		uint64_t host_id;
+		uint32_t stripe, to_rank;
+		uint8_t mac[32];
+	} h = { 0x4c484357u, 1, wccl_host_id(), 0, 2, { 0 } };
+	uint8_t msg[2 * URING_WIRE_HDR_LEN + sizeof(h)];
+	wire_hdr(msg, URING_OP_HELLO, 0, 0, 0);
+	wire_hdr(msg + URING_WIRE_HDR_LEN, URING_OP_SEND, URING_SEND_NOACK, 1,
+		 sizeof(h));
+	memcpy(msg + 2 * URING_WIRE_HDR_LEN, &h, sizeof(h));
+	return write(fd, msg, sizeof(msg)) == (ssize_t)sizeof(msg) ? 0 : -1;
+}
+
 /* Connect to @port (retrying until it listens) and do what the stranger
  * does; the socket to close after the ranks, -1, or -2 if it never got
  * in. */
@@ -165,8 +198,9 @@ static int stranger_visit(int port)
 	static const char junk[] = "GET / HTTP/1.0\r\nHost: x\r\n\r\n"
 				   "\xff\xfe\x00\x01WCHL garbage garbage "
 				   "garbage";
-	if (g_stranger == STRANGER_GARBAGE &&
-	    write(fd, junk, sizeof(junk)) != (ssize_t)sizeof(junk))
+	if ((g_stranger == STRANGER_GARBAGE &&
+	     write(fd, junk, sizeof(junk)) != (ssize_t)sizeof(junk)) ||
+	    (g_stranger == STRANGER_IMPOSTOR && send_forged_hello(fd)))
 		fprintf(stderr, "  stranger: short write\n");
 	return fd;
 }
@@ -741,9 +775,11 @@ static void strangers_on_the_listener_are_dropped(void **state)
 	(void)state;
 	static const enum stranger kinds[] = { STRANGER_CLOSES,
 					       STRANGER_SILENT,
-					       STRANGER_GARBAGE };
+					       STRANGER_GARBAGE,
+					       STRANGER_IMPOSTOR };
 	static const char *const names[] = { "closes", "is silent",
-					     "sends garbage" };
+					     "sends garbage",
+					     "forges a hello" };
 	g_transport = "uring";
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		fprintf(stderr, "  stranger that %s:\n", names[i]);
