@@ -28,6 +28,17 @@
 #define COMM_MAX_ACCEPT_BATCH 4096 /* ranks below us, at most */
 
 /* What each rank tells the others at init (fixed size, all-gathered). */
+/* A rank's link costs as its topology file gave them (comm_topo.c): all
+ * ranks must have the same, or they choose different algorithms. */
+struct comm_topo_decl {
+	uint32_t from_file; /* WCCL_TOPO_FILE was set */
+	uint32_t declared;  /* bit per link class with a line in it */
+	int32_t error;	    /* the file was bad: why, for every rank */
+	uint32_t pad;
+	struct wccl_link_cost link[WCCL_LINK_CLASSES];
+	char why[160];
+};
+
 struct comm_peer_info {
 	uint32_t rank;
 	uint32_t pid;
@@ -39,6 +50,7 @@ struct comm_peer_info {
 	uint32_t eager_bytes;   /* its WCCL_EAGER_BYTES */
 	/* fresh per init: in the MAC of each hello sent to it */
 	uint8_t hello_nonce[16];
+	struct comm_topo_decl topo;
 };
 
 /* Connections to one cross-region peer, at most; messages of at least
@@ -223,6 +235,7 @@ struct wccl_comm {
 	int nregions;
 	struct wccl_cost_topology topo;
 	int topo_from_file; /* the file's figures win over measurements */
+	struct comm_topo_decl topo_decl; /* ours, for the info exchange */
 	/* per link class: the topology file has a line for it */
 	unsigned char link_declared[WCCL_LINK_CLASSES];
 	/* per link class: COMM_LINK_ALPHA / COMM_LINK_BW when measured */

@@ -159,6 +159,7 @@ int comm_exchange_info(struct wccl_comm *c, const char *region)
 				 : streams > COMM_MAX_STRIPES ? COMM_MAX_STRIPES
 							      : (uint32_t)streams,
 		.eager_bytes = (uint32_t)wccl_param_int(WCCL_PARAM_EAGER_BYTES),
+		.topo = c->topo_decl,
 	};
 	int rc = wccl_random_bytes(me.hello_nonce, sizeof(me.hello_nonce));
 	if (rc)
@@ -184,6 +185,7 @@ int comm_exchange_info(struct wccl_comm *c, const char *region)
 		p->info = all[r];
 		p->info.hostname[COMM_HOSTNAME_LEN - 1] = '\0';
 		p->info.region[COMM_REGION_LEN - 1] = '\0';
+		p->info.topo.why[sizeof(p->info.topo.why) - 1] = '\0';
 		p->region_id = region_index(c, p->info.region);
 		if (p->region_id < 0) {
 			free(all);
@@ -200,7 +202,8 @@ int comm_exchange_info(struct wccl_comm *c, const char *region)
 	}
 	free(all);
 	comm_eager_agree(c);
-	return comm_check_addresses(c);
+	rc = comm_topo_agree(c);
+	return rc ? rc : comm_check_addresses(c);
 }
 
 /*

@@ -154,9 +154,9 @@ static int comm_init(struct wccl_comm **out, int nranks, int rank,
 	if (!rc)
 		rc = comm_open_contexts(c, ip);
 	if (!rc)
-		rc = comm_exchange_info(c, region);
-	if (!rc)
 		rc = comm_load_topology(c);
+	if (!rc)
+		rc = comm_exchange_info(c, region);
 	if (!rc)
 		rc = comm_connect_mesh(c);
 	if (!rc)

@@ -34,8 +34,16 @@ void comm_close_contexts(struct wccl_comm *c);
 struct wccl_mr *comm_mr_for(struct wccl_comm *c, int ctx_index,
 			    const struct wccl_mem_span *span);
 
-/* comm_topo.c: link costs per class for the algorithm choice. */
+/* comm_topo.c: link costs per class for the algorithm choice. Loaded
+ * before the info exchange, which carries them to every rank, and checked
+ * after it: ranks whose figures differ fail with WCCL_EMISMATCH. */
 int comm_load_topology(struct wccl_comm *c);
+int comm_topo_agree(struct wccl_comm *c);
+/* Parse topology file @path into @link (classes it has no line for are
+ * left alone) and @declared (a bit per class it has a line for). On error,
+ * @err says which line and what is wrong. */
+int comm_topo_parse(const char *path, struct wccl_link_cost *link,
+		    uint32_t *declared, char *err, size_t errlen);
 enum { COMM_LINK_ALPHA = 1, COMM_LINK_BW = 2 };
 const char *comm_link_class_name(int k);
 /* Ping a few peers of each link class (after the mesh is up) and set each

@@ -4,6 +4,7 @@
  * algorithm choice: built-in defaults, measured at init, or a topology
  * file (WCCL_TOPO_FILE) with lines "<host|region|cross> <alpha_us> <GB/s>".
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,43 +23,132 @@ static const struct wccl_link_cost defaults[WCCL_LINK_CLASSES] = {
 	[WCCL_LINK_CROSS] = { .alpha_us = 20000, .gbytes_per_s = 1.25 },
 };
 
-static int load_file(struct wccl_comm *c, const char *path)
+/*
+ * The file's figures must lie in these bounds: wider than any real link,
+ * narrow enough that the cost model's times and the pacing rate (bytes/s,
+ * a 64-bit integer) stay finite and exact. docs/collectives.md lists them.
+ */
+#define TOPO_ALPHA_MAX_US 1e7 /* 10 s one way */
+#define TOPO_GBS_MIN 1e-6     /* 1 kB/s */
+#define TOPO_GBS_MAX 1e4      /* 10 TB/s */
+#define TOPO_LINE_MAX 254     /* characters, without the newline */
+
+/* @tok as a finite number in [@lo, @hi] with nothing after it: strtod
+ * alone takes "nan", "inf" and 1e300. */
+static int parse_num(const char *tok, double lo, double hi, double *out)
+{
+	char *end;
+	double v = strtod(tok, &end);
+	if (end == tok || *end || !isfinite(v) || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int link_class(const char *name)
+{
+	for (int k = 0; k < WCCL_LINK_CLASSES; k++)
+		if (!strcmp(name, comm_link_class_name(k)))
+			return k;
+	return -1;
+}
+
+/* One line, comment stripped: 0, or the error text in @err. */
+static int parse_line(char *line, struct wccl_link_cost *link,
+		      uint32_t *declared, int *first_line, int lineno,
+		      char *err, size_t errlen)
+{
+	static const char ws[] = " \t\r\v\f";
+	char *save = NULL, *tok[4];
+	int nt = 0;
+	for (char *p = strtok_r(line, ws, &save); p && nt < 4;
+	     p = strtok_r(NULL, ws, &save))
+		tok[nt++] = p;
+	if (!nt)
+		return 0;
+	int k = link_class(tok[0]);
+	double alpha, gbs;
+	if (k < 0)
+		snprintf(err, errlen,
+			 "unknown link class '%.32s' (host, region or cross)",
+			 tok[0]);
+	else if (nt < 3)
+		snprintf(err, errlen,
+			 "expected '<host|region|cross> <alpha_us> <GB/s>'");
+	else if (nt > 3)
+		snprintf(err, errlen, "unexpected '%.32s' after the GB/s",
+			 tok[3]);
+	else if (parse_num(tok[1], 0, TOPO_ALPHA_MAX_US, &alpha))
+		snprintf(err, errlen,
+			 "alpha_us '%.32s' is not a number in 0..%.0f", tok[1],
+			 TOPO_ALPHA_MAX_US);
+	else if (parse_num(tok[2], TOPO_GBS_MIN, TOPO_GBS_MAX, &gbs))
+		snprintf(err, errlen,
+			 "GB/s '%.32s' is not a number in %g..%g", tok[2],
+			 TOPO_GBS_MIN, TOPO_GBS_MAX);
+	else if (*declared & (1u << k))
+		snprintf(err, errlen, "second '%s' line (the first is line %d)",
+			 tok[0], first_line[k]);
+	else {
+		link[k].alpha_us = alpha;
+		link[k].gbytes_per_s = gbs;
+		*declared |= 1u << k;
+		first_line[k] = lineno;
+		return 0;
+	}
+	return WCCL_EINVAL;
+}
+
+int comm_topo_parse(const char *path, struct wccl_link_cost *link,
+		    uint32_t *declared, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "r");
 	if (!f) {
-		WCCL_WARN(WCCL_SUB_TUNER, "WCCL_TOPO_FILE=%s: cannot open", path);
+		snprintf(err, errlen, "%s: cannot open: %s", path,
+			 strerror(errno));
 		return WCCL_ENOENT;
 	}
-	char line[256];
-	int lineno = 0, rc = 0;
-	while (fgets(line, sizeof(line), f)) {
+	/* Parsed into a copy: a bad file changes nothing. */
+	struct wccl_link_cost got[WCCL_LINK_CLASSES];
+	memcpy(got, link, sizeof(got));
+	char line[TOPO_LINE_MAX + 2], what[160] = "";
+	int lineno = 0, rc = 0, first_line[WCCL_LINK_CLASSES] = { 0 };
+	uint32_t decl = 0;
+	while (!rc && fgets(line, sizeof(line), f)) {
 		lineno++;
-		char cls[32];
-		double alpha, gbs;
+		size_t len = strlen(line);
+		if (len && line[len - 1] == '\n') {
+			line[--len] = '\0';
+		} else if (len == sizeof(line) - 1) {
+			/* The rest would be read as a line of its own. */
+			snprintf(what, sizeof(what),
+				 "line longer than %d characters",
+				 TOPO_LINE_MAX);
+			rc = WCCL_EINVAL;
+			break;
+		} else if (!feof(f)) {
+			snprintf(what, sizeof(what), "NUL byte in the line");
+			rc = WCCL_EINVAL;
+			break;
+		}
 		char *hash = strchr(line, '#');
 		if (hash)
 			*hash = '\0';
-		if (sscanf(line, " %31s", cls) != 1)
-			continue;
-		int k = !strcmp(cls, "host")	 ? WCCL_LINK_HOST
-			: !strcmp(cls, "region") ? WCCL_LINK_REGION
-			: !strcmp(cls, "cross")	 ? WCCL_LINK_CROSS
-						 : -1;
-		if (k < 0 || sscanf(line, " %*s %lf %lf", &alpha, &gbs) != 2 ||
-		    alpha < 0 || gbs <= 0) {
-			WCCL_WARN(WCCL_SUB_TUNER,
-				  "%s:%d: expected '<host|region|cross> "
-				  "<alpha_us> <GB/s>'",
-				  path, lineno);
-			rc = WCCL_EINVAL;
-			continue;
-		}
-		c->topo.link[k].alpha_us = alpha;
-		c->topo.link[k].gbytes_per_s = gbs;
-		c->link_declared[k] = 1;
+		rc = parse_line(line, got, &decl, first_line, lineno, what,
+				sizeof(what));
+	}
+	if (!rc && ferror(f)) {
+		snprintf(what, sizeof(what), "read error");
+		rc = WCCL_EIO;
 	}
 	fclose(f);
-	return rc;
+	if (rc) {
+		snprintf(err, errlen, "%s:%d: %s", path, lineno, what);
+		return rc;
+	}
+	memcpy(link, got, sizeof(got));
+	*declared = decl;
+	return 0;
 }
 
 int comm_load_topology(struct wccl_comm *c)
@@ -67,12 +157,104 @@ int comm_load_topology(struct wccl_comm *c)
 	c->topo.region_of = c->region_of;
 	c->topo.host_of = c->host_of;
 	memcpy(c->topo.link, defaults, sizeof(defaults));
+	struct comm_topo_decl *d = &c->topo_decl;
+	memset(d, 0, sizeof(*d));
 	const char *path = wccl_param_str(WCCL_PARAM_TOPO_FILE);
 	if (*path) {
-		c->topo_from_file = 1;
-		return load_file(c, path);
+		/* A bad file fails init after the info exchange, which takes
+		 * the reason to every rank: failing here, before it, would
+		 * leave the others a bare abort, or none if they join late. */
+		d->error = comm_topo_parse(path, c->topo.link, &d->declared,
+					   d->why, sizeof(d->why));
+		d->from_file = 1;
+		c->topo_from_file = !d->error;
+	}
+	for (int k = 0; k < WCCL_LINK_CLASSES; k++) {
+		c->link_declared[k] = (d->declared >> k) & 1;
+		d->link[k] = c->topo.link[k];
 	}
 	return 0;
+}
+
+static int same_topo(const struct comm_topo_decl *a,
+		     const struct comm_topo_decl *b)
+{
+	return a->from_file == b->from_file && a->declared == b->declared &&
+	       !memcmp(a->link, b->link, sizeof(a->link));
+}
+
+/* "cross 15000us 0.60GB/s (file)": the first class where @a and @b
+ * differ, as @a has it. */
+static void describe_diff(const struct comm_topo_decl *a,
+			  const struct comm_topo_decl *b, char *buf,
+			  size_t len)
+{
+	int k = 0;
+	while (k < WCCL_LINK_CLASSES - 1 &&
+	       ((a->declared ^ b->declared) >> k & 1) == 0 &&
+	       !memcmp(&a->link[k], &b->link[k], sizeof(a->link[k])))
+		k++;
+	snprintf(buf, len, "%s %gus %gGB/s (%s)", comm_link_class_name(k),
+		 a->link[k].alpha_us, a->link[k].gbytes_per_s,
+		 a->declared >> k & 1 ? "file"
+		 : a->from_file	      ? "default, file without it"
+				      : "default, no file");
+}
+
+/*
+ * Ranks deciding with different link costs pick different algorithms and
+ * hang or mismatch: the all-gathered figures must be the same everywhere.
+ * The reference is the figures most ranks have (the lowest rank's on a
+ * tie), so the error names the odd ones out; every rank reaches the same
+ * verdict from the same data.
+ */
+int comm_topo_agree(struct wccl_comm *c)
+{
+	const struct comm_peer *p = c->peers;
+	for (int b = 0; b < c->nranks; b++)
+		if (p[b].info.topo.error)
+			return comm_fail(c, p[b].info.topo.error, b,
+					 "rank %d: WCCL_TOPO_FILE %s", b,
+					 p[b].info.topo.why);
+	int r = 1;
+	while (r < c->nranks && same_topo(&p[0].info.topo, &p[r].info.topo))
+		r++;
+	if (r == c->nranks)
+		return 0;
+	int ref = 0, ref_n = 0;
+	for (int a = 0; a < c->nranks; a++) {
+		int n = 0;
+		for (int b = 0; b < c->nranks; b++)
+			n += same_topo(&p[a].info.topo, &p[b].info.topo);
+		if (n > ref_n) {
+			ref = a;
+			ref_n = n;
+		}
+	}
+	const struct comm_topo_decl *want = &p[ref].info.topo;
+	char odd[64] = "";
+	int first = -1, nodd = 0;
+	size_t o = 0;
+	for (r = 0; r < c->nranks; r++) {
+		if (same_topo(want, &p[r].info.topo))
+			continue;
+		if (first < 0)
+			first = r;
+		if (nodd++ < 4 && o < sizeof(odd))
+			o += (size_t)snprintf(odd + o, sizeof(odd) - o,
+					      "%s%d", nodd > 1 ? "," : "", r);
+	}
+	if (nodd > 4 && o < sizeof(odd))
+		snprintf(odd + o, sizeof(odd) - o, ",+%d", nodd - 4);
+	char theirs[80], ours[80];
+	describe_diff(&p[first].info.topo, want, theirs, sizeof(theirs));
+	describe_diff(want, &p[first].info.topo, ours, sizeof(ours));
+	return comm_fail(c, WCCL_EMISMATCH, first,
+			 "link costs differ: rank%s %s %s %s, rank %d and %d "
+			 "other(s) have %s; give every rank the same "
+			 "WCCL_TOPO_FILE",
+			 nodd > 1 ? "s" : "", odd, nodd > 1 ? "have" : "has",
+			 theirs, ref, ref_n - 1, ours);
 }
 
 /* ---- latency and bandwidth measured at init -------------------------- */

@@ -105,6 +105,33 @@ enum stranger { NO_STRANGER, STRANGER_CLOSES, STRANGER_SILENT,
 static enum stranger g_stranger;
 static int g_stranger_port;
 
+/* Per rank: its WCCL_TOPO_FILE (NULL: none). */
+static const char *g_topo_file[16];
+/* Init must fail on every rank, with g_init_err (0: any error), and each
+ * rank's log must say g_init_says. */
+static int g_init_must_fail, g_init_err;
+static const char *g_init_says;
+
+/* Init failed with @rc as the case wants, and the log says so. */
+static int init_failed_as_wanted(int r, int rc, const char *log)
+{
+	if (!rc)
+		return say(r, "init succeeded");
+	if (g_init_err && rc != g_init_err)
+		return say(r, "init: %s, want %s", wccl_err_name(rc),
+			   wccl_err_name(g_init_err));
+	char text[8192];
+	FILE *f = fopen(log, "r");
+	size_t n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	text[n] = '\0';
+	unlink(log);
+	if (!strstr(text, g_init_says))
+		return say(r, "log lacks '%s':\n%s", g_init_says, text);
+	return 0;
+}
+
 /* A rank whose init found its port taken: the free port was picked and
  * let go before the root bound it, and a test running alongside may
  * take it in between (seen in CI: rank 0 EADDRINUSE). Not the code's
@@ -131,11 +158,23 @@ static pid_t fork_rank(int r, int n, int port, rank_fn fn)
 		if (r == n - 1)
 			set_int("WCCL_COMM_TEST_LISTEN_PORT", g_stranger_port);
 	}
+	if (g_topo_file[r])
+		setenv("WCCL_TOPO_FILE", g_topo_file[r], 1);
+	else
+		unsetenv("WCCL_TOPO_FILE");
+	char log[64];
+	snprintf(log, sizeof(log), "/tmp/wccl-test-comm-%d.log", (int)getpid());
+	if (g_init_must_fail) {
+		setenv("WCCL_DEBUG", "WARN", 1);
+		setenv("WCCL_DEBUG_FILE", log, 1);
+	}
 	wccl_param_reload();
 	struct wccl_comm *c;
 	int rc = wccl_comm_init_env(&c);
 	if (rc == WCCL_EADDRINUSE)
 		_exit(EXIT_PORT_TAKEN);
+	if (g_init_must_fail)
+		_exit(init_failed_as_wanted(r, rc, log));
 	if (rc)
 		_exit(say(r, "init: %s", wccl_err_name(rc)) + 10);
 	_exit(fn(c, r, n));
@@ -793,6 +832,66 @@ static void strangers_on_the_listener_are_dropped(void **state)
 	g_transport = NULL;
 }
 
+/* Write @text to a fresh file; returns its path (static storage). */
+static const char *topo_file(int which, const char *text)
+{
+	static char paths[3][64];
+	snprintf(paths[which], sizeof(paths[which]), "/tmp/wccl-topo-XXXXXX");
+	int fd = mkstemp(paths[which]);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return paths[which];
+}
+
+/*
+ * Ranks with different link costs would pick different algorithms and
+ * hang: a rank whose topology file differs, one without a file, one with
+ * a bad file each make every rank's init fail, naming that rank.
+ */
+static void differing_topology_files_fail_init(void **state)
+{
+	(void)state;
+	const char *a = topo_file(0, "host 2 10\ncross 15000 0.6\n");
+	const char *b = topo_file(1, "host 2 10\ncross 15000 0.5\n");
+	const char *bad = topo_file(2, "host 2 10\ncross nan 0.5\n");
+	g_init_must_fail = 1;
+	/* Another file on rank 2. */
+	g_topo_file[0] = g_topo_file[1] = g_topo_file[2] = a;
+	g_topo_file[2] = b;
+	g_init_err = WCCL_EMISMATCH;
+	g_init_says = "link costs differ: rank 2 has cross 15000us 0.5GB/s";
+	int rc1 = run_ranks(3, sum_body);
+	/* No file on rank 0: the two others are the reference. */
+	g_topo_file[0] = NULL;
+	g_topo_file[2] = a;
+	g_init_says = "link costs differ: rank 0 has host 2us 8GB/s (default, "
+		      "no file), rank 1 and 1 other(s) have host 2us 10GB/s";
+	int rc2 = run_ranks(3, sum_body);
+	/* A file that does not parse on rank 1: everyone hears why. */
+	char says[160];
+	snprintf(says, sizeof(says),
+		 "rank 1: WCCL_TOPO_FILE %s:2: alpha_us 'nan' is not a "
+		 "number", bad);
+	g_topo_file[0] = a;
+	g_topo_file[1] = bad;
+	g_init_err = WCCL_EINVAL;
+	g_init_says = says;
+	int rc3 = run_ranks(3, sum_body);
+	/* The same file everywhere still works. */
+	g_init_must_fail = 0;
+	g_topo_file[1] = a;
+	int rc4 = run_ranks(3, sum_body);
+	memset(g_topo_file, 0, sizeof(g_topo_file));
+	unlink(a);
+	unlink(b);
+	unlink(bad);
+	assert_int_equal(rc1, 0);
+	assert_int_equal(rc2, 0);
+	assert_int_equal(rc3, 0);
+	assert_int_equal(rc4, 0);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -813,6 +912,7 @@ int main(void)
 		cmocka_unit_test(signatures_in_data_catch_mismatches),
 		cmocka_unit_test(links_are_measured_at_init),
 		cmocka_unit_test(strangers_on_the_listener_are_dropped),
+		cmocka_unit_test(differing_topology_files_fail_init),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
