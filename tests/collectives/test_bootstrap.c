@@ -485,18 +485,24 @@ static void dead_rank_fails_the_others_naming_it(void **state)
 	job_stop(&j);
 }
 
+/* A root and three ranks joined to it, in this process. */
+static void job_of_three(struct job *j, struct wccl_bootstrap *b[3])
+{
+	job_start(j);
+	for (int r = 0; r < 3; r++)
+		assert_int_equal(wccl_bootstrap_join(j->addr, secret, r, 3,
+						     TIMEOUT_MS, &b[r]),
+				 0);
+}
+
 /* Rank 0 gathers; rank 1 and 2 have joined but never call: the timeout
  * names them (the first as error_rank), not rank 0 or nobody. */
 static void idle_ranks_are_named_on_timeout(void **state)
 {
 	(void)state;
 	struct job j;
-	job_start(&j);
 	struct wccl_bootstrap *b[3];
-	for (int r = 0; r < 3; r++)
-		assert_int_equal(wccl_bootstrap_join(j.addr, secret, r, 3,
-						     TIMEOUT_MS, &b[r]),
-				 0);
+	job_of_three(&j, b);
 	int x = 0, all[3];
 	uint64_t t0 = wccl_now_ns();
 	assert_int_equal(wccl_bootstrap_allgather(b[0], &x, sizeof(x), all,
@@ -526,12 +532,8 @@ static void rank_that_leaves_is_named(void **state)
 {
 	(void)state;
 	struct job j;
-	job_start(&j);
 	struct wccl_bootstrap *b[3];
-	for (int r = 0; r < 3; r++)
-		assert_int_equal(wccl_bootstrap_join(j.addr, secret, r, 3,
-						     TIMEOUT_MS, &b[r]),
-				 0);
+	job_of_three(&j, b);
 	wccl_bootstrap_close(b[1]);
 	int x = 0, all[3];
 	uint64_t t0 = wccl_now_ns();

@@ -82,6 +82,21 @@ static void pump(struct pair *p, int rounds, uint64_t cookie, int *n)
 	}
 }
 
+/* @len bytes at @buf registered at the pair's target for remote writes;
+ * their key in *@rk. */
+static struct wccl_mr *writable(struct pair *p, void *buf, size_t len,
+				struct wccl_rkey *rk)
+{
+	struct wccl_mr *mr;
+	assert_int_equal(wccl_mr_register(p->cb, buf, len,
+					  WCCL_ACCESS_LOCAL |
+						  WCCL_ACCESS_REMOTE_WRITE,
+					  &mr),
+			 0);
+	assert_int_equal(wccl_mr_rkey(mr, rk), 0);
+	return mr;
+}
+
 /* Both copies by process_vm_readv, in slices, or nothing to test. */
 static int cma_pair(struct pair *p)
 {
@@ -115,14 +130,8 @@ static void unexpected_send_during_sliced_write(void **state)
 	memset(sbuf, 0x55, S);
 	memset(wbuf, 0x77, W);
 	memset(rarea, 0xee, S + GUARD);
-	struct wccl_mr *mr;
 	struct wccl_rkey rk;
-	assert_int_equal(wccl_mr_register(p.cb, region, W,
-					  WCCL_ACCESS_LOCAL |
-						  WCCL_ACCESS_REMOTE_WRITE,
-					  &mr),
-			 0);
-	assert_int_equal(wccl_mr_rkey(mr, &rk), 0);
+	struct wccl_mr *mr = writable(&p, region, W, &rk);
 	assert_int_equal(wccl_post_send(p.ea, sbuf, S, NULL, 1), 0);
 	int n = 0;
 	pump(&p, 10, 0, &n); /* the SEND: unexpected */
@@ -164,14 +173,8 @@ static void header_rewritten_mid_copy(void **state)
 	uint8_t *src = malloc(AREA), *area = malloc(AREA);
 	memset(src, 0x5a, AREA);
 	memset(area, 0xee, AREA);
-	struct wccl_mr *mr;
 	struct wccl_rkey rk;
-	assert_int_equal(wccl_mr_register(p.cb, area, R,
-					  WCCL_ACCESS_LOCAL |
-						  WCCL_ACCESS_REMOTE_WRITE,
-					  &mr),
-			 0);
-	assert_int_equal(wccl_mr_rkey(mr, &rk), 0);
+	struct wccl_mr *mr = writable(&p, area, R, &rk);
 	struct shm_ep *a = (struct shm_ep *)p.ea;
 	uint64_t at = a->tx.pos;
 	assert_int_equal(wccl_post_write(p.ea, src, R, NULL, &rk, 0, 0, 0, 1),
@@ -207,14 +210,8 @@ static void deregister_while_streamed(void **state)
 	const size_t W = 8u << 20;
 	uint8_t *src = malloc(W), *region = calloc(1, W);
 	memset(src, 0x5a, W);
-	struct wccl_mr *mr;
 	struct wccl_rkey rk;
-	assert_int_equal(wccl_mr_register(p.cb, region, W,
-					  WCCL_ACCESS_LOCAL |
-						  WCCL_ACCESS_REMOTE_WRITE,
-					  &mr),
-			 0);
-	assert_int_equal(wccl_mr_rkey(mr, &rk), 0);
+	struct wccl_mr *mr = writable(&p, region, W, &rk);
 	assert_int_equal(wccl_post_write(p.ea, src, W, NULL, &rk, 0, 0, 0, 9),
 			 0);
 	struct wccl_completion wc[16];
