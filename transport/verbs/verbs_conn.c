@@ -135,7 +135,9 @@ static struct verbs_ep *ep_new(struct verbs_ctx *ctx, uint32_t nqps)
 		free(ep);
 		return NULL;
 	}
-	for (uint32_t i = 0; i < nqps; i++) {
+	/* Every slot, not just nqps: a QP must never exist without its
+	 * endpoint (qp_teardown and the CM handler dereference q->ep). */
+	for (uint32_t i = 0; i < VERBS_MAX_QPS; i++) {
 		ep->qp[i].ep = ep;
 		ep->qp[i].idx = i;
 		ep->qp[i].retries = VERBS_REJECT_RETRIES;
@@ -147,14 +149,19 @@ static struct verbs_ep *ep_new(struct verbs_ctx *ctx, uint32_t nqps)
 	return ep;
 }
 
-static void ep_set_peer(struct verbs_ep *ep, const struct sockaddr *sa)
+static void addr_str(const struct sockaddr *sa, char *buf, size_t len)
 {
 	char ip[INET_ADDRSTRLEN] = "?";
 	const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
 	if (sa && sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-	snprintf(ep->base.peer, sizeof(ep->base.peer), "verbs:%s:%u", ip,
-		 sa ? ntohs(in->sin_port) : 0);
+	snprintf(buf, len, "verbs:%s:%u", ip,
+		 sa && sa->sa_family == AF_INET ? ntohs(in->sin_port) : 0);
+}
+
+static void ep_set_peer(struct verbs_ep *ep, const struct sockaddr *sa)
+{
+	addr_str(sa, ep->base.peer, sizeof(ep->base.peer));
 }
 
 /* Create the RC QP of @q on @id (resolved or a passive child). */
@@ -442,6 +449,24 @@ static void on_request(struct verbs_listener *l, struct rdma_cm_id *id,
 		return;
 	}
 	struct verbs_ep *ep = find_pending(l, h->nonce);
+	/* The endpoint was sized by the first hello of this nonce: a later
+	 * one must agree with it and name a free slot, or it would get a
+	 * QP outside the endpoint's. */
+	if (ep && (h->nqps != ep->nqps || h->idx >= ep->nqps ||
+		   ep->qp[h->idx].id)) {
+		char peer[WCCL_ADDR_MAX];
+		addr_str(rdma_get_peer_addr(id), peer, sizeof(peer));
+		WCCL_WARN(WCCL_SUB_VERBS,
+			  "listener %s: connect request from %s for QP %u "
+			  "of %u does not fit its endpoint of %u QPs (%s): "
+			  "rejected",
+			  l->addr, peer, h->idx, h->nqps, ep->nqps,
+			  h->nqps != ep->nqps ? "QP count differs"
+					      : "QP already connected");
+		rdma_reject(id, NULL, 0);
+		rdma_destroy_id(id);
+		return;
+	}
 	if (!ep) {
 		ep = ep_new(ctx, h->nqps);
 		if (!ep) {
