@@ -177,11 +177,13 @@ struct verbs_txop {
  * sender (which would cost a round trip). */
 struct verbs_rxop {
 	uint64_t cookie, len;
+	uint64_t posted; /* buffer length: a striped send's imm is checked */
 	struct verbs_mrc *tmp;
 	struct ibv_mr *rmr; /* remote-writable, for a striped send */
 	int32_t status;
 	uint32_t need;
 	bool done, wait;
+	bool offered; /* a clear-to-send entry went to the peer for it */
 };
 
 enum verbs_ep_state {

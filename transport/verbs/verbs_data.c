@@ -702,6 +702,7 @@ int verbs_post_recv(struct wccl_endpoint *e, void *buf, size_t len,
 	struct verbs_rxop *r = &ep->rq[ep->rq_post & ep->mask];
 	memset(r, 0, sizeof(*r));
 	r->cookie = cookie;
+	r->posted = len;
 	struct ibv_sge sge = {.addr = (uint64_t)(uintptr_t)buf,
 			      .length = (uint32_t)len};
 	/* A large receive is offered to a striped send (struct verbs_cts):
@@ -752,6 +753,7 @@ int verbs_post_recv(struct wccl_endpoint *e, void *buf, size_t len,
 				    "ibv_post_recv: %s", strerror(rc));
 	}
 	if (offer) {
+		r->offered = true;
 		struct verbs_cts *c = &ep->cts_out[ep->rq_post & ep->mask];
 		*c = (struct verbs_cts){.addr = (uint64_t)(uintptr_t)buf,
 					.len = len,
@@ -808,9 +810,23 @@ static void rx_done(struct verbs_ep *ep, const struct ibv_wc *wc)
 	r->wait = !status && (wc->wc_flags & IBV_WC_WITH_IMM);
 	r->need = ntohl(wc->imm_data);
 	if (wc->opcode == IBV_WC_RECV_RDMA_WITH_IMM) {
-		/* The final write of a striped send: imm = its length. */
-		r->len = status ? 0 : ntohl(wc->imm_data);
+		/* The final write of a striped send: imm = its length. Only
+		 * an offered receive can take one, and the HCA checked the
+		 * pieces against the offered range, not this length. */
+		uint32_t len = ntohl(wc->imm_data);
 		r->wait = false;
+		if (!status && (!r->offered || len > r->posted)) {
+			status = WCCL_EPROTO;
+			const char *how = r->offered ? "" : "never offered ";
+			verbs_ep_fail(ep, wccl_ep_fail(
+					      &ep->base, WCCL_SUB_VERBS, status,
+					      "striped send of %u bytes into "
+					      "a %s%llu-byte receive",
+					      len, how,
+					      (unsigned long long)r->posted));
+			r->status = status;
+		}
+		r->len = status ? 0 : len;
 	}
 	r->done = true;
 	verbs_mrc_put(ep->ctx, r->tmp);
