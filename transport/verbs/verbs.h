@@ -43,6 +43,9 @@
 #define VERBS_MAX_DATA_QPS 16u
 #define VERBS_MAX_QPS (VERBS_MAX_DATA_QPS + 1u)
 #define VERBS_CHAIN_MAX 64u
+/* Endpoints a listener holds for wccl_accept: each has an MR, QPs and CQ
+ * room, so a peer must not be able to make them without bound. */
+#define VERBS_MAX_PENDING 64u
 #define VERBS_QP_HASH 4096u /* qp_num -> QP, open addressing */
 #define VERBS_INTERNAL UINT64_MAX /* sq ring entry of an internal WR */
 #define VERBS_MAGIC 0x77636332u	  /* "wcc2" in connect private data */

@@ -30,6 +30,9 @@
 #define VERBS_REJECT_DELAY_MS 200
 #define VERBS_BACKLOG 128
 
+static void ep_destroy(struct verbs_ep *ep);
+static bool ep_drained(const struct verbs_ep *ep);
+
 int verbs_parse_addr(const char *addr, struct sockaddr_in *sa)
 {
 	char host[64];
@@ -224,6 +227,7 @@ static int qp_create(struct verbs_ep *ep, struct verbs_qp *q,
 		verbs_cq_reserve(ctx, -more);
 		return WCCL_ENOMEM;
 	}
+	bool had_id = q->id == id; /* active: @id is the QP's already */
 	q->sq_cap = sq;
 	q->sq_mask = cap - 1;
 	q->max_inline = ia.cap.max_inline_data;
@@ -232,8 +236,15 @@ static int qp_create(struct verbs_ep *ep, struct verbs_qp *q,
 	q->qp_num = id->qp->qp_num;
 	id->context = q;
 	if (qp_hash_add(ctx, q)) {
+		/* A passive caller destroys @id itself: forget it here. */
 		rdma_destroy_qp(id);
+		if (!had_id) {
+			id->context = NULL;
+			q->id = NULL;
+		}
 		q->qp = NULL;
+		free(q->sq_op);
+		q->sq_op = NULL;
 		verbs_cq_reserve(ctx, -more);
 		return WCCL_ENOSPC;
 	}
@@ -434,6 +445,29 @@ static struct verbs_ep *find_pending(struct verbs_listener *l,
 	return NULL;
 }
 
+/* Free the pending endpoints whose handshake failed (not every QP came
+ * up): nobody can use them, and they count against VERBS_MAX_PENDING.
+ * One that did connect stays for wccl_accept to report its failure. */
+static void reap_failed(struct verbs_listener *l)
+{
+	for (struct verbs_ep **pp = &l->pending; *pp;) {
+		struct verbs_ep *ep = *pp;
+		if (ep->state != VERBS_EP_FAILED || ep->n_up >= ep->nqps ||
+		    !ep_drained(ep)) {
+			pp = &ep->next_pending;
+			continue;
+		}
+		*pp = ep->next_pending;
+		WCCL_INFO(WCCL_SUB_VERBS,
+			  "listener %s: dropping the failed connection "
+			  "attempt from %s (%u of %u QPs were up)",
+			  l->addr, ep->base.peer, ep->n_up, ep->nqps);
+		ep->lis = NULL;
+		ep->closing = true;
+		ep_destroy(ep);
+	}
+}
+
 static void on_request(struct verbs_listener *l, struct rdma_cm_id *id,
 		       const struct verbs_hello *h, size_t hlen)
 {
@@ -468,6 +502,21 @@ static void on_request(struct verbs_listener *l, struct rdma_cm_id *id,
 		return;
 	}
 	if (!ep) {
+		reap_failed(l);
+		uint32_t n = 0;
+		for (struct verbs_ep *p = l->pending; p; p = p->next_pending)
+			n++;
+		if (n >= VERBS_MAX_PENDING) {
+			char peer[WCCL_ADDR_MAX];
+			addr_str(rdma_get_peer_addr(id), peer, sizeof(peer));
+			WCCL_WARN(WCCL_SUB_VERBS,
+				  "listener %s: %u connections await "
+				  "wccl_accept; the one from %s is rejected",
+				  l->addr, n, peer);
+			rdma_reject(id, NULL, 0);
+			rdma_destroy_id(id);
+			return;
+		}
 		ep = ep_new(ctx, h->nqps);
 		if (!ep) {
 			rdma_reject(id, NULL, 0);
@@ -498,6 +547,7 @@ static void on_request(struct verbs_listener *l, struct rdma_cm_id *id,
 		rdma_reject(id, NULL, 0);
 		rdma_destroy_id(id);
 		verbs_ep_fail(ep, WCCL_ENOMEM);
+		reap_failed(l);
 		return;
 	}
 	struct verbs_hello rh = *h;
@@ -746,8 +796,6 @@ int verbs_listener_addr(const struct wccl_listener *b, char *buf, size_t len)
 	return 0;
 }
 
-static void ep_destroy(struct verbs_ep *ep);
-
 void verbs_listener_close(struct wccl_listener *b)
 {
 	struct verbs_listener *l = VERBS_LIS(b);
@@ -781,6 +829,7 @@ int verbs_accept(struct wccl_listener *b, struct wccl_cq *cq,
 	int rc = verbs_progress(l->ctx);
 	if (rc < 0)
 		return rc;
+	reap_failed(l);
 	struct verbs_ep *ep = l->pending;
 	if (!ep)
 		return WCCL_EAGAIN;
