@@ -198,6 +198,13 @@ struct dpdk_ep {
 	uint32_t rq_post, rq_done;
 	struct dpdk_rxslot *rx;
 	uint32_t rcv_nxt, rcv_high, rx_op_done, peer_op_seen;
+	/* The op arriving now, as its FIRST fragment described it: later
+	 * fragments must agree and come in order, since only the FIRST was
+	 * checked against the receive or region (cur_active: one is open). */
+	bool cur_active;
+	uint8_t cur_op;
+	uint32_t cur_imm;
+	uint64_t cur_len, cur_key, cur_roff, cur_next;
 	uint8_t *cur_dest;
 	int32_t cur_status;
 	const struct dpdk_mr *cur_mr; /* a WRITE's region, while it lands */

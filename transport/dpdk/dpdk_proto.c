@@ -754,8 +754,75 @@ static void rx_data(struct dpdk_ep *ep, struct rte_mbuf *m, uint32_t poff,
 	ctx->st.rx_data++;
 }
 
+/* Where a FIRST fragment's op lands: the posted receive @rp or a checked
+ * region. Sets *@dest and *@mr when it may land, returns its status. */
+static int32_t rx_first_dest(struct dpdk_ep *ep, const struct dpdk_wire_hdr *h,
+			     const struct dpdk_rxpost *rp, uint8_t **dest,
+			     const struct dpdk_mr **mrp)
+{
+	*dest = NULL;
+	*mrp = NULL;
+	if (h->op == DPDK_OP_SEND) {
+		if (h->msg_len > rp->len)
+			return WCCL_ETRUNCATED;
+		*dest = rp->buf;
+		return 0;
+	}
+	struct dpdk_mr *mr = dpdk_mr_lookup(ep->ctx, h->key);
+	if (!mr)
+		return WCCL_EREMOTE_KEY;
+	if (!(mr->base.access & WCCL_ACCESS_REMOTE_WRITE))
+		return WCCL_EREMOTE_ACCESS;
+	if (h->roff > mr->base.len || h->msg_len > mr->base.len - h->roff)
+		return WCCL_EREMOTE_BOUNDS;
+	*dest = (uint8_t *)mr->base.addr + h->roff;
+	*mrp = mr;
+	return 0;
+}
+
+/* Does @h continue the op its FIRST opened, in order? 0 or the failure. */
+static int rx_check_frag(struct dpdk_ep *ep, const struct dpdk_wire_hdr *h)
+{
+	bool first = h->flags & DPDK_F_FIRST;
+	if (first && ep->cur_active)
+		return dpdk_ep_failf(ep, WCCL_EPROTO,
+				     "packet %u starts op %u again before "
+				     "its last fragment", h->seq, h->op_seq);
+	if (!first && !ep->cur_active)
+		return dpdk_ep_failf(ep, WCCL_EPROTO,
+				     "packet %u continues op %u, which no "
+				     "first fragment started", h->seq,
+				     h->op_seq);
+	if (!first && (h->op != ep->cur_op || h->msg_len != ep->cur_len ||
+		       h->key != ep->cur_key || h->roff != ep->cur_roff ||
+		       h->imm != ep->cur_imm))
+		return dpdk_ep_failf(ep, WCCL_EPROTO,
+				     "packet %u of op %u disagrees with the "
+				     "op's first fragment (op %u/%u, length "
+				     "%llu/%llu)", h->seq, h->op_seq, h->op,
+				     ep->cur_op,
+				     (unsigned long long)h->msg_len,
+				     (unsigned long long)ep->cur_len);
+	uint64_t next = first ? 0 : ep->cur_next;
+	if (h->offset != next)
+		return dpdk_ep_failf(ep, WCCL_EPROTO,
+				     "packet %u of op %u at offset %llu, "
+				     "expected %llu", h->seq, h->op_seq,
+				     (unsigned long long)h->offset,
+				     (unsigned long long)next);
+	if ((h->flags & DPDK_F_LAST) && h->offset + h->frag_len != h->msg_len)
+		return dpdk_ep_failf(ep, WCCL_EPROTO,
+				     "packet %u ends op %u at %llu of %llu "
+				     "bytes", h->seq, h->op_seq,
+				     (unsigned long long)(h->offset +
+							  h->frag_len),
+				     (unsigned long long)h->msg_len);
+	return 0;
+}
+
 /* Apply the packet at rcv_nxt: 0 done, -WCCL_EAGAIN not yet (no posted
- * receive, no CQ room, or the endpoint is not accepted yet). */
+ * receive, no CQ room, or the endpoint is not accepted yet). Nothing is
+ * committed before the EAGAIN checks, so a retry sees the same state. */
 static int rx_apply(struct dpdk_ep *ep, struct dpdk_rxslot *sl)
 {
 	const struct dpdk_wire_hdr *h = &sl->h;
@@ -766,36 +833,36 @@ static int rx_apply(struct dpdk_ep *ep, struct dpdk_rxslot *sl)
 		return dpdk_ep_failf(ep, WCCL_EPROTO,
 				     "packet %u carries op %u, expected op %u",
 				     h->seq, h->op_seq, ep->rx_op_done);
+	int rc = rx_check_frag(ep, h);
+	if (rc)
+		return rc;
 	struct dpdk_rxpost *rp = &ep->rq[ep->rq_done & ep->dmask];
-	if (h->flags & DPDK_F_FIRST) {
-		int32_t st = 0;
-		uint8_t *dest = NULL;
-		if (h->op == DPDK_OP_SEND) {
-			if (ep->rq_done == ep->rq_post)
-				return WCCL_EAGAIN;
-			if (h->msg_len > rp->len)
-				st = WCCL_ETRUNCATED;
-			dest = rp->buf;
-		} else {
-			struct dpdk_mr *mr = dpdk_mr_lookup(ep->ctx, h->key);
-			if (!mr)
-				st = WCCL_EREMOTE_KEY;
-			else if (!(mr->base.access & WCCL_ACCESS_REMOTE_WRITE))
-				st = WCCL_EREMOTE_ACCESS;
-			else if (h->roff > mr->base.len ||
-				 h->msg_len > mr->base.len - h->roff)
-				st = WCCL_EREMOTE_BOUNDS;
-			else
-				dest = (uint8_t *)mr->base.addr + h->roff;
-			ep->cur_mr = st ? NULL : mr;
-		}
+	bool first = h->flags & DPDK_F_FIRST, last = h->flags & DPDK_F_LAST;
+	int32_t st = ep->cur_status;
+	uint8_t *dest = ep->cur_dest;
+	const struct dpdk_mr *mr = ep->cur_mr;
+	if (first) {
+		if (h->op == DPDK_OP_SEND && ep->rq_done == ep->rq_post)
+			return WCCL_EAGAIN;
+		st = rx_first_dest(ep, h, rp, &dest, &mr);
+	}
+	if (last && (cq->count >= cq->cap ||
+		     (st && ep->n_rej == DPDK_WIRE_MAX_REJ)))
+		return WCCL_EAGAIN;
+	if (first) {
+		ep->cur_active = true;
+		ep->cur_op = h->op;
+		ep->cur_imm = h->imm;
+		ep->cur_len = h->msg_len;
+		ep->cur_key = h->key;
+		ep->cur_roff = h->roff;
+		ep->cur_next = 0;
 		ep->cur_status = st;
 		ep->cur_dest = dest;
+		ep->cur_mr = mr;
 	}
-	bool last = h->flags & DPDK_F_LAST;
-	if (last && (cq->count >= cq->cap ||
-		     (ep->cur_status && ep->n_rej == DPDK_WIRE_MAX_REJ)))
-		return WCCL_EAGAIN;
+	/* In bounds: the FIRST checked [0, cur_len) at cur_dest, and the
+	 * decoder keeps offset + frag_len within msg_len == cur_len. */
 	if (!ep->cur_status && h->frag_len) {
 		/* Copied straight into place, across segments if chained. */
 		uint8_t *dst = ep->cur_dest + h->offset;
@@ -808,37 +875,41 @@ static int rx_apply(struct dpdk_ep *ep, struct dpdk_rxslot *sl)
 		if (src != dst)
 			memcpy(dst, src, h->frag_len);
 	}
+	ep->cur_next += h->frag_len;
 	if (!last)
 		return 0;
+	st = ep->cur_status;
+	ep->cur_active = false;
+	ep->cur_dest = NULL;
 	ep->cur_mr = NULL;
 	struct wccl_completion c = { .ep = &ep->base,
-				     .len = h->msg_len,
-				     .status = ep->cur_status };
+				     .len = ep->cur_len,
+				     .status = st };
 	bool push = true;
-	if (h->op == DPDK_OP_SEND) {
+	if (ep->cur_op == DPDK_OP_SEND) {
 		c.cookie = rp->cookie;
 		c.op = WCCL_OP_RECV;
 		ep->rq_done++;
-	} else if (ep->cur_status) {
+	} else if (st) {
 		c.op = WCCL_OP_ERROR;
 		ep->ctx->st.rejected_writes++;
 		WCCL_INFO(WCCL_SUB_DPDK, "%s: rejected write key %#llx "
 					 "offset %llu len %llu: %s",
-			  ep->base.peer, (unsigned long long)h->key,
-			  (unsigned long long)h->roff,
-			  (unsigned long long)h->msg_len,
-			  wccl_strerror(ep->cur_status));
-	} else if (h->op == DPDK_OP_WRITE_IMM) {
+			  ep->base.peer, (unsigned long long)ep->cur_key,
+			  (unsigned long long)ep->cur_roff,
+			  (unsigned long long)ep->cur_len,
+			  wccl_strerror(st));
+	} else if (ep->cur_op == DPDK_OP_WRITE_IMM) {
 		c.op = WCCL_OP_WRITE_IMM;
-		c.imm = h->imm;
+		c.imm = ep->cur_imm;
 	} else {
 		push = false;
 	}
 	if (push)
 		dpdk_cq_push(cq, &c);
-	if (ep->cur_status)
+	if (st)
 		ep->rej[ep->n_rej++] =
-			(struct dpdk_rej){ h->op_seq, (uint32_t)-ep->cur_status };
+			(struct dpdk_rej){ h->op_seq, (uint32_t)-st };
 	ep->rx_op_done++;
 	return 0;
 }
