@@ -32,6 +32,14 @@
 #define DPDK_ACCEPT_MAX 64u
 #define DPDK_L2L3_LEN (14u + 20u + 8u)
 #define DPDK_NEIGH_MAX 256u
+#define DPDK_POOL_MBUFS 16383u
+/* Mbufs the reorder rings may hold in all, well below the pool less the
+ * RX ring, so received packets can never starve the port; past it only
+ * each connection's next in-order packet is kept (the sender resends the
+ * rest). A connection not accepted yet holds at most DPDK_RX_UNACCEPTED:
+ * anyone can open one with a SYN. */
+#define DPDK_RX_HELD_MAX (DPDK_POOL_MBUFS / 2)
+#define DPDK_RX_UNACCEPTED 8u
 /* What a data packet of n payload bytes costs on the wire (no SACK or
  * rejection blocks): pacing, the window and delivery rates count these. */
 #define DPDK_WIRE_COST(n) ((n) + DPDK_L2L3_LEN + DPDK_WIRE_HDR_LEN)
@@ -106,6 +114,7 @@ struct dpdk_ctx {
 	uint64_t arp_timeout_ns, arp_retry_ns;
 	struct dpdk_neigh neigh[DPDK_NEIGH_MAX];
 	uint32_t mr_gen, conn_gen;
+	uint32_t rx_held; /* mbufs in all reorder rings (DPDK_RX_HELD_MAX) */
 	struct dpdk_ep *eps[DPDK_EP_SLOTS];
 	struct dpdk_listener *listeners;
 	struct rte_mbuf *txq[DPDK_TXQ_MAX];
@@ -230,6 +239,7 @@ int dpdk_eal_describe(char *buf, size_t len);
 int dpdk_progress(struct dpdk_ctx *ctx);
 void dpdk_link_release(struct dpdk_ctx *ctx, bool all);
 void dpdk_ep_service(struct dpdk_ep *ep);
+void dpdk_ep_rx_release(struct dpdk_ep *ep);
 void dpdk_send_ctrl(struct dpdk_ep *ep, uint8_t type);
 void dpdk_tx_flush(struct dpdk_ctx *ctx);
 void dpdk_txq_push(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool data);

@@ -92,10 +92,7 @@ struct dpdk_ep *dpdk_ep_new(struct dpdk_ctx *ctx)
 
 void dpdk_ep_free(struct dpdk_ep *ep)
 {
-	if (ep->rx)
-		for (uint32_t i = 0; i < ep->window; i++)
-			if (ep->rx[i].m)
-				rte_pktmbuf_free(ep->rx[i].m);
+	dpdk_ep_rx_release(ep);
 	if (ep->tx) /* operations never completed: drop their region refs */
 		for (uint32_t s = ep->tx_done; s != ep->tx_post; s++)
 			if (ep->tx[s & ep->dmask].zmr)

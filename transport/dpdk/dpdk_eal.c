@@ -306,9 +306,9 @@ int dpdk_port_setup(struct dpdk_ctx *ctx)
 	ctx->port = (uint16_t)port;
 	/* Standard 2 KiB mbufs; a jumbo frame is a chain of them. */
 	if (!eal_pool) {
-		eal_pool = rte_pktmbuf_pool_create("wccl_pool", 16383, 256, 0,
-						   RTE_MBUF_DEFAULT_BUF_SIZE,
-						   (int)rte_socket_id());
+		eal_pool = rte_pktmbuf_pool_create(
+			"wccl_pool", DPDK_POOL_MBUFS, 256, 0,
+			RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
 		if (!eal_pool) {
 			WCCL_WARN(WCCL_SUB_DPDK, "mbuf pool: %s",
 				  rte_strerror(rte_errno));

@@ -51,6 +51,7 @@ int dpdk_ep_failf(struct dpdk_ep *ep, int err, const char *fmt, ...)
 	va_end(ap);
 	ep->state = DPDK_EP_FAILED;
 	ep->err = err;
+	dpdk_ep_rx_release(ep); /* never delivered now */
 	wccl_ep_fail(&ep->base, WCCL_SUB_DPDK, err, "%s", msg);
 	dpdk_ep_flush(ep, err);
 	return err;
@@ -743,9 +744,17 @@ static void rx_data(struct dpdk_ep *ep, struct rte_mbuf *m, uint32_t poff,
 		rte_pktmbuf_free(m);
 		return;
 	}
+	if (h->seq != ep->rcv_nxt &&
+	    ((!ep->base.cq && h->seq - ep->rcv_nxt >= DPDK_RX_UNACCEPTED) ||
+	     ctx->rx_held >= DPDK_RX_HELD_MAX)) {
+		ctx->st.rx_not_held++;
+		rte_pktmbuf_free(m);
+		return;
+	}
 	if (h->seq != ep->rcv_high)
 		ctx->st.rx_reordered++; /* a gap opened or a hole filled */
 	sl->m = m;
+	ctx->rx_held++;
 	sl->poff = poff;
 	sl->h = *h;
 	if (dpdk_seq_lt(ep->rcv_high, h->seq + 1))
@@ -914,6 +923,19 @@ static int rx_apply(struct dpdk_ep *ep, struct dpdk_rxslot *sl)
 	return 0;
 }
 
+/* Free what @ep's reorder ring holds (failed or going away). */
+void dpdk_ep_rx_release(struct dpdk_ep *ep)
+{
+	if (!ep->rx)
+		return;
+	for (uint32_t i = 0; i < ep->window; i++)
+		if (ep->rx[i].m) {
+			rte_pktmbuf_free(ep->rx[i].m);
+			ep->rx[i].m = NULL;
+			ep->ctx->rx_held--;
+		}
+}
+
 static void rx_deliver(struct dpdk_ep *ep)
 {
 	while (ep->state == DPDK_EP_READY) {
@@ -922,6 +944,7 @@ static void rx_deliver(struct dpdk_ep *ep)
 			return;
 		rte_pktmbuf_free(sl->m);
 		sl->m = NULL;
+		ep->ctx->rx_held--;
 		ep->rcv_nxt++;
 		ep->ack_pending = true;
 		ep->sack_dirty = true;
@@ -1103,6 +1126,7 @@ static void rx_frame(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool local)
 			/* Orderly: nothing in flight here. */
 			ep->state = DPDK_EP_FAILED;
 			ep->err = WCCL_EPEER_LOST;
+			dpdk_ep_rx_release(ep);
 			wccl_ep_closed(&ep->base, WCCL_SUB_DPDK, WCCL_EPEER_LOST,
 				       "peer closed the connection");
 		} else {

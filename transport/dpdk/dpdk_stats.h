@@ -17,6 +17,9 @@ struct dpdk_stats {
 	uint64_t tx_zcopy; /* data frames whose payload was attached, not copied */
 	uint64_t rx_multiseg, rx_max_frag; /* chained frames, largest payload */
 	uint64_t arp_rx, arp_requests, arp_replies, arp_conflicts, icmp_echo;
+	/* DATA dropped to bound the mbufs reorder rings hold: for a
+	 * connection not yet accepted, or over DPDK_RX_HELD_MAX */
+	uint64_t rx_not_held;
 };
 
 /* Copy @ctx's counters (a dpdk context) into @st. Returns 0 or
