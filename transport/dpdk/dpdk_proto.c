@@ -682,9 +682,16 @@ static void rx_ack(struct dpdk_ep *ep, const struct dpdk_wire_hdr *h)
 		if (!dpdk_seq_lt(q, ep->tx_done) && dpdk_seq_lt(q, ep->tx_seg_op))
 			ep->tx[q & ep->dmask].status = -(int32_t)h->rej[i].err;
 	}
-	if (dpdk_seq_lt(ep->peer_op_done, h->op_done) &&
-	    !dpdk_seq_lt(ep->tx_seg_op, h->op_done))
-		ep->peer_op_done = h->op_done;
+	/* An op is done only once all its packets are acknowledged: a peer
+	 * claiming more would have complete_ops free tx slots that a
+	 * retransmit still reads. */
+	uint32_t done_max = ep->snd_una == ep->snd_nxt
+				    ? ep->tx_seg_op
+				    : ep->pkts[ep->snd_una & ep->wmask].op_seq;
+	uint32_t done = dpdk_seq_lt(done_max, h->op_done) ? done_max
+							  : h->op_done;
+	if (dpdk_seq_lt(ep->peer_op_done, done))
+		ep->peer_op_done = done;
 	if (dpdk_seq_lt(ep->peer_op_seen, h->op_seen) &&
 	    !dpdk_seq_lt(ep->rx_op_done, h->op_seen)) {
 		ep->peer_op_seen = h->op_seen;
