@@ -1098,16 +1098,20 @@ static void rx_frame(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool local)
 			reply_rst(ctx, eth, ip->src_addr, sport, dport, &h);
 		goto unknown;
 	}
-	if (!ep->mac_known) {
-		rte_ether_addr_copy(&eth->src_addr, &ep->peer_mac);
-		ep->mac_known = true;
-	}
 	if (ep->state == DPDK_EP_FAILED)
 		goto unknown;
 	ep->last_rx_ns = ctx->now;
 	switch (h.type) {
 	case DPDK_PKT_SYNACK:
 		if (ep->state == DPDK_EP_SYN_SENT) {
+			/* Learnt from the answer to our SYN only: any frame
+			 * naming our conn id (a guess, or an RST) could have
+			 * pointed all our traffic elsewhere. */
+			if (!ep->mac_known) {
+				rte_ether_addr_copy(&eth->src_addr,
+						    &ep->peer_mac);
+				ep->mac_known = true;
+			}
 			ep->peer_conn = h.src_conn;
 			if (h.key && h.key < ep->window)
 				ep->peer_wnd = (uint32_t)h.key;
