@@ -25,28 +25,7 @@
 #include "core/clock.h"
 #include "transport/verbs/verbs.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                    \
-	do {                                                                \
-		if (!(cond)) {                                              \
-			fprintf(stderr, "%s:%d: check failed: %s: ",        \
-				__FILE__, __LINE__, #cond);                 \
-			fprintf(stderr, __VA_ARGS__);                       \
-			fprintf(stderr, "\n");                              \
-			failures++;                                         \
-		}                                                           \
-	} while (0)
-
-#define MUST(expr)                                                          \
-	do {                                                                \
-		int rc_ = (expr);                                           \
-		if (rc_) {                                                  \
-			fprintf(stderr, "%s:%d: %s: %s\n", __FILE__,         \
-				__LINE__, #expr, wccl_strerror(rc_));       \
-			exit(1);                                            \
-		}                                                           \
-	} while (0)
+#include "softroce_check.h"
 
 static struct verbs_ctx *vc;
 static struct wccl_cq *cq;
