@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include <wccl/errors.h>
+#include <wccl/transport.h>
 
 static int failures;
 
@@ -31,5 +32,19 @@ static int failures;
 			exit(1);                                            \
 		}                                                           \
 	} while (0)
+
+/* A verbs context on this machine's device, or exit 77 (skip) saying
+ * why there is none. */
+static inline struct wccl_context *verbs_or_skip(void)
+{
+	struct wccl_context *ctx;
+	int rc = wccl_context_open("verbs", &ctx);
+	if (rc) {
+		printf("SKIP: no usable verbs device here (%s)\n",
+		       wccl_strerror(rc));
+		exit(77);
+	}
+	return ctx;
+}
 
 #endif

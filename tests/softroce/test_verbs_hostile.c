@@ -158,13 +158,8 @@ int main(void)
 	 * short connect timeout for the half-open ones. */
 	setenv("WCCL_QUEUE_DEPTH", "16", 0);
 	setenv("WCCL_CONNECT_TIMEOUT_MS", "8000", 0);
-	struct wccl_context *ctx;
-	int rc = wccl_context_open("verbs", &ctx);
-	if (rc) {
-		printf("SKIP: no usable verbs device here (%s)\n",
-		       wccl_strerror(rc));
-		return 77;
-	}
+	struct wccl_context *ctx = verbs_or_skip();
+	int rc;
 	MUST(wccl_cq_create(ctx, 64, &cq));
 	struct wccl_listener *l;
 	char addr[WCCL_ADDR_MAX];

@@ -71,13 +71,8 @@ static void transfer(struct wccl_endpoint *tx, struct wccl_endpoint *rx,
 
 int main(void)
 {
-	struct wccl_context *ctx;
-	int rc = wccl_context_open("verbs", &ctx);
-	if (rc) {
-		printf("SKIP: no usable verbs device here (%s)\n",
-		       wccl_strerror(rc));
-		return 77;
-	}
+	struct wccl_context *ctx = verbs_or_skip();
+	int rc;
 	vc = container_of(ctx, struct verbs_ctx, base);
 	MUST(wccl_cq_create(ctx, 64, &cq));
 
