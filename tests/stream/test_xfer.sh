@@ -302,5 +302,27 @@ io-stall-send)
 	[ "$SECONDS" -lt 15 ] || fail "took $SECONDS s"
 	echo "ok: gave up in $SECONDS s: $(head -1 "$work/err")"
 	;;
+busy)
+	# A second sender while the receiver serves a first waits its turn
+	# (the receiver turns it away as busy; it tries again) and succeeds.
+	mkfile "$work/src/a" $((16 * 1048576))
+	mkfile "$work/src/b" $((3 * 1048576 + 7))
+	start_recv "$work/dst"
+	"$xfer" send "$work/src/a" "$addr" --rate 48M >/dev/null 2>"$work/err.a" &
+	apid=$!
+	for _ in $(seq 100); do
+		[ -e "$work/dst/a.wccl-part" ] && break
+		sleep 0.02
+	done
+	[ -e "$work/dst/a.wccl-part" ] || fail "the first transfer did not start"
+	WCCL_DEBUG=INFO "$xfer" send "$work/src/b" "$addr" >/dev/null 2>"$work/err.b" ||
+		fail "second sender: $(grep -v INFO "$work/err.b")"
+	wait "$apid" || fail "first sender: $(cat "$work/err.a")"
+	grep -q "busy with another transfer; again in" "$work/err.b" ||
+		fail "the second sender was never turned away"
+	same "$work/src/a" "$work/dst/a"
+	same "$work/src/b" "$work/dst/b"
+	echo "ok: the second sender waited $(grep -c 'again in' "$work/err.b") time(s)"
+	;;
 *) fail "unknown case $case" ;;
 esac

@@ -1684,34 +1684,64 @@ static int snd_run(struct snd *s, const char *path,
 	return 0;
 }
 
+/* Worth starting over: the receiver turned us away as busy, or the
+ * connection went before it answered our HELLO. That is the normal case
+ * right after a dropped transfer, whose session the receiver may still
+ * be ending when the sender comes back to resume. */
+static int snd_retryable(const struct snd *s, int rc)
+{
+	return !s->hello_done &&
+	       (rc == WCCL_EBUSY || rc == WCCL_EPEER_LOST ||
+		rc == WCCL_ECONNRESET);
+}
+
 int wccl_stream_send_file(const char *path, const char *addr,
 			  const struct wccl_stream_opts *o,
 			  struct wccl_stream_stats *st, char *err,
 			  size_t errlen)
 {
 	struct wccl_stream_opts def = {.timeout_ms = -1};
-	struct snd *s = calloc(1, sizeof(*s));
-	if (!s)
-		return WCCL_ENOMEM;
-	s->fd = -1;
-	s->icmp.fd = -1;
-	s->err = err;
-	s->errlen = errlen;
-	if (err && errlen)
-		err[0] = 0;
-	s->addr = addr;
-	int rc = snd_run(s, path, o ? o : &def);
-	if (rc && err && errlen && !err[0])
-		snprintf(err, errlen, "%s", wccl_strerror(rc));
-	snd_fill_stats(s, wccl_now_ns());
-	snd_percentiles(s);
-	if (rc == 0)
-		s->st.done = 1;
-	if (o && o->progress)
-		o->progress(&s->st, o->arg);
-	if (st)
-		*st = s->st;
-	if (!snd_cleanup(s))
-		free(s);
-	return rc;
+	if (!o)
+		o = &def;
+	int timeout = o->timeout_ms >= 0
+			      ? o->timeout_ms
+			      : (int)wccl_param_int(WCCL_PARAM_TIMEOUT_MS);
+	uint64_t dl = wccl_deadline_ns(timeout);
+	for (int wait_ms = 50;; wait_ms = wait_ms < 500 ? 2 * wait_ms : 1000) {
+		struct snd *s = calloc(1, sizeof(*s));
+		if (!s)
+			return WCCL_ENOMEM;
+		s->fd = -1;
+		s->icmp.fd = -1;
+		s->err = err;
+		s->errlen = errlen;
+		if (err && errlen)
+			err[0] = 0;
+		s->addr = addr;
+		int rc = snd_run(s, path, o);
+		if (snd_retryable(s, rc) &&
+		    wccl_now_ns() + (uint64_t)wait_ms * 1000000ull < dl) {
+			WCCL_INFO(WCCL_SUB_TRANSPORT,
+				  "stream to %s: %s; again in %d ms", addr,
+				  err && errlen ? err : wccl_strerror(rc),
+				  wait_ms);
+			if (!snd_cleanup(s))
+				free(s);
+			usleep((useconds_t)wait_ms * 1000u);
+			continue;
+		}
+		if (rc && err && errlen && !err[0])
+			snprintf(err, errlen, "%s", wccl_strerror(rc));
+		snd_fill_stats(s, wccl_now_ns());
+		snd_percentiles(s);
+		if (rc == 0)
+			s->st.done = 1;
+		if (o->progress)
+			o->progress(&s->st, o->arg);
+		if (st)
+			*st = s->st;
+		if (!snd_cleanup(s))
+			free(s);
+		return rc;
+	}
 }
