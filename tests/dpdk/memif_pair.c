@@ -9,6 +9,18 @@
 #include <unistd.h>
 
 const char *memif_role = "driver";
+int memif_server_lingers;
+
+void memif_linger(void)
+{
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	struct timespec tmo = { MEMIF_TMO_MS / 1000, 0 };
+	if (sigtimedwait(&usr1, NULL, &tmo) < 0)
+		fprintf(stderr, "[server] the client still runs after %d s\n",
+			MEMIF_TMO_MS / 1000);
+}
 
 void memif_fill(uint8_t *p, size_t n, uint64_t seed)
 {
@@ -98,7 +110,7 @@ static pid_t spawn(const char *self, const char *who, const char *dir)
 	char eal[512], sock[300];
 	snprintf(sock, sizeof(sock), "%s/memif.sock", dir);
 	snprintf(eal, sizeof(eal),
-		 "--no-huge -m 128 --no-shconf --file-prefix=wccl-%s-%d "
+		 "--no-huge -m 128 --no-shconf --no-pci --file-prefix=wccl-%s-%d "
 		 "--log-level=warning --vdev=net_memif0,role=%s,socket=%s%s%s",
 		 who, (int)getppid(), who, sock,
 		 /* One memif descriptor per frame (jumbo, zero copy). */
@@ -116,6 +128,14 @@ int memif_pair_run(const char *self)
 {
 	char dir[] = "/tmp/wccl-dpdk-XXXXXX";
 	CHECK(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+	if (memif_server_lingers) {
+		/* Blocked before the fork, so the server cannot die of an
+		 * early SIGUSR1 before it waits for one. */
+		sigset_t usr1;
+		sigemptyset(&usr1);
+		sigaddset(&usr1, SIGUSR1);
+		sigprocmask(SIG_BLOCK, &usr1, NULL);
+	}
 	pid_t s = spawn(self, "server", dir);
 	usleep(300000); /* let the memif server create its socket */
 	pid_t c = spawn(self, "client", dir);
@@ -129,6 +149,8 @@ int memif_pair_run(const char *self)
 			int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 			if (code && left) { /* one failed: stop the other */
 				kill(p == s ? c : s, SIGTERM);
+			} else if (p == c && left && memif_server_lingers) {
+				kill(s, SIGUSR1); /* the client has gone */
 			}
 			continue;
 		}

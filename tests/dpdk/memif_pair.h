@@ -59,4 +59,12 @@ void memif_connect(struct memif_conn *c);
  * and reap them within 150 s. 0 both passed, 77 a side skipped, else 1. */
 int memif_pair_run(const char *self);
 
+/* A client of raw DPDK frames can crash in the memif PMD when its peer
+ * goes mid-burst: a test whose server must outlive its client sets
+ * memif_server_lingers before memif_pair_run, and its server calls
+ * memif_linger() once done, which returns when the client has exited
+ * (the driver's SIGUSR1) or after MEMIF_TMO_MS. */
+extern int memif_server_lingers;
+void memif_linger(void);
+
 #endif

@@ -132,11 +132,16 @@ static int victim(void)
 {
 	struct memif_conn c;
 	memif_accept(&c);
+	int rc;
 	if (!strcmp(mode(), "pin"))
-		return victim_pin(&c);
-	if (!strcmp(mode(), "opdone"))
-		return victim_opdone(&c);
-	return victim_frag(&c);
+		rc = victim_pin(&c);
+	else if (!strcmp(mode(), "opdone"))
+		rc = victim_opdone(&c);
+	else
+		rc = victim_frag(&c);
+	/* The attacker's raw rx/tx must not race our memif going away. */
+	memif_linger();
+	return rc;
 }
 
 /* ---------------- attacker: raw frames ---------------- */
@@ -399,6 +404,7 @@ static int attacker(void)
 
 int main(int argc, char **argv)
 {
+	memif_server_lingers = 1;
 	if (argc < 2)
 		return memif_pair_run(argv[0]);
 	memif_role = argv[1];
