@@ -264,6 +264,12 @@ static int reap(pid_t pid, int send_failed)
 	}
 	if (!got)
 		got = waitpid(pid, &ws, 0);
+	if (got == pid && WIFSIGNALED(ws))
+		fprintf(stderr, "wccl-xfer: the receiver was killed by signal "
+			"%d (%s)\n", WTERMSIG(ws), strsignal(WTERMSIG(ws)));
+	else if (got == pid && send_failed && !WEXITSTATUS(ws))
+		fprintf(stderr, "wccl-xfer: the receiver ended without an "
+			"error\n");
 	return got != pid || !WIFEXITED(ws) || WEXITSTATUS(ws);
 }
 
