@@ -62,6 +62,7 @@
 	INT(STREAM_TEST_DROP_AFTER, 0, "stream test hook: sender drops its connections after N acked chunks (0 = off)") \
 	INT(STREAM_TRACE_MS, 250, "stream: with WCCL_DEBUG=TRACE (subsystem TRANSPORT), the sender prints its model and what held it back every N ms (10..10000)") \
 	INT(STREAM_TEST_IO_STALL_MS, 0, "stream test hook: the I/O thread stops this long before its first job, as on a hung disk (0 = off)") \
+	INT(STREAM_TEST_FIN_WAIT_MS, 0, "stream test hook: after FIN, the sender lets its provider run until the receiver's close has failed connection 0 (at most N ms) before it reads the verdict (0 = off)") \
 	INT(STREAM_TEST_PROBE_FIRST, 0, "stream test hook: sender opens the path probe connection before the data connections (1 = on)") \
 	STR(DPDK_EAL, "--no-huge -m 128 --no-shconf --file-prefix=wccl-%p --log-level=warning", "dpdk: EAL arguments (%p = pid, %r = $RANK; add --vdev=... or -a PCI; memif role=auto picks server or client)") \
 	INT(DPDK_PORT, 0, "dpdk: ethdev port id to use")                                      \

@@ -302,6 +302,21 @@ io-stall-send)
 	[ "$SECONDS" -lt 15 ] || fail "took $SECONDS s"
 	echo "ok: gave up in $SECONDS s: $(head -1 "$work/err")"
 	;;
+verdict-close)
+	# The receiver hangs up right after its verdict; the sender reads
+	# the verdict late (test hook), when the close has reached it too,
+	# and must report the transfer done, not the closed connection.
+	mkfile "$work/src/f" $((3 * 1048576 + 11))
+	for n in 1 4; do
+		rm -f "$work/dst/f"
+		WCCL_STREAM_TEST_FIN_WAIT_MS=2000 "$xfer" --local "$work/src/f" \
+			"$work/dst" --streams $n --json >"$work/out.json" \
+			2>"$work/err" || fail "transfer ($n streams): $(cat "$work/err")"
+		same "$work/src/f" "$work/dst/f"
+		[ "$(json "$work/out.json" ok)" = True ] || fail "not ok"
+	done
+	echo "ok: the verdict read after the receiver closed (1 and 4 streams)"
+	;;
 busy)
 	# A second sender while the receiver serves a first waits its turn
 	# (the receiver turns it away as busy; it tries again) and succeeds.

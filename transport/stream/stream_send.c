@@ -91,6 +91,7 @@ struct snd {
 	 * may touch, this struct included, is left to it. */
 	int io_stuck;
 	int io_stall_ms; /* test hook */
+	int fin_wait_ms; /* test hook */
 	uint64_t io_beat; /* the I/O thread's last read done (its clock) */
 	struct stream_waker io_wake;
 	struct stream_ring to_io, from_io; /* slot ids (| IO_RESEND) */
@@ -120,6 +121,7 @@ struct snd {
 	uint64_t slack_base; /* (streams + 1) chunks */
 	/* path probe: a connection that carries pings only */
 	int probe_ep, probe_ready, probe_joined;
+	int fin_sent; /* the receiver may close all but connection 0 now */
 	/* Pings in flight, at most the receives the receiver keeps posted
 	 * on the probe connection (JOIN_ACK's aux2; 1 from a receiver that
 	 * does not say): one more would wait a round trip for its credit,
@@ -935,6 +937,8 @@ static int snd_handle(struct snd *s, const struct wccl_completion *wc,
 	int kind = CK_KIND(wc->cookie), ep = CK_EP(wc->cookie);
 	uint64_t idx = CK_IDX(wc->cookie);
 	if (wc->status) {
+		if (s->fin_sent && ep != 0)
+			return 0; /* the receiver hanging up after the verdict */
 		const char *le =
 		    ep < s->nep ? wccl_endpoint_last_error(s->eps[ep]) : "";
 		return snd_fail(s, wc->status, "receiver %s: %s", s->addr,
@@ -1060,7 +1064,9 @@ static int snd_handle(struct snd *s, const struct wccl_completion *wc,
 			snd_fail(s, s->fin_status, "%.*s", (int)tl,
 				 (const char *)b + SMSG_LEN);
 		}
-		break;
+		/* The last word: the receiver closes after it, so no receive
+		 * is posted again (it would fail on the closed connection). */
+		return 0;
 	case SM_ERROR: {
 		size_t tl = wc->len - SMSG_LEN;
 		return snd_fail(s,
@@ -1077,6 +1083,8 @@ static int snd_handle(struct snd *s, const struct wccl_completion *wc,
 		rc = snd_post_rx(s, ep, (int)idx);
 	else
 		rc = snd_post_rx(s, 0, 0);
+	if (rc && s->fin_sent && ep != 0)
+		return 0; /* the verdict comes on connection 0 */
 	if (rc)
 		return snd_fail(s, rc, "post receive: %s", wccl_strerror(rc));
 	return 0;
@@ -1094,7 +1102,8 @@ static int snd_pump(struct snd *s, int wait_ms)
 	if (n < 0)
 		return snd_fail(s, n, "completion queue: %s", wccl_strerror(n));
 	uint64_t now = wccl_now_ns();
-	for (int i = 0; i < n; i++) {
+	/* Past the verdict, what follows is the receiver hanging up. */
+	for (int i = 0; i < n && !s->fin_done; i++) {
 		int rc = snd_handle(s, &wc[i], now);
 		if (rc)
 			return rc;
@@ -1416,6 +1425,7 @@ static int snd_run(struct snd *s, const char *path,
 		stream_ring_push(&s->to_io, (uint32_t)i);
 	s->held = -1;
 	s->io_stall_ms = (int)wccl_param_int(WCCL_PARAM_STREAM_TEST_IO_STALL_MS);
+	s->fin_wait_ms = (int)wccl_param_int(WCCL_PARAM_STREAM_TEST_FIN_WAIT_MS);
 	s->io_beat = wccl_now_ns();
 	if (wccl_param_int(WCCL_PARAM_STREAM_IO_THREAD)) {
 		rc = pthread_create(&s->io, NULL, snd_io_main, s);
@@ -1667,6 +1677,16 @@ static int snd_run(struct snd *s, const char *path,
 			return rc;
 	if (rc)
 		return snd_fail(s, rc, "fin: %s", wccl_strerror(rc));
+	s->fin_sent = 1;
+	/* test hook: the provider runs (the verdict queues up in the CQ)
+	 * until the receiver's close has failed connection 0 too */
+	for (uint64_t hd = wccl_deadline_ns(s->fin_wait_ms);
+	     s->fin_wait_ms && wccl_now_ns() < hd;) {
+		int e = wccl_endpoint_established(s->eps[0]);
+		if (e && e != WCCL_EAGAIN)
+			break;
+		usleep(1000);
+	}
 	/* The receiver re-reads the whole file: allow for that. */
 	dl = wccl_deadline_ns(timeout + (int64_t)(s->size >> 20));
 	while (!s->fin_done) {
