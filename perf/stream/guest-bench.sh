@@ -2,7 +2,9 @@
 # Guest side of perf/stream/bench-wan.sh (run through tests/vm/run.sh):
 # on the veth pair under each WAN profile, one after the other in the same
 # boot, wccl-xfer, iperf3 (cubic and bbr, 1 and N streams) and UDT, each
-# with a small ping probe running and the receiver's link sampled. Prints
+# with a small ping probe running, the receiver's link sampled and the
+# bottleneck's queue sampled (qdisc_mon.py: its delay, apart from the
+# probe's, which under load also carries the emulator's CPU time). Prints
 # "RESULT {json}" and "SERIES {json}" lines for perf/stream/report.py,
 # and per wccl-xfer run a "CPU" line: the sender's CPU seconds and the
 # receiver's per thread.
@@ -46,6 +48,7 @@ secs=${WCCL_BENCH_SECS:-10}
 nstr=${WCCL_BENCH_N:-4}
 tools=${WCCL_BENCH_TOOLS:-"xfer iperf3-cubic-1 iperf3-cubic-N iperf3-bbr-1 iperf3-bbr-N udt"}
 xfer=$build/tools/wccl-xfer
+here=$(cd "$(dirname "$0")" && pwd)
 udt=$build/perf-stream/udt_bench
 work=$(mktemp -d)
 
@@ -116,6 +119,11 @@ mon_start() { # NAME
 	# shellcheck disable=SC2046
 	$(wccl_ns_prefix 1) /usr/bin/python3 "$work/mon.py" veth1 "$work/$1.rx" 2>"$work/$1.rx.err" &
 	mon_pid=$!
+	# The bottleneck's queue (tbf under netem on the sender's veth).
+	# shellcheck disable=SC2046
+	$(wccl_ns_prefix 0) /usr/bin/python3 "$here/qdisc_mon.py" veth0 tbf \
+		"$work/$1.queue" 20 2>"$work/$1.queue.err" &
+	qmon_pid=$!
 	cpu0=$(cpu_snap)
 	t_start=$(date +%s.%N)
 }
@@ -124,12 +132,21 @@ mon_stop() { # NAME -> RESULT probe fields in $work/NAME.probe.json, SERIES line
 	local name=$1 cpu1
 	t_end=$(date +%s.%N)
 	cpu1=$(cpu_snap)
-	kill "$ping_pid" "$mon_pid" 2>/dev/null || true
-	wait "$ping_pid" "$mon_pid" 2>/dev/null || true
-	python3 - "$work/$name" "$t_start" "$t_end" "$cpu0" "$cpu1" "$name" "$prof" <<'PY'
+	kill "$ping_pid" "$mon_pid" "$qmon_pid" 2>/dev/null || true
+	wait "$ping_pid" "$mon_pid" "$qmon_pid" 2>/dev/null || true
+	python3 - "$work/$name" "$t_start" "$t_end" "$cpu0" "$cpu1" "$name" "$prof" "$rate_mbps" <<'PY'
 import json, re, sys
-base, t0, t1, c0, c1, name, prof = sys.argv[1:]
-t0, t1 = float(t0), float(t1)
+base, t0, t1, c0, c1, name, prof, mbps = sys.argv[1:]
+t0, t1, mbps = float(t0), float(t1), float(mbps)
+# Queueing delay at the bottleneck: its backlog drained at its rate.
+queue = []
+try:
+    for line in open(base + ".queue"):
+        t, b = line.split()[:2]
+        if t0 <= float(t) <= t1:
+            queue.append((float(t) - t0, int(b) * 8 / (mbps * 1e3)))
+except (OSError, ValueError):
+    pass
 ping = [(float(a), float(b)) for a, b in
         re.findall(r"\[([0-9.]+)\].*time=([0-9.]+)", open(base + ".ping").read())]
 ping = [(t - t0, r) for t, r in ping if t0 <= t <= t1]
@@ -152,9 +169,13 @@ split = {k: (c1[j] - c0[j]) / tot for j, k in ((2, "guest_cpu_user"), (3, "guest
 probe = {"probe_n": len(v), "probe_p50_ms": q(v, .5), "probe_p99_ms": q(v, .99),
          "probe_p999_ms": q(v, .999), "probe_max_ms": v[-1] if v else float("nan"),
          "ipdv_p99_ms": q(ipdv, .99), "guest_cpu_busy": busy, "wall_s": t1 - t0}
+qv = sorted(d for _, d in queue)
+probe.update({"queue_n": len(qv), "queue_p50_ms": q(qv, .5),
+              "queue_p99_ms": q(qv, .99), "queue_max_ms": qv[-1] if qv else float("nan")})
 probe.update(split)
 json.dump(probe, open(base + ".probe.json", "w"))
-print("SERIES " + json.dumps({"profile": prof, "tool": name, "t0": t0, "ping": ping, "rx": rx}))
+print("SERIES " + json.dumps({"profile": prof, "tool": name, "t0": t0, "ping": ping, "rx": rx,
+                              "queue": queue}))
 PY
 }
 

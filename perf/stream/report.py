@@ -39,17 +39,20 @@ def table(res, prof):
     out = ["### %s (bottleneck %s Mbit/s, idle probe RTT %s ms)" %
            (prof, fmt(r0["bottleneck_mbps"], 0), fmt(r0["base_rtt_ms"], 2)), "",
            "| tool | goodput Mbit/s | % of bottleneck | / cubic 1 | / cubic N | "
-           "probe p50 / p99 / max ms | p99 - idle ms | probe IPDV p99 ms | guest CPU busy |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+           "probe p50 / p99 / max ms | p99 - idle ms | bottleneck queue p50 / p99 ms | "
+           "probe IPDV p99 ms | guest CPU busy |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         g = r["goodput_mbps"]
-        out.append("| %s | %s | %s %% | %s | %s | %s / %s / %s | %s | %s | %s %% |" % (
+        out.append("| %s | %s | %s %% | %s | %s | %s / %s / %s | %s | %s / %s | %s | %s %% |" % (
             r["tool"] + (" (%s streams)" % r["streams"] if r.get("streams") else ""),
             fmt(g), fmt(100 * g / r["bottleneck_mbps"], 0),
             fmt(g / one, 2) + "x" if one else "-",
             fmt(g / many, 2) + "x" if many else "-",
             fmt(r["probe_p50_ms"]), fmt(r["probe_p99_ms"]), fmt(r["probe_max_ms"]),
-            fmt(r["probe_p99_ms"] - r["base_rtt_ms"]), fmt(r["ipdv_p99_ms"], 2),
+            fmt(r["probe_p99_ms"] - r["base_rtt_ms"]),
+            fmt(r.get("queue_p50_ms"), 2), fmt(r.get("queue_p99_ms"), 2),
+            fmt(r["ipdv_p99_ms"], 2),
             fmt(100 * r["guest_cpu_busy"], 0)))
     x = [r for r in rows if r["tool"].startswith("xfer")]
     if x:
@@ -73,7 +76,7 @@ def plot(ser, prof, path):
     rows = [s for s in ser if s["profile"] == prof]
     if not rows:
         return False
-    fig, (a, b) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    fig, (a, b, c) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
     for s in rows:
         rx = s["rx"]
         t = [(rx[i][0] + rx[i - 1][0]) / 2 for i in range(1, len(rx))]
@@ -83,14 +86,20 @@ def plot(ser, prof, path):
         if s["ping"]:
             b.plot([p[0] for p in s["ping"]], [p[1] for p in s["ping"]], ".", ms=2,
                    label=s["tool"])
+        if s.get("queue"):
+            c.plot([p[0] for p in s["queue"]], [p[1] for p in s["queue"]], lw=1,
+                   label=s["tool"])
     a.set_ylabel("receiver link rate, Mbit/s")
     a.set_title("%s: each tool in turn, same VM run" % prof)
     a.legend(fontsize=7, ncol=3)
     a.grid(alpha=.3)
     b.set_ylabel("ping probe RTT, ms")
-    b.set_xlabel("seconds since the tool started")
     b.legend(fontsize=7, ncol=3)
     b.grid(alpha=.3)
+    c.set_ylabel("bottleneck queue, ms")
+    c.set_xlabel("seconds since the tool started")
+    c.legend(fontsize=7, ncol=3)
+    c.grid(alpha=.3)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
