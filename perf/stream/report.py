@@ -40,11 +40,12 @@ def table(res, prof):
            (prof, fmt(r0["bottleneck_mbps"], 0), fmt(r0["base_rtt_ms"], 2)), "",
            "| tool | goodput Mbit/s | % of bottleneck | / cubic 1 | / cubic N | "
            "probe p50 / p99 / max ms | p99 - idle ms | bottleneck queue p50 / p99 ms | "
+           "queue after 3 s: p99 ms, time > 2 ms | "
            "probe IPDV p99 ms | guest CPU busy |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         g = r["goodput_mbps"]
-        out.append("| %s | %s | %s %% | %s | %s | %s / %s / %s | %s | %s / %s | %s | %s %% |" % (
+        out.append("| %s | %s | %s %% | %s | %s | %s / %s / %s | %s | %s / %s | %s, %s %% | %s | %s %% |" % (
             r["tool"] + (" (%s streams)" % r["streams"] if r.get("streams") else ""),
             fmt(g), fmt(100 * g / r["bottleneck_mbps"], 0),
             fmt(g / one, 2) + "x" if one else "-",
@@ -52,6 +53,7 @@ def table(res, prof):
             fmt(r["probe_p50_ms"]), fmt(r["probe_p99_ms"]), fmt(r["probe_max_ms"]),
             fmt(r["probe_p99_ms"] - r["base_rtt_ms"]),
             fmt(r.get("queue_p50_ms"), 2), fmt(r.get("queue_p99_ms"), 2),
+            fmt(r.get("queue_steady_p99_ms"), 1), fmt(r.get("queue_over2ms_pct"), 0),
             fmt(r["ipdv_p99_ms"], 2),
             fmt(100 * r["guest_cpu_busy"], 0)))
     x = [r for r in rows if r["tool"].startswith("xfer")]
