@@ -2338,6 +2338,28 @@ static size_t dereg_landed(const uint8_t *p)
 	return n;
 }
 
+/* verbs: the writer's provider tells the target of the rejected write
+ * over a data QP the NAK left alive (an ERROR completion, like our other
+ * protocols'); when the NAKs killed every one, only the writer knows.
+ * Either is right; anything else is not. */
+static void dereg_verbs_notice(struct itest_side *s)
+{
+	struct wccl_completion wc;
+	uint64_t end = itest_now_ms() + 500;
+	for (uint64_t now; (now = itest_now_ms()) < end;) {
+		if (itest_next(s, &wc, (int)(end - now)))
+			break;
+		if (wc.op != WCCL_OP_ERROR || wc.status != WCCL_EREMOTE_KEY ||
+		    wc.ep != s->ep) {
+			itest_print_wc(s, "got", &wc);
+			ICHECK(s, 0, "want nothing, or the write's rejection "
+				     "(WCCL_EREMOTE_KEY) on our endpoint");
+		}
+		itest_note(s, "the writer's provider told us: %s",
+			   wccl_endpoint_last_error(s->ep));
+	}
+}
+
 /*
  * The target deregisters a region while a 64 MiB write into it is under
  * way: once wccl_mr_deregister returns, no byte of it may change (the
@@ -2381,6 +2403,8 @@ static int dereg_target(struct itest_side *s)
 			     "the write into the deregistered region, at the "
 			     "target");
 	wait_msg(s, 'w');
+	if (!strcmp(prov, "verbs"))
+		dereg_verbs_notice(s);
 	itest_free(region, DEREG_LEN);
 	return 0;
 }
