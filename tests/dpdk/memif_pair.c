@@ -11,11 +11,17 @@
 const char *memif_role = "driver";
 int memif_server_lingers;
 
+static sigset_t usr1_set(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	return set;
+}
+
 void memif_linger(void)
 {
-	sigset_t usr1;
-	sigemptyset(&usr1);
-	sigaddset(&usr1, SIGUSR1);
+	sigset_t usr1 = usr1_set();
 	struct timespec tmo = { MEMIF_TMO_MS / 1000, 0 };
 	if (sigtimedwait(&usr1, NULL, &tmo) < 0)
 		fprintf(stderr, "[server] the client still runs after %d s\n",
@@ -131,9 +137,7 @@ int memif_pair_run(const char *self)
 	if (memif_server_lingers) {
 		/* Blocked before the fork, so the server cannot die of an
 		 * early SIGUSR1 before it waits for one. */
-		sigset_t usr1;
-		sigemptyset(&usr1);
-		sigaddset(&usr1, SIGUSR1);
+		sigset_t usr1 = usr1_set();
 		sigprocmask(SIG_BLOCK, &usr1, NULL);
 	}
 	pid_t s = spawn(self, "server", dir);
