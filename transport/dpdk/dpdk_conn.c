@@ -84,6 +84,7 @@ struct dpdk_ep *dpdk_ep_new(struct dpdk_ctx *ctx)
 	uint64_t pkt = DPDK_WIRE_COST(ctx->frag_max);
 	pace_model_init(&ep->cc, (uint64_t)(ctx->rate_max * 1e6), ctx->qdelay_ns,
 			4 * pkt, 16 * pkt);
+	pace_rs_init(&ep->rs, DPDK_RATE_MIN_PKTS * pkt);
 	ep->last_rx_ns = ep->last_tx_ns = dpdk_now_ns();
 	ep->local_port = ctx->udp_port;
 	ctx->eps[slot] = ep;

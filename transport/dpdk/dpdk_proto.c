@@ -7,10 +7,11 @@
  *
  * Pacing (WCCL_DPDK_PACE_MODEL=1): each connection runs the streaming
  * engine's model (transport/pacing/pace_model.c). Every ACK that brings
- * news (cumulative or SACK) yields one BBR rate sample, taken from the
- * newly delivered packet that left last: wire bytes delivered since it
- * left over the longer of its send and ACK intervals, and (Karn) its RTT,
- * which also feeds the model's delay signal. The connection then sends
+ * news (cumulative or SACK) yields one BBR rate sample (pace_rate.c),
+ * taken from the newly delivered packet that left last: wire bytes
+ * delivered since it left, reaching back to span DPDK_RATE_MIN_PKTS
+ * packets at least, over the longer of the send and ACK intervals; and
+ * (Karn) its RTT, which also feeds the model's delay signal. The connection then sends
  * at the model's pacing rate (a clock, up to PACE_SLACK_NS of catch-up
  * after a stall) with at most its cwnd in flight; the context's token
  * bucket at WCCL_DPDK_PACE_MBPS caps the port, and the model's rate too.
@@ -485,12 +486,7 @@ static bool send_pkt(struct dpdk_ep *ep, uint32_t seq, bool retx, bool paced)
 	/* Rate-sample state as it stands when the packet leaves (each
 	 * transmission); a connection with nothing in flight starts a
 	 * fresh interval. */
-	if (!ep->inflight)
-		ep->first_sent_ns = ep->delivered_ns = ctx->now;
-	pk->delivered = ep->delivered;
-	pk->delivered_ns = ep->delivered_ns;
-	pk->first_sent_ns = ep->first_sent_ns;
-	pk->app_limited = ep->app_limited != 0;
+	pace_rs_on_send(&ep->rs, &pk->rs, ctx->now, ep->inflight);
 	pk->sent_ns = ctx->now;
 	if (retx) {
 		pk->retx = 1;
@@ -510,8 +506,7 @@ static void send_new(struct dpdk_ep *ep)
 		if (ep->tx_seg_op == ep->tx_post) {
 			/* Nothing more to send: samples from here on measure
 			 * the application until this much is delivered. */
-			uint64_t mark = ep->delivered + ep->inflight;
-			ep->app_limited = mark ? mark : 1;
+			pace_rs_app_limited(&ep->rs, ep->inflight);
 			return;
 		}
 		struct dpdk_txop *op = &ep->tx[ep->tx_seg_op & ep->dmask];
@@ -593,39 +588,35 @@ static void fast_retx(struct dpdk_ep *ep)
 	}
 }
 
-/* @pk has reached the peer (first news of it). *@last: of those in this
- * ACK, the one that left with the latest delivery state. */
+/* @pk has reached the peer (first news of it): its bytes count as
+ * delivered now. *@last: of those in this ACK, the one that left with the
+ * latest delivery state (the one rate_sample takes). */
 static void delivered_one(struct dpdk_ep *ep, const struct dpdk_pkt *pk,
 			  const struct dpdk_pkt **last)
 {
 	uint64_t cost = DPDK_WIRE_COST(pk->len);
-	ep->delivered += cost;
+	ep->rs.delivered += cost;
 	ep->inflight = ep->inflight > cost ? ep->inflight - cost : 0;
-	if (!*last || pk->delivered > (*last)->delivered ||
-	    (pk->delivered == (*last)->delivered &&
+	if (!*last || pk->rs.delivered > (*last)->rs.delivered ||
+	    (pk->rs.delivered == (*last)->rs.delivered &&
 	     pk->sent_ns > (*last)->sent_ns))
 		*last = pk;
 }
 
-/* One BBR rate sample from @pk (see the top of this file). Samples taken
- * while the application had nothing to send count only when they raise
- * the estimate; their RTT still feeds the delay signal. */
+/* One rate sample per ACK with news, from @pk (see the top of this file;
+ * its bytes are counted already: length 0). Samples taken while the
+ * application had nothing to send count only when they raise the
+ * estimate; their RTT still feeds the delay signal. */
 static void rate_sample(struct dpdk_ep *ep, const struct dpdk_pkt *pk)
 {
 	uint64_t now = ep->ctx->now;
-	uint64_t snd_el = pk->sent_ns - pk->first_sent_ns;
-	uint64_t ack_el = now - pk->delivered_ns;
-	uint64_t el = snd_el > ack_el ? snd_el : ack_el;
-	uint64_t rate = el ? (ep->delivered - pk->delivered) * 1000000000ull / el
-			   : 0;
+	struct pace_rs_sample rs;
+	pace_rs_on_ack(&ep->rs, &pk->rs, 0, now, 0, 0, 0, &rs);
 	uint64_t rtt = pk->retx || now < pk->sent_ns ? 0 : now - pk->sent_ns;
-	ep->delivered_ns = now;
-	ep->first_sent_ns = pk->sent_ns;
-	if (ep->app_limited && ep->delivered > ep->app_limited)
-		ep->app_limited = 0;
-	if (!pk->app_limited || rate > ep->cc.btlbw)
-		pace_model_on_ack(&ep->cc, now, rtt, rate, pk->delivered,
-				  ep->delivered, ep->inflight);
+	if (!rs.app_limited || rs.rate > ep->cc.btlbw)
+		pace_model_on_ack(&ep->cc, now, rtt, rs.rate,
+				  rs.prior_delivered, ep->rs.delivered,
+				  ep->inflight);
 	if (rtt)
 		pace_model_on_probe(&ep->cc, now, rtt);
 }
