@@ -58,7 +58,26 @@ pt() {
 }
 
 # wp NAME bw|lat ARGS...: wccl-perf server as peer 1 (rxe1), client peer 0.
+# Two attempts, as pt() gives perftest three: rxe in the TCG guest has
+# stalled for seconds at a time (ib_write_bw once measured 0 Gb/s in the
+# same minute a wccl-perf run lost its peer). A retry prints the failed
+# attempt's logs, so it is seen; a second failure fails the run.
 wp() {
+	local name=$1 attempt
+	for attempt in 1 2; do
+		wp_once "$@" && return 0
+		sed 's/^/  client: /' "$logdir/$name.client"
+		sed 's/^/  server: /' "$logdir/$name.server"
+		if [ "$attempt" = 1 ]; then
+			echo "retry $name (wccl-perf failed, logs above)"
+			sleep 1
+		fi
+	done
+	echo "FAIL $name: wccl-perf ${*:2}"
+	failures=$((failures + 1))
+}
+
+wp_once() {
 	local name=$1 test=$2 spid addr rc=0 end
 	shift 2
 	# shellcheck disable=SC2046,SC2086
@@ -81,12 +100,7 @@ wp() {
 	fi
 	[ "$rc" = 0 ] || kill "$spid" 2>/dev/null || true
 	wait "$spid" 2>/dev/null || true
-	if [ "$rc" != 0 ]; then
-		echo "FAIL $name: wccl-perf $test $*"
-		sed 's/^/  client: /' "$logdir/$name.client"
-		sed 's/^/  server: /' "$logdir/$name.server"
-		failures=$((failures + 1))
-	fi
+	return "$rc"
 }
 
 jget() { sed -n "s/.*\"$2\": \([0-9.]*\).*/\1/p" "$logdir/$1.client" | tail -n 1; }
