@@ -11,10 +11,11 @@
  * taken from the newly delivered packet that left last: wire bytes
  * delivered since it left, reaching back to span DPDK_RATE_MIN_PKTS
  * packets at least, over the longer of the send and ACK intervals; and
- * (Karn) its RTT, which also feeds the model's delay signal. The connection then sends
- * at the model's pacing rate (a clock, up to PACE_SLACK_NS of catch-up
- * after a stall) with at most its cwnd in flight; the context's token
- * bucket at WCCL_DPDK_PACE_MBPS caps the port, and the model's rate too.
+ * (Karn) its RTT, which also feeds the model's delay signal. The
+ * connection then sends at the model's pacing rate (a clock, up to
+ * PACE_SLACK_NS of catch-up after a stall) with at most its cwnd in
+ * flight; the context's token bucket at WCCL_DPDK_PACE_MBPS caps the
+ * port, and the model's rate too.
  */
 #include <netinet/in.h>
 #include <stdarg.h>
