@@ -596,7 +596,7 @@ static void delivered_one(struct dpdk_ep *ep, const struct dpdk_pkt *pk,
 			  const struct dpdk_pkt **last)
 {
 	uint64_t cost = DPDK_WIRE_COST(pk->len);
-	ep->rs.delivered += cost;
+	pace_rs_delivered(&ep->rs, cost);
 	ep->inflight = ep->inflight > cost ? ep->inflight - cost : 0;
 	if (!*last || pk->rs.delivered > (*last)->rs.delivered ||
 	    (pk->rs.delivered == (*last)->rs.delivered &&

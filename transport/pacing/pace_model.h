@@ -175,6 +175,9 @@ void pace_rs_on_send(struct pace_rs *rs, struct pace_rs_unit *u, uint64_t now,
 /* The sender has room to send but nothing to send: samples of units sent
  * from now until @inflight more bytes are delivered are app-limited. */
 void pace_rs_app_limited(struct pace_rs *rs, uint64_t inflight);
+/* @len more bytes delivered, outside a sample: a caller that takes one
+ * sample per ack from several units counts the others with this. */
+void pace_rs_delivered(struct pace_rs *rs, uint64_t len);
 /* Unit @u of @len bytes acked at @now; @rcv_ns the receiver's stamp of its
  * arrival (0: none) and @rcv_bytes the bytes it had received by then over
  * all connections, partial units included (0: none); @min_interval_ns as

@@ -62,14 +62,19 @@ static uint64_t max3(uint64_t a, uint64_t b, uint64_t c)
 	return m > c ? m : c;
 }
 
+void pace_rs_delivered(struct pace_rs *rs, uint64_t len)
+{
+	rs->delivered += len;
+	if (rs->app_limited && rs->delivered > rs->app_limited)
+		rs->app_limited = 0;
+}
+
 void pace_rs_on_ack(struct pace_rs *rs, const struct pace_rs_unit *u,
 		    uint64_t len, uint64_t now, uint64_t rcv_ns,
 		    uint64_t rcv_bytes, uint64_t min_interval_ns,
 		    struct pace_rs_sample *out)
 {
-	rs->delivered += len;
-	if (rs->app_limited && rs->delivered > rs->app_limited)
-		rs->app_limited = 0;
+	pace_rs_delivered(rs, len);
 	struct pace_rs_point ref = {.delivered = u->delivered,
 				    .ack_ns = u->delivered_ns,
 				    .rcv_ns = u->rcv_ns,
