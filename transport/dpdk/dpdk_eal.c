@@ -26,6 +26,7 @@
 #include "core/log.h"
 #include "core/params.h"
 #include "dpdk.h"
+#include "dpdk_guard.h"
 
 #define EAL_ARGS_MAX 64
 
@@ -356,6 +357,7 @@ int dpdk_port_setup(struct dpdk_ctx *ctx)
 			return rc == -EINVAL ? WCCL_EINVAL : WCCL_ENODEV;
 		}
 		rte_eth_promiscuous_enable(ctx->port);
+		dpdk_guard_install(ctx->port);
 		port_started = true;
 	}
 	rte_eth_macaddr_get(ctx->port, &ctx->mac);

@@ -28,6 +28,7 @@
 
 #include "core/log.h"
 #include "dpdk.h"
+#include "dpdk_guard.h"
 
 #define RTO_INIT_NS 100000000ull
 #define SYN_EVERY_NS 50000000ull
@@ -199,8 +200,11 @@ void dpdk_tx_flush(struct dpdk_ctx *ctx)
 			ctx->txq[i] = ctx->txq[i + 1];
 			ctx->txq[i + 1] = t;
 		}
+	if (!dpdk_pmd_enter())
+		return;
 	uint16_t sent = rte_eth_tx_burst(ctx->port, 0, ctx->txq,
 					 (uint16_t)ctx->n_txq);
+	dpdk_pmd_leave();
 	if (sent < ctx->n_txq)
 		memmove(ctx->txq, ctx->txq + sent,
 			(ctx->n_txq - sent) * sizeof(ctx->txq[0]));
@@ -1191,8 +1195,9 @@ int dpdk_progress(struct dpdk_ctx *ctx)
 		ctx->link_check_ns = ctx->now + (up ? 50000000ull : 5000000ull);
 	}
 	struct rte_mbuf *pkts[DPDK_BURST];
-	for (int round = 0; round < 8; round++) {
+	for (int round = 0; round < 8 && dpdk_pmd_enter(); round++) {
 		uint16_t n = rte_eth_rx_burst(ctx->port, 0, pkts, DPDK_BURST);
+		dpdk_pmd_leave();
 		for (uint16_t i = 0; i < n; i++)
 			rx_frame(ctx, pkts[i], false);
 		if (n < DPDK_BURST)

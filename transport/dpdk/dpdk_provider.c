@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/params.h"
 #include "dpdk.h"
+#include "dpdk_guard.h"
 #include "transport/comp_ring.h"
 #include "transport/mr_key.h"
 
@@ -317,7 +318,10 @@ static void dpdk_mr_deregister(struct wccl_mr *m)
 	 * region: push them out and let the port free what it sent. */
 	if (rte_mbuf_ext_refcnt_read(&mr->shinfo) > 1) {
 		dpdk_tx_flush(ctx);
-		rte_eth_tx_done_cleanup(ctx->port, 0, 0);
+		if (dpdk_pmd_enter()) {
+			rte_eth_tx_done_cleanup(ctx->port, 0, 0);
+			dpdk_pmd_leave();
+		}
 	}
 	dpdk_mr_unref(mr);
 }
