@@ -31,6 +31,7 @@
 #define BUSY_NS 20000
 
 static atomic_int data_busy, intr_busy;
+static struct rte_intr_handle *stand_in; /* registered until exit */
 static atomic_long data_saw, intr_saw, intr_runs;
 
 static long now_ns(void)
@@ -120,11 +121,10 @@ int main(void)
 	/* Always readable, never read: the handler runs every time the
 	 * interrupt thread goes round its loop. */
 	int fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
-	struct rte_intr_handle *h =
-	    rte_intr_instance_alloc(RTE_INTR_INSTANCE_F_PRIVATE);
-	if (fd < 0 || !h || rte_intr_fd_set(h, fd) ||
-	    rte_intr_type_set(h, RTE_INTR_HANDLE_EXT) ||
-	    rte_intr_callback_register(h, stand_in_handler, NULL)) {
+	stand_in = rte_intr_instance_alloc(RTE_INTR_INSTANCE_F_PRIVATE);
+	if (fd < 0 || !stand_in || rte_intr_fd_set(stand_in, fd) ||
+	    rte_intr_type_set(stand_in, RTE_INTR_HANDLE_EXT) ||
+	    rte_intr_callback_register(stand_in, stand_in_handler, NULL)) {
 		fprintf(stderr, "FAIL: cannot register the stand-in handler\n");
 		return 1;
 	}
