@@ -40,8 +40,6 @@
 
 struct dpdk_guard dpdk_pmd_guard = {.intr_out = 1};
 static uint16_t guard_port;
-/* Kept until exit, as the port is (and so that LeakSanitizer sees it). */
-static struct rte_intr_handle *guard_handle;
 
 /* On the EAL interrupt thread, each time round its loop. */
 static void guard_park(void *arg)
@@ -95,7 +93,7 @@ void dpdk_guard_install(uint16_t port)
 		rte_intr_instance_free(h);
 		return;
 	}
-	guard_handle = h;
+	dpdk_pmd_guard.handle = h;
 	dpdk_pmd_guard.on = true;
 	WCCL_INFO(WCCL_SUB_DPDK,
 		  "port %u (%s): bursts guarded against its disconnect "

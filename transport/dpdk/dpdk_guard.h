@@ -20,8 +20,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct rte_intr_handle;
+
 struct dpdk_guard {
 	bool on; /* set once, by the thread that starts the port */
+	/* Ours, kept until exit as the port is (DPDK registers a copy). */
+	struct rte_intr_handle *handle;
 	atomic_int in_pmd;   /* the data path is inside a PMD call */
 	atomic_int intr_out; /* the interrupt thread is not parked */
 };
