@@ -49,17 +49,24 @@ static void busy(long ns)
 		;
 }
 
+/* One side's turn: marked busy for BUSY_NS, counting in @saw the times
+ * the other side is found busy too. */
+static void turn(atomic_int *mine, atomic_int *other, atomic_long *saw)
+{
+	atomic_store(mine, 1);
+	if (atomic_load(other))
+		atomic_fetch_add(saw, 1);
+	busy(BUSY_NS);
+	if (atomic_load(other))
+		atomic_fetch_add(saw, 1);
+	atomic_store(mine, 0);
+}
+
 /* On the interrupt thread: the PMD's handler, as far as the guard knows. */
 static void stand_in_handler(void *arg)
 {
 	(void)arg;
-	atomic_store(&intr_busy, 1);
-	if (atomic_load(&data_busy))
-		atomic_fetch_add(&intr_saw, 1);
-	busy(BUSY_NS);
-	if (atomic_load(&data_busy))
-		atomic_fetch_add(&intr_saw, 1);
-	atomic_store(&intr_busy, 0);
+	turn(&intr_busy, &data_busy, &intr_saw);
 	atomic_fetch_add(&intr_runs, 1);
 }
 
@@ -70,13 +77,7 @@ static long bursts(long ms)
 	while (now_ns() < until) {
 		if (!dpdk_pmd_enter())
 			continue;
-		atomic_store(&data_busy, 1);
-		if (atomic_load(&intr_busy))
-			atomic_fetch_add(&data_saw, 1);
-		busy(BUSY_NS);
-		if (atomic_load(&intr_busy))
-			atomic_fetch_add(&data_saw, 1);
-		atomic_store(&data_busy, 0);
+		turn(&data_busy, &intr_busy, &data_saw);
 		dpdk_pmd_leave();
 		entered++;
 	}
