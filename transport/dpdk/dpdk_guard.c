@@ -10,11 +10,11 @@
  *
  * So the interrupt thread spends its time parked in a callback of ours,
  * on an eventfd that is always readable, and comes out for one round of
- * its other callbacks (the PMD's control messages) every park (below).
- * It waits for a burst in flight before it goes, and
- * bursts are skipped while it is out (dpdk_guard.h). The data path takes
- * no lock and never waits; the PMD's control traffic (connect, peer gone)
- * is late by at most one park.
+ * its other callbacks (the PMD's control messages) after each park
+ * (below). It waits for a burst in flight before it goes, and bursts are
+ * skipped while it is out (dpdk_guard.h). The data path takes no lock
+ * and never waits; the PMD's control traffic (connect, peer gone) is
+ * late by at most one park.
  */
 /* The interrupt handle calls are experimental in DPDK 22.11 (Debian 12). */
 #define ALLOW_EXPERIMENTAL_API
