@@ -412,17 +412,23 @@ void itest_free(void *p, size_t len)
 static const int crash_signals[] = {SIGSEGV, SIGBUS,  SIGILL,
 				    SIGFPE,  SIGABRT, SIGSYS};
 
+/* Write @head and the calling thread's stack to stderr (signal-safe once
+ * backtrace() has been called outside a handler, see child_signals). */
+static void print_stack(const char *head, size_t len)
+{
+	void *pc[32];
+	int n = backtrace(pc, 32);
+	if (write(2, head, len) >= 0)
+		backtrace_symbols_fd(pc, n, 2);
+}
+
 /* SIGUSR1 from the supervisor before it kills a side that overran the
  * case deadline: where it was stuck, so a rare hang leaves a trace. */
 static void stuck_backtrace(int sig)
 {
 	(void)sig;
 	static const char head[] = "---- stuck side's user stack:\n";
-	void *pc[32];
-	int n = backtrace(pc, 32);
-	if (write(2, head, sizeof(head) - 1) < 0)
-		return;
-	backtrace_symbols_fd(pc, n, 2);
+	print_stack(head, sizeof(head) - 1);
 }
 
 /* A side that crashes prints where, then dies of the signal as before
@@ -430,10 +436,7 @@ static void stuck_backtrace(int sig)
 static void crash_backtrace(int sig)
 {
 	static const char head[] = "---- crashed side's user stack:\n";
-	void *pc[32];
-	int n = backtrace(pc, 32);
-	if (write(2, head, sizeof(head) - 1) >= 0)
-		backtrace_symbols_fd(pc, n, 2);
+	print_stack(head, sizeof(head) - 1);
 	raise(sig);
 }
 
