@@ -17,6 +17,7 @@
 # leaves it out (netem alone: pure delay, jitter and loss, no rate limit).
 # WCCL_WAN_QUEUE_MS overrides the bottleneck's buffer (default 100 ms of
 # the rate; a shallow one, e.g. 40, shows what bursts do to rxe).
+# WCCL_WAN_BURST overrides the bottleneck's token bucket (default 64kb).
 # WCCL_WAN_GSO=1 lets TCP's GSO super-packets through the emulation whole
 # (see below; default 0: one MTU packet each).
 #
@@ -73,7 +74,7 @@ apply_dev() {
 	wccl_ns "$i" tc qdisc add dev "$dev" root handle 1: netem limit 200000 "${netem[@]}"
 	[ "$rate" = none ] && return 0
 	wccl_ns "$i" tc qdisc add dev "$dev" parent 1:1 handle 10: \
-		tbf rate "$rate" burst 64kb latency "${WCCL_WAN_QUEUE_MS:-100}ms"
+		tbf rate "$rate" burst "${WCCL_WAN_BURST:-64kb}" latency "${WCCL_WAN_QUEUE_MS:-100}ms"
 }
 
 clear_dev() {
