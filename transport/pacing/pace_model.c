@@ -27,11 +27,19 @@
  * by a larger one, and one that meets a queue ends at once. The factor still
  * scales the rate by no more than 0.8: the probe answers from user space,
  * and under load (qemu TCG) its noise must not be able to starve the
- * transfer (seen: startup cut short and 10 Mbit/s of 100).
+ * transfer (seen: startup cut short and 10 Mbit/s of 100). On the stream's
+ * long path, the rate that began the last queue caps probe-ups and slows
+ * the factor's climb (learn_queue_rate).
  */
 #include "pace_model.h"
 
 #include <string.h>
+
+/* The rate that began the last queue (learn_queue_rate) is forgotten after
+ * 2 s without a new one (a link that grew is probed again), and looked
+ * for within 30 ms either side of the probe's lag. */
+#define QUEUE_RATE_NS 2000000000ull
+#define QUEUE_RATE_SPAN_NS 30000000ull
 
 static const double probe_gains[8] = {1.25, 0.75, 1, 1, 1, 1, 1, 1};
 static const double probe_gains_gentle[8] = {1.05, 0.95, 1, 1, 1, 1, 1, 1};
@@ -103,7 +111,19 @@ static void enter_cycle(struct pace_model *cc, uint64_t now, int cycle)
 		cc->pacing_gain = probe_gains[cycle];
 }
 
-static void cc_update_outputs(struct pace_model *cc)
+/* The rate between probe-ups: the delay factor scales it down to 0.8. */
+static double cruise_rate(const struct pace_model *cc)
+{
+	double qrate = cc->qfactor > 0.8 ? cc->qfactor : 0.8;
+	return (double)cc->btlbw * qrate;
+}
+
+static int queue_rate_known(const struct pace_model *cc, uint64_t now)
+{
+	return cc->queue_rate && now - cc->queue_rate_stamp < QUEUE_RATE_NS;
+}
+
+static void cc_update_outputs(struct pace_model *cc, uint64_t now)
 {
 	/* The delay target mostly trims the window (as Swift's cwnd does),
 	 * and the rate only a little, never below 0.8 x btlbw x gain. */
@@ -117,6 +137,13 @@ static void cc_update_outputs(struct pace_model *cc)
 	    probe_active(cc))
 		qrate = 1.0;
 	double rate = (double)cc->btlbw * cc->pacing_gain * qrate;
+	/* ... and goes no higher than a rate that made a queue of late
+	 * (nor above the cruise, when that is higher already). */
+	if (qrate == 1.0 && queue_rate_known(cc, now) &&
+	    rate > (double)cc->queue_rate) {
+		double c = cruise_rate(cc);
+		rate = c > (double)cc->queue_rate ? c : (double)cc->queue_rate;
+	}
 	if (cc->btlbw == 0)
 		rate = (double)cc->rate_cap;
 	else if (cc->rate_cap && rate > (double)cc->rate_cap)
@@ -313,7 +340,48 @@ void pace_model_on_ack(struct pace_model *cc, uint64_t now, uint64_t rtt_ns,
 		break;
 	}
 	}
-	cc_update_outputs(cc);
+	cc_update_outputs(cc, now);
+}
+
+/*
+ * The stream's long path: the rate that began the last queue. The estimate
+ * reads above the link by what a shaper lets through at once over the
+ * sample's window (a token bucket: in the VM, tbf's 64 KiB at 50 Mbit/s
+ * put it 7 % over, 256 KiB 18 %), so each climb of the factor back to 1
+ * after a cut, and each probe-up, overshot the link, and the probe saw the
+ * queue a path RTT and its filter later: a 5-20 ms sawtooth. The least
+ * rate paced around that long before the queue showed bounds the link from
+ * above, or nearly. One below 0.9 x the estimate is not taken: that queue
+ * was not our rate's (bursts, another flow).
+ */
+static void learn_queue_rate(struct pace_model *cc, uint64_t now)
+{
+	/* The probe filter's lag: the min of the last 4 samples. */
+	uint64_t lag = cc->probe_min_ns, span = 0;
+	uint64_t n = cc->probe_samples < 16 ? cc->probe_samples : 16;
+	if (n >= 4)
+		span = now - cc->pace_hist_ns[(cc->probe_samples - 4) % 16];
+	lag += span;
+	/* The least paced around then: a probe-up's rate makes a queue
+	 * too, and the cruise before or after it may have begun it. */
+	uint64_t rate = 0;
+	for (uint64_t i = 1; i <= n; i++) {
+		uint64_t k = (cc->probe_samples - i) % 16;
+		uint64_t age = now - cc->pace_hist_ns[k];
+		if (age + QUEUE_RATE_SPAN_NS >= lag &&
+		    age <= lag + QUEUE_RATE_SPAN_NS &&
+		    (!rate || cc->pace_hist[k] < rate))
+			rate = cc->pace_hist[k];
+	}
+	if ((double)rate >= 0.9 * (double)cc->btlbw)
+		cc->queue_rate_pending = rate;
+}
+
+static int near_queue_rate(const struct pace_model *cc, uint64_t now)
+{
+	if (!queue_rate_known(cc, now))
+		return 0;
+	return cruise_rate(cc) >= 0.97 * (double)cc->queue_rate;
 }
 
 void pace_model_on_probe(struct pace_model *cc, uint64_t now, uint64_t rtt_ns)
@@ -356,6 +424,8 @@ void pace_model_on_probe(struct pace_model *cc, uint64_t now, uint64_t rtt_ns)
 	 * fewer samples, can only end later, and its window must not reach
 	 * back to startup's samples from before the queue. */
 	cc->probe_win[cc->probe_samples % 4] = rtt_ns;
+	cc->pace_hist[cc->probe_samples % 16] = cc->pacing_rate;
+	cc->pace_hist_ns[cc->probe_samples % 16] = now;
 	cc->probe_samples++;
 	cc->probe_last_ns = rtt_ns;
 	int nwin = cc->phase < 2 ? 2 : 4;
@@ -378,6 +448,25 @@ void pace_model_on_probe(struct pace_model *cc, uint64_t now, uint64_t rtt_ns)
 	 * (1.5 s at 0.8 x the rate, seen in the VM at 40 ms; from 0.59
 	 * after drain, 1 s). */
 	int own_queue = cc->unit_slack && cc->phase < 2;
+	/* A new queue: after two path RTTs without one (not the tail of
+	 * startup's, nor of the one the last cut is draining: learned
+	 * there, the rate was well below the link's, in the simulation),
+	 * and seen by two samples in a row (not one late ping). */
+	if (q > target && cc->queue_rate_pending) {
+		/* The lowest of late (a probe-up's rate makes one too) */
+		if (!queue_rate_known(cc, now) ||
+		    cc->queue_rate_pending < cc->queue_rate)
+			cc->queue_rate = cc->queue_rate_pending;
+		cc->queue_rate_stamp = now;
+	}
+	cc->queue_rate_pending = 0;
+	if (q > target && cc->clear_since && long_path_cycle(cc) &&
+	    cc->phase == 2 && now - cc->clear_since >= 2 * rtt_ns)
+		learn_queue_rate(cc, now);
+	if (q > target)
+		cc->clear_since = 0;
+	else if (!cc->clear_since && cc->phase == 2)
+		cc->clear_since = now;
 	cc->probe_queued = q > target;
 	if (q > target)
 		cc->slot_queued = 1;
@@ -421,11 +510,12 @@ void pace_model_on_probe(struct pace_model *cc, uint64_t now, uint64_t rtt_ns)
 	if (q <= target && cc->qfactor < 1.0 &&
 	    now - cc->last_increase_ns >= cc->probe_min_ns &&
 	    now - cc->last_decrease_ns >= rtt) {
-		/* Additive increase: 2 % of the rate per base RTT. */
-		cc->qfactor += 0.02;
+		/* Additive increase: 2 % of the rate per base RTT; near
+		 * the rate that last made a queue, 0.25 %. */
+		cc->qfactor += near_queue_rate(cc, now) ? 0.0025 : 0.02;
 		if (cc->qfactor > 1.0)
 			cc->qfactor = 1.0;
 		cc->last_increase_ns = now;
 	}
-	cc_update_outputs(cc);
+	cc_update_outputs(cc, now);
 }
