@@ -879,6 +879,18 @@ static void test_cc_queue_rate(void **state)
 		assert_true(p99 < 4.0);
 		assert_true(use > 0.97);
 	}
+	/* A probe-down under a learned rate keeps its gain (it was once
+	 * lifted to the cruise). */
+	const uint64_t R = 6250000, unit = 128 << 10;
+	struct pace_model cc;
+	uint64_t now = 1000000000, d = 0;
+	after_startup(&cc, unit, R, &now, &d);
+	cc.qfactor = 1.0;
+	cc.pacing_gain = 0.95;
+	cc.queue_rate = cc.btlbw * 9 / 10;
+	cc.queue_rate_stamp = now;
+	pace_model_on_probe(&cc, now + 10000000, 40000000);
+	assert_true(cc.pacing_rate <= cc.btlbw * 96 / 100);
 }
 
 /* The stream's long path: delivery samples below the estimate while the

@@ -137,12 +137,16 @@ static void cc_update_outputs(struct pace_model *cc, uint64_t now)
 	    probe_active(cc))
 		qrate = 1.0;
 	double rate = (double)cc->btlbw * cc->pacing_gain * qrate;
-	/* ... and goes no higher than a rate that made a queue of late
-	 * (nor above the cruise, when that is higher already). */
+	/* ... and goes no higher than a rate that made a queue of late,
+	 * or the cruise when that is higher already (a probe-down keeps
+	 * its gain). */
 	if (qrate == 1.0 && queue_rate_known(cc, now) &&
 	    rate > (double)cc->queue_rate) {
-		double c = cruise_rate(cc);
-		rate = c > (double)cc->queue_rate ? c : (double)cc->queue_rate;
+		double c = cruise_rate(cc), top = (double)cc->queue_rate;
+		if (c > top)
+			top = c;
+		if (rate > top)
+			rate = top;
 	}
 	if (cc->btlbw == 0)
 		rate = (double)cc->rate_cap;
