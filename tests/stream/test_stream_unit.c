@@ -814,36 +814,55 @@ static void test_cc_steady_at_link(void **state)
 }
 
 /* The stream's long path behind a token bucket: every delivery sample
- * reads 7 % above the link (tbf's 64 KiB bucket over the sample's window
- * at 50 Mbit/s: the VM's estimates), and the probe sees the queue as it
- * was 20 ms ago, built by what was paced 20 ms before that, jittering by
- * up to 2 ms. The delay factor's climb back to 1 and every probe-up then
- * overshoot the link; the rate that last began a queue stops both.
- * Returns the queue's p99 (ms) from 2 s on; @use gets the link's use. */
-static double sim_bucket(uint32_t seed, double *use)
+ * reads @excess x what the link delivered (tbf's 64 KiB bucket over the
+ * sample's window at 50 Mbit/s put the VM's estimates 7 % high; 256 KiB,
+ * 18 %), and the probe sees the queue as it was 20 ms ago, built by what
+ * was paced 20 ms before that, jittering by up to 2 ms. The delay
+ * factor's climb back to 1 and every probe-up then overshoot the link; the
+ * rate that last began a queue stops both. From @grow_s on, the link is
+ * @grow x as fast (another flow left). 1 ms steps, 15 s.
+ */
+struct bucket_run {
+	uint32_t seed;
+	double excess, grow;
+	int grow_s;
+	double p99;    /* the queue's p99 (ms), from 3 s until @grow_s */
+	double use;    /* the link's use over the same time */
+	double regain; /* s from @grow_s until 0.95 x the new rate is paced */
+};
+
+static void sim_bucket(struct bucket_run *b)
 {
-	const uint64_t R = 6250000, unit = 128 << 10;
+	const uint64_t R0 = 6250000, unit = 128 << 10;
 	const int lag = 20; /* ms, each way */
 	struct pace_model cc;
 	uint64_t now = 1000000000, d = 0;
-	after_startup(&cc, unit, R, &now, &d);
-	static double qs[8000];
+	after_startup(&cc, unit, R0, &now, &d);
+	static double qs[15000];
 	double q = 0, sent = 0, paced[64] = {0}, qhist[64] = {0};
+	double R = (double)R0;
+	uint32_t seed = b->seed;
 	int n = 0;
-	for (int i = 0; i < 10000; i++) { /* 10 s in 1 ms steps */
+	b->regain = -1;
+	for (int i = 0; i < 15000; i++) {
+		if (b->grow_s && i == b->grow_s * 1000)
+			R *= b->grow;
 		now += 1000000;
 		paced[i % 64] = (double)cc.pacing_rate;
 		double in = i >= lag ? paced[(i - lag) % 64] : 0;
-		q += in / 1000 - (double)R / 1000;
+		q += in / 1000 - R / 1000;
 		if (q < 0)
 			q = 0;
 		qhist[i % 64] = q;
-		double out = in < (double)R ? in : (double)R;
+		double out = in < R ? in : R;
 		d += (uint64_t)(out / 1000);
-		if (i >= 2000) {
-			qs[n++] = q * 1e3 / (double)R;
+		if (i >= 3000 && (!b->grow_s || i < b->grow_s * 1000)) {
+			qs[n++] = q * 1e3 / R;
 			sent += out / 1000;
 		}
+		if (b->grow_s && i >= b->grow_s * 1000 && b->regain < 0 &&
+		    (double)cc.pacing_rate >= 0.95 * R)
+			b->regain = (i - b->grow_s * 1000) / 1e3;
 		if (i % 10)
 			continue;
 		double seen = i >= lag ? qhist[(i - lag) % 64] : 0;
@@ -852,7 +871,8 @@ static double sim_bucket(uint32_t seed, double *use)
 		pace_model_on_probe(&cc, now,
 				    40000000 + (uint64_t)(seen * 1e9 / R) +
 					noise);
-		pace_model_on_ack(&cc, now, 100000000, (uint64_t)(out * 1.07),
+		pace_model_on_ack(&cc, now, 100000000,
+				  (uint64_t)(out * b->excess),
 				  d > 4 * unit ? d - 4 * unit : 0, d, unit / 2);
 	}
 	for (int i = 1; i < n; i++) /* sort for the p99 */
@@ -861,24 +881,33 @@ static double sim_bucket(uint32_t seed, double *use)
 			qs[j] = qs[j - 1];
 			qs[j - 1] = t;
 		}
-	*use = sent / ((double)R / 1000 * n);
-	return qs[n * 99 / 100];
+	b->use = sent / (R0 / 1000.0 * n);
+	b->p99 = qs[n * 99 / 100];
 }
 
-/* Measured over 5 seeds: queue p99 2.9-3.2 ms, link use 0.987. Without
- * the learned rate (queue_rate_known() always 0), seed 1: p99 9.6 ms,
- * use 0.939. */
+/* Measured over 5 seeds, 7 % high: queue p99 1.5-1.8 ms, link use 0.991;
+ * 12 % high: 1.6-2.0 ms, 0.991. Before the cruise stayed below the
+ * learned rate and it rose step by step (it was forgotten after 2 s, and
+ * the factor and the probe-ups went back above the link): 7 %, p99
+ * 2.8-3.0 ms; 12 %, 7.8-9.8 ms and use down to 0.924. Without a learned
+ * rate at all, 7 % (10 s from 2 s on): p99 9.6 ms, use 0.939. */
 static void test_cc_queue_rate(void **state)
 {
 	(void)state;
-	for (uint32_t seed = 1; seed <= 5; seed++) {
-		double use, p99 = sim_bucket(seed * 7919u, &use);
-		print_message("  estimate 7 %% high, probe 20 ms late, seed "
-			      "%u: queue p99 %.2f ms, link use %.3f\n",
-			      seed, p99, use);
-		assert_true(p99 < 4.0);
-		assert_true(use > 0.97);
-	}
+	const double excess[2] = {1.07, 1.12};
+	for (int e = 0; e < 2; e++)
+		for (uint32_t seed = 1; seed <= 5; seed++) {
+			struct bucket_run b = {.seed = seed * 7919u,
+					       .excess = excess[e]};
+			sim_bucket(&b);
+			print_message("  estimate %.0f %% high, probe 20 ms "
+				      "late, seed %u: queue p99 %.2f ms, "
+				      "link use %.3f\n",
+				      (excess[e] - 1) * 100, seed, b.p99,
+				      b.use);
+			assert_true(b.p99 < 2.5);
+			assert_true(b.use > 0.97);
+		}
 	/* A probe-down under a learned rate keeps its gain (it was once
 	 * lifted to the cruise). */
 	const uint64_t R = 6250000, unit = 128 << 10;
@@ -891,6 +920,27 @@ static void test_cc_queue_rate(void **state)
 	cc.queue_rate_stamp = now;
 	pace_model_on_probe(&cc, now + 10000000, 40000000);
 	assert_true(cc.pacing_rate <= cc.btlbw * 96 / 100);
+}
+
+/* The learned rate is not a ceiling: when the link grows by a quarter
+ * (another flow left), the pacing rate reaches 0.95 x the new rate within
+ * 6 s, as each rise (1 s apart) that meets no queue doubles the next.
+ * Measured 3.8-5.0 s; without the rises, never. (Forgotten after 2 s, as
+ * before, it took 0.2-0.6 s: the price of a calmer queue.) */
+static void test_cc_queue_rate_rises(void **state)
+{
+	(void)state;
+	for (uint32_t seed = 1; seed <= 3; seed++) {
+		struct bucket_run b = {.seed = seed * 7919u,
+				       .excess = 1.07,
+				       .grow = 1.25,
+				       .grow_s = 6};
+		sim_bucket(&b);
+		print_message("  link 25 %% faster at 6 s, seed %u: 0.95 of it "
+			      "paced after %.2f s\n",
+			      seed, b.regain);
+		assert_true(b.regain >= 0 && b.regain < 6.0);
+	}
 }
 
 /* The stream's long path: delivery samples below the estimate while the
@@ -1323,6 +1373,7 @@ int main(void)
 	    cmocka_unit_test(test_cc_probe_up_grows),
 	    cmocka_unit_test(test_cc_steady_at_link),
 	    cmocka_unit_test(test_cc_queue_rate),
+	    cmocka_unit_test(test_cc_queue_rate_rises),
 	    cmocka_unit_test(test_cc_probe_min_window),
 	    cmocka_unit_test(test_cc_room_keeps_estimate),
 	    cmocka_unit_test(test_cc_drain_keeps_factor),

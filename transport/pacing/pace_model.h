@@ -87,12 +87,15 @@ struct pace_model {
 	/* The stream's long path: the pacing rate at each of the last
 	 * probe samples, and the rate that began the last queue (0: none),
 	 * from those a path RTT and the probe's filter before the probe
-	 * saw it. Probe-ups go no higher, and near it the delay factor
-	 * grows by 1/8 of its usual step (see learn_queue_rate). */
+	 * saw it. Probe-ups go no higher and the cruise stays below it;
+	 * without a queue it rises by queue_rate_step, which doubles each
+	 * time (see learn_queue_rate). The stamp: learned or last raised. */
 	uint64_t pace_hist[16], pace_hist_ns[16];
 	uint64_t queue_rate, queue_rate_stamp;
+	double queue_rate_step;
 	uint64_t queue_rate_pending; /* seen once; twice in a row to learn */
 	uint64_t clear_since; /* probe_bw: no queue since (0: a queue) */
+	uint64_t queued_since; /* ... and the last queue since */
 	/* Set by the caller: its startup samples span only the last path
 	 * RTTs (pace_rs.rcv_window_ns), so the estimate holds the link's
 	 * rate when startup meets the queue; startup's gain is then 2. */
