@@ -15,6 +15,7 @@
 	STR(TRANSPORT, "", "force one provider by name (uring, shm, verbs, dpdk)")           \
 	INT(TIMEOUT_MS, 30000, "default timeout of every blocking wait, in ms")              \
 	INT(CONNECT_TIMEOUT_MS, 10000, "connection establishment timeout, in ms")            \
+	INT(RESOLVE_TIMEOUT_MS, 5000, "a host name not answered by DNS within this many ms fails with ETIMEDOUT, naming it") \
 	STR(ROOT_ADDR, "", "bootstrap root address ip:port (default: first non-loopback IPv4, any port; env mode: MASTER_ADDR and MASTER_PORT+1)") \
 	STR(AUTH_KEY, "", "job secret for env-mode bootstrap (any string; required across hosts)") \
 	STR(REGION, "", "this rank's region (site) name; ranks with different regions use network providers between them") \

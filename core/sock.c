@@ -8,15 +8,19 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <wccl/errors.h>
 
 #include "clock.h"
+#include "log.h"
+#include "params.h"
 
 int wccl_sock_parse(const char *addr, uint16_t default_port,
 		    struct sockaddr_storage *ss, socklen_t *len)
@@ -51,11 +55,119 @@ int wccl_sock_parse(const char *addr, uint16_t default_port,
 	} else {
 		snprintf(port, sizeof(port), "%u", default_port);
 	}
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_NUMERICSERV };
-	struct addrinfo *res;
-	if (getaddrinfo(host, port, &hints, &res) != 0 || !res)
+	return wccl_sock_resolve(host, port, 0, ss, len);
+}
+
+/* A lookup getaddrinfo_a could not stop: its request must live until the
+ * resolver is done with it. */
+struct resolve_req {
+	struct gaicb cb;
+	struct addrinfo hints;
+	char host[256], port[16];
+};
+
+static void *reap_lookup(void *arg)
+{
+	struct resolve_req *r = arg;
+	const struct gaicb *list[1] = {&r->cb};
+	while (gai_error(&r->cb) == EAI_INPROGRESS)
+		gai_suspend(list, 1, NULL);
+	if (r->cb.ar_result)
+		freeaddrinfo(r->cb.ar_result);
+	free(r);
+	return NULL;
+}
+
+/* Wait for @r until @deadline_ns; 0 when it finished (gai_error() tells
+ * how), else WCCL_ETIMEDOUT and @r belongs to the resolver or a reaper. */
+static int wait_lookup(struct resolve_req *r, uint64_t deadline_ns)
+{
+	const struct gaicb *list[1] = {&r->cb};
+	while (gai_error(&r->cb) == EAI_INPROGRESS) {
+		uint64_t now = wccl_now_ns();
+		if (now >= deadline_ns)
+			break;
+		uint64_t left = deadline_ns - now;
+		struct timespec ts = {(time_t)(left / 1000000000u),
+				      (long)(left % 1000000000u)};
+		gai_suspend(list, 1, &ts);
+	}
+	if (gai_error(&r->cb) != EAI_INPROGRESS)
+		return 0;
+	if (gai_cancel(&r->cb) != EAI_NOTCANCELED) {
+		/* cancelled, or done in the meantime: ours to free */
+		if (r->cb.ar_result)
+			freeaddrinfo(r->cb.ar_result);
+		free(r);
+		return WCCL_ETIMEDOUT;
+	}
+	pthread_t t;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, reap_lookup, r))
+		WCCL_WARN(WCCL_SUB_INIT, "lookup of '%s' left running: %zu "
+			  "bytes kept", r->host, sizeof(*r));
+	pthread_attr_destroy(&attr);
+	return WCCL_ETIMEDOUT;
+}
+
+int wccl_sock_resolve(const char *host, const char *port, int passive,
+		      struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct addrinfo hints = {
+	    .ai_socktype = SOCK_STREAM,
+	    .ai_flags = AI_NUMERICSERV | AI_NUMERICHOST |
+			(passive ? AI_PASSIVE : 0)};
+	struct addrinfo *res = NULL;
+	/* An address needs no lookup, and never waits. */
+	int rc = getaddrinfo(host, port, &hints, &res);
+	if (rc == EAI_NONAME) {
+		/* A name: plain getaddrinfo would wait on a DNS server that
+		 * does not answer for as long as resolv.conf says (5 s x
+		 * attempts x servers), and nothing can stop it. */
+		struct resolve_req *r = calloc(1, sizeof(*r));
+		if (!r)
+			return WCCL_ENOMEM;
+		if (snprintf(r->host, sizeof(r->host), "%s", host) >=
+			(int)sizeof(r->host) ||
+		    snprintf(r->port, sizeof(r->port), "%s", port) >=
+			(int)sizeof(r->port)) {
+			free(r);
+			return WCCL_EINVAL;
+		}
+		r->hints = hints;
+		r->hints.ai_flags &= ~AI_NUMERICHOST;
+		r->cb.ar_name = r->host;
+		r->cb.ar_service = r->port;
+		r->cb.ar_request = &r->hints;
+		struct gaicb *list[1] = {&r->cb};
+		rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+		if (rc) {
+			free(r);
+			WCCL_WARN(WCCL_SUB_INIT, "cannot resolve '%s' port "
+				  "'%s': %s", host, port, gai_strerror(rc));
+			return WCCL_EINVAL;
+		}
+		int64_t ms = wccl_param_int(WCCL_PARAM_RESOLVE_TIMEOUT_MS);
+		if (wait_lookup(r, wccl_deadline_ns(ms > 0 ? ms : 1))) {
+			WCCL_WARN(WCCL_SUB_INIT, "cannot resolve '%s': no "
+				  "answer from DNS in %lld ms "
+				  "(WCCL_RESOLVE_TIMEOUT_MS)",
+				  host, (long long)ms);
+			return WCCL_ETIMEDOUT;
+		}
+		rc = gai_error(&r->cb);
+		res = r->cb.ar_result;
+		free(r);
+	}
+	if (rc || !res) {
+		WCCL_WARN(WCCL_SUB_INIT, "cannot resolve '%s' port '%s': %s",
+			  host, port, rc ? gai_strerror(rc) : "no address");
+		if (res)
+			freeaddrinfo(res);
 		return WCCL_EINVAL;
+	}
 	memcpy(ss, res->ai_addr, res->ai_addrlen);
 	*len = res->ai_addrlen;
 	freeaddrinfo(res);

@@ -12,9 +12,17 @@
 #include <sys/socket.h>
 
 /* Parse "host:port", "[v6]:port" or "host" (port = @default_port) into
- * @ss. Resolves names with getaddrinfo. Returns 0 or -WCCL_EINVAL. */
+ * @ss. Resolves names with wccl_sock_resolve. Returns 0, WCCL_EINVAL or
+ * WCCL_ETIMEDOUT. */
 int wccl_sock_parse(const char *addr, uint16_t default_port,
 		    struct sockaddr_storage *ss, socklen_t *len);
+
+/* @host (an address or a name) and numeric @port into @ss, for a stream
+ * socket (@passive: for bind). A name's lookup is bounded by
+ * WCCL_RESOLVE_TIMEOUT_MS. Returns 0, WCCL_EINVAL (unknown, logged),
+ * WCCL_ETIMEDOUT (no answer, logged) or WCCL_ENOMEM. */
+int wccl_sock_resolve(const char *host, const char *port, int passive,
+		      struct sockaddr_storage *ss, socklen_t *len);
 
 /* "ip:port" (or "[v6]:port") of @sa into @buf. */
 void wccl_sock_format(const struct sockaddr *sa, char *buf, size_t len);

@@ -672,10 +672,13 @@ static void snd_icmp_open(struct snd *s)
 	const char *peer = wccl_endpoint_peer(s->eps[0]);
 	if (!wccl_param_int(WCCL_PARAM_STREAM_PROBE_ICMP) || !peer)
 		return;
-	/* "provider:host:port" (uring's peer names) or "host:port" */
+	/* "provider:host:port" (uring's peer names) or "host:port": the
+	 * whole of the first is no host name to look up */
 	const char *colon = strchr(peer, ':');
-	if (wccl_sock_parse(peer, 0, &ss, &len) &&
-	    (!colon || wccl_sock_parse(colon + 1, 0, &ss, &len))) {
+	const char *ip = peer[0] != '[' && colon && strchr(colon + 1, ':')
+			     ? colon + 1
+			     : peer;
+	if (wccl_sock_parse(ip, 0, &ss, &len)) {
 		WCCL_INFO(WCCL_SUB_TRANSPORT,
 			  "stream: no ICMP probe: %s is not an IP peer", peer);
 		return;

@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/params.h"
+#include "core/sock.h"
 #include "uring.h"
 
 struct uring_listener {
@@ -230,20 +231,11 @@ static int uring_resolve(const char *addr, int passive,
 	char host[WCCL_ADDR_MAX], port[16];
 	if (uring_parse_hostport(addr, host, sizeof(host), port, sizeof(port)))
 		return WCCL_EINVAL;
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_NUMERICSERV |
-					      (passive ? AI_PASSIVE : 0) };
-	struct addrinfo *res = NULL;
-	int rc = getaddrinfo(host, port, &hints, &res);
-	if (rc || !res) {
-		WCCL_WARN(WCCL_SUB_URING, "cannot resolve '%s': %s", addr,
-			  gai_strerror(rc));
+	/* bounded by WCCL_RESOLVE_TIMEOUT_MS; failures are logged there */
+	int rc = wccl_sock_resolve(host, port, passive, ss, sl);
+	if (rc == WCCL_EINVAL)
 		return WCCL_EADDRNOTAVAIL;
-	}
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*sl = res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
+	return rc;
 }
 
 int uring_listen(struct wccl_context *c, const char *bind_addr,
