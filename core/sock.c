@@ -22,8 +22,14 @@
 #include "log.h"
 #include "params.h"
 
-int wccl_sock_parse(const char *addr, uint16_t default_port,
-		    struct sockaddr_storage *ss, socklen_t *len)
+static int resolve_until(const char *host, const char *port, int passive,
+			 struct sockaddr_storage *ss, socklen_t *len,
+			 uint64_t deadline_ns);
+
+/* wccl_sock_parse, a name's lookup ending at @deadline_ns at the latest */
+static int parse_until(const char *addr, uint16_t default_port,
+		       struct sockaddr_storage *ss, socklen_t *len,
+		       uint64_t deadline_ns)
 {
 	if (!addr || !*addr)
 		return WCCL_EINVAL;
@@ -55,7 +61,20 @@ int wccl_sock_parse(const char *addr, uint16_t default_port,
 	} else {
 		snprintf(port, sizeof(port), "%u", default_port);
 	}
-	return wccl_sock_resolve(host, port, 0, ss, len);
+	return resolve_until(host, port, 0, ss, len, deadline_ns);
+}
+
+/* The lookup's own bound, WCCL_RESOLVE_TIMEOUT_MS from now. */
+static uint64_t resolve_deadline(void)
+{
+	int64_t ms = wccl_param_int(WCCL_PARAM_RESOLVE_TIMEOUT_MS);
+	return wccl_deadline_ns(ms > 0 ? ms : 1);
+}
+
+int wccl_sock_parse(const char *addr, uint16_t default_port,
+		    struct sockaddr_storage *ss, socklen_t *len)
+{
+	return parse_until(addr, default_port, ss, len, resolve_deadline());
 }
 
 /* A lookup getaddrinfo_a could not stop: its request must live until the
@@ -115,6 +134,14 @@ static int wait_lookup(struct resolve_req *r, uint64_t deadline_ns)
 int wccl_sock_resolve(const char *host, const char *port, int passive,
 		      struct sockaddr_storage *ss, socklen_t *len)
 {
+	return resolve_until(host, port, passive, ss, len,
+			     resolve_deadline());
+}
+
+static int resolve_until(const char *host, const char *port, int passive,
+			 struct sockaddr_storage *ss, socklen_t *len,
+			 uint64_t deadline_ns)
+{
 	struct addrinfo hints = {
 	    .ai_socktype = SOCK_STREAM,
 	    .ai_flags = AI_NUMERICSERV | AI_NUMERICHOST |
@@ -149,12 +176,13 @@ int wccl_sock_resolve(const char *host, const char *port, int passive,
 				  "'%s': %s", host, port, gai_strerror(rc));
 			return WCCL_EINVAL;
 		}
-		int64_t ms = wccl_param_int(WCCL_PARAM_RESOLVE_TIMEOUT_MS);
-		if (wait_lookup(r, wccl_deadline_ns(ms > 0 ? ms : 1))) {
+		uint64_t t0 = wccl_now_ns();
+		if (wait_lookup(r, deadline_ns)) {
 			WCCL_WARN(WCCL_SUB_INIT, "cannot resolve '%s': no "
-				  "answer from DNS in %lld ms "
-				  "(WCCL_RESOLVE_TIMEOUT_MS)",
-				  host, (long long)ms);
+				  "answer from DNS in %llu ms (the caller's "
+				  "deadline, or WCCL_RESOLVE_TIMEOUT_MS)",
+				  host, (unsigned long long)((wccl_now_ns() -
+							      t0) / 1000000));
 			return WCCL_ETIMEDOUT;
 		}
 		rc = gai_error(&r->cb);
@@ -258,7 +286,10 @@ int wccl_sock_connect(const char *addr, uint64_t deadline_ns)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	int rc = wccl_sock_parse(addr, 0, &ss, &sl);
+	uint64_t lookup_end = resolve_deadline();
+	int rc = parse_until(addr, 0, &ss, &sl,
+			     deadline_ns < lookup_end ? deadline_ns
+						      : lookup_end);
 	if (rc)
 		return rc;
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,

@@ -35,7 +35,8 @@ int wccl_sock_listen(const char *addr, int backlog);
  * host part is replaced by it (for 0.0.0.0 listeners). */
 int wccl_sock_local_addr(int fd, char *buf, size_t len);
 
-/* Connect to @addr by @deadline_ns. Returns a connected blocking fd, or
+/* Connect to @addr by @deadline_ns (a name's lookup included, and no
+ * longer than WCCL_RESOLVE_TIMEOUT_MS). Returns a connected blocking fd, or
  * -WCCL_ECONNREFUSED, -WCCL_ETIMEDOUT, -WCCL_EHOSTUNREACH, ... */
 int wccl_sock_connect(const char *addr, uint64_t deadline_ns);
 

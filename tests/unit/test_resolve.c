@@ -60,6 +60,22 @@ static void name_lookup_is_bounded(void **state)
 	}
 }
 
+/* wccl_sock_connect's lookup ends at the caller's deadline (100 ms) when
+ * that comes before WCCL_RESOLVE_TIMEOUT_MS (300). */
+static void connect_lookup_keeps_deadline(void **state)
+{
+	(void)state;
+	queries_seen();
+	uint64_t t0 = wccl_now_ns();
+	int rc = wccl_sock_connect("wccl-no-such-host.invalid:4000",
+				   wccl_deadline_ns(100));
+	double s = (double)(wccl_now_ns() - t0) / 1e9;
+	print_message("  connect: %s after %.2f s\n", wccl_strerror(rc), s);
+	assert_int_equal(rc, WCCL_ETIMEDOUT);
+	assert_true(s >= 0.08 && s < 0.25);
+	assert_true(queries_seen() > 0);
+}
+
 /* Addresses need no lookup: no query, no wait, right bytes. */
 static void addresses_do_not_look_up(void **state)
 {
@@ -105,6 +121,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(addresses_do_not_look_up),
 	    cmocka_unit_test(name_lookup_is_bounded),
+	    cmocka_unit_test(connect_lookup_keeps_deadline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
