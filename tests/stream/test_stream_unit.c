@@ -1068,6 +1068,23 @@ static void test_pace_caps(void **state)
 	assert_int_equal(cap[1], 440);
 }
 
+/* The headroom stops at the learned rate: 110 % of 400 is 440, so a
+ * learned 420 leaves 105 %, one at or above 440 (or none) all 110, one
+ * under the rate no less than 100; no rate (a short path), no change. */
+static void test_pace_headroom(void **state)
+{
+	(void)state;
+	assert_int_equal(stream_pace_headroom(110, 400, 0), 110);
+	assert_int_equal(stream_pace_headroom(110, 400, 420), 105);
+	assert_int_equal(stream_pace_headroom(110, 400, 440), 110);
+	assert_int_equal(stream_pace_headroom(110, 400, 500), 110);
+	assert_int_equal(stream_pace_headroom(110, 400, 392), 100);
+	assert_int_equal(stream_pace_headroom(100, 400, 300), 100);
+	assert_int_equal(stream_pace_headroom(110, 0, 420), 110);
+	/* Mbit/s-sized rates do not overflow: 50 Mbit/s, learned 51 */
+	assert_int_equal(stream_pace_headroom(110, 6250000, 6375000), 102);
+}
+
 static void test_pick_conn(void **state)
 {
 	(void)state;
@@ -1385,6 +1402,7 @@ int main(void)
 	    cmocka_unit_test(test_size_pipe),
 	    cmocka_unit_test(test_pick_chunk),
 	    cmocka_unit_test(test_pace_caps),
+	    cmocka_unit_test(test_pace_headroom),
 	    cmocka_unit_test(test_pick_conn),
 	    cmocka_unit_test(test_journal),
 	    cmocka_unit_test(test_icmp_probe),

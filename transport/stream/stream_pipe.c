@@ -78,6 +78,14 @@ int stream_pace_caps(int n, const uint64_t *unsent, const uint64_t *cwnd_rate,
 	return lent;
 }
 
+uint64_t stream_pace_headroom(uint64_t pct, uint64_t base, uint64_t learned)
+{
+	if (!base || !learned || learned >= base * pct / 100)
+		return pct;
+	uint64_t room = learned * 100 / base;
+	return room > 100 ? room : 100;
+}
+
 int stream_pick_conn(int n, const int *ready, const int *held, int from)
 {
 	int best = -1;

@@ -604,9 +604,11 @@ static void snd_kernel_pace(struct snd *s)
 	 * always: steady ping p99 46.8 against 52.0 ms, whole-run 50.7
 	 * against 65.6, for 33.7 against 34.9 Mbit/s. On a short path the
 	 * cap only feeds back into the estimate (the CPU is the bottleneck
-	 * there, and it is noisy). */
+	 * there, and it is noisy). Nor may they, all together, go above
+	 * the rate that began the last queue (stream_pace_headroom). */
 	uint64_t pct = s->cc.probe_queued ? 100 : s->kernel_pct;
 	uint64_t base = pace_model_long_path(&s->cc) ? s->cc.pacing_rate : 0;
+	pct = stream_pace_headroom(pct, base, s->cc.queue_rate);
 	snd_pace_caps(s, base, pct, cap);
 	for (int i = 0; i < s->nep; i++) {
 		uint64_t r = cap[i], was = s->set_pace_bps[i];
@@ -742,10 +744,14 @@ static void snd_trace(struct snd *s, uint64_t now)
 		queued += !s->slots[i].inflight && s->slots[i].tx_busy;
 	}
 	int ready = (int)stream_ring_count(&s->from_io) + (s->held >= 0);
+	uint64_t kcap = 0; /* the kernel's caps, all connections */
+	for (int i = 0; i < s->nep; i++)
+		kcap += s->set_pace_bps[i];
 	WCCL_TRACE(WCCL_SUB_TRANSPORT,
 		   "stream trace t=%.2f wall=%.3f good=%.1f wire=%.1f btlbw=%.1f "
-		   "pace=%.1f Mbit/s cwnd=%llu inflight=%llu phase=%d "
-		   "gain=%.2f q=%.2f hold=%.1f probe=%.1f/%.1f jit=%.1f ms "
+		   "pace=%.1f learned=%.1f kernel=%.1f Mbit/s cwnd=%llu "
+		   "inflight=%llu phase=%d gain=%.2f q=%.2f hold=%.1f "
+		   "probe=%.1f/%.1f jit=%.1f ms "
 		   "stops pacer=%u cwnd=%u noep=%u starved=%u eagain=%u "
 		   "busy=%.1f lending=%.1f slots flight=%d queued=%d "
 		   "ready=%d io=%d",
@@ -755,6 +761,7 @@ static void snd_trace(struct snd *s, uint64_t now)
 		   (double)(s->st.bytes_wire - s->tr.wire) * 8 / dt / 1e6,
 		   (double)s->cc.btlbw * 8 / 1e6,
 		   (double)s->cc.pacing_rate * 8 / 1e6,
+		   (double)s->cc.queue_rate * 8 / 1e6, (double)kcap * 8 / 1e6,
 		   (unsigned long long)s->cc.cwnd,
 		   (unsigned long long)s->inflight_bytes, s->cc.phase,
 		   s->cc.pacing_gain, s->cc.qfactor, (double)s->hold_ns / 1e6,
