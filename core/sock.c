@@ -26,41 +26,47 @@ static int resolve_until(const char *host, const char *port, int passive,
 			 struct sockaddr_storage *ss, socklen_t *len,
 			 uint64_t deadline_ns);
 
+int wccl_sock_split(const char *addr, const char *default_port, char *host,
+		    size_t hlen, char *port, size_t plen)
+{
+	if (!addr || !*addr || !hlen || !plen)
+		return WCCL_EINVAL;
+	const char *h = addr, *colon;
+	size_t n;
+	if (addr[0] == '[') {
+		const char *end = strchr(addr, ']');
+		if (!end || (end[1] && end[1] != ':'))
+			return WCCL_EINVAL;
+		h = addr + 1;
+		n = (size_t)(end - h);
+		colon = end[1] ? end + 1 : NULL;
+	} else {
+		colon = strrchr(addr, ':');
+		n = colon ? (size_t)(colon - addr) : strlen(addr);
+	}
+	if (n == 0 || n >= hlen)
+		return WCCL_EINVAL;
+	const char *p = colon ? colon + 1 : default_port;
+	size_t pn = p ? strlen(p) : 0;
+	if (!pn || pn > 5 || pn >= plen || strspn(p, "0123456789") != pn ||
+	    atoi(p) > 65535)
+		return WCCL_EINVAL;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	memcpy(port, p, pn + 1);
+	return 0;
+}
+
 /* wccl_sock_parse, a name's lookup ending at @deadline_ns at the latest */
 static int parse_until(const char *addr, uint16_t default_port,
 		       struct sockaddr_storage *ss, socklen_t *len,
 		       uint64_t deadline_ns)
 {
-	if (!addr || !*addr)
+	char host[256], port[16], dflt[8];
+	snprintf(dflt, sizeof(dflt), "%u", default_port);
+	if (wccl_sock_split(addr, dflt, host, sizeof(host), port,
+			    sizeof(port)))
 		return WCCL_EINVAL;
-	char host[256], port[16];
-	const char *colon;
-	if (addr[0] == '[') {
-		const char *end = strchr(addr, ']');
-		if (!end || (size_t)(end - addr - 1) >= sizeof(host))
-			return WCCL_EINVAL;
-		memcpy(host, addr + 1, (size_t)(end - addr - 1));
-		host[end - addr - 1] = '\0';
-		colon = end[1] == ':' ? end + 1 : NULL;
-		if (end[1] && !colon)
-			return WCCL_EINVAL;
-	} else {
-		colon = strrchr(addr, ':');
-		size_t n = colon ? (size_t)(colon - addr) : strlen(addr);
-		if (n == 0 || n >= sizeof(host))
-			return WCCL_EINVAL;
-		memcpy(host, addr, n);
-		host[n] = '\0';
-	}
-	if (colon) {
-		char *end;
-		long p = strtol(colon + 1, &end, 10);
-		if (colon[1] == '\0' || *end || p < 0 || p > 65535)
-			return WCCL_EINVAL;
-		snprintf(port, sizeof(port), "%ld", p);
-	} else {
-		snprintf(port, sizeof(port), "%u", default_port);
-	}
 	return resolve_until(host, port, 0, ss, len, deadline_ns);
 }
 

@@ -11,6 +11,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+/* Split "host:port", "[v6]:port" or "host" (then @default_port; NULL:
+ * a port is required) into @host and @port (digits, at most 65535).
+ * Returns 0 or WCCL_EINVAL (empty or too long a part, a bad port). */
+int wccl_sock_split(const char *addr, const char *default_port, char *host,
+		    size_t hlen, char *port, size_t plen);
+
 /* Parse "host:port", "[v6]:port" or "host" (port = @default_port) into
  * @ss. Resolves names with wccl_sock_resolve. Returns 0, WCCL_EINVAL or
  * WCCL_ETIMEDOUT. */

@@ -275,8 +275,6 @@ int uring_established(struct wccl_endpoint *ep);
 void uring_endpoint_close(struct wccl_endpoint *ep);
 int uring_endpoint_set_attr(struct wccl_endpoint *ep, int attr, uint64_t v);
 int uring_endpoint_get_attr(struct wccl_endpoint *ep, int attr, uint64_t *v);
-int uring_parse_hostport(const char *addr, char *host, size_t hlen,
-			 char *port, size_t plen);
 void uring_conn_cqe(struct uring_ep *ep, int res);
 int uring_ep_failf(struct uring_ep *ep, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -27,30 +27,6 @@ struct uring_listener {
 	char addr[WCCL_ADDR_MAX];
 };
 
-int uring_parse_hostport(const char *addr, char *host, size_t hlen,
-			 char *port, size_t plen)
-{
-	const char *colon = strrchr(addr, ':');
-	if (!colon || colon == addr)
-		return WCCL_EINVAL;
-	const char *h = addr, *he = colon;
-	if (*h == '[') {
-		if (he[-1] != ']')
-			return WCCL_EINVAL;
-		h++;
-		he--;
-	}
-	size_t n = (size_t)(he - h), pn = strlen(colon + 1);
-	if (!n || n >= hlen || !pn || pn > 5 || pn >= plen ||
-	    strspn(colon + 1, "0123456789") != pn ||
-	    atoi(colon + 1) > 65535)
-		return WCCL_EINVAL;
-	memcpy(host, h, n);
-	host[n] = '\0';
-	memcpy(port, colon + 1, pn + 1);
-	return 0;
-}
-
 static void uring_fmt_sa(const struct sockaddr_storage *ss, char *buf,
 			 size_t len)
 {
@@ -228,7 +204,8 @@ static int uring_resolve(const char *addr, int passive,
 			 struct sockaddr_storage *ss, socklen_t *sl)
 {
 	char host[WCCL_ADDR_MAX], port[16];
-	if (uring_parse_hostport(addr, host, sizeof(host), port, sizeof(port)))
+	if (wccl_sock_split(addr, NULL, host, sizeof(host), port,
+			    sizeof(port)))
 		return WCCL_EINVAL;
 	/* bounded by WCCL_RESOLVE_TIMEOUT_MS; failures are logged there */
 	int rc = wccl_sock_resolve(host, port, passive, ss, sl);

@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "core/params.h"
+#include "core/sock.h"
 #include "uring.h"
 #include "transport/comp_ring.h"
 
@@ -43,8 +44,8 @@ static int uring_probe(void)
 static int uring_can_connect(const char *addr)
 {
 	char host[WCCL_ADDR_MAX], port[16];
-	return addr && uring_parse_hostport(addr, host, sizeof(host), port,
-					    sizeof(port)) == 0;
+	return addr && wccl_sock_split(addr, NULL, host, sizeof(host), port,
+				       sizeof(port)) == 0;
 }
 
 static void appendf(char *buf, size_t len, size_t *at, const char *fmt, ...)
