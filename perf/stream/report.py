@@ -39,8 +39,9 @@ def table(res, prof):
     out = ["### %s (bottleneck %s Mbit/s, idle probe RTT %s ms)" %
            (prof, fmt(r0["bottleneck_mbps"], 0), fmt(r0["base_rtt_ms"], 2)), "",
            "| tool | goodput Mbit/s | % of bottleneck | / cubic 1 | / cubic N | "
-           "probe p50 / p99 / max ms | p99 - idle ms | bottleneck queue p50 / p99 ms | "
-           "queue after 3 s: p99 ms, time > 2 ms | "
+           "probe during the transfer p50 / p99 / max ms | p99 - idle ms | "
+           "bottleneck queue during the transfer p50 / p99 ms | "
+           "queue from 1.5 s into the transfer: p99 ms, time > 2 ms | "
            "probe IPDV p99 ms | guest CPU busy |",
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
