@@ -5,8 +5,8 @@
  * /etc/resolv.conf names 127.0.0.1 (timeout 5 s, 2 attempts): this
  * program holds UDP 127.0.0.1:53 and reads nothing, so glibc's own
  * getaddrinfo would wait 10 s. No packet leaves the namespace's lo.
- * Run outside such a namespace it skips (77). Also: wccl_sock_split,
- * which splits an address before any lookup.
+ * Run outside such a namespace it skips (77). wccl_sock_split, which
+ * needs no namespace, is in test_sock.c.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -59,57 +59,6 @@ static void name_lookup_is_bounded(void **state)
 		assert_true(s >= 0.25 && s < 2.0);
 		assert_true(queries_seen() > 0);
 	}
-}
-
-/* wccl_sock_split: the forms the tools and providers take, and the
- * malformed ones refused before any lookup. */
-static void address_split(void **state)
-{
-	(void)state;
-	static const struct {
-		const char *addr, *dflt, *host, *port;
-	} good[] = {
-	    {"127.0.0.1:80", NULL, "127.0.0.1", "80"},
-	    {"[::1]:4001", NULL, "::1", "4001"},
-	    {"[::1]", "7", "::1", "7"},
-	    {"region-b", "29500", "region-b", "29500"},
-	    {"h:0", NULL, "h", "0"},
-	    {"h:65535", NULL, "h", "65535"},
-	};
-	static const struct {
-		const char *addr, *dflt;
-	} bad[] = {
-	    {"region-b", NULL}, /* no port, none by default */
-	    {":80", NULL},
-	    {"h:", NULL},
-	    {"h:65536", NULL},
-	    {"h:+5", "1"},
-	    {"h:123456", NULL},
-	    {"[::1]x:5", NULL},
-	    {"[::1", NULL},
-	    {"[]:5", NULL},
-	    {"", "1"},
-	    {"h", ""},
-	    {"h", "70000"},
-	};
-	char host[16], port[8];
-	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		assert_int_equal(wccl_sock_split(good[i].addr, good[i].dflt,
-						 host, sizeof(host), port,
-						 sizeof(port)),
-				 0);
-		assert_string_equal(host, good[i].host);
-		assert_string_equal(port, good[i].port);
-	}
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(wccl_sock_split(bad[i].addr, bad[i].dflt,
-						 host, sizeof(host), port,
-						 sizeof(port)),
-				 WCCL_EINVAL);
-	/* a host that does not fit is refused, not cut */
-	assert_int_equal(wccl_sock_split("a-very-long-host-name:1", NULL, host,
-					 sizeof(host), port, sizeof(port)),
-			 WCCL_EINVAL);
 }
 
 /* wccl_sock_connect's lookup ends at the caller's deadline (100 ms) when
@@ -171,7 +120,6 @@ int main(void)
 	setenv("WCCL_RESOLVE_TIMEOUT_MS", "300", 1);
 	wccl_param_reload();
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(address_split),
 	    cmocka_unit_test(addresses_do_not_look_up),
 	    cmocka_unit_test(name_lookup_is_bounded),
 	    cmocka_unit_test(connect_lookup_keeps_deadline),
