@@ -920,6 +920,15 @@ static void test_cc_queue_rate(void **state)
 	cc.queue_rate_stamp = now;
 	pace_model_on_probe(&cc, now + 10000000, 40000000);
 	assert_true(cc.pacing_rate <= cc.btlbw * 96 / 100);
+	/* Between probes the cruise stays 4 % under the learned rate: the
+	 * sender's bursts (connections catching up after a loss) go above
+	 * the rate paced. */
+	cc.pacing_gain = 1.0;
+	cc.cycle = 3;
+	pace_model_on_probe(&cc, now + 20000000, 40000000);
+	double cruise = (double)cc.pacing_rate / (double)cc.queue_rate;
+	print_message("  cruise at %.3f of the learned rate\n", cruise);
+	assert_true(cruise > 0.955 && cruise < 0.965);
 }
 
 /* The learned rate is not a ceiling: when the link grows by a quarter
