@@ -688,6 +688,13 @@ static void test_cc_drain_keeps_factor(void **state)
 /* 1 ms of a path that delivers min(pacing rate, @R) (bytes/s) and queues
  * the rest in *@q (bytes); *@d counts what it delivered. Returns the
  * delivery rate. */
+/* 0 to @ms ms from an LCG state's high 16 bits (a plain modulo of them
+ * never reached 66 us). */
+static uint64_t jitter_ns(uint32_t seed, int ms)
+{
+	return (uint64_t)((double)(seed >> 16) / 65536.0 * ms * 1e6);
+}
+
 static uint64_t path_ms(const struct pace_model *cc, uint64_t R,
 			uint64_t *now, uint64_t *d, double *q)
 {
@@ -764,8 +771,9 @@ static void test_cc_probe_up_grows(void **state)
 /* The stream's long path with the estimate at the link, the probe
  * jittering by up to 2 ms (the VM's noise; the delay target is then 1 ms +
  * 2 x the jitter estimate): the probing cycle keeps the queue's p99 under
- * 3.5 ms with the link 97 % used. Measured: p99 2.7 ms, use 0.99, over 5
- * seeds. The same run with every delivery sample 4.6 % above what the path
+ * 3.5 ms with the link 97 % used. Measured: p99 2.1 ms, use 0.981 (2.7
+ * ms and 0.99 over 5 seeds when the jitter was, by mistake, 0-66 us).
+ * The same run with every delivery sample 4.6 % above what the path
  * delivered (the VM's estimates: 99-101 Mbit/s on a link of 95.6) read
  * p99 6.0 ms, mean 2.1: the over-estimate, not the cycle, is the VM's
  * queue. */
@@ -789,7 +797,7 @@ static void test_cc_steady_at_link(void **state)
 		}
 		if (i % 10 == 0) {
 			seed = seed * 1103515245u + 12345u;
-			uint64_t noise = (seed >> 16) % 2000000;
+			uint64_t noise = jitter_ns(seed, 2);
 			pace_model_on_probe(&cc, now,
 					    40000000 + (uint64_t)(qms * 1e6) +
 						noise);
@@ -867,7 +875,7 @@ static void sim_bucket(struct bucket_run *b)
 			continue;
 		double seen = i >= lag ? qhist[(i - lag) % 64] : 0;
 		seed = seed * 1103515245u + 12345u;
-		uint64_t noise = (seed >> 16) % 2000000;
+		uint64_t noise = jitter_ns(seed, 2);
 		pace_model_on_probe(&cc, now,
 				    40000000 + (uint64_t)(seen * 1e9 / R) +
 					noise);
@@ -885,8 +893,10 @@ static void sim_bucket(struct bucket_run *b)
 	b->p99 = qs[n * 99 / 100];
 }
 
-/* Measured over 5 seeds, 7 % high: queue p99 1.5-1.8 ms, link use 0.991;
- * 12 % high: 1.6-2.0 ms, 0.991. Before the cruise stayed below the
+/* Measured over 5 seeds, 7 % high: queue p99 1.8-2.4 ms, link use
+ * 0.979-0.984; 12 % high: 2.3-2.6 ms, 0.983-0.984 (with the probe's
+ * jitter really 0-2 ms: the numbers below, from before, had 0-66 us, and
+ * there 1.5-2.0 ms, 0.991). Before the cruise stayed below the
  * learned rate and it rose step by step (it was forgotten after 2 s, and
  * the factor and the probe-ups went back above the link): 7 %, p99
  * 2.8-3.0 ms; 12 %, 7.8-9.8 ms and use down to 0.924. Without a learned
@@ -905,7 +915,7 @@ static void test_cc_queue_rate(void **state)
 				      "link use %.3f\n",
 				      (excess[e] - 1) * 100, seed, b.p99,
 				      b.use);
-			assert_true(b.p99 < 2.5);
+			assert_true(b.p99 < 3.0);
 			assert_true(b.use > 0.97);
 		}
 	/* A probe-down under a learned rate keeps its gain (it was once
