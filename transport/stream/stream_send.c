@@ -26,8 +26,12 @@
 #define SAMPLE_PATH_RTTS 4 /* probe_bw's rate window on a long path */
 /* A long path's first window, unpaced: 4 x 256 KiB chunks before the
  * chunks were 128 KiB; a 15-chunk window of 3.75 MiB built a 66 ms
- * queue at 100 Mbit/s in the VM. */
-#define FIRST_WINDOW_BYTES (1u << 20)
+ * queue at 100 Mbit/s in the VM. 1 MiB over 8-15 cold connections built
+ * 13-53 ms at 50 Mbit/s (slow start's third round sends about twice what
+ * the path carries in a round trip); 768 KiB, with startup's gain at
+ * 1.5 (pace_model.c), 5-30 ms. 512 KiB left startup's first estimate at
+ * 18-21 Mbit/s and took 0.2 s more to reach the link. */
+#define FIRST_WINDOW_BYTES (768u << 10)
 /* Control send buffers per connection: as many as the pings the probe
  * may have in flight (a send's buffer stays busy until its completion,
  * about a round trip: with 4, the probe sampled 23 times a second at
