@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(
 	meson ninja-build pkg-config gcc clang
 	liburing-dev libibverbs-dev librdmacm-dev rdma-core ibverbs-providers
-	libdpdk-dev libcmocka-dev iproute2 python3
+	libdpdk-dev libcmocka-dev iproute2 iputils-ping python3
 )
 if [ "${1:-}" = "--with-peers" ]; then
 	pkgs+=(iperf3 sockperf qperf)
