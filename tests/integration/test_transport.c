@@ -2360,16 +2360,23 @@ static void dereg_verbs_notice(struct itest_side *s)
 	}
 }
 
+static int g_dereg_mem; /* set by the cmocka test before forking */
+
 /*
  * The target deregisters a region while a 64 MiB write into it is under
  * way: once wccl_mr_deregister returns, no byte of it may change (the
- * application may free it), and the write fails at the writer. The
- * region is plain memory, so shm copies it in slices (CMA) rather than
- * the writer copying it whole.
+ * application may free it), and the write fails at the writer. In plain
+ * memory shm copies it in slices (CMA) at the target; in wccl_mem
+ * (g_dereg_mem) the writer copies it whole into its mapping of the
+ * target's memory, so the deregistration has to wait for that copy.
  */
 static int dereg_target(struct itest_side *s)
 {
-	uint8_t *region = itest_alloc(s, DEREG_LEN);
+	uint8_t *region;
+	if (g_dereg_mem)
+		ICHECK_OK(s, wccl_mem_alloc(DEREG_LEN, (void **)&region));
+	else
+		region = itest_alloc(s, DEREG_LEN);
 	struct wccl_mr *mr;
 	ICHECK_OK(s, wccl_mr_register(s->ctx, region, DEREG_LEN,
 				      WCCL_ACCESS_LOCAL |
@@ -2385,7 +2392,9 @@ static int dereg_target(struct itest_side *s)
 	}
 	ICHECK_OK(s, wccl_mr_deregister(mr));
 	before = dereg_landed(region);
-	ICHECK(s, before < DEREG_LEN / 4096,
+	/* shm's writer-side copy lands whole: deregister waited for it. */
+	ICHECK(s, before < DEREG_LEN / 4096 ||
+		       (g_dereg_mem && !strcmp(prov, "shm")),
 	       "the whole write landed before the region was deregistered");
 	until = itest_now_ms() + 300;
 	while (itest_now_ms() < until)
@@ -2405,7 +2414,10 @@ static int dereg_target(struct itest_side *s)
 	wait_msg(s, 'w');
 	if (!strcmp(prov, "verbs"))
 		dereg_verbs_notice(s);
-	itest_free(region, DEREG_LEN);
+	if (g_dereg_mem)
+		wccl_mem_free(region);
+	else
+		itest_free(region, DEREG_LEN);
 	return 0;
 }
 
@@ -2440,6 +2452,18 @@ static void deregister_while_written(void **state)
 				     .a = dereg_target,
 				     .b = dereg_writer,
 				     .timeout_ms = 60000};
+	g_dereg_mem = 0;
+	run_case(&c);
+}
+
+static void deregister_while_written_mem(void **state)
+{
+	(void)state;
+	const struct itest_case c = {.name = "deregister_while_written_mem",
+				     .a = dereg_target,
+				     .b = dereg_writer,
+				     .timeout_ms = 60000};
+	g_dereg_mem = 1;
 	run_case(&c);
 }
 
@@ -2941,6 +2965,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(connect_close_cycles),
 	    cmocka_unit_test(post_buffer_outside_mr),
 	    cmocka_unit_test(deregister_while_written),
+	    cmocka_unit_test(deregister_while_written_mem),
 	    cmocka_unit_test(two_endpoints_one_cq),
 	    cmocka_unit_test(small_cq_loses_nothing),
 	    cmocka_unit_test(uring_server_not_wccl),

@@ -43,12 +43,14 @@
 #include "transport/provider.h"
 
 #define SHM_MAGIC 0x77636c73686d3031ull /* "wclshm01" */
-#define SHM_VERSION 2
+#define SHM_VERSION 3 /* 3: the copy lines after the rings */
 #define SHM_MR_MAX 4096u
 #define SHM_ACK_RING (64u * 1024) /* per direction; overflow waits in ackq */
 #define SHM_LIVE_NS (10ull * 1000 * 1000) /* liveness check period */
 #define SHM_MAPS 8 /* peer memfd mappings cached per endpoint */
 #define SHM_PINNED 4 /* mappings handed out by map_remote: never evicted */
+/* How long a deregistration waits for a peer's direct copy into it. */
+#define SHM_COPY_WAIT_MS 5000
 /* After traffic, keep polling this long in cq_sleep before the futex: a
  * futex wake-up costs more than a round trip, so a peer that is talking
  * to us should find us awake. */
@@ -94,6 +96,18 @@ struct shm_mrt_ent {
 };
 
 #define SHM_MRT_BYTES ((size_t)SHM_MR_MAX * sizeof(struct shm_mrt_ent))
+
+/*
+ * After an endpoint's rings, one line per side: the key of the peer's
+ * region that side is copying into directly right now (0: none). The
+ * writer sets it before checking the table and clears it when the copy
+ * is done; a deregistering owner kills the key in the table, then waits
+ * while the line holds it. Either the writer sees the dead key, or the
+ * owner sees the copy, so none lands after wccl_mr_deregister returns.
+ */
+struct shm_copy_line {
+	_Alignas(64) _Atomic uint64_t key;
+};
 /* Map a doorbell memfd's table: writable for its owner, else read-only. */
 int shm_mrt_map(int fd, int owner, struct shm_mrt_ent **mrt);
 void shm_mrt_unmap(struct shm_mrt_ent *mrt);
@@ -270,6 +284,8 @@ struct shm_ep {
 	int direct;                    /* 1: we may map the peer's memfds */
 	int pidfd;                     /* the peer process, -1 if none */
 	struct shm_mrt_ent *peer_mrt;  /* its region table, read-only */
+	struct shm_copy_line *my_copy;   /* in the segment: ours to set */
+	struct shm_copy_line *peer_copy; /* and the peer's */
 	struct shm_map maps[SHM_MAPS];
 	struct shm_map pinned[SHM_PINNED];
 	uint64_t map_clock;            /* lookups of maps[], for the LRU */
@@ -331,8 +347,9 @@ int shm_post_write(struct wccl_endpoint *ep, const void *buf, size_t len,
 		   uint64_t offset, uint32_t imm, uint32_t flags,
 		   uint64_t cookie);
 int shm_cq_poll(struct wccl_cq *cq, struct wccl_completion *wc, int max);
-/* The region of @key is going: a WRITE streaming into it is dropped from
- * here on, and fails at both ends. */
+/* The region of @key is going, its table entry already dead: a WRITE
+ * streaming into it is dropped from here on, and fails at both ends; a
+ * peer's direct copy into it that checked the entry before is waited for. */
 void shm_forget_mr(struct shm_ctx *c, uint64_t key);
 int shm_cq_sleep(struct wccl_cq *cq, int timeout_ms);
 /* Allocate the per-endpoint op arrays once the peer's limits are known. */

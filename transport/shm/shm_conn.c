@@ -49,12 +49,15 @@ static socklen_t shm_sockaddr(struct sockaddr_un *sa, const char *name)
 
 /*
  * Segment layout: data rings connector->acceptor and back, then ACK rings
- * the same way. ACKs get rings of their own so that a data ring stalled on
- * a streamed send with no receive posted yet cannot hold them up.
+ * the same way, then the connector's copy line and the acceptor's. ACKs
+ * get rings of their own so that a data ring stalled on a streamed send
+ * with no receive posted yet cannot hold them up.
  */
 static size_t shm_seg_bytes(uint64_t rb)
 {
-	return 2 * shm_ring_footprint(rb) + 2 * shm_ring_footprint(SHM_ACK_RING);
+	return 2 * shm_ring_footprint(rb) +
+	       2 * shm_ring_footprint(SHM_ACK_RING) +
+	       2 * sizeof(struct shm_copy_line);
 }
 
 static void shm_seg_attach(struct shm_ep *ep, uint64_t rb, int connector)
@@ -66,6 +69,10 @@ static void shm_seg_attach(struct shm_ep *ep, uint64_t rb, int connector)
 	shm_ring_attach(&ep->rx, connector ? d1 : d0, rb);
 	shm_ring_attach(&ep->atx, connector ? a0 : a1, SHM_ACK_RING);
 	shm_ring_attach(&ep->arx, connector ? a1 : a0, SHM_ACK_RING);
+	struct shm_copy_line *cl = (struct shm_copy_line *)(
+		a1 + shm_ring_footprint(SHM_ACK_RING));
+	ep->my_copy = connector ? &cl[0] : &cl[1];
+	ep->peer_copy = connector ? &cl[1] : &cl[0];
 }
 
 /* ---- listener --------------------------------------------------------- */

@@ -207,6 +207,11 @@ uint8_t *shm_peer_region(struct shm_ep *ep, uint64_t key, uint32_t access,
 	return base + off;
 }
 
+static void shm_copy_done(struct shm_ep *ep)
+{
+	atomic_store_explicit(&ep->my_copy->key, 0, memory_order_release);
+}
+
 /* Where a WRITE of @t lands in our mapping of the target's memory, or
  * NULL (then the target checks and copies as usual). */
 static uint8_t *shm_direct_dst(struct shm_ep *ep, const struct shm_tx *t)
@@ -243,8 +248,15 @@ static int shm_push_op(struct shm_ep *ep, struct shm_tx *t, uint32_t seq)
 	if (!t->started) {
 		int inl = t->len <= ep->inline_max, stream = 0, direct = 0;
 		uint8_t *dst = NULL;
-		if (!inl && t->type == SHM_MSG_WRITE)
+		if (!inl && t->type == SHM_MSG_WRITE && ep->peer_mrt) {
+			/* Announced before the check: see shm_copy_line. */
+			atomic_store_explicit(&ep->my_copy->key, t->key,
+					      memory_order_seq_cst);
+			atomic_thread_fence(memory_order_seq_cst);
 			direct = (dst = shm_direct_dst(ep, t)) != NULL;
+			if (!direct)
+				shm_copy_done(ep);
+		}
 		if (!inl && !direct) {
 			if (ep->peer_reads_me < 0)
 				return 0; /* its CMA verdict is on the way */
@@ -255,8 +267,11 @@ static int shm_push_op(struct shm_ep *ep, struct shm_tx *t, uint32_t seq)
 		}
 		uint32_t bytes = shm_msg_bytes(inl ? t->len : 0);
 		struct shm_msg *m = shm_ring_reserve(&ep->tx, bytes);
-		if (!m)
+		if (!m) {
+			if (dst) /* checked again when there is room */
+				shm_copy_done(ep);
 			return 0;
+		}
 		m->size = bytes;
 		m->type = t->type;
 		m->flags = (uint8_t)(t->flags | (inl ? SHM_F_INLINE : 0) |
@@ -276,6 +291,7 @@ static int shm_push_op(struct shm_ep *ep, struct shm_tx *t, uint32_t seq)
 			memcpy(m + 1, t->buf, t->len);
 		if (dst) {
 			memcpy(dst, t->buf, t->len);
+			shm_copy_done(ep);
 		} else if (direct) {
 			m->key = t->mem_ino;
 			m->resv2 = (uint32_t)t->mem_fd;
@@ -759,8 +775,34 @@ static void shm_ep_progress(struct shm_ep *ep)
 	}
 }
 
+/* A peer's direct copy into @key that checked the table just before the
+ * key died: wait for it, unless the peer is gone or the wait too long. */
+static void shm_wait_copy(struct shm_ep *ep, uint64_t key)
+{
+	uint64_t deadline = 0;
+	while (atomic_load_explicit(&ep->peer_copy->key,
+				    memory_order_acquire) == key) {
+		uint64_t now = wccl_now_ns();
+		if (!deadline)
+			deadline = now + SHM_COPY_WAIT_MS * 1000000ull;
+		if (shm_peer_hung_up(ep))
+			return; /* it copies nothing more */
+		if (now > deadline) {
+			WCCL_WARN(WCCL_SUB_SHM,
+				  "peer %s (pid %d) still copying into a "
+				  "region after %d ms; deregistering it anyway",
+				  ep->base.peer, (int)ep->peer_pid,
+				  SHM_COPY_WAIT_MS);
+			return;
+		}
+		sched_yield();
+	}
+}
+
 void shm_forget_mr(struct shm_ctx *c, uint64_t key)
 {
+	/* Pairs with the writer's fence (shm_copy_line). */
+	atomic_thread_fence(memory_order_seq_cst);
 	for (struct shm_ep *ep = c->eps; ep; ep = ep->next) {
 		struct shm_stream *st = &ep->st;
 		if (st->active && !st->discard && st->type == SHM_MSG_WRITE &&
@@ -768,6 +810,8 @@ void shm_forget_mr(struct shm_ctx *c, uint64_t key)
 			st->discard = 1;
 			st->status = WCCL_EREMOTE_KEY;
 		}
+		if (ep->peer_copy)
+			shm_wait_copy(ep, key);
 	}
 }
 

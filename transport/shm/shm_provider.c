@@ -394,10 +394,10 @@ static void shm_mr_deregister(struct wccl_mr *base)
 	struct shm_mr *mr = container_of(base, struct shm_mr, base);
 	struct shm_ctx *c = shm_ctx_of(base->ctx);
 	struct shm_mr_slot *s = &c->mrs[mr->slot];
-	/* A peer's write streamed into it stops landing there. */
-	shm_forget_mr(c, base->key);
 	/* Peers validating against the table see the key die first. */
 	atomic_store_explicit(&c->mrt[mr->slot].gen, 0, memory_order_seq_cst);
+	/* Then no peer's write lands there any more. */
+	shm_forget_mr(c, base->key);
 	s->mr = NULL;
 	s->gen = s->gen + 1 ? s->gen + 1 : 1;
 	s->next_free = c->mr_free;
