@@ -49,8 +49,11 @@
 #define SHM_LIVE_NS (10ull * 1000 * 1000) /* liveness check period */
 #define SHM_MAPS 8 /* peer memfd mappings cached per endpoint */
 #define SHM_PINNED 4 /* mappings handed out by map_remote: never evicted */
-/* How long a deregistration waits for a peer's direct copy into it. */
+/* How long a deregistration waits for a peer's direct copy into it: a
+ * slice at most, unless the peer is stopped. */
 #define SHM_COPY_WAIT_MS 5000
+/* A direct copy checks the region is still there this often. */
+#define SHM_COPY_SLICE (1u << 20)
 /* After traffic, keep polling this long in cq_sleep before the futex: a
  * futex wake-up costs more than a round trip, so a peer that is talking
  * to us should find us awake. */
@@ -99,14 +102,18 @@ struct shm_mrt_ent {
 
 /*
  * After an endpoint's rings, one line per side: the key of the peer's
- * region that side is copying into directly right now (0: none). The
- * writer sets it before checking the table and clears it when the copy
- * is done; a deregistering owner kills the key in the table, then waits
- * while the line holds it. Either the writer sees the dead key, or the
- * owner sees the copy, so none lands after wccl_mr_deregister returns.
+ * region that side is copying into directly right now (0: none), and
+ * whether that side has closed the endpoint. The writer sets the key,
+ * then checks the peer's table and closed flag, copies in slices
+ * (checking the table again before each), and clears the key. An owner
+ * that deregisters kills the key in its table, then waits while the line
+ * holds it; one that closes the endpoint sets closed, then waits for the
+ * line to clear. Either the writer sees the change or the owner sees the
+ * copy, so none lands after wccl_mr_deregister returns.
  */
 struct shm_copy_line {
 	_Alignas(64) _Atomic uint64_t key;
+	_Atomic uint32_t closed;
 };
 /* Map a doorbell memfd's table: writable for its owner, else read-only. */
 int shm_mrt_map(int fd, int owner, struct shm_mrt_ent **mrt);
@@ -335,6 +342,11 @@ void shm_endpoint_close(struct wccl_endpoint *ep);
 int shm_handshake(struct shm_ep *ep);
 /* Nonzero if the peer's socket shows hangup. */
 int shm_peer_hung_up(struct shm_ep *ep);
+/* Whether the peer process has exited (its pidfd says so). */
+int shm_peer_exited(struct shm_ep *ep);
+/* A peer's copy into our memory that has to land before we go on: wait
+ * while its copy line holds @key (0: any key), within SHM_COPY_WAIT_MS. */
+void shm_wait_copy(struct shm_ep *ep, uint64_t key);
 
 /* ---- data path (shm_data.c) ------------------------------------------- */
 

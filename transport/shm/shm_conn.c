@@ -183,6 +183,14 @@ void shm_endpoint_close(struct wccl_endpoint *base)
 	if (ep->next)
 		ep->next->prev = ep->prev;
 	c->n_eps--;
+	if (ep->my_copy) {
+		/* The peer may be copying into our memory: once we are gone,
+		 * a deregistration would not wait for it (shm_copy_line). */
+		atomic_store_explicit(&ep->my_copy->closed, 1,
+				      memory_order_relaxed);
+		atomic_thread_fence(memory_order_seq_cst);
+		shm_wait_copy(ep, 0);
+	}
 	if (ep->sock >= 0)
 		close(ep->sock);
 	if (ep->seg)
@@ -201,6 +209,13 @@ int shm_peer_hung_up(struct shm_ep *ep)
 	struct pollfd p = { .fd = ep->sock, .events = POLLIN | POLLRDHUP };
 	return poll(&p, 1, 0) > 0 &&
 	       (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
+}
+
+int shm_peer_exited(struct shm_ep *ep)
+{
+	/* A child that inherited the socket keeps it open: ask the pidfd. */
+	struct pollfd p = { .fd = ep->pidfd, .events = POLLIN };
+	return ep->pidfd >= 0 && poll(&p, 1, 0) > 0;
 }
 
 /* ---- hello exchange --------------------------------------------------- */

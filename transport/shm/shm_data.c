@@ -212,6 +212,34 @@ static void shm_copy_done(struct shm_ep *ep)
 	atomic_store_explicit(&ep->my_copy->key, 0, memory_order_release);
 }
 
+/* Whether the target's region @key is still live in its table. */
+static int shm_peer_key_live(const struct shm_ep *ep, uint64_t key)
+{
+	const struct shm_mrt_ent *e = &ep->peer_mrt[(uint32_t)key];
+	return atomic_load_explicit(&e->gen, memory_order_relaxed) ==
+	       (uint32_t)(key >> 32);
+}
+
+/* Copy a WRITE into our mapping of the target's memory, in slices: once
+ * the target deregisters the region (or closes), the rest is dropped (the
+ * target then rejects the message, so the write fails at both ends), and
+ * its wait for us lasts a slice. */
+static void shm_direct_copy(struct shm_ep *ep, const struct shm_tx *t,
+			    uint8_t *dst)
+{
+	for (uint64_t off = 0; off < t->len; off += SHM_COPY_SLICE) {
+		uint64_t n = t->len - off;
+		if (n > SHM_COPY_SLICE)
+			n = SHM_COPY_SLICE;
+		if (off && (!shm_peer_key_live(ep, t->key) ||
+			    atomic_load_explicit(&ep->peer_copy->closed,
+						 memory_order_relaxed)))
+			break;
+		memcpy(dst + off, t->buf + off, n);
+	}
+	shm_copy_done(ep);
+}
+
 /* Where a WRITE of @t lands in our mapping of the target's memory, or
  * NULL (then the target checks and copies as usual). */
 static uint8_t *shm_direct_dst(struct shm_ep *ep, const struct shm_tx *t)
@@ -248,12 +276,16 @@ static int shm_push_op(struct shm_ep *ep, struct shm_tx *t, uint32_t seq)
 	if (!t->started) {
 		int inl = t->len <= ep->inline_max, stream = 0, direct = 0;
 		uint8_t *dst = NULL;
-		if (!inl && t->type == SHM_MSG_WRITE && ep->peer_mrt) {
-			/* Announced before the check: see shm_copy_line. */
+		if (!inl && t->type == SHM_MSG_WRITE && ep->direct &&
+		    ep->peer_mrt) {
+			/* Announced before the checks: see shm_copy_line. */
 			atomic_store_explicit(&ep->my_copy->key, t->key,
-					      memory_order_seq_cst);
+					      memory_order_relaxed);
 			atomic_thread_fence(memory_order_seq_cst);
-			direct = (dst = shm_direct_dst(ep, t)) != NULL;
+			if (!atomic_load_explicit(&ep->peer_copy->closed,
+						  memory_order_relaxed))
+				dst = shm_direct_dst(ep, t);
+			direct = dst != NULL;
 			if (!direct)
 				shm_copy_done(ep);
 		}
@@ -290,8 +322,7 @@ static int shm_push_op(struct shm_ep *ep, struct shm_tx *t, uint32_t seq)
 		if (inl && t->len)
 			memcpy(m + 1, t->buf, t->len);
 		if (dst) {
-			memcpy(dst, t->buf, t->len);
-			shm_copy_done(ep);
+			shm_direct_copy(ep, t, dst);
 		} else if (direct) {
 			m->key = t->mem_ino;
 			m->resv2 = (uint32_t)t->mem_fd;
@@ -775,22 +806,23 @@ static void shm_ep_progress(struct shm_ep *ep)
 	}
 }
 
-/* A peer's direct copy into @key that checked the table just before the
- * key died: wait for it, unless the peer is gone or the wait too long. */
-static void shm_wait_copy(struct shm_ep *ep, uint64_t key)
+void shm_wait_copy(struct shm_ep *ep, uint64_t key)
 {
 	uint64_t deadline = 0;
-	while (atomic_load_explicit(&ep->peer_copy->key,
-				    memory_order_acquire) == key) {
+	for (;;) {
+		uint64_t k = atomic_load_explicit(&ep->peer_copy->key,
+						  memory_order_acquire);
+		if (!k || (key && k != key))
+			return;
 		uint64_t now = wccl_now_ns();
 		if (!deadline)
 			deadline = now + SHM_COPY_WAIT_MS * 1000000ull;
-		if (shm_peer_hung_up(ep))
+		if (shm_peer_hung_up(ep) || shm_peer_exited(ep))
 			return; /* it copies nothing more */
 		if (now > deadline) {
 			WCCL_WARN(WCCL_SUB_SHM,
-				  "peer %s (pid %d) still copying into a "
-				  "region after %d ms; deregistering it anyway",
+				  "peer %s (pid %d) still copying into our "
+				  "memory after %d ms (stopped?); going on",
 				  ep->base.peer, (int)ep->peer_pid,
 				  SHM_COPY_WAIT_MS);
 			return;
