@@ -334,9 +334,11 @@ int wccl_bootstrap_abort(struct wccl_bootstrap *bs, int err, int culprit,
 	bs->failed = err;
 	bs->err_rank = culprit;
 	snprintf(bs->err, sizeof(bs->err), "%s", why);
+	/* Not "ourselves" when we do not know: the others would look for
+	 * the fault on our host. */
 	uint32_t blamed = culprit >= 0 && culprit < bs->nranks
 				  ? (uint32_t)culprit + 1
-				  : (uint32_t)bs->rank + 1;
+				  : BS_BLAME_NOBODY;
 	return bs_send(bs->fd, BS_ABORT, (uint32_t)bs->rank,
 		       (uint32_t)bs->nranks, blamed, err, why, strlen(why) + 1,
 		       wccl_deadline_ns(1000));

@@ -192,6 +192,18 @@ static void conn_reject(struct wccl_bootstrap_root *r, struct bs_conn *c,
 	conn_close(r, c);
 }
 
+/* The rank a rank's ABORT blames (see BS_BLAME_UNKNOWN), -1 for none. */
+static int abort_culprit(const struct wccl_bootstrap_root *r,
+			 const struct bs_conn *c)
+{
+	uint32_t blamed = c->hdr.round;
+	if (blamed == 0)
+		return (int)c->rank;
+	if (blamed > (uint32_t)r->nranks)
+		return -1; /* BS_BLAME_NOBODY, or nonsense */
+	return (int)blamed - 1;
+}
+
 /* The job is over: tell every joined rank why. */
 static void abort_all(struct wccl_bootstrap_root *r, int status, int culprit,
 		      const char *why)
@@ -511,14 +523,12 @@ static void on_joined_frame(struct wccl_bootstrap_root *r, struct bs_conn *c)
 						      : WCCL_ETIMEDOUT);
 			break;
 		}
-		/* round = the rank blamed + 1 (0: the sender itself). */
 		snprintf(why, sizeof(why), "%.*s",
 			 (int)(c->hdr.len ? c->hdr.len - 1 : 0),
 			 (const char *)c->payload);
 		abort_all(r,
 			  c->hdr.status < 0 ? c->hdr.status : WCCL_EABORTED,
-			  c->hdr.round ? (int)c->hdr.round - 1 : (int)c->rank,
-			  why);
+			  abort_culprit(r, c), why);
 		break;
 	case BS_BYE:
 		/* Leaving while others gather leaves them waiting: say who,

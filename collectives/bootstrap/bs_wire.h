@@ -33,6 +33,8 @@ enum bs_type {
  * this: it does not know (its all-gather timed out), the root is to name
  * the ranks that never entered the round. */
 #define BS_BLAME_UNKNOWN 0xffffffffu
+/* Or this: no rank is to blame (a failure nobody can pin on a rank). */
+#define BS_BLAME_NOBODY 0xfffffffeu
 
 struct bs_hdr {
 	uint32_t magic;

@@ -495,6 +495,16 @@ static void job_of_three(struct job *j, struct wccl_bootstrap *b[3])
 				 0);
 }
 
+/* Wait for rank @bs to hear the abort; its code. */
+static int abort_heard(struct wccl_bootstrap *bs)
+{
+	uint64_t dl = wccl_deadline_ns(3000);
+	int rc;
+	while (!(rc = wccl_bootstrap_check_abort(bs)) && wccl_now_ns() < dl)
+		usleep(1000);
+	return rc;
+}
+
 /* Rank 0 gathers; rank 1 and 2 have joined but never call: the timeout
  * names them (the first as error_rank), not rank 0 or nobody. */
 static void idle_ranks_are_named_on_timeout(void **state)
@@ -515,11 +525,7 @@ static void idle_ranks_are_named_on_timeout(void **state)
 	assert_non_null(strstr(err, "rank 2 (host 127.0.0.1:"));
 	assert_non_null(strstr(err, "never entered"));
 	/* The idle ranks hear the same verdict. */
-	uint64_t dl = wccl_deadline_ns(3000);
-	int rc;
-	while (!(rc = wccl_bootstrap_check_abort(b[1])) && wccl_now_ns() < dl)
-		usleep(1000);
-	assert_int_equal(rc, WCCL_ETIMEDOUT);
+	assert_int_equal(abort_heard(b[1]), WCCL_ETIMEDOUT);
 	assert_int_equal(wccl_bootstrap_error_rank(b[1]), 1);
 	for (int r = 0; r < 3; r++)
 		wccl_bootstrap_close(b[r]);
@@ -577,6 +583,33 @@ static void rank_that_leaves_is_named(void **state)
 	assert_int_equal(reap(pid), 0);
 	wccl_bootstrap_close(b[0]);
 	job_stop(&j);
+}
+
+/* An abort names the rank its sender blames, itself when it says so,
+ * and nobody when it does not know (not the sender). */
+static void abort_blames_whom_it_says(void **state)
+{
+	(void)state;
+	const int culprits[3] = {2, 0, -1};
+	for (int i = 0; i < 3; i++) {
+		struct job j;
+		struct wccl_bootstrap *b[3];
+		job_of_three(&j, b);
+		assert_int_equal(wccl_bootstrap_abort(b[0], WCCL_EREMOTE,
+						      culprits[i],
+						      "test: the cause"),
+				 0);
+		for (int r = 1; r < 3; r++) {
+			assert_int_equal(abort_heard(b[r]), WCCL_EREMOTE);
+			assert_int_equal(wccl_bootstrap_error_rank(b[r]),
+					 culprits[i]);
+			assert_non_null(strstr(wccl_bootstrap_error(b[r]),
+					       "test: the cause"));
+		}
+		for (int r = 0; r < 3; r++)
+			wccl_bootstrap_close(b[r]);
+		job_stop(&j);
+	}
 }
 
 /* More than the bootstrap carries fails at once, before anything is sent
@@ -738,6 +771,7 @@ int main(void)
 		cmocka_unit_test(dead_rank_fails_the_others_naming_it),
 		cmocka_unit_test(idle_ranks_are_named_on_timeout),
 		cmocka_unit_test(rank_that_leaves_is_named),
+		cmocka_unit_test(abort_blames_whom_it_says),
 		cmocka_unit_test(oversized_allgather_fails_before_sending),
 		cmocka_unit_test(jobs_over_1024_ranks_join),
 		cmocka_unit_test(mismatched_lengths_fail_everywhere),

@@ -19,6 +19,8 @@
 
 #include <wccl/wccl.h>
 
+#include "collectives/bootstrap/bootstrap.h"
+#include "collectives/comm/comm.h"
 #include "core/clock.h"
 #include "core/host.h"
 #include "core/params.h"
@@ -533,6 +535,59 @@ static void split_makes_working_subcomms(void **state)
 	assert_int_equal(run_ranks(5, split_outer), 0);
 }
 
+/* Threads of this process (a bootstrap root runs on one). */
+static int thread_count(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[128];
+	int n = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Threads: %d", &n) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/*
+ * Rank 2 takes part in the split's first round (as wccl_comm_split would)
+ * and dies: the others fail naming it, and the leader, rank 0, stops the
+ * root it had started for the new communicator's id.
+ */
+static int split_dies_body(struct wccl_comm *c, int rank, int n)
+{
+	if (rank == 2) {
+		int32_t me[2] = { 0, 0 }, all[2 * 3];
+		if (n != 3 || wccl_bootstrap_allgather(c->bs, me, sizeof(me),
+						       all, TIMEOUT_MS))
+			_exit(1);
+		_exit(0);
+	}
+	int threads = thread_count();
+	struct wccl_comm *sub = NULL;
+	int rc = wccl_comm_split(c, 0, 0, &sub);
+	if (rc != WCCL_EPEER_LOST || sub)
+		return say(rank, "split: %s, want WCCL_EPEER_LOST",
+			   wccl_err_name(rc));
+	int err = 0, culprit = -1;
+	char msg[256];
+	wccl_comm_get_async_error(c, &err, &culprit, msg, sizeof(msg));
+	if (culprit != 2 || !strstr(msg, "rank 2"))
+		return say(rank, "blames rank %d: %s", culprit, msg);
+	if (thread_count() != threads)
+		return say(rank, "%d threads after the split, %d before: the "
+				 "new id's root still runs",
+			   thread_count(), threads);
+	wccl_comm_abort(c);
+	return 0;
+}
+
+static void split_with_a_dead_rank_leaves_nothing_running(void **state)
+{
+	(void)state;
+	assert_int_equal(run_ranks(3, split_dies_body), 0);
+}
+
 static int abort_body(struct wccl_comm *c, int rank, int n)
 {
 	(void)n;
@@ -903,6 +958,7 @@ int main(void)
 		cmocka_unit_test(bad_arguments_are_refused),
 		cmocka_unit_test(nonblocking_requests_complete_in_any_wait_order),
 		cmocka_unit_test(split_makes_working_subcomms),
+		cmocka_unit_test(split_with_a_dead_rank_leaves_nothing_running),
 		cmocka_unit_test(mismatched_counts_fail_everywhere),
 		cmocka_unit_test(mismatched_dtypes_fail),
 		cmocka_unit_test(abort_reaches_everyone),
