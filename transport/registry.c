@@ -227,3 +227,12 @@ const struct wccl_provider *wccl_registry_find(const char *name, size_t n,
 	}
 	return NULL;
 }
+
+const char *wccl_addr_detail(const char *addr)
+{
+	const char *colon = strchr(addr, ':');
+	int probe;
+	if (colon && wccl_registry_find(addr, (size_t)(colon - addr), &probe))
+		return colon + 1;
+	return addr;
+}

@@ -16,4 +16,8 @@ const struct wccl_provider *wccl_registry_get(int index, int *probe);
 const struct wccl_provider *wccl_registry_find(const char *name, size_t n,
 					       int *probe);
 
+/* What follows the provider's name in an address ("uring:10.0.0.7:5000":
+ * "10.0.0.7:5000"); @addr itself when it starts with no provider's. */
+const char *wccl_addr_detail(const char *addr);
+
 #endif

@@ -19,6 +19,7 @@
 #include "stream_icmp.h"
 #include "stream_io.h"
 #include "transport/provider.h"
+#include "transport/registry.h"
 
 #define RTT_SAMPLES 65536
 /* Shortest rate-sample window, in chunks per striped connection. */
@@ -678,13 +679,7 @@ static void snd_icmp_open(struct snd *s)
 	const char *peer = wccl_endpoint_peer(s->eps[0]);
 	if (!wccl_param_int(WCCL_PARAM_STREAM_PROBE_ICMP) || !peer)
 		return;
-	/* "provider:host:port" (uring's peer names) or "host:port": the
-	 * whole of the first is no host name to look up */
-	const char *colon = strchr(peer, ':');
-	const char *ip = peer[0] != '[' && colon && strchr(colon + 1, ':')
-			     ? colon + 1
-			     : peer;
-	if (wccl_sock_parse(ip, 0, &ss, &len)) {
+	if (wccl_sock_parse(wccl_addr_detail(peer), 0, &ss, &len)) {
 		WCCL_INFO(WCCL_SUB_TRANSPORT,
 			  "stream: no ICMP probe: %s is not an IP peer", peer);
 		return;
