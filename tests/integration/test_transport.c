@@ -2457,41 +2457,33 @@ static int dereg_writer(struct itest_side *s)
 	return 0;
 }
 
-static void deregister_while_written(void **state)
+static void run_dereg_case(const char *name, int mem, int close_first)
 {
-	(void)state;
-	const struct itest_case c = {.name = "deregister_while_written",
+	const struct itest_case c = {.name = name,
 				     .a = dereg_target,
 				     .b = dereg_writer,
 				     .timeout_ms = 60000};
-	g_dereg_mem = 0;
-	g_dereg_close = 0;
+	g_dereg_mem = mem;
+	g_dereg_close = close_first;
 	run_case(&c);
+}
+
+static void deregister_while_written(void **state)
+{
+	(void)state;
+	run_dereg_case("deregister_while_written", 0, 0);
 }
 
 static void deregister_while_written_mem(void **state)
 {
 	(void)state;
-	const struct itest_case c = {.name = "deregister_while_written_mem",
-				     .a = dereg_target,
-				     .b = dereg_writer,
-				     .timeout_ms = 60000};
-	g_dereg_mem = 1;
-	g_dereg_close = 0;
-	run_case(&c);
+	run_dereg_case("deregister_while_written_mem", 1, 0);
 }
 
 static void close_then_deregister_while_written(void **state)
 {
 	(void)state;
-	const struct itest_case c = {
-		.name = "close_then_deregister_while_written",
-		.a = dereg_target,
-		.b = dereg_writer,
-		.timeout_ms = 60000};
-	g_dereg_mem = 1;
-	g_dereg_close = 1;
-	run_case(&c);
+	run_dereg_case("close_then_deregister_while_written", 1, 1);
 }
 
 /* A posts one receive per variant and reports what consumed it. */

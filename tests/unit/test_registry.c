@@ -8,28 +8,33 @@
 
 #include "transport/registry.h"
 
+static const struct {
+	const char *addr, *detail;
+} detail_v[] = {
+	{"shm:0123abcd:wccl-77-0", "0123abcd:wccl-77-0"},
+	{"10.0.0.7:5000", "10.0.0.7:5000"},
+	{"[::1]:5000", "[::1]:5000"},
+	{"::1", "::1"},
+	{"host.example:5000", "host.example:5000"},
+	{"nosuch:10.0.0.7:5000", "nosuch:10.0.0.7:5000"},
+	{"shm", "shm"},
+	{"", ""},
+	/* Only where uring is built: */
+	{"uring:10.0.0.7:5000", "10.0.0.7:5000"},
+	{"uring:[fe80::1]:5000", "[fe80::1]:5000"},
+};
+
 /* A provider's name is taken off an address; nothing else is. */
 static void addr_detail_strips_only_provider_names(void **state)
 {
 	(void)state;
-	assert_string_equal(wccl_addr_detail("shm:0123abcd:wccl-77-0"),
-			    "0123abcd:wccl-77-0");
-	assert_string_equal(wccl_addr_detail("10.0.0.7:5000"),
-			    "10.0.0.7:5000");
-	assert_string_equal(wccl_addr_detail("[::1]:5000"), "[::1]:5000");
-	assert_string_equal(wccl_addr_detail("::1"), "::1");
-	assert_string_equal(wccl_addr_detail("host.example:5000"),
-			    "host.example:5000");
-	assert_string_equal(wccl_addr_detail("nosuch:10.0.0.7:5000"),
-			    "nosuch:10.0.0.7:5000");
-	assert_string_equal(wccl_addr_detail("shm"), "shm");
-	assert_string_equal(wccl_addr_detail(""), "");
 	int probe;
-	if (wccl_registry_find("uring", 5, &probe)) {
-		assert_string_equal(wccl_addr_detail("uring:10.0.0.7:5000"),
-				    "10.0.0.7:5000");
-		assert_string_equal(wccl_addr_detail("uring:[fe80::1]:5000"),
-				    "[fe80::1]:5000");
+	int uring = wccl_registry_find("uring", 5, &probe) != NULL;
+	for (size_t i = 0; i < sizeof(detail_v) / sizeof(detail_v[0]); i++) {
+		if (!uring && !strncmp(detail_v[i].addr, "uring:", 6))
+			continue;
+		assert_string_equal(wccl_addr_detail(detail_v[i].addr),
+				    detail_v[i].detail);
 	}
 }
 
