@@ -228,11 +228,24 @@ const struct wccl_provider *wccl_registry_find(const char *name, size_t n,
 	return NULL;
 }
 
-const char *wccl_addr_detail(const char *addr)
+const struct wccl_provider *wccl_registry_find_addr(const char *addr,
+						    const char **detail,
+						    int *probe)
 {
 	const char *colon = strchr(addr, ':');
+	if (!colon)
+		return NULL;
+	const struct wccl_provider *p =
+	    wccl_registry_find(addr, (size_t)(colon - addr), probe);
+	if (p)
+		*detail = colon + 1;
+	return p;
+}
+
+const char *wccl_addr_detail(const char *addr)
+{
+	const char *detail = addr;
 	int probe;
-	if (colon && wccl_registry_find(addr, (size_t)(colon - addr), &probe))
-		return colon + 1;
-	return addr;
+	wccl_registry_find_addr(addr, &detail, &probe);
+	return detail;
 }

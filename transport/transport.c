@@ -86,20 +86,6 @@ int wccl_provider_describe(const char *name, char *buf, size_t len)
 	return p->ctrl.describe(buf, len);
 }
 
-/* Split "name:detail"; returns the provider or NULL, *detail past the ':'. */
-static const struct wccl_provider *split_addr(const char *addr,
-					      const char **detail, int *probe)
-{
-	const char *colon = strchr(addr, ':');
-	if (!colon)
-		return NULL;
-	const struct wccl_provider *p =
-	    wccl_registry_find(addr, (size_t)(colon - addr), probe);
-	if (p)
-		*detail = colon + 1;
-	return p;
-}
-
 int wccl_select_address(const char *const *peer_addrs, int n, int *index)
 {
 	if (!peer_addrs || n < 0 || !index)
@@ -114,7 +100,8 @@ int wccl_select_address(const char *const *peer_addrs, int n, int *index)
 			const char *detail = NULL;
 			int ignored;
 			if (!peer_addrs[a] ||
-			    split_addr(peer_addrs[a], &detail, &ignored) != p)
+			    wccl_registry_find_addr(peer_addrs[a], &detail,
+						    &ignored) != p)
 				continue;
 			if (p->ctrl.can_connect(detail)) {
 				*index = a;
@@ -379,7 +366,8 @@ int wccl_connect(struct wccl_context *ctx, const char *addr, struct wccl_cq *cq,
 		return WCCL_EINVAL;
 	const char *detail = addr;
 	int probe;
-	const struct wccl_provider *p = split_addr(addr, &detail, &probe);
+	const struct wccl_provider *p =
+	    wccl_registry_find_addr(addr, &detail, &probe);
 	if (p && p != ctx->prov) {
 		WCCL_WARN(WCCL_SUB_TRANSPORT,
 			  "address '%s' is for provider %s, not this %s "

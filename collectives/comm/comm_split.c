@@ -85,12 +85,11 @@ int wccl_comm_split(struct wccl_comm *c, int color, int key,
 		wccl_bootstrap_root_stop(comm_id_adopt_root(cid.root_addr));
 	/* A round that failed has the root's verdict, naming the rank. */
 	const char *why = wccl_bootstrap_error(c->bs);
-	if (rc && why[0])
-		comm_fail(c, rc, wccl_bootstrap_error_rank(c->bs),
-			  "rank %d: comm_split failed: %s", c->rank, why);
-	else if (rc)
-		comm_fail(c, rc, -1, "rank %d: comm_split failed: %s", c->rank,
-			  wccl_strerror(rc));
+	if (rc)
+		comm_fail(c, rc,
+			  why[0] ? wccl_bootstrap_error_rank(c->bs) : -1,
+			  "rank %d: comm_split failed: %s", c->rank,
+			  why[0] ? why : wccl_strerror(rc));
 	free(all);
 	free(ids);
 	return rc;
