@@ -54,7 +54,7 @@ median() { tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -g | awk '{ a[NR] = $1 } END
 echo
 printf '%-8s %-13s %12s %14s\n' size config "median MB/s" "vs uring"
 for size in $sizes; do
-	u=$(echo "${res[uring,$size]}" | median)
+	u=$(echo "${res[uring,$size]:-}" | median)
 	for cfg in $configs; do
 		m=$(echo "${res[$cfg,$size]}" | median)
 		r=$(awk -v a="$m" -v b="$u" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2fx", a / b; else print "n/a" }')

@@ -188,3 +188,24 @@ int memif_pair_run(const char *self)
 		rc ? "FAIL" : "PASS");
 	return rc;
 }
+
+int memif_pair_run_result(const char *self, const char *env, char *line,
+			  size_t len)
+{
+	char out[] = "/tmp/wccl-dpdk-result-XXXXXX";
+	int fd = mkstemp(out);
+	CHECK(fd >= 0, "mkstemp: %s", strerror(errno));
+	close(fd);
+	setenv(env, out, 1);
+	int rc = memif_pair_run(self);
+	FILE *f = rc ? NULL : fopen(out, "r");
+	if (!rc && (!f || !fgets(line, (int)len, f))) {
+		fprintf(stderr, "[driver] the client left no result in %s\n",
+			out);
+		rc = 1;
+	}
+	if (f)
+		fclose(f);
+	unlink(out);
+	return rc;
+}

@@ -58,6 +58,11 @@ void memif_connect(struct memif_conn *c);
 /* Driver: run "@self server" and "@self client" (environment inherited)
  * and reap them within 150 s. 0 both passed, 77 a side skipped, else 1. */
 int memif_pair_run(const char *self);
+/* memif_pair_run with a fresh result file, its name in $@env for the
+ * client to write one line into; that line into @line (@len bytes).
+ * 0, 1 if the client wrote none, or memif_pair_run's code. */
+int memif_pair_run_result(const char *self, const char *env, char *line,
+			  size_t len);
 
 /* A client of raw DPDK frames can crash in the memif PMD when its peer
  * goes mid-burst: a test whose server must outlive its client sets

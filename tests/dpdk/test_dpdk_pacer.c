@@ -173,19 +173,18 @@ static int client(void)
 }
 
 /* One run with the environment as set; 0 and @r filled, or the exit code. */
-static int run(const char *out, struct result *r)
+static int run(struct result *r)
 {
-	int rc = memif_pair_run("/proc/self/exe");
+	char line[512];
+	int rc = memif_pair_run_result("/proc/self/exe", "WCCL_TEST_PACER_OUT",
+				       line, sizeof(line));
 	if (rc)
 		return rc;
-	FILE *f = fopen(out, "r");
-	CHECK(f, "no result file");
-	int k = fscanf(f, "%llu %llu %llu %llu %llu %llu %llu %llu %lf",
+	int k = sscanf(line, "%llu %llu %llu %llu %llu %llu %llu %llu %lf",
 		       &r->btlbw, &r->bw_lo, &r->bw_hi, &r->pacing,
 		       &r->min_rtt_us, &r->retx, &r->link_drops, &r->data_pkts,
 		       &r->secs);
-	fclose(f);
-	CHECK(k == 9, "short result file");
+	CHECK(k == 9, "short result: %s", line);
 	return 0;
 }
 
@@ -213,21 +212,16 @@ int main(int argc, char **argv)
 	}
 	const char *e = getenv("WCCL_TEST_BOTTLENECK_MBPS");
 	long mbps = e && atol(e) > 0 ? atol(e) : 400;
-	char v[32], out[] = "/tmp/wccl-pacer-XXXXXX";
-	int fd = mkstemp(out);
-	CHECK(fd >= 0, "mkstemp");
-	close(fd);
-	setenv("WCCL_TEST_PACER_OUT", out, 1);
+	char v[32];
 	snprintf(v, sizeof(v), "%ld", mbps);
 	setenv("WCCL_DPDK_TEST_LINK_MBPS", v, 1);
 	struct result paced, unpaced;
 	setenv("WCCL_DPDK_PACE_MODEL", "1", 1);
-	int rc = run(out, &paced);
+	int rc = run(&paced);
 	setenv("WCCL_DPDK_PACE_MODEL", "0", 1);
 	setenv("WCCL_DPDK_PACE_MBPS", "0", 1);
 	if (!rc)
-		rc = run(out, &unpaced);
-	unlink(out);
+		rc = run(&unpaced);
 	if (rc)
 		return rc;
 	fprintf(stderr, "[driver] bottleneck R = %ld Mbit/s (wire bytes), "

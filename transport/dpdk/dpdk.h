@@ -95,6 +95,13 @@ struct dpdk_ctx {
 	uint16_t udp_port;
 	bool link_up;
 	uint64_t link_check_ns, now;
+	uint64_t poll_ns; /* the last dpdk_progress (0: none yet) */
+	/* Our own stops with data out (no dpdk_progress for >= 200 us),
+	 * in 100 ms buckets; cpu_bound: many of them, a quarter of the
+	 * time or more (dpdk_stall.c). */
+	uint64_t stall_stamp, stall_cur_ns, stall_prev_ns;
+	uint32_t stall_cur_n, stall_prev_n;
+	bool cpu_bound;
 	uint32_t mtu, frag_max, window, depth;
 	uint32_t zcopy_min; /* payloads >= this go zero-copy; 0 = never */
 	uint64_t rto_min_ns, rto_max_ns, peer_timeout_ns;
@@ -206,6 +213,9 @@ struct dpdk_ep {
 	struct pace_model cc;
 	struct pace_rs rs;
 	uint64_t pace_next_ns, inflight;
+	/* The last stop of this sender with data out (dpdk_progress not
+	 * called for a while): samples over it measure us, not the path. */
+	uint64_t stall_from, stall_to;
 
 	/* rx */
 	struct dpdk_rxpost *rq;
@@ -242,6 +252,14 @@ int dpdk_eal_describe(char *buf, size_t len);
 
 /* ---- dpdk_proto.c ---- */
 int dpdk_progress(struct dpdk_ctx *ctx);
+/* A rate sample whose interval is at least 1 / DPDK_STALL_SHARE one of
+ * our own stops counts as app-limited; a quarter of the time stopped
+ * (and four stops) in 100 ms, and the sender is CPU-bound. */
+#define DPDK_STALL_SHARE 4
+/* At the top of dpdk_progress (ctx->now set): a long gap since the last
+ * call is a stop of ours; counts it, marks it on connections with data
+ * out, and sets ctx->cpu_bound (dpdk_stall.c). */
+void dpdk_stall_check(struct dpdk_ctx *ctx);
 void dpdk_link_release(struct dpdk_ctx *ctx, bool all);
 void dpdk_ep_service(struct dpdk_ep *ep);
 void dpdk_ep_rx_release(struct dpdk_ep *ep);

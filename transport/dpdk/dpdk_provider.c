@@ -155,7 +155,8 @@ static void dpdk_context_close(struct wccl_context *c)
 		  "stats: tx %llu rx %llu data %llu/%llu retx %llu (rto %llu "
 		  "fast %llu) malformed %llu unknown %llu dup %llu reordered "
 		  "%llu bad-csum %llu zcopy %llu test-dropped %llu test-corrupted %llu test-link-drops %llu arp rx %llu req %llu rep %llu "
-		  "conflicts %llu icmp-echo %llu",
+		  "conflicts %llu icmp-echo %llu stalls %llu (%.1f ms, max "
+		  "%.2f ms) cpu-bound %llu",
 		  (unsigned long long)s->tx_pkts, (unsigned long long)s->rx_pkts,
 		  (unsigned long long)s->tx_data, (unsigned long long)s->rx_data,
 		  (unsigned long long)s->retransmits,
@@ -174,7 +175,9 @@ static void dpdk_context_close(struct wccl_context *c)
 		  (unsigned long long)s->arp_requests,
 		  (unsigned long long)s->arp_replies,
 		  (unsigned long long)s->arp_conflicts,
-		  (unsigned long long)s->icmp_echo);
+		  (unsigned long long)s->icmp_echo,
+		  (unsigned long long)s->stalls, s->stall_ns / 1e6,
+		  s->stall_max_ns / 1e6, (unsigned long long)s->cpu_bound);
 	/* Let FINs leave; the port and pool stay for a later context. */
 	dpdk_link_release(ctx, true);
 	for (int i = 0; i < 100 && ctx->n_txq; i++)

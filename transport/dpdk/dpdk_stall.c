@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The sender's own stops. The provider has no thread: it moves only
+ * while the application calls into it (dpdk_progress). A gap between two
+ * calls is time in which nothing was sent, received or acknowledged: the
+ * process was off the CPU, or busy elsewhere. Rate samples over such a
+ * stop measure us, not the path (rate_sample in dpdk_proto.c).
+ *
+ * A sender that stops often is CPU-bound: the case is both ends spinning
+ * on one shared core, each running one time slice of ms while the other
+ * waits. Paced as on a link, it sent one window (2 x btlbw x a min RTT of
+ * 0.1 ms) per pair of slices, whose rate made the next window smaller: a
+ * 1 MiB write-poll round trip took 2.1 s. Pacing cannot space packets out
+ * across a slice it is not on the CPU for, so a CPU-bound sender sends as
+ * WCCL_DPDK_PACE_MODEL=0 does (the port ceiling still applies) until a
+ * 100 ms bucket passes without many stops.
+ */
+#include "core/log.h"
+#include "dpdk.h"
+
+/* A gap this long is a stop, not a turn of the application's loop. */
+#define STALL_MIN_NS 200000ull
+#define STALL_BUCKET_NS 100000000ull
+#define STALL_BOUND_MIN 4u /* stops in a bucket, with a quarter of it */
+
+static bool bucket_bound(uint32_t n, uint64_t ns)
+{
+	return n >= STALL_BOUND_MIN &&
+	       DPDK_STALL_SHARE * ns >= STALL_BUCKET_NS;
+}
+
+/* Move the buckets on; CPU-bound while the last full bucket or this one
+ * says so. */
+static void stall_roll(struct dpdk_ctx *ctx)
+{
+	if (ctx->now - ctx->stall_stamp >= STALL_BUCKET_NS) {
+		bool last = ctx->now - ctx->stall_stamp < 2 * STALL_BUCKET_NS;
+		ctx->stall_prev_ns = last ? ctx->stall_cur_ns : 0;
+		ctx->stall_prev_n = last ? ctx->stall_cur_n : 0;
+		ctx->stall_cur_ns = 0;
+		ctx->stall_cur_n = 0;
+		ctx->stall_stamp = ctx->now;
+	}
+	bool was = ctx->cpu_bound;
+	ctx->cpu_bound = bucket_bound(ctx->stall_prev_n, ctx->stall_prev_ns) ||
+			 bucket_bound(ctx->stall_cur_n, ctx->stall_cur_ns);
+	if (ctx->cpu_bound && !was && !ctx->st.cpu_bound++)
+		WCCL_INFO(WCCL_SUB_DPDK,
+			  "port %u: CPU-bound sender (%u stops of >= 200 us, "
+			  "%.1f ms of the last 100 ms): unpaced until they end",
+			  ctx->port, ctx->stall_cur_n, ctx->stall_cur_ns / 1e6);
+}
+
+/* A stop of @gap ns ending now: connections with data out lost it. */
+static void note_stall(struct dpdk_ctx *ctx, uint64_t gap)
+{
+	bool out = false;
+	for (uint32_t i = 0; i < DPDK_EP_SLOTS; i++) {
+		struct dpdk_ep *ep = ctx->eps[i];
+		if (!ep || (!ep->inflight && ep->tx_seg_op == ep->tx_post))
+			continue;
+		ep->stall_from = ctx->now - gap;
+		ep->stall_to = ctx->now;
+		out = true;
+	}
+	if (!out)
+		return;
+	ctx->stall_cur_ns += gap;
+	ctx->stall_cur_n++;
+	stall_roll(ctx);
+}
+
+void dpdk_stall_check(struct dpdk_ctx *ctx)
+{
+	uint64_t gap = ctx->poll_ns ? ctx->now - ctx->poll_ns : 0;
+	ctx->poll_ns = ctx->now;
+	if (gap >= STALL_MIN_NS) {
+		ctx->st.stalls++;
+		ctx->st.stall_ns += gap;
+		if (gap > ctx->st.stall_max_ns)
+			ctx->st.stall_max_ns = gap;
+		if (ctx->model)
+			note_stall(ctx, gap);
+	}
+	if (ctx->cpu_bound) /* until the stops end */
+		stall_roll(ctx);
+}
