@@ -252,6 +252,18 @@ int dpdk_eal_describe(char *buf, size_t len);
 
 /* ---- dpdk_proto.c ---- */
 int dpdk_progress(struct dpdk_ctx *ctx);
+/* The model paces @ep: it is on (WCCL_DPDK_PACE_MODEL=1), and the sender
+ * is not CPU-bound on a short path (min RTT under 2 ms: a peer on this
+ * host or nearby; on a long one a burst per time slice would meet a
+ * bottleneck's queue). Else the port's bucket alone, its rate halved on
+ * timeouts and regrown by ACKs (dpdk_stall.c). */
+#define DPDK_CPU_BOUND_RTT_NS 2000000ull
+static inline bool dpdk_model_paces(const struct dpdk_ep *ep)
+{
+	const struct dpdk_ctx *ctx = ep->ctx;
+	return ctx->model && (!ctx->cpu_bound || !ep->cc.min_rtt_ns ||
+			      ep->cc.min_rtt_ns >= DPDK_CPU_BOUND_RTT_NS);
+}
 /* A rate sample whose interval is at least 1 / DPDK_STALL_SHARE one of
  * our own stops counts as app-limited; a quarter of the time stopped
  * (and four stops) in 100 ms, and the sender is CPU-bound. */

@@ -446,8 +446,7 @@ static bool tbucket_take(struct dpdk_tbucket *b, uint64_t now, uint32_t bytes)
 static bool pace_take(struct dpdk_ep *ep, uint32_t bytes)
 {
 	struct dpdk_ctx *ctx = ep->ctx;
-	bool model = ctx->model && !ctx->cpu_bound; /* see dpdk_stall.c */
-	uint64_t rate = model ? ep->cc.pacing_rate : 0;
+	uint64_t rate = dpdk_model_paces(ep) ? ep->cc.pacing_rate : 0;
 	if (rate && ctx->now < ep->pace_next_ns)
 		return false;
 	if (ctx->rate_max > 0 && !tbucket_take(&ctx->pace, ctx->now, bytes))
@@ -538,7 +537,7 @@ static void send_new(struct dpdk_ep *ep)
 		uint16_t len = (uint16_t)(left < ep->ctx->frag_max
 						  ? left
 						  : ep->ctx->frag_max);
-		if (ep->ctx->model && !ep->ctx->cpu_bound && ep->inflight &&
+		if (dpdk_model_paces(ep) && ep->inflight &&
 		    ep->inflight + DPDK_WIRE_COST(len) > ep->cc.cwnd)
 			return;
 		struct dpdk_pkt *pk = &ep->pkts[ep->snd_nxt & ep->wmask];
@@ -678,7 +677,7 @@ static void rx_ack(struct dpdk_ep *ep, const struct dpdk_wire_hdr *h)
 		if (dpdk_seq_lt(ep->sack_high, ep->snd_una))
 			ep->sack_high = ep->snd_una;
 		ep->rto_deadline = ctx->now + ep->rto;
-		if (!ctx->model) { /* regrow the rate: +1/64 per acked packet */
+		if (!dpdk_model_paces(ep)) { /* regrow: +1/64 per packet */
 			ctx->pace.rate += ctx->rate_max * n / 64.0;
 			if (ctx->pace.rate > ctx->rate_max)
 				ctx->pace.rate = ctx->rate_max;
@@ -735,7 +734,7 @@ static void check_rto(struct dpdk_ep *ep)
 		return;
 	ctx->st.rto_fires++;
 	ep->rto = ep->rto * 2 < ctx->rto_max_ns ? ep->rto * 2 : ctx->rto_max_ns;
-	if (!ctx->model) { /* the model does not read loss as congestion */
+	if (!dpdk_model_paces(ep)) { /* the model: loss is not congestion */
 		ctx->pace.rate /= 2;
 		if (ctx->pace.rate < ctx->rate_max / 16)
 			ctx->pace.rate = ctx->rate_max / 16;

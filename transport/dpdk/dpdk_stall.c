@@ -12,8 +12,11 @@
  * 0.1 ms) per pair of slices, whose rate made the next window smaller: a
  * 1 MiB write-poll round trip took 2.1 s. Pacing cannot space packets out
  * across a slice it is not on the CPU for, so a CPU-bound sender sends as
- * WCCL_DPDK_PACE_MODEL=0 does (the port ceiling still applies) until a
- * 100 ms bucket passes without many stops.
+ * WCCL_DPDK_PACE_MODEL=0 does (dpdk_model_paces: the port's bucket at
+ * the ceiling, halved on timeouts, regrown by ACKs) until a 100 ms bucket
+ * passes without many stops. An application that drives progress only
+ * every few ms is CPU-bound too: the model's pacer, with 50 us of
+ * catch-up, would send almost nothing between its calls.
  */
 #include "core/log.h"
 #include "dpdk.h"
@@ -47,8 +50,13 @@ static void stall_roll(struct dpdk_ctx *ctx)
 	if (ctx->cpu_bound && !was && !ctx->st.cpu_bound++)
 		WCCL_INFO(WCCL_SUB_DPDK,
 			  "port %u: CPU-bound sender (%u stops of >= 200 us, "
-			  "%.1f ms of the last 100 ms): unpaced until they end",
-			  ctx->port, ctx->stall_cur_n, ctx->stall_cur_ns / 1e6);
+			  "%.1f ms of the last 100 ms): the fixed rate until "
+			  "they end", ctx->port, ctx->stall_cur_n,
+			  ctx->stall_cur_ns / 1e6);
+	/* Back to the model: the port's bucket caps again, at its ceiling
+	 * (timeouts in between halved it, and the model never regrows it). */
+	if (was && !ctx->cpu_bound)
+		ctx->pace.rate = ctx->rate_max;
 }
 
 /* A stop of @gap ns ending now: connections with data out lost it. */
