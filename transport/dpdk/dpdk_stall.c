@@ -25,6 +25,10 @@
 #define STALL_MIN_NS 200000ull
 #define STALL_BUCKET_NS 100000000ull
 #define STALL_BOUND_MIN 4u /* stops in a bucket, with a quarter of it */
+/* A time slice is a few ms (up to 8 seen): a stop counts up to this in
+ * its bucket, so one long one (90 ms as the memif link comes up) and a
+ * few preemptions after it are no CPU-bound sender. */
+#define STALL_COUNT_MAX_NS 10000000ull
 
 static bool bucket_bound(uint32_t n, uint64_t ns)
 {
@@ -32,9 +36,9 @@ static bool bucket_bound(uint32_t n, uint64_t ns)
 	       DPDK_STALL_SHARE * ns >= STALL_BUCKET_NS;
 }
 
-/* Move the buckets on; CPU-bound while the last full bucket or this one
- * says so. */
-static void stall_roll(struct dpdk_ctx *ctx)
+/* Move the buckets on, count a stop of @gap ns (0: none) in this one;
+ * CPU-bound while the last full bucket or this one says so. */
+static void stall_update(struct dpdk_ctx *ctx, uint64_t gap)
 {
 	if (ctx->now - ctx->stall_stamp >= STALL_BUCKET_NS) {
 		bool last = ctx->now - ctx->stall_stamp < 2 * STALL_BUCKET_NS;
@@ -43,6 +47,11 @@ static void stall_roll(struct dpdk_ctx *ctx)
 		ctx->stall_cur_ns = 0;
 		ctx->stall_cur_n = 0;
 		ctx->stall_stamp = ctx->now;
+	}
+	if (gap) {
+		ctx->stall_cur_ns +=
+		    gap < STALL_COUNT_MAX_NS ? gap : STALL_COUNT_MAX_NS;
+		ctx->stall_cur_n++;
 	}
 	bool was = ctx->cpu_bound;
 	ctx->cpu_bound = bucket_bound(ctx->stall_prev_n, ctx->stall_prev_ns) ||
@@ -71,11 +80,8 @@ static void note_stall(struct dpdk_ctx *ctx, uint64_t gap)
 		ep->stall_to = ctx->now;
 		out = true;
 	}
-	if (!out)
-		return;
-	ctx->stall_cur_ns += gap;
-	ctx->stall_cur_n++;
-	stall_roll(ctx);
+	if (out)
+		stall_update(ctx, gap);
 }
 
 void dpdk_stall_check(struct dpdk_ctx *ctx)
@@ -91,5 +97,5 @@ void dpdk_stall_check(struct dpdk_ctx *ctx)
 			note_stall(ctx, gap);
 	}
 	if (ctx->cpu_bound) /* until the stops end */
-		stall_roll(ctx);
+		stall_update(ctx, 0);
 }

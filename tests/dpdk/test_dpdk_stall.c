@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/* The dpdk sender's own stops (dpdk_stall.c) on a made-up clock: when it
+ * turns CPU-bound, which connections then leave the model, and when it
+ * goes back. No EAL: a context and a connection as plain structs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "transport/dpdk/dpdk.h"
+
+#define MS 1000000ull
+#define US 1000ull
+
+struct rig {
+	struct dpdk_ctx *ctx;
+	struct dpdk_ep *ep;
+};
+
+static struct rig rig_new(void)
+{
+	struct rig r = { calloc(1, sizeof(*r.ctx)), calloc(1, sizeof(*r.ep)) };
+	assert_non_null(r.ctx);
+	assert_non_null(r.ep);
+	r.ctx->model = true;
+	r.ctx->rate_max = 2500.0; /* 20 Gbit/s in bytes per us */
+	r.ctx->pace.rate = r.ctx->rate_max;
+	r.ctx->eps[0] = r.ep;
+	r.ep->ctx = r.ctx;
+	r.ep->inflight = 64 * 1024; /* data out */
+	r.ep->cc.min_rtt_ns = 200 * US;
+	r.ctx->now = 1000 * MS;
+	dpdk_stall_check(r.ctx); /* the first call: no gap yet */
+	return r;
+}
+
+static void rig_free(struct rig *r)
+{
+	free(r->ep);
+	free(r->ctx);
+}
+
+/* The application is away for @gap, then calls progress. */
+static void stop(struct rig *r, uint64_t gap)
+{
+	r->ctx->now += gap;
+	dpdk_stall_check(r->ctx);
+}
+
+/* Calls every 10 us for @span: no stops. */
+static void spin(struct rig *r, uint64_t span)
+{
+	for (uint64_t t = 0; t < span; t += 10 * US)
+		stop(r, 10 * US);
+}
+
+/* @n time slices of the peer's: 4 ms away, then 1 ms on the CPU. */
+static void slices(struct rig *r, int n)
+{
+	for (int i = 0; i < n; i++) {
+		stop(r, 4 * MS);
+		spin(r, 1 * MS);
+	}
+}
+
+/* Time slices of 4 ms: three (12 ms) are not a quarter of 100 ms; the
+ * seventh (28 ms) is. The short-path connection leaves the model. */
+static void shared_core_turns_cpu_bound(void **state)
+{
+	(void)state;
+	struct rig r = rig_new();
+	slices(&r, 3);
+	assert_false(r.ctx->cpu_bound);
+	assert_true(dpdk_model_paces(r.ep));
+	slices(&r, 4);
+	assert_true(r.ctx->cpu_bound);
+	assert_false(dpdk_model_paces(r.ep));
+	assert_int_equal(r.ctx->st.cpu_bound, 1);
+	assert_int_equal(r.ctx->st.stalls, 7);
+	assert_int_equal(r.ctx->st.stall_max_ns, 4 * MS);
+	/* The stop is marked on the connection for its rate samples. */
+	assert_int_equal(r.ep->stall_to - r.ep->stall_from, 4 * MS);
+	rig_free(&r);
+}
+
+/* On a long path (min RTT 40 ms) the model keeps pacing, CPU-bound or
+ * not; so does a connection with no RTT yet. */
+static void long_path_keeps_the_model(void **state)
+{
+	(void)state;
+	struct rig r = rig_new();
+	slices(&r, 8);
+	assert_true(r.ctx->cpu_bound);
+	r.ep->cc.min_rtt_ns = 40 * MS;
+	assert_true(dpdk_model_paces(r.ep));
+	r.ep->cc.min_rtt_ns = 0;
+	assert_true(dpdk_model_paces(r.ep));
+	r.ctx->model = false; /* WCCL_DPDK_PACE_MODEL=0: never */
+	assert_false(dpdk_model_paces(r.ep));
+	rig_free(&r);
+}
+
+/* One long stop (the memif link coming up: 90 ms) is not a CPU-bound
+ * sender, nor are many short ones that add up to little. */
+static void one_long_or_many_short_stops_are_not(void **state)
+{
+	(void)state;
+	struct rig r = rig_new();
+	stop(&r, 90 * MS);
+	spin(&r, 1 * MS);
+	assert_false(r.ctx->cpu_bound);
+	for (int i = 0; i < 40; i++) {
+		stop(&r, 300 * US);
+		spin(&r, 1 * MS);
+	}
+	assert_false(r.ctx->cpu_bound);
+	assert_int_equal(r.ctx->st.stalls, 41);
+	rig_free(&r);
+}
+
+/* A process with nothing out is not stopped from sending: its gaps are
+ * counted but make nothing CPU-bound. */
+static void idle_gaps_do_not_count(void **state)
+{
+	(void)state;
+	struct rig r = rig_new();
+	r.ep->inflight = 0;
+	slices(&r, 10);
+	assert_false(r.ctx->cpu_bound);
+	assert_int_equal(r.ctx->st.stalls, 10);
+	assert_int_equal(r.ep->stall_to, 0);
+	rig_free(&r);
+}
+
+/* The stops end: within two buckets (200 ms) the model is back, and the
+ * port's rate (halved by a timeout meanwhile) is at its ceiling again. */
+static void back_to_the_model_when_stops_end(void **state)
+{
+	(void)state;
+	struct rig r = rig_new();
+	slices(&r, 8);
+	assert_true(r.ctx->cpu_bound);
+	r.ctx->pace.rate = r.ctx->rate_max / 4;
+	spin(&r, 90 * MS);
+	assert_true(r.ctx->cpu_bound); /* this bucket still says so */
+	spin(&r, 120 * MS);
+	assert_false(r.ctx->cpu_bound);
+	assert_true(dpdk_model_paces(r.ep));
+	assert_true(r.ctx->pace.rate == r.ctx->rate_max);
+	rig_free(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(shared_core_turns_cpu_bound),
+		cmocka_unit_test(long_path_keeps_the_model),
+		cmocka_unit_test(one_long_or_many_short_stops_are_not),
+		cmocka_unit_test(idle_gaps_do_not_count),
+		cmocka_unit_test(back_to_the_model_when_stops_end),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
