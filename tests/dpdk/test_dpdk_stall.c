@@ -15,6 +15,13 @@
 #define MS 1000000ull
 #define US 1000ull
 
+static uint64_t fake_cpu; /* the thread's CPU time, ns */
+
+static uint64_t fake_cpu_clock(void)
+{
+	return fake_cpu;
+}
+
 struct rig {
 	struct dpdk_ctx *ctx;
 	struct dpdk_ep *ep;
@@ -30,10 +37,14 @@ static struct rig rig_new(void)
 	r.ctx->pace.rate = r.ctx->rate_max;
 	r.ctx->eps[0] = r.ep;
 	r.ep->ctx = r.ctx;
-	r.ep->inflight = 64 * 1024; /* data out */
+	r.ep->state = DPDK_EP_READY;
+	r.ep->snd_nxt = 45; /* data out: 45 packets unacknowledged */
 	r.ep->cc.min_rtt_ns = 200 * US;
+	r.ctx->cpu_clock = fake_cpu_clock;
+	fake_cpu = 7 * MS;
 	r.ctx->now = 1000 * MS;
 	dpdk_stall_check(r.ctx); /* the first call: no gap yet */
+	dpdk_stall_end(r.ctx, dpdk_ep_has_data_out(r.ep));
 	return r;
 }
 
@@ -43,18 +54,27 @@ static void rig_free(struct rig *r)
 	free(r->ctx);
 }
 
-/* The application is away for @gap, then calls progress. */
-static void stop(struct rig *r, uint64_t gap)
+/* The process is off the CPU for @off, then calls progress, which runs
+ * @took on the CPU. */
+static void call(struct rig *r, uint64_t off, uint64_t took)
 {
-	r->ctx->now += gap;
+	r->ctx->now += off;
 	dpdk_stall_check(r->ctx);
+	r->ctx->now += took;
+	fake_cpu += took;
+	dpdk_stall_end(r->ctx, dpdk_ep_has_data_out(r->ep));
 }
 
-/* Calls every 10 us for @span: no stops. */
+static void stop(struct rig *r, uint64_t off)
+{
+	call(r, off, 0);
+}
+
+/* Calls of 10 us each, back to back on the CPU, for @span. */
 static void spin(struct rig *r, uint64_t span)
 {
 	for (uint64_t t = 0; t < span; t += 10 * US)
-		stop(r, 10 * US);
+		call(r, 0, 10 * US);
 }
 
 /* @n time slices of the peer's: 4 ms away, then 1 ms on the CPU. */
@@ -122,16 +142,57 @@ static void one_long_or_many_short_stops_are_not(void **state)
 }
 
 /* A process with nothing out is not stopped from sending: its gaps are
- * counted but make nothing CPU-bound. */
+ * counted but make nothing CPU-bound. Nor do gaps that began with nothing
+ * out and end with data queued (an application computing, then posting),
+ * or a connection that failed with data unacknowledged. */
 static void idle_gaps_do_not_count(void **state)
 {
 	(void)state;
 	struct rig r = rig_new();
-	r.ep->inflight = 0;
+	r.ep->snd_una = r.ep->snd_nxt;
 	slices(&r, 10);
 	assert_false(r.ctx->cpu_bound);
 	assert_int_equal(r.ctx->st.stalls, 10);
+	for (int i = 0; i < 10; i++) {
+		r.ctx->now += 4 * MS;
+		r.ep->tx_post++; /* posted just before progress */
+		dpdk_stall_check(r.ctx);
+		r.ep->tx_seg_op = r.ep->tx_post; /* sent, and acked */
+		dpdk_stall_end(r.ctx, dpdk_ep_has_data_out(r.ep));
+	}
+	assert_false(r.ctx->cpu_bound);
 	assert_int_equal(r.ep->stall_to, 0);
+	r.ep->snd_nxt += 7;
+	r.ep->state = DPDK_EP_FAILED;
+	slices(&r, 10);
+	assert_false(r.ctx->cpu_bound);
+	assert_int_equal(r.ep->stall_to, 0);
+	assert_int_equal(r.ctx->st.stalls, 30);
+	rig_free(&r);
+}
+
+/* The time spent on the CPU, in progress (a burst built, frames taken
+ * in) or in the application, is ours, not a stop: calls of 300 us with
+ * 250 us of computing between them are none. Preempted inside a call,
+ * the time off the CPU counts. */
+static void time_on_the_cpu_is_not_a_stop(void **state)
+{
+	(void)state;
+	struct rig r = rig_new();
+	for (int i = 0; i < 1000; i++) {
+		r.ctx->now += 250 * US;
+		fake_cpu += 250 * US;
+		call(&r, 0, 300 * US);
+	}
+	assert_false(r.ctx->cpu_bound);
+	assert_int_equal(r.ctx->st.stalls, 0);
+	for (int i = 0; i < 8; i++) {
+		r.ctx->now += 4 * MS; /* a slice lost, in or out of a call */
+		call(&r, 0, 300 * US);
+		spin(&r, 1 * MS);
+	}
+	assert_true(r.ctx->cpu_bound);
+	assert_int_equal(r.ctx->st.stalls, 8);
 	rig_free(&r);
 }
 
@@ -160,6 +221,7 @@ int main(void)
 		cmocka_unit_test(long_path_keeps_the_model),
 		cmocka_unit_test(one_long_or_many_short_stops_are_not),
 		cmocka_unit_test(idle_gaps_do_not_count),
+		cmocka_unit_test(time_on_the_cpu_is_not_a_stop),
 		cmocka_unit_test(back_to_the_model_when_stops_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

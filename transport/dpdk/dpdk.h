@@ -95,10 +95,17 @@ struct dpdk_ctx {
 	uint16_t udp_port;
 	bool link_up;
 	uint64_t link_check_ns, now;
-	uint64_t poll_ns; /* the last dpdk_progress (0: none yet) */
-	/* Our own stops with data out (no dpdk_progress for >= 200 us),
-	 * in 100 ms buckets; cpu_bound: many of them, a quarter of the
-	 * time or more (dpdk_stall.c). */
+	/* The start of the last dpdk_progress (0: none yet), and whether a
+	 * connection had data out at its end. */
+	uint64_t poll_ns;
+	bool poll_out;
+	/* The thread's CPU time at wall time cpu_wall_ns; cpu_clock reads
+	 * it (NULL: CLOCK_THREAD_CPUTIME_ID; a test sets its own). */
+	uint64_t cpu_ns, cpu_wall_ns;
+	uint64_t (*cpu_clock)(void);
+	/* Our own stops (>= 200 us off the CPU between two dpdk_progress
+	 * calls, data out), in 100 ms buckets; cpu_bound: many of them, a
+	 * quarter of the time or more (dpdk_stall.c). */
 	uint64_t stall_stamp, stall_cur_ns, stall_prev_ns;
 	uint32_t stall_cur_n, stall_prev_n;
 	bool cpu_bound;
@@ -264,14 +271,23 @@ static inline bool dpdk_model_paces(const struct dpdk_ep *ep)
 	return ctx->model && (!ctx->cpu_bound || !ep->cc.min_rtt_ns ||
 			      ep->cc.min_rtt_ns >= DPDK_CPU_BOUND_RTT_NS);
 }
-/* A rate sample whose interval is at least 1 / DPDK_STALL_SHARE one of
- * our own stops counts as app-limited; a quarter of the time stopped
- * (and four stops) in 100 ms, and the sender is CPU-bound. */
+/* A rate sample that spent 1 / DPDK_STALL_SHARE of its interval or more
+ * in one of our own stops counts as app-limited. A sender stopped that
+ * share of 100 ms (in four stops or more) is CPU-bound. */
 #define DPDK_STALL_SHARE 4
-/* At the top of dpdk_progress (ctx->now set): a long gap since the last
- * call is a stop of ours; counts it, marks it on connections with data
- * out, and sets ctx->cpu_bound (dpdk_stall.c). */
+/* At the top of dpdk_progress (ctx->now set): >= 200 us off the CPU
+ * since the last call, begun with data out, is a stop of ours; counts
+ * it, marks it on connections with data out, sets ctx->cpu_bound. */
 void dpdk_stall_check(struct dpdk_ctx *ctx);
+/* At the end of dpdk_progress: @out, a connection has data out
+ * (dpdk_ep_has_data_out). */
+void dpdk_stall_end(struct dpdk_ctx *ctx, bool out);
+/* @ep is up and has data unacknowledged or not yet sent. */
+static inline bool dpdk_ep_has_data_out(const struct dpdk_ep *ep)
+{
+	return ep->state == DPDK_EP_READY &&
+	       (ep->snd_una != ep->snd_nxt || ep->tx_seg_op != ep->tx_post);
+}
 void dpdk_link_release(struct dpdk_ctx *ctx, bool all);
 void dpdk_ep_service(struct dpdk_ep *ep);
 void dpdk_ep_rx_release(struct dpdk_ep *ep);

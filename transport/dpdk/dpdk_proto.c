@@ -462,20 +462,24 @@ static bool pace_take(struct dpdk_ep *ep, uint32_t bytes)
 
 /* ---- transmit ---- */
 
-/* Room to queue one more data frame, a reserve kept for ACKs. A full
- * device ring (a peer on this host that is not reading: its time slice is
- * over) holds data back, as the pacer does. Dropped here, frames were lost
- * at our own door, a tail of them that only the RTO found, 16 packets per
- * 100 ms (1 MiB writes between two processes pinned to one CPU: p99
- * 100-230 ms against a typical 5-10). */
+/* Room for one more data frame of @ep's in the queue it leaves by (the
+ * device's, or software loopback to ourselves), a reserve left for the
+ * ACKs and control frames of this call. A full device ring (a peer on
+ * this host that is not reading: its time slice is over) holds data
+ * back, as the pacer does. Dropped here, frames were lost at our own
+ * door, a tail of them that only the RTO found, 16 packets per 100 ms
+ * (1 MiB writes between two processes pinned to one CPU: p99 100-230 ms
+ * against a typical 5-10). */
 #define TXQ_CTRL_RESERVE 64u
 
-static bool tx_room(struct dpdk_ctx *ctx)
+static bool tx_room(struct dpdk_ep *ep)
 {
+	struct dpdk_ctx *ctx = ep->ctx;
+	if (ep->peer_ip == ctx->ip)
+		return ctx->n_loopq + TXQ_CTRL_RESERVE < DPDK_TXQ_MAX;
 	if (ctx->n_txq + TXQ_CTRL_RESERVE >= DPDK_TXQ_MAX)
 		dpdk_tx_flush(ctx);
-	return ctx->n_txq + TXQ_CTRL_RESERVE < DPDK_TXQ_MAX &&
-	       ctx->n_loopq + TXQ_CTRL_RESERVE < DPDK_TXQ_MAX;
+	return ctx->n_txq + TXQ_CTRL_RESERVE < DPDK_TXQ_MAX;
 }
 
 static bool send_pkt(struct dpdk_ep *ep, uint32_t seq, bool retx, bool paced)
@@ -484,7 +488,7 @@ static bool send_pkt(struct dpdk_ep *ep, uint32_t seq, bool retx, bool paced)
 	struct dpdk_pkt *pk = &ep->pkts[seq & ep->wmask];
 	struct dpdk_txop *op = &ep->tx[pk->op_seq & ep->dmask];
 	uint32_t cost = DPDK_WIRE_COST(pk->len);
-	if (!tx_room(ctx))
+	if (!tx_room(ep))
 		return false;
 	if (paced && !pace_take(ep, cost))
 		return false;
@@ -604,7 +608,7 @@ static void fast_retx(struct dpdk_ep *ep)
 		struct dpdk_pkt *pk = &ep->pkts[s & ep->wmask];
 		if (pk->sacked || ctx->now < pk->sent_ns + age)
 			continue;
-		if (!send_pkt(ep, s, true, ctx->model))
+		if (!send_pkt(ep, s, true, dpdk_model_paces(ep)))
 			break;
 		ctx->st.fast_retx++;
 		n++;
@@ -677,7 +681,9 @@ static void rx_ack(struct dpdk_ep *ep, const struct dpdk_wire_hdr *h)
 		if (dpdk_seq_lt(ep->sack_high, ep->snd_una))
 			ep->sack_high = ep->snd_una;
 		ep->rto_deadline = ctx->now + ep->rto;
-		if (!dpdk_model_paces(ep)) { /* regrow: +1/64 per packet */
+		/* Regrow the port's rate, +1/64 per packet: whoever halved
+		 * it (dpdk_model_paces), every connection's ACKs count. */
+		if (ctx->pace.rate < ctx->rate_max) {
 			ctx->pace.rate += ctx->rate_max * n / 64.0;
 			if (ctx->pace.rate > ctx->rate_max)
 				ctx->pace.rate = ctx->rate_max;
@@ -731,6 +737,8 @@ static void check_rto(struct dpdk_ep *ep)
 {
 	struct dpdk_ctx *ctx = ep->ctx;
 	if (ep->snd_una == ep->snd_nxt || ctx->now < ep->rto_deadline)
+		return;
+	if (!tx_room(ep)) /* our own queue is full: not a loss, try again */
 		return;
 	ctx->st.rto_fires++;
 	ep->rto = ep->rto * 2 < ctx->rto_max_ns ? ep->rto * 2 : ctx->rto_max_ns;
@@ -1239,11 +1247,16 @@ int dpdk_progress(struct dpdk_ctx *ctx)
 		for (uint32_t i = 0; i < n; i++)
 			rx_frame(ctx, loop[i], true);
 	}
-	for (uint32_t i = 0; i < DPDK_EP_SLOTS; i++)
+	bool out = false;
+	for (uint32_t i = 0; i < DPDK_EP_SLOTS; i++) {
 		if (ctx->eps[i])
 			dpdk_ep_service(ctx->eps[i]);
+		if (ctx->eps[i] && dpdk_ep_has_data_out(ctx->eps[i]))
+			out = true;
+	}
 	dpdk_link_release(ctx, false);
 	dpdk_tx_flush(ctx);
+	dpdk_stall_end(ctx, out);
 	return 0;
 }
 

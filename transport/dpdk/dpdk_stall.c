@@ -18,6 +18,8 @@
  * every few ms is CPU-bound too: the model's pacer, with 50 us of
  * catch-up, would send almost nothing between its calls.
  */
+#include <time.h>
+
 #include "core/log.h"
 #include "dpdk.h"
 
@@ -63,7 +65,7 @@ static void stall_update(struct dpdk_ctx *ctx, uint64_t gap)
 			  "they end", ctx->port, ctx->stall_cur_n,
 			  ctx->stall_cur_ns / 1e6);
 	/* Back to the model: the port's bucket caps again, at its ceiling
-	 * (timeouts in between halved it, and the model never regrows it). */
+	 * (timeouts in between may have halved it). */
 	if (was && !ctx->cpu_bound)
 		ctx->pace.rate = ctx->rate_max;
 }
@@ -74,7 +76,7 @@ static void note_stall(struct dpdk_ctx *ctx, uint64_t gap)
 	bool out = false;
 	for (uint32_t i = 0; i < DPDK_EP_SLOTS; i++) {
 		struct dpdk_ep *ep = ctx->eps[i];
-		if (!ep || (!ep->inflight && ep->tx_seg_op == ep->tx_post))
+		if (!ep || !dpdk_ep_has_data_out(ep))
 			continue;
 		ep->stall_from = ctx->now - gap;
 		ep->stall_to = ctx->now;
@@ -84,18 +86,52 @@ static void note_stall(struct dpdk_ctx *ctx, uint64_t gap)
 		stall_update(ctx, gap);
 }
 
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Time off the CPU since the last reading: wall time less ours. */
+static uint64_t off_cpu_ns(struct dpdk_ctx *ctx)
+{
+	uint64_t cpu = ctx->cpu_clock ? ctx->cpu_clock() : thread_cpu_ns();
+	uint64_t wall = ctx->now - ctx->cpu_wall_ns, used = cpu - ctx->cpu_ns;
+	bool first = !ctx->cpu_wall_ns;
+	ctx->cpu_wall_ns = ctx->now;
+	ctx->cpu_ns = cpu;
+	return first || used >= wall ? 0 : wall - used;
+}
+
+/* A stop is time off the CPU: a call that is slow on it (a burst built,
+ * 256 frames taken in) is ours, and an application computing elsewhere
+ * still drives its sends soon after (or it is on a long path, which the
+ * model keeps). The CPU clock is read only after a gap of 200 us. A gap
+ * begun with nothing out (computing, then posting) lost nothing. */
 void dpdk_stall_check(struct dpdk_ctx *ctx)
 {
-	uint64_t gap = ctx->poll_ns ? ctx->now - ctx->poll_ns : 0;
+	uint64_t gap = ctx->poll_ns && ctx->now > ctx->poll_ns
+			   ? ctx->now - ctx->poll_ns
+			   : 0;
+	if (!ctx->poll_ns || gap >= STALL_MIN_NS) {
+		uint64_t off = off_cpu_ns(ctx);
+		gap = off < gap ? off : gap;
+	}
 	ctx->poll_ns = ctx->now;
 	if (gap >= STALL_MIN_NS) {
 		ctx->st.stalls++;
 		ctx->st.stall_ns += gap;
 		if (gap > ctx->st.stall_max_ns)
 			ctx->st.stall_max_ns = gap;
-		if (ctx->model)
+		if (ctx->model && ctx->poll_out)
 			note_stall(ctx, gap);
 	}
 	if (ctx->cpu_bound) /* until the stops end */
 		stall_update(ctx, 0);
+}
+
+void dpdk_stall_end(struct dpdk_ctx *ctx, bool out)
+{
+	ctx->poll_out = out;
 }

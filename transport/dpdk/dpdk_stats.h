@@ -20,12 +20,13 @@ struct dpdk_stats {
 	/* DATA dropped to bound the mbufs reorder rings hold: for a
 	 * connection not yet accepted, or over DPDK_RX_HELD_MAX */
 	uint64_t rx_not_held;
-	/* Gaps of >= 200 us between two dpdk_progress calls (off the CPU,
-	 * or the application busy elsewhere): how many, their sum, the
-	 * longest. Over them nothing was sent, received or acknowledged. */
+	/* Gaps of >= 200 us from the end of one dpdk_progress call to the
+	 * start of the next (off the CPU, or the application busy
+	 * elsewhere): how many, their sum, the longest. Over them nothing
+	 * was sent, received or acknowledged. */
 	uint64_t stalls, stall_ns, stall_max_ns;
 	/* Times the sender turned CPU-bound (many stalls with data out):
-	 * unpaced until they end, see note_stall in dpdk_proto.c */
+	 * the fixed rate on short paths until they end (dpdk_stall.c) */
 	uint64_t cpu_bound;
 };
 
