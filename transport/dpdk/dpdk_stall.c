@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The sender's own stops. The provider has no thread: it moves only
- * while the application calls into it (dpdk_progress). A gap between two
- * calls is time in which nothing was sent, received or acknowledged: the
- * process was off the CPU, or busy elsewhere. Rate samples over such a
- * stop measure us, not the path (rate_sample in dpdk_proto.c).
+ * while the application calls into it (dpdk_progress). Time off the CPU
+ * between two calls, with data out, is time in which nothing was sent,
+ * received or acknowledged. Rate samples over such a stop measure us,
+ * not the path (rate_sample in dpdk_proto.c).
  *
  * A sender that stops often is CPU-bound: the case is both ends spinning
  * on one shared core, each running one time slice of ms while the other
@@ -14,9 +14,9 @@
  * across a slice it is not on the CPU for, so a CPU-bound sender sends as
  * WCCL_DPDK_PACE_MODEL=0 does (dpdk_model_paces: the port's bucket at
  * the ceiling, halved on timeouts, regrown by ACKs) until a 100 ms bucket
- * passes without many stops. An application that drives progress only
- * every few ms is CPU-bound too: the model's pacer, with 50 us of
- * catch-up, would send almost nothing between its calls.
+ * passes without many stops. Time on the CPU (a slow call, the
+ * application computing between calls) is not a stop: a busy sender on
+ * its own core keeps the model.
  */
 #include <time.h>
 
