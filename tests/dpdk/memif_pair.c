@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -48,6 +49,13 @@ void memif_verify(const uint8_t *p, size_t n, uint64_t seed, const char *what)
 		CHECK(p[i] == want[i], "%s: byte %zu of %zu is %#x, want %#x",
 		      what, i, n, p[i], want[i]);
 	free(want);
+}
+
+double memif_now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
 struct wccl_completion memif_wait1(struct wccl_cq *cq, uint32_t op,
@@ -189,9 +197,10 @@ int memif_pair_run(const char *self)
 	return rc;
 }
 
-int memif_pair_run_result(const char *self, const char *env, char *line,
-			  size_t len)
+int memif_pair_run_scan(const char *self, const char *env, int n,
+			const char *fmt, ...)
 {
+	char line[512];
 	char out[] = "/tmp/wccl-dpdk-result-XXXXXX";
 	int fd = mkstemp(out);
 	CHECK(fd >= 0, "mkstemp: %s", strerror(errno));
@@ -199,7 +208,7 @@ int memif_pair_run_result(const char *self, const char *env, char *line,
 	setenv(env, out, 1);
 	int rc = memif_pair_run(self);
 	FILE *f = rc ? NULL : fopen(out, "r");
-	if (!rc && (!f || !fgets(line, (int)len, f))) {
+	if (!rc && (!f || !fgets(line, (int)sizeof(line), f))) {
 		fprintf(stderr, "[driver] the client left no result in %s\n",
 			out);
 		rc = 1;
@@ -207,5 +216,12 @@ int memif_pair_run_result(const char *self, const char *env, char *line,
 	if (f)
 		fclose(f);
 	unlink(out);
-	return rc;
+	if (rc)
+		return rc;
+	va_list ap;
+	va_start(ap, fmt);
+	int k = vsscanf(line, fmt, ap);
+	va_end(ap);
+	CHECK(k == n, "short result (%d of %d fields): %s", k, n, line);
+	return 0;
 }

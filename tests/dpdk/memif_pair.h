@@ -38,6 +38,8 @@ extern const char *memif_role; /* "driver", "server" or "client" */
  * differs, naming @what. */
 void memif_fill(uint8_t *p, size_t n, uint64_t seed);
 void memif_verify(const uint8_t *p, size_t n, uint64_t seed, const char *what);
+/* Seconds on the monotonic clock. */
+double memif_now_s(void);
 /* One completion of @op within MEMIF_TMO_MS, else exit(1). */
 struct wccl_completion memif_wait1(struct wccl_cq *cq, uint32_t op,
 				   const char *what);
@@ -59,10 +61,12 @@ void memif_connect(struct memif_conn *c);
  * and reap them within 150 s. 0 both passed, 77 a side skipped, else 1. */
 int memif_pair_run(const char *self);
 /* memif_pair_run with a fresh result file, its name in $@env for the
- * client to write one line into; that line into @line (@len bytes).
- * 0, 1 if the client wrote none, or memif_pair_run's code. */
-int memif_pair_run_result(const char *self, const char *env, char *line,
-			  size_t len);
+ * client to write one line into, which is then read with sscanf's @fmt:
+ * @n fields, else exit(1). 0, 1 if the client wrote none, or
+ * memif_pair_run's code. */
+int memif_pair_run_scan(const char *self, const char *env, int n,
+			const char *fmt, ...)
+    __attribute__((format(scanf, 4, 5)));
 
 /* A client of raw DPDK frames can crash in the memif PMD when its peer
  * goes mid-burst: a test whose server must outlive its client sets

@@ -41,13 +41,6 @@ struct result {
 	double secs;
 };
 
-static double now_s(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 static struct wccl_completion wait_long(struct wccl_cq *cq, uint32_t op,
 					const char *what)
 {
@@ -116,7 +109,7 @@ static int client(void)
 
 	struct result r = { .bw_lo = ~0ull };
 	uint32_t n = SIZE / CHUNK, posted = 0, done = 0;
-	double t0 = now_s();
+	double t0 = memif_now_s();
 	while (done < n) {
 		while (posted < n && posted - done < WINDOW) {
 			rc = wccl_post_write(mc.ep, src + (size_t)posted * CHUNK,
@@ -131,7 +124,7 @@ static int client(void)
 		if (k == WCCL_ETIMEDOUT)
 			k = 0;
 		CHECK(k >= 0, "cq_wait: %s", wccl_strerror(k));
-		CHECK(now_s() - t0 < RUN_S, "transfer stalled at %u of %u",
+		CHECK(memif_now_s() - t0 < RUN_S, "transfer stalled at %u of %u",
 		      done, n);
 		for (int i = 0; i < k; i++) {
 			CHECK(c[i].status == 0 && c[i].cookie == done,
@@ -146,7 +139,7 @@ static int client(void)
 			r.bw_hi = bw > r.bw_hi ? bw : r.bw_hi;
 		}
 	}
-	r.secs = now_s() - t0;
+	r.secs = memif_now_s() - t0;
 	r.btlbw = attr(mc.ep, WCCL_EP_ATTR_BTLBW);
 	r.pacing = attr(mc.ep, WCCL_EP_ATTR_PACING_RATE);
 	r.min_rtt_us = attr(mc.ep, WCCL_EP_ATTR_MIN_RTT_US);
@@ -175,17 +168,11 @@ static int client(void)
 /* One run with the environment as set; 0 and @r filled, or the exit code. */
 static int run(struct result *r)
 {
-	char line[512];
-	int rc = memif_pair_run_result("/proc/self/exe", "WCCL_TEST_PACER_OUT",
-				       line, sizeof(line));
-	if (rc)
-		return rc;
-	int k = sscanf(line, "%llu %llu %llu %llu %llu %llu %llu %llu %lf",
-		       &r->btlbw, &r->bw_lo, &r->bw_hi, &r->pacing,
-		       &r->min_rtt_us, &r->retx, &r->link_drops, &r->data_pkts,
-		       &r->secs);
-	CHECK(k == 9, "short result: %s", line);
-	return 0;
+	return memif_pair_run_scan(
+	    "/proc/self/exe", "WCCL_TEST_PACER_OUT", 9,
+	    "%llu %llu %llu %llu %llu %llu %llu %llu %lf", &r->btlbw,
+	    &r->bw_lo, &r->bw_hi, &r->pacing, &r->min_rtt_us, &r->retx,
+	    &r->link_drops, &r->data_pkts, &r->secs);
 }
 
 static void show(const char *name, const struct result *r)

@@ -43,25 +43,18 @@ struct result {
 	double secs;
 };
 
-static double now_s(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 /* Spin on wccl_cq_poll for one completion of @a and one of @b, in
  * either order (a WRITE_IMM must carry @imm), within MEMIF_TMO_MS. */
 static void wait_two(struct wccl_cq *cq, uint32_t a, uint32_t b,
 		     uint32_t imm, const char *what)
 {
 	bool got_a = false, got_b = false;
-	double end = now_s() + MEMIF_TMO_MS / 1e3;
+	double end = memif_now_s() + MEMIF_TMO_MS / 1e3;
 	while (!got_a || !got_b) {
 		struct wccl_completion c;
 		int n = wccl_cq_poll(cq, &c, 1);
 		CHECK(n >= 0, "%s: %s", what, wccl_strerror(n));
-		CHECK(n || now_s() < end, "%s: timeout", what);
+		CHECK(n || memif_now_s() < end, "%s: timeout", what);
 		if (!n)
 			continue;
 		CHECK(c.status == 0, "%s: op %u: %s", what, c.op,
@@ -81,11 +74,11 @@ static void wait_two(struct wccl_cq *cq, uint32_t a, uint32_t b,
 static void wait_one(struct wccl_cq *cq, uint32_t op, uint32_t imm,
 		     const char *what)
 {
-	double end = now_s() + MEMIF_TMO_MS / 1e3;
+	double end = memif_now_s() + MEMIF_TMO_MS / 1e3;
 	struct wccl_completion c = { 0 };
 	int n;
 	while ((n = wccl_cq_poll(cq, &c, 1)) == 0)
-		CHECK(now_s() < end, "%s: timeout", what);
+		CHECK(memif_now_s() < end, "%s: timeout", what);
 	CHECK(n == 1 && c.status == 0 && c.op == op &&
 		      (op != WCCL_OP_WRITE_IMM || c.imm == imm),
 	      "%s: %s op %u imm %u", what, n < 0 ? wccl_strerror(n) : "",
@@ -166,7 +159,7 @@ static int client(void)
 	for (uint32_t r = 0; r < WARMUP + ROUNDS; r++) {
 		if (r == WARMUP) {
 			CHECK(dpdk_context_stats(s.mc.ctx, &st0) == 0, "stats");
-			t0 = now_s();
+			t0 = memif_now_s();
 		}
 		memif_fill(s.buf, MSG, SEED + r);
 		write_out(&s, r);
@@ -174,7 +167,7 @@ static int client(void)
 		wait_two(s.mc.cq, WCCL_OP_WRITE, WCCL_OP_WRITE_IMM, r, "round");
 		memif_verify(s.buf, MSG, SEED + r, "echo");
 	}
-	struct result res = { .secs = now_s() - t0 };
+	struct result res = { .secs = memif_now_s() - t0 };
 	CHECK(dpdk_context_stats(s.mc.ctx, &st) == 0, "stats");
 	res.stalls = st.stalls - st0.stalls;
 	res.cpu_bound = st.cpu_bound;
@@ -190,15 +183,9 @@ static int client(void)
 
 static int run(struct result *r)
 {
-	char line[256];
-	int rc = memif_pair_run_result("/proc/self/exe", "WCCL_TEST_SHARED_OUT",
-				       line, sizeof(line));
-	if (rc)
-		return rc;
-	int k = sscanf(line, "%llu %llu %llu %lf", &r->stalls, &r->cpu_bound,
-		       &r->retx, &r->secs);
-	CHECK(k == 4, "short result: %s", line);
-	return 0;
+	return memif_pair_run_scan("/proc/self/exe", "WCCL_TEST_SHARED_OUT", 4,
+				   "%llu %llu %llu %lf", &r->stalls,
+				   &r->cpu_bound, &r->retx, &r->secs);
 }
 
 static void show(const char *name, const struct result *r)

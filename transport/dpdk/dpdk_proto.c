@@ -1249,10 +1249,11 @@ int dpdk_progress(struct dpdk_ctx *ctx)
 	}
 	bool out = false;
 	for (uint32_t i = 0; i < DPDK_EP_SLOTS; i++) {
-		if (ctx->eps[i])
-			dpdk_ep_service(ctx->eps[i]);
-		if (ctx->eps[i] && dpdk_ep_has_data_out(ctx->eps[i]))
-			out = true;
+		struct dpdk_ep *ep = ctx->eps[i];
+		if (!ep)
+			continue;
+		dpdk_ep_service(ep);
+		out |= dpdk_ep_has_data_out(ep);
 	}
 	dpdk_link_release(ctx, false);
 	dpdk_tx_flush(ctx);
