@@ -124,8 +124,8 @@ static int client(void)
 		if (k == WCCL_ETIMEDOUT)
 			k = 0;
 		CHECK(k >= 0, "cq_wait: %s", wccl_strerror(k));
-		CHECK(memif_now_s() - t0 < RUN_S, "transfer stalled at %u of %u",
-		      done, n);
+		CHECK(memif_now_s() - t0 < RUN_S,
+		      "transfer stalled at %u of %u", done, n);
 		for (int i = 0; i < k; i++) {
 			CHECK(c[i].status == 0 && c[i].cookie == done,
 			      "write %u: %s (cookie %llu)", done,
