@@ -6,7 +6,9 @@
  * sizes 0, 1, 7, 4096, 1 MiB + 3, truncation, and bad key / bounds /
  * access rejection at both ends with nothing written. With
  * WCCL_DPDK_TEST_DROP / _SWAP in the environment (both sides) the data
- * must still arrive intact and the client's retransmit counter be > 0.
+ * must still arrive intact and the client's retransmit counter be > 0;
+ * with WCCL_DPDK_TEST_TAIL_DROP each lost tail must cost about one
+ * retransmission timeout.
  *
  *   test_dpdk_memif            driver: forks server + client, reaps them
  *   test_dpdk_memif server|client SOCKET   (internal)
@@ -350,6 +352,18 @@ static int client(void)
 	if (drop && atoi(drop) > 0)
 		CHECK(st.retransmits > 0 && st.test_dropped > 0,
 		      "loss injected but no retransmission");
+	const char *tail = getenv("WCCL_DPDK_TEST_TAIL_DROP");
+	if (tail && atoi(tail) > 0) {
+		/* Each lost tail costs one timeout (two if the resends meet
+		 * a slow peer), not one per 16 packets. */
+		uint64_t ops = st.test_dropped / (uint64_t)atoi(tail);
+		CHECK(ops >= 2 && st.retransmits >= st.test_dropped &&
+			      st.rto_fires <= 2 * ops + 2,
+		      "%llu tails lost: %llu timeouts, %llu resent",
+		      (unsigned long long)ops,
+		      (unsigned long long)st.rto_fires,
+		      (unsigned long long)st.retransmits);
+	}
 	const char *corrupt = getenv("WCCL_DPDK_TEST_CORRUPT");
 	if (corrupt && atoi(corrupt) > 0)
 		CHECK(st.retransmits > 0 && st.test_corrupted > 0,

@@ -122,6 +122,7 @@ struct dpdk_ctx {
 	uint64_t qdelay_ns;	     /* the model's delay target */
 	struct dpdk_link link; /* test hook: the unknown bottleneck */
 	uint32_t drop_every, drop_count, corrupt_every, corrupt_count;
+	uint32_t tail_drop; /* test hook: packets lost at each op's end */
 	bool udp_csum, tx_csum_hw, rx_csum_hw; /* checksums: offloaded? */
 	bool swap, have_peer_mac, arp, announced;
 	struct rte_ether_addr peer_mac;
@@ -210,7 +211,12 @@ struct dpdk_ep {
 	uint32_t tx_post, tx_done, tx_seg_op, peer_op_done;
 	uint64_t tx_seg_off;
 	struct dpdk_pkt *pkts;
+	/* sack_high: the highest packet SACKed, or snd_nxt at the last
+	 * timeout; holes below it are lost once older than ~1.25 srtt. */
 	uint32_t snd_una, snd_nxt, sack_high;
+	uint64_t rack_ns; /* latest send time of a packet known delivered */
+	uint32_t rto_end, rto_high; /* the last timeout (dpdk_loss.c) */
+	bool rto_verdict;	    /* its resends not yet all ACKed */
 	uint64_t srtt, rttvar, rto, rto_deadline; /* ns; srtt 0 = none yet */
 
 	/* Pacing model, per connection: a connection is one path, and the
@@ -288,6 +294,20 @@ static inline bool dpdk_ep_has_data_out(const struct dpdk_ep *ep)
 	return ep->state == DPDK_EP_READY &&
 	       (ep->snd_una != ep->snd_nxt || ep->tx_seg_op != ep->tx_post);
 }
+/* ---- dpdk_loss.c: which packets are lost ---- */
+#define DPDK_RTO_RETX_MAX 16u /* resent at once when the timer fires */
+/* RFC 6298: the timer from srtt / rttvar; a new RTT sample (Karn's). */
+void dpdk_rto_update(struct dpdk_ep *ep);
+void dpdk_rtt_sample(struct dpdk_ep *ep, uint64_t rtt_ns);
+/* @pk has arrived (first news of it). */
+void dpdk_loss_delivered(struct dpdk_ep *ep, const struct dpdk_pkt *pk);
+/* Is packet @seq lost, to be resent now? */
+bool dpdk_pkt_lost(const struct dpdk_ep *ep, uint32_t seq);
+/* The timer fired and resent [snd_una, @resent_end). */
+void dpdk_loss_on_rto(struct dpdk_ep *ep, uint32_t resent_end);
+/* An ACK has moved snd_una / sack_high. */
+void dpdk_loss_on_ack(struct dpdk_ep *ep);
+
 void dpdk_link_release(struct dpdk_ctx *ctx, bool all);
 void dpdk_ep_service(struct dpdk_ep *ep);
 void dpdk_ep_rx_release(struct dpdk_ep *ep);

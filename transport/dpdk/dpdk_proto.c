@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The reliable, paced protocol: frames in and out, per-connection
- * sequence/ACK/SACK bookkeeping, RFC 6298 retransmission timers, pacing,
- * and in-order application of received fragments straight into posted
- * receives or checked regions.
+ * sequence/ACK/SACK bookkeeping, retransmission (dpdk_loss.c says what
+ * is lost), pacing, and in-order application of received fragments
+ * straight into posted receives or checked regions.
  *
  * Pacing (WCCL_DPDK_PACE_MODEL=1): each connection runs the streaming
  * engine's model (transport/pacing/pace_model.c). Every ACK that brings
@@ -33,7 +33,6 @@
 #define RTO_INIT_NS 100000000ull
 #define SYN_EVERY_NS 50000000ull
 #define FAST_RETX_MAX 32u
-#define RTO_RETX_MAX 16u
 #define PACE_SLACK_NS 50000ull
 
 uint64_t dpdk_now_ns(void)
@@ -482,6 +481,15 @@ static bool tx_room(struct dpdk_ep *ep)
 	return ctx->n_txq + TXQ_CTRL_RESERVE < DPDK_TXQ_MAX;
 }
 
+/* Test hook (WCCL_DPDK_TEST_TAIL_DROP): is @pk among the last tail_drop
+ * packets of an op of more than twice that many? */
+static bool tail_dropped(const struct dpdk_ctx *ctx,
+			 const struct dpdk_txop *op, const struct dpdk_pkt *pk)
+{
+	uint64_t tail = (uint64_t)ctx->tail_drop * ctx->frag_max;
+	return tail && op->len > 2 * tail && op->len - pk->off <= tail;
+}
+
 static bool send_pkt(struct dpdk_ep *ep, uint32_t seq, bool retx, bool paced)
 {
 	struct dpdk_ctx *ctx = ep->ctx;
@@ -522,6 +530,11 @@ static bool send_pkt(struct dpdk_ep *ep, uint32_t seq, bool retx, bool paced)
 		ep->inflight += cost;
 	}
 	ctx->st.tx_data++;
+	if (!retx && tail_dropped(ctx, op, pk)) {
+		rte_pktmbuf_free(m);
+		ctx->st.test_dropped++;
+		return true;
+	}
 	dpdk_txq_push(ctx, m, true);
 	return true;
 }
@@ -566,47 +579,16 @@ static void send_new(struct dpdk_ep *ep)
 	}
 }
 
-static void rto_update(struct dpdk_ep *ep)
-{
-	struct dpdk_ctx *ctx = ep->ctx;
-	if (!ep->srtt)
-		return;
-	uint64_t var = 4 * ep->rttvar > 100000 ? 4 * ep->rttvar : 100000;
-	uint64_t rto = ep->srtt + var;
-	if (rto < ctx->rto_min_ns)
-		rto = ctx->rto_min_ns;
-	if (rto > ctx->rto_max_ns)
-		rto = ctx->rto_max_ns;
-	ep->rto = rto;
-}
-
-/* RFC 6298: srtt, rttvar, rto = srtt + max(G, 4 rttvar), G = 100 us. */
-static void rtt_sample(struct dpdk_ep *ep, uint64_t r)
-{
-	if (!ep->srtt) {
-		ep->srtt = r;
-		ep->rttvar = r / 2;
-	} else {
-		uint64_t d = ep->srtt > r ? ep->srtt - r : r - ep->srtt;
-		ep->rttvar = (3 * ep->rttvar + d) / 4;
-		ep->srtt = (7 * ep->srtt + r) / 8;
-	}
-	rto_update(ep);
-}
-
-/* Holes below the highest SACKed packet, sent more than ~1.25 srtt ago,
- * are lost: resend them now rather than at the RTO. */
+/* Resend what dpdk_pkt_lost finds lost now rather than at the RTO. */
 static void fast_retx(struct dpdk_ep *ep)
 {
 	struct dpdk_ctx *ctx = ep->ctx;
 	if (!dpdk_seq_lt(ep->snd_una, ep->sack_high) || !ep->srtt)
 		return;
-	uint64_t age = ep->srtt + ep->srtt / 4 + 20000;
 	unsigned n = 0;
 	for (uint32_t s = ep->snd_una;
 	     dpdk_seq_lt(s, ep->sack_high) && n < FAST_RETX_MAX; s++) {
-		struct dpdk_pkt *pk = &ep->pkts[s & ep->wmask];
-		if (pk->sacked || ctx->now < pk->sent_ns + age)
+		if (!dpdk_pkt_lost(ep, s))
 			continue;
 		if (!send_pkt(ep, s, true, dpdk_model_paces(ep)))
 			break;
@@ -622,6 +604,7 @@ static void delivered_one(struct dpdk_ep *ep, const struct dpdk_pkt *pk,
 			  const struct dpdk_pkt **last)
 {
 	uint64_t cost = DPDK_WIRE_COST(pk->len);
+	dpdk_loss_delivered(ep, pk);
 	pace_rs_delivered(&ep->rs, cost);
 	ep->inflight = ep->inflight > cost ? ep->inflight - cost : 0;
 	if (!*last || pk->rs.delivered > (*last)->rs.delivered ||
@@ -673,9 +656,9 @@ static void rx_ack(struct dpdk_ep *ep, const struct dpdk_wire_hdr *h)
 		 * before, so this ACK is the first news of it. */
 		const struct dpdk_pkt *last = &ep->pkts[(h->ack - 1) & ep->wmask];
 		if (!last->retx && !last->sacked && ctx->now >= last->sent_ns)
-			rtt_sample(ep, ctx->now - last->sent_ns);
+			dpdk_rtt_sample(ep, ctx->now - last->sent_ns);
 		else
-			rto_update(ep); /* new data acked: undo the backoff */
+			dpdk_rto_update(ep); /* new data: undo the backoff */
 		uint32_t n = h->ack - ep->snd_una;
 		ep->snd_una = h->ack;
 		if (dpdk_seq_lt(ep->sack_high, ep->snd_una))
@@ -730,6 +713,7 @@ static void rx_ack(struct dpdk_ep *ep, const struct dpdk_wire_hdr *h)
 				ep->rej[k++] = ep->rej[i];
 		ep->n_rej = k;
 	}
+	dpdk_loss_on_ack(ep);
 	fast_retx(ep);
 }
 
@@ -748,14 +732,15 @@ static void check_rto(struct dpdk_ep *ep)
 			ctx->pace.rate = ctx->rate_max / 16;
 	}
 	unsigned n = 0;
-	for (uint32_t s = ep->snd_una; s != ep->snd_nxt && n < RTO_RETX_MAX;
-	     s++) {
+	uint32_t s = ep->snd_una;
+	for (; s != ep->snd_nxt && n < DPDK_RTO_RETX_MAX; s++) {
 		if (s != ep->snd_una && ep->pkts[s & ep->wmask].sacked)
 			continue;
 		if (!send_pkt(ep, s, true, false))
 			break;
 		n++;
 	}
+	dpdk_loss_on_rto(ep, s);
 	ep->rto_deadline = ctx->now + ep->rto;
 }
 

@@ -99,6 +99,8 @@ static int dpdk_context_open(struct wccl_context **out)
 	ctx->link.ns_per_byte = v > 0 ? 8000.0 / (double)v : 0;
 	v = wccl_param_int(WCCL_PARAM_DPDK_TEST_DROP);
 	ctx->drop_every = v > 0 ? (uint32_t)v : 0;
+	v = wccl_param_int(WCCL_PARAM_DPDK_TEST_TAIL_DROP);
+	ctx->tail_drop = v > 0 && v < 1000000 ? (uint32_t)v : 0;
 	v = wccl_param_int(WCCL_PARAM_DPDK_TEST_CORRUPT);
 	ctx->corrupt_every = v > 0 ? (uint32_t)v : 0;
 	ctx->udp_csum = wccl_param_int(WCCL_PARAM_DPDK_UDP_CSUM) > 0;
