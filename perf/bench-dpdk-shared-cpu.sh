@@ -18,47 +18,30 @@ perf=$build/perf/wccl-perf
 [ -x "$perf" ] || { echo "no $perf (scripts/build.sh first)"; exit 1; }
 dir=$(mktemp -d /tmp/wccl-bench-shared.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
-eal="--no-huge -m 256 --no-shconf --no-pci --file-prefix=wccl-%p --log-level=error"
 iters=30
+. perf/lat-run.sh
 run() { # config -> "typical max stops"
-	local cfg=$1 sock=$dir/m$RANDOM.sock out env=()
-	case $cfg in
-	uring) ;;
-	dpdk-model) env=(WCCL_DPDK_PACE_MODEL=1) ;;
-	dpdk-fixed) env=(WCCL_DPDK_PACE_MODEL=0) ;;
+	case $1 in
+	uring) lat_run uring "$cpu" ;;
+	dpdk-model) lat_run dpdk "$cpu" WCCL_DPDK_PACE_MODEL=1 ;;
+	dpdk-fixed) lat_run dpdk "$cpu" WCCL_DPDK_PACE_MODEL=0 ;;
 	esac
-	if [ "$cfg" = uring ]; then
-		out=$(timeout 600 taskset -c "$cpu" "$perf" lat --local \
-			--provider uring --op write-poll -s "$size" -n $iters \
-			-w 5 2>"$dir/err")
-	else
-		out=$(env "${env[@]}" WCCL_DEBUG=INFO WCCL_DEBUG_SUBSYS=DPDK \
-			WCCL_DPDK_EAL="$eal --vdev=net_memif0,role=auto,socket=$sock,bsize=4096" \
-			timeout 600 taskset -c "$cpu" "$perf" lat --local \
-			--provider dpdk --op write-poll -s "$size" -n $iters \
-			-w 5 2>"$dir/err")
-	fi
-	local stops
-	stops=$(grep -o 'stalls [0-9]*' "$dir/err" | awk '{ s += $2 } END { print s + 0 }')
-	echo "$out" | awk -v s="$stops" '$1 ~ /^[0-9]+$/ && NF >= 6 { t = $5; m = $4 }
-		END { if (t) print t, m, s; else print "fail fail", s }'
 }
 configs=${CONFIGS:-"uring dpdk-model dpdk-fixed"}
 declare -A res
 for rep in $(seq "$reps"); do
 	for cfg in $configs; do
-		read -r typ max stops < <(run "$cfg")
+		read -r typ max stops _ < <(run "$cfg")
 		echo "rep $rep  $size  $cfg  typical $typ us  max $max us  stops $stops"
 		res[$cfg]+="$typ "
 	done
 done
-median() { tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -g | awk '{ a[NR] = $1 } END { print NR ? a[int((NR + 1) / 2)] : "n/a" }'; }
 echo
 printf '%-8s %-11s %16s %10s\n' size config "median typ (us)" "vs uring"
 u=$(echo "${res[uring]:-}" | median)
 for cfg in $configs; do
 	m=$(echo "${res[$cfg]}" | median)
-	r=$(awk -v a="$m" -v b="$u" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2fx", a / b; else print "n/a" }')
+	r=$(ratio "$m" "$u")
 	printf '%-8s %-11s %16s %10s\n' "$size" "$cfg" "$m" "$r"
 	[ "${JSON:-0}" = 1 ] && printf '{"bench":"dpdk-shared-cpu","size":"%s","config":"%s","typical_us":"%s","vs_uring":"%s"}\n' "$size" "$cfg" "$m" "$r"
 done

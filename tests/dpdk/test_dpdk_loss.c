@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Which packets the dpdk sender counts lost (dpdk_loss.c) on a made-up
- * clock: SACK holes, a resent packet lost again, and what a timeout's
- * ACK says about the rest of a window (a lost tail, or a slow peer). No
+ * clock: SACK holes, a resent packet lost again, what a timeout's ACK
+ * says about the rest of a window (a lost tail, or a slow peer), and
+ * when a tail loss probe goes. No
  * EAL: a context and a connection as plain structs; the tests do what
  * dpdk_proto.c does when it sends, resends and takes an ACK. */
 #include <setjmp.h>
@@ -59,9 +60,13 @@ static struct dpdk_pkt *pkt(struct rig *r, uint32_t seq)
 static void send_new(struct rig *r, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++) {
-		struct dpdk_pkt *pk = pkt(r, r->ep->snd_nxt++);
+		if (r->ep->snd_una == r->ep->snd_nxt)
+			r->ep->rto_deadline = r->ctx->now + r->ep->rto;
+		struct dpdk_pkt *pk = pkt(r, r->ep->snd_nxt);
 		memset(pk, 0, sizeof(*pk));
 		pk->sent_ns = r->ctx->now;
+		dpdk_loss_on_send(r->ep);
+		r->ep->snd_nxt++;
 	}
 }
 
@@ -90,19 +95,26 @@ static uint32_t rto(struct rig *r)
 static void ack(struct rig *r, uint32_t una, uint32_t s, uint32_t e)
 {
 	struct dpdk_ep *ep = r->ep;
-	for (; ep->snd_una != una; ep->snd_una++)
-		if (!pkt(r, ep->snd_una)->sacked)
+	bool news = false;
+	for (; ep->snd_una != una; ep->snd_una++) {
+		if (!pkt(r, ep->snd_una)->sacked) {
 			dpdk_loss_delivered(ep, pkt(r, ep->snd_una));
+			news = true;
+		}
+		ep->rto_deadline = r->ctx->now + ep->rto;
+	}
 	if (dpdk_seq_lt(ep->sack_high, ep->snd_una))
 		ep->sack_high = ep->snd_una;
 	for (; s != e; s++) {
-		if (!pkt(r, s)->sacked)
+		if (!pkt(r, s)->sacked) {
 			dpdk_loss_delivered(ep, pkt(r, s));
+			news = true;
+		}
 		pkt(r, s)->sacked = 1;
 		if (dpdk_seq_lt(ep->sack_high, s + 1))
 			ep->sack_high = s + 1;
 	}
-	dpdk_loss_on_ack(ep);
+	dpdk_loss_on_ack(ep, news);
 }
 
 /* How many of [@from, @to) are lost now. */
@@ -202,6 +214,59 @@ static void short_window_resent_whole(void **state)
 	rig_free(&r);
 }
 
+/* 200 packets out, none arrive: 2 srtt + 20 us after the last left, the
+ * last goes again (once); its SACK makes the other 199 lost, long before
+ * the timer (2 ms). */
+static void tail_probe_draws_a_sack(void **state)
+{
+	(void)state;
+	struct rig r = rig_new();
+	uint32_t a = r.ep->snd_una;
+	send_new(&r, 100);
+	r.ctx->now += 10 * US;
+	send_new(&r, 100); /* new data: the probe waits for the last */
+	r.ctx->now += 2 * SRTT + 19 * US;
+	assert_false(dpdk_tlp_due(r.ep));
+	r.ctx->now += 2 * US;
+	assert_true(dpdk_tlp_due(r.ep));
+	assert_true(r.ctx->now < r.ep->rto_deadline);
+	resend(&r, a + 199, a + 200); /* the probe */
+	r.ep->tlp_out = true;
+	r.ctx->now += 50 * US;
+	assert_false(dpdk_tlp_due(r.ep)); /* once */
+	ack(&r, a, a + 199, a + 200);
+	assert_int_equal(lost(&r, a, a + 200), 199);
+	rig_free(&r);
+}
+
+/* No probe on a path whose timer comes first (RFC 8985: PTO <= RTO):
+ * at 40 ms, 2 srtt is 80 ms and the timer srtt + 4 rttvar. Nor after a
+ * timeout, whose resends probe already, until an ACK brings news. */
+static void no_probe_after_the_timer(void **state)
+{
+	(void)state;
+	struct rig r = rig_new();
+	r.ep->srtt = 0;
+	for (int i = 0; i < 100; i++)
+		dpdk_rtt_sample(r.ep, 40 * MS);
+	send_new(&r, 50);
+	for (int i = 0; i < 100; i++, r.ctx->now += MS)
+		assert_false(dpdk_tlp_due(r.ep));
+	rig_free(&r);
+
+	r = rig_new();
+	uint32_t a = r.ep->snd_una;
+	send_new(&r, 50);
+	r.ctx->now += 3 * MS;
+	rto(&r);
+	r.ctx->now += MS;
+	assert_false(dpdk_tlp_due(r.ep));
+	ack(&r, a + 1, a, a);
+	r.ctx->now += MS;
+	assert_true(dpdk_tlp_due(r.ep));
+	rig_free(&r);
+}
+
 /* RFC 6298 with the floor: a 100 us path times out at WCCL_DPDK_RTO_MIN,
  * a 40 ms one at srtt + 4 rttvar. */
 static void timer_follows_rtt(void **state)
@@ -227,6 +292,8 @@ int main(void)
 		cmocka_unit_test(lost_tail_costs_one_timeout),
 		cmocka_unit_test(slow_peer_is_not_a_lost_tail),
 		cmocka_unit_test(short_window_resent_whole),
+		cmocka_unit_test(tail_probe_draws_a_sack),
+		cmocka_unit_test(no_probe_after_the_timer),
 		cmocka_unit_test(timer_follows_rtt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

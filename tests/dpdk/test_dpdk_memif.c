@@ -7,8 +7,8 @@
  * access rejection at both ends with nothing written. With
  * WCCL_DPDK_TEST_DROP / _SWAP in the environment (both sides) the data
  * must still arrive intact and the client's retransmit counter be > 0;
- * with WCCL_DPDK_TEST_TAIL_DROP each lost tail must cost about one
- * retransmission timeout.
+ * with WCCL_DPDK_TEST_TAIL_DROP each lost tail must draw a tail loss
+ * probe and cost at most about one retransmission timeout.
  *
  *   test_dpdk_memif            driver: forks server + client, reaps them
  *   test_dpdk_memif server|client SOCKET   (internal)
@@ -49,7 +49,8 @@ static void print_stats(struct wccl_context *ctx, struct dpdk_stats *st)
 {
 	CHECK(dpdk_context_stats(ctx, st) == 0, "stats");
 	fprintf(stderr,
-		"[%s] tx %llu rx %llu retx %llu (rto %llu fast %llu) dup %llu "
+		"[%s] tx %llu rx %llu retx %llu (rto %llu fast %llu tlp %llu) "
+		"dup %llu "
 		"reordered %llu malformed %llu unknown %llu test-dropped %llu "
 		"max-payload %llu chained %llu bad-csum %llu corrupted %llu "
 		"zcopy %llu\n",
@@ -58,6 +59,7 @@ static void print_stats(struct wccl_context *ctx, struct dpdk_stats *st)
 		(unsigned long long)st->retransmits,
 		(unsigned long long)st->rto_fires,
 		(unsigned long long)st->fast_retx,
+		(unsigned long long)st->tlp_probes,
 		(unsigned long long)st->rx_dup,
 		(unsigned long long)st->rx_reordered,
 		(unsigned long long)st->rx_malformed,
@@ -354,13 +356,17 @@ static int client(void)
 		      "loss injected but no retransmission");
 	const char *tail = getenv("WCCL_DPDK_TEST_TAIL_DROP");
 	if (tail && atoi(tail) > 0) {
-		/* Each lost tail costs one timeout (two if the resends meet
-		 * a slow peer), not one per 16 packets. */
+		/* A tail loss probe finds each lost tail; failing that, it
+		 * costs one timeout (two if the resends meet a slow peer),
+		 * not one per 16 packets. */
 		uint64_t ops = st.test_dropped / (uint64_t)atoi(tail);
 		CHECK(ops >= 2 && st.retransmits >= st.test_dropped &&
+			      st.tlp_probes >= ops &&
 			      st.rto_fires <= 2 * ops + 2,
-		      "%llu tails lost: %llu timeouts, %llu resent",
+		      "%llu tails lost: %llu probes, %llu timeouts, "
+		      "%llu resent",
 		      (unsigned long long)ops,
+		      (unsigned long long)st.tlp_probes,
 		      (unsigned long long)st.rto_fires,
 		      (unsigned long long)st.retransmits);
 	}

@@ -217,6 +217,8 @@ struct dpdk_ep {
 	uint64_t rack_ns; /* latest send time of a packet known delivered */
 	uint32_t rto_end, rto_high; /* the last timeout (dpdk_loss.c) */
 	bool rto_verdict;	    /* its resends not yet all ACKed */
+	bool tlp_out;		    /* a tail loss probe is out */
+	uint64_t tlp_deadline;	    /* ns: when to send one */
 	uint64_t srtt, rttvar, rto, rto_deadline; /* ns; srtt 0 = none yet */
 
 	/* Pacing model, per connection: a connection is one path, and the
@@ -305,8 +307,12 @@ void dpdk_loss_delivered(struct dpdk_ep *ep, const struct dpdk_pkt *pk);
 bool dpdk_pkt_lost(const struct dpdk_ep *ep, uint32_t seq);
 /* The timer fired and resent [snd_una, @resent_end). */
 void dpdk_loss_on_rto(struct dpdk_ep *ep, uint32_t resent_end);
-/* An ACK has moved snd_una / sack_high. */
-void dpdk_loss_on_ack(struct dpdk_ep *ep);
+/* An ACK has come; @news: it moved snd_una or SACKed a new packet. */
+void dpdk_loss_on_ack(struct dpdk_ep *ep, bool news);
+/* A new packet has left. */
+void dpdk_loss_on_send(struct dpdk_ep *ep);
+/* Is a tail loss probe due: the last packet sent again to draw a SACK? */
+bool dpdk_tlp_due(const struct dpdk_ep *ep);
 
 void dpdk_link_release(struct dpdk_ctx *ctx, bool all);
 void dpdk_ep_service(struct dpdk_ep *ep);

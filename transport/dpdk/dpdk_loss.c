@@ -16,6 +16,13 @@
  * one timeout, not N / 16. An ACK beyond them says the originals were
  * there, the peer slow rather than the path lossy (a peer on a shared
  * core, a delay spike): the rest is left alone, not sent twice.
+ *
+ * Before the timer, a tail loss probe (RFC 8985): when nothing has been
+ * sent or acknowledged for 2 srtt (+ 20 us for the peer's loop), the
+ * last packet out is sent again, once. Its SACK makes every hole below
+ * it a loss by the first rule: a lost tail is resent within about three
+ * round trips instead of after WCCL_DPDK_RTO_MIN_US (2 ms, a hundred
+ * round trips on a short path). If the probe is lost too, the timer.
  */
 #include "dpdk.h"
 
@@ -66,13 +73,35 @@ bool dpdk_pkt_lost(const struct dpdk_ep *ep, uint32_t seq)
 
 void dpdk_loss_on_rto(struct dpdk_ep *ep, uint32_t resent_end)
 {
+	ep->tlp_out = true; /* the timer's resends probe now */
 	ep->rto_end = resent_end;
 	ep->rto_high = ep->snd_nxt;
 	ep->rto_verdict = dpdk_seq_lt(resent_end, ep->snd_nxt);
 }
 
-void dpdk_loss_on_ack(struct dpdk_ep *ep)
+static uint64_t pto(const struct dpdk_ep *ep)
 {
+	return 2 * ep->srtt + 20000;
+}
+
+void dpdk_loss_on_send(struct dpdk_ep *ep)
+{
+	ep->tlp_deadline = ep->ctx->now + pto(ep);
+}
+
+bool dpdk_tlp_due(const struct dpdk_ep *ep)
+{
+	return ep->srtt && !ep->tlp_out && ep->snd_una != ep->snd_nxt &&
+	       ep->ctx->now >= ep->tlp_deadline &&
+	       ep->tlp_deadline < ep->rto_deadline;
+}
+
+void dpdk_loss_on_ack(struct dpdk_ep *ep, bool news)
+{
+	if (news) {
+		ep->tlp_out = false;
+		ep->tlp_deadline = ep->ctx->now + pto(ep);
+	}
 	if (!ep->rto_verdict || dpdk_seq_lt(ep->snd_una, ep->rto_end))
 		return;
 	ep->rto_verdict = false;

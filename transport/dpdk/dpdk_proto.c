@@ -569,6 +569,7 @@ static void send_new(struct dpdk_ep *ep)
 			return;
 		if (ep->snd_una == ep->snd_nxt)
 			ep->rto_deadline = ep->ctx->now + ep->rto;
+		dpdk_loss_on_send(ep);
 		ep->snd_nxt++;
 		if (len == left) {
 			ep->tx_seg_op++;
@@ -713,8 +714,22 @@ static void rx_ack(struct dpdk_ep *ep, const struct dpdk_wire_hdr *h)
 				ep->rej[k++] = ep->rej[i];
 		ep->n_rej = k;
 	}
-	dpdk_loss_on_ack(ep);
+	dpdk_loss_on_ack(ep, last_sent != NULL);
 	fast_retx(ep);
+}
+
+/* The last packet out again, to draw a SACK (dpdk_loss.c). */
+static void check_tlp(struct dpdk_ep *ep)
+{
+	if (!dpdk_tlp_due(ep))
+		return;
+	uint32_t last = ep->snd_nxt - 1;
+	if (!ep->pkts[last & ep->wmask].sacked) {
+		if (!send_pkt(ep, last, true, false))
+			return; /* no room: try again on the next call */
+		ep->ctx->st.tlp_probes++;
+	} /* else fast_retx has the holes below it */
+	ep->tlp_out = true;
 }
 
 static void check_rto(struct dpdk_ep *ep)
@@ -1033,6 +1048,7 @@ void dpdk_ep_service(struct dpdk_ep *ep)
 		return;
 	complete_ops(ep);
 	fast_retx(ep);
+	check_tlp(ep);
 	check_rto(ep);
 	send_new(ep);
 	if (ep->ack_pending ||
@@ -1149,13 +1165,17 @@ static void rx_frame(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool local)
 		rx_data(ep, m, DPDK_L2L3_LEN + (uint32_t)hs, &h);
 		return;
 	case DPDK_PKT_FIN:
-		if (ep->tx_done == ep->tx_post && ep->rq_done == ep->rq_post) {
-			/* Orderly: nothing in flight here. */
+		if (ep->tx_done == ep->tx_post && ep->rcv_nxt == ep->rcv_high) {
+			/* Orderly (news, as on uring): nothing of ours in
+			 * flight, nothing of the peer's held undelivered.
+			 * Posted receives fail with EPEER_LOST either way. */
+			bool rq = ep->rq_done != ep->rq_post;
 			ep->state = DPDK_EP_FAILED;
 			ep->err = WCCL_EPEER_LOST;
 			dpdk_ep_rx_release(ep);
 			wccl_ep_closed(&ep->base, WCCL_SUB_DPDK, WCCL_EPEER_LOST,
-				       "peer closed the connection");
+				       "peer closed the connection%s",
+				       rq ? "; posted receives flushed" : "");
 		} else {
 			dpdk_ep_failf(ep, WCCL_EPEER_LOST,
 				      "peer closed the connection with "

@@ -155,7 +155,7 @@ static void dpdk_context_close(struct wccl_context *c)
 	const struct dpdk_stats *s = &ctx->st;
 	WCCL_INFO(WCCL_SUB_DPDK,
 		  "stats: tx %llu rx %llu data %llu/%llu retx %llu (rto %llu "
-		  "fast %llu) malformed %llu unknown %llu dup %llu reordered "
+		  "fast %llu tlp %llu) malformed %llu unknown %llu dup %llu reordered "
 		  "%llu bad-csum %llu zcopy %llu test-dropped %llu test-corrupted %llu test-link-drops %llu arp rx %llu req %llu rep %llu "
 		  "conflicts %llu icmp-echo %llu stalls %llu (%.1f ms, max "
 		  "%.2f ms) cpu-bound %llu",
@@ -164,6 +164,7 @@ static void dpdk_context_close(struct wccl_context *c)
 		  (unsigned long long)s->retransmits,
 		  (unsigned long long)s->rto_fires,
 		  (unsigned long long)s->fast_retx,
+		  (unsigned long long)s->tlp_probes,
 		  (unsigned long long)s->rx_malformed,
 		  (unsigned long long)s->rx_unknown,
 		  (unsigned long long)s->rx_dup,

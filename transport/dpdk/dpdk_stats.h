@@ -10,6 +10,7 @@ struct wccl_context;
 struct dpdk_stats {
 	uint64_t tx_pkts, rx_pkts, tx_data, rx_data;
 	uint64_t retransmits, rto_fires, fast_retx;
+	uint64_t tlp_probes; /* tail loss probes (dpdk_loss.c) */
 	uint64_t rx_malformed, rx_unknown, rx_dup, rx_out_of_window;
 	uint64_t rx_reordered, test_dropped, tx_ring_full;
 	uint64_t test_link_drops; /* WCCL_DPDK_TEST_LINK_MBPS queue full */
