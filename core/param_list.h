@@ -82,7 +82,7 @@
 	INT(DPDK_RTO_MIN_US, 2000, "dpdk: retransmission timeout floor, us (RFC 6298 srtt/rttvar above it)") \
 	INT(DPDK_PEER_TIMEOUT_MS, 10000, "dpdk: a peer silent this long counts as lost (keepalives every quarter)") \
 	INT(DPDK_TEST_DROP, 0, "dpdk test hook: drop every Nth transmitted data packet (0 = off)") \
-	INT(DPDK_TEST_TAIL_DROP, 0, "dpdk test hook: drop the first transmission of the last N data packets of every operation of more than 2N packets: a tail loss, nothing after it to SACK (0 = off)") \
+	INT(DPDK_TEST_TAIL_DROP, 0, "dpdk test hook: drop the first transmission of the last N data packets of every operation of more than 2N packets: a tail loss, nothing after it to SACK unless another operation follows (0 = off)") \
 	INT(DPDK_TEST_LINK_MBPS, 0, "dpdk test hook: transmitted data frames leave through an emulated link of this rate, Mbit/s, behind a 64 KiB drop-tail queue: a bottleneck the pacer does not know of (0 = off)") \
 	INT(DPDK_ZCOPY_MIN, 0, "dpdk: payloads of at least this many bytes from registered memory are sent zero-copy (external mbufs; CPU-copy ports only; 0 = off, the default: no gain measured over memif, see perf/RESULTS.md)") \
 	INT(DPDK_UDP_CSUM, 1, "dpdk: 1 = UDP checksums on sent packets (offloaded when the port can, else software); received ones are always checked") \

@@ -17,7 +17,8 @@
 # usage: perf/bench-dpdk-loss.sh [BUILD_DIR] [REPS] [SIZE] [TAIL] [DROP]
 # Prints each run's typical and max half round trip (us) and the
 # timeouts and tail loss probes of both ends, then per configuration the
-# median typical and its ratio to the clean run of the same pacing.
+# median typical and its ratio to the clean run of the same pacing
+# (uring's: to clean-model, the default).
 # JSON=1 adds a JSON line each.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +38,7 @@ run() { # config -> "typical max stops rto tlp"
 	tail-fixed) lat_run dpdk "" WCCL_DPDK_TEST_TAIL_DROP="$tail" $fixed ;;
 	tail-model) lat_run dpdk "" WCCL_DPDK_TEST_TAIL_DROP="$tail" ;;
 	random-model) lat_run dpdk "" WCCL_DPDK_TEST_DROP="$drop" ;;
+	*) echo "fail fail 0 0 0"; echo "unknown config $1" >&2 ;;
 	esac
 }
 configs=${CONFIGS:-"uring clean-model clean-fixed tail-fixed tail-model random-model"}

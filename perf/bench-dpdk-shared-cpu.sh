@@ -25,6 +25,7 @@ run() { # config -> "typical max stops"
 	uring) lat_run uring "$cpu" ;;
 	dpdk-model) lat_run dpdk "$cpu" WCCL_DPDK_PACE_MODEL=1 ;;
 	dpdk-fixed) lat_run dpdk "$cpu" WCCL_DPDK_PACE_MODEL=0 ;;
+	*) echo "fail fail 0 0 0"; echo "unknown config $1" >&2 ;;
 	esac
 }
 configs=${CONFIGS:-"uring dpdk-model dpdk-fixed"}

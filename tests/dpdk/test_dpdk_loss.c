@@ -230,12 +230,58 @@ static void tail_probe_draws_a_sack(void **state)
 	r.ctx->now += 2 * US;
 	assert_true(dpdk_tlp_due(r.ep));
 	assert_true(r.ctx->now < r.ep->rto_deadline);
-	resend(&r, a + 199, a + 200); /* the probe */
-	r.ep->tlp_out = true;
+	uint32_t s = 0;
+	assert_true(dpdk_tlp_pick(r.ep, &s));
+	assert_int_equal(s, a + 199);
+	resend(&r, s, s + 1); /* the probe */
+	dpdk_loss_on_probe(r.ep);
 	r.ctx->now += 50 * US;
 	assert_false(dpdk_tlp_due(r.ep)); /* once */
 	ack(&r, a, a + 199, a + 200);
 	assert_int_equal(lost(&r, a, a + 200), 199);
+	rig_free(&r);
+}
+
+/* The last hole was resent and that resend lost too, everything above
+ * it SACKed: no packet sent later can arrive to say so (RACK), so the
+ * probe takes the last packet not SACKed, the hole itself. */
+static void probe_finds_a_lost_resend(void **state)
+{
+	(void)state;
+	struct rig r = rig_new();
+	uint32_t a = r.ep->snd_una;
+	send_new(&r, 10);
+	r.ctx->now += AGE;
+	ack(&r, a, a + 1, a + 10);
+	assert_int_equal(lost(&r, a, a + 10), 1);
+	resend(&r, a, a + 1);
+	dpdk_loss_on_send(r.ep);
+	r.ctx->now += 2 * SRTT + 19 * US;
+	assert_false(dpdk_tlp_due(r.ep)); /* the resend re-armed it */
+	r.ctx->now += 2 * US;
+	assert_int_equal(lost(&r, a, a + 10), 0);
+	assert_true(dpdk_tlp_due(r.ep));
+	uint32_t s = 0;
+	assert_true(dpdk_tlp_pick(r.ep, &s));
+	assert_int_equal(s, a);
+	rig_free(&r);
+}
+
+/* After a timeout, an ACK that stops where the resends end but SACKs
+ * something above says the peer has packets beyond them: no verdict,
+ * the SACK rule has the holes below it. */
+static void sack_above_the_resends_is_no_verdict(void **state)
+{
+	(void)state;
+	struct rig r = rig_new();
+	uint32_t a = r.ep->snd_una;
+	send_new(&r, 200);
+	r.ctx->now += 3 * MS;
+	uint32_t end = rto(&r);
+	r.ctx->now += SRTT;
+	ack(&r, end, a + 100, a + 101);
+	assert_false(r.ep->rto_verdict);
+	assert_int_equal(lost(&r, end, a + 200), 100 - DPDK_RTO_RETX_MAX);
 	rig_free(&r);
 }
 
@@ -293,6 +339,8 @@ int main(void)
 		cmocka_unit_test(slow_peer_is_not_a_lost_tail),
 		cmocka_unit_test(short_window_resent_whole),
 		cmocka_unit_test(tail_probe_draws_a_sack),
+		cmocka_unit_test(probe_finds_a_lost_resend),
+		cmocka_unit_test(sack_above_the_resends_is_no_verdict),
 		cmocka_unit_test(no_probe_after_the_timer),
 		cmocka_unit_test(timer_follows_rtt),
 	};

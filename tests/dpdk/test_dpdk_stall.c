@@ -101,8 +101,11 @@ static void shared_core_turns_cpu_bound(void **state)
 	assert_int_equal(r.ctx->st.cpu_bound, 1);
 	assert_int_equal(r.ctx->st.stalls, 7);
 	assert_int_equal(r.ctx->st.stall_max_ns, 4 * MS);
-	/* The stop is marked on the connection for its rate samples. */
-	assert_int_equal(r.ep->stall_to - r.ep->stall_from, 4 * MS);
+	/* The stops are marked on the connection for its rate samples:
+	 * the last slice was 4 ms away, then 1 ms on the CPU. */
+	uint64_t now = r.ctx->now;
+	assert_int_equal(dpdk_stall_within(r.ep, now - 5 * MS, now), 4 * MS);
+	assert_int_equal(dpdk_stall_within(r.ep, now - MS, now), 0);
 	rig_free(&r);
 }
 
@@ -161,12 +164,12 @@ static void idle_gaps_do_not_count(void **state)
 		dpdk_stall_end(r.ctx, dpdk_ep_has_data_out(r.ep));
 	}
 	assert_false(r.ctx->cpu_bound);
-	assert_int_equal(r.ep->stall_to, 0);
+	assert_int_equal(dpdk_stall_within(r.ep, 0, UINT64_MAX), 0);
 	r.ep->snd_nxt += 7;
 	r.ep->state = DPDK_EP_FAILED;
 	slices(&r, 10);
 	assert_false(r.ctx->cpu_bound);
-	assert_int_equal(r.ep->stall_to, 0);
+	assert_int_equal(dpdk_stall_within(r.ep, 0, UINT64_MAX), 0);
 	assert_int_equal(r.ctx->st.stalls, 30);
 	rig_free(&r);
 }
@@ -214,6 +217,36 @@ static void back_to_the_model_when_stops_end(void **state)
 	rig_free(&r);
 }
 
+/* A rate sample over a long path (40 ms) can span several short stops:
+ * all of them count toward its share, the oldest beyond DPDK_EP_STOPS
+ * forgotten. */
+static void several_stops_in_one_sample(void **state)
+{
+	(void)state;
+	struct rig r = rig_new();
+	r.ep->cc.min_rtt_ns = 40 * MS;
+	uint64_t t0 = r.ctx->now;
+	for (int i = 0; i < 5; i++) {
+		stop(&r, 2 * MS);
+		spin(&r, 6 * MS);
+	}
+	uint64_t now = r.ctx->now;
+	assert_int_equal(now - t0, 40 * MS);
+	/* 10 ms of 40: a quarter, in stops of 2 ms each. */
+	assert_int_equal(dpdk_stall_within(r.ep, t0, now), 10 * MS);
+	assert_int_equal(dpdk_stall_within(r.ep, t0 + 9 * MS, now), 7 * MS);
+	assert_int_equal(dpdk_stall_within(r.ep, t0 + 7 * MS, t0 + 9 * MS),
+			 MS);
+	for (unsigned i = 0; i < DPDK_EP_STOPS; i++) {
+		stop(&r, 1 * MS);
+		spin(&r, 1 * MS);
+	}
+	assert_int_equal(dpdk_stall_within(r.ep, t0, now), 0);
+	assert_int_equal(dpdk_stall_within(r.ep, now, r.ctx->now),
+			 DPDK_EP_STOPS * MS);
+	rig_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -223,6 +256,7 @@ int main(void)
 		cmocka_unit_test(idle_gaps_do_not_count),
 		cmocka_unit_test(time_on_the_cpu_is_not_a_stop),
 		cmocka_unit_test(back_to_the_model_when_stops_end),
+		cmocka_unit_test(several_stops_in_one_sample),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

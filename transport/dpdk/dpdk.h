@@ -28,6 +28,9 @@
 #define DPDK_MR_SLOTS 4096u
 #define DPDK_EP_SLOTS 1024u
 #define DPDK_BURST 32u
+/* Stops remembered per connection: a sample over a long path (40 ms)
+ * may span several of >= 200 us (dpdk_stall.c). */
+#define DPDK_EP_STOPS 8u
 #define DPDK_TXQ_MAX 512u
 #define DPDK_ACCEPT_MAX 64u
 #define DPDK_L2L3_LEN (14u + 20u + 8u)
@@ -191,6 +194,11 @@ enum dpdk_ep_state {
 	DPDK_EP_FAILED,
 };
 
+/* A stop of the sender's, ns on the dpdk clock (dpdk_stall.c). */
+struct dpdk_stop {
+	uint64_t from, to;
+};
+
 struct dpdk_ep {
 	struct wccl_endpoint base;
 	struct dpdk_ctx *ctx;
@@ -228,9 +236,11 @@ struct dpdk_ep {
 	struct pace_model cc;
 	struct pace_rs rs;
 	uint64_t pace_next_ns, inflight;
-	/* The last stop of this sender with data out (dpdk_progress not
-	 * called for a while): samples over it measure us, not the path. */
-	uint64_t stall_from, stall_to;
+	/* The last DPDK_EP_STOPS stops of this sender with data out
+	 * (dpdk_progress not called for a while), a ring: samples over
+	 * them measure us, not the path (dpdk_stall_within). */
+	struct dpdk_stop stops[DPDK_EP_STOPS];
+	uint32_t n_stops;
 
 	/* rx */
 	struct dpdk_rxpost *rq;
@@ -280,7 +290,7 @@ static inline bool dpdk_model_paces(const struct dpdk_ep *ep)
 			      ep->cc.min_rtt_ns >= DPDK_CPU_BOUND_RTT_NS);
 }
 /* A rate sample that spent 1 / DPDK_STALL_SHARE of its interval or more
- * in one of our own stops counts as app-limited. A sender stopped that
+ * in our own stops (the last DPDK_EP_STOPS) counts as app-limited. A sender stopped that
  * share of 100 ms (in four stops or more) is CPU-bound. */
 #define DPDK_STALL_SHARE 4
 /* At the top of dpdk_progress (ctx->now set): >= 200 us off the CPU
@@ -290,6 +300,9 @@ void dpdk_stall_check(struct dpdk_ctx *ctx);
 /* At the end of dpdk_progress: @out, a connection has data out
  * (dpdk_ep_has_data_out). */
 void dpdk_stall_end(struct dpdk_ctx *ctx, bool out);
+/* How much of [@from, @to] @ep spent in its recent stops. */
+uint64_t dpdk_stall_within(const struct dpdk_ep *ep, uint64_t from,
+			   uint64_t to);
 /* @ep is up and has data unacknowledged or not yet sent. */
 static inline bool dpdk_ep_has_data_out(const struct dpdk_ep *ep)
 {
@@ -309,10 +322,13 @@ bool dpdk_pkt_lost(const struct dpdk_ep *ep, uint32_t seq);
 void dpdk_loss_on_rto(struct dpdk_ep *ep, uint32_t resent_end);
 /* An ACK has come; @news: it moved snd_una or SACKed a new packet. */
 void dpdk_loss_on_ack(struct dpdk_ep *ep, bool news);
-/* A new packet has left. */
+/* A packet has left, new or resent by fast_retx. */
 void dpdk_loss_on_send(struct dpdk_ep *ep);
-/* Is a tail loss probe due: the last packet sent again to draw a SACK? */
+/* Is a tail loss probe due (a packet sent again to draw a SACK)? Which
+ * packet: the last out not SACKed (false: none). It has gone. */
 bool dpdk_tlp_due(const struct dpdk_ep *ep);
+bool dpdk_tlp_pick(const struct dpdk_ep *ep, uint32_t *seq);
+void dpdk_loss_on_probe(struct dpdk_ep *ep);
 
 void dpdk_link_release(struct dpdk_ctx *ctx, bool all);
 void dpdk_ep_service(struct dpdk_ep *ep);

@@ -9,20 +9,23 @@
  * resent one needs more: a packet sent after it has arrived (RACK, RFC
  * 8985), else its ACK may only be slower than the age.
  *
- * A timeout resends at most DPDK_RTO_RETX_MAX packets at once. If the
- * peer's ACK then stops exactly where those end, it has nothing beyond
- * them: the rest of what was out is lost too (a lost tail, nothing after
- * it to SACK) and goes as the rule above finds it, paced; N packets cost
- * one timeout, not N / 16. An ACK beyond them says the originals were
- * there, the peer slow rather than the path lossy (a peer on a shared
- * core, a delay spike): the rest is left alone, not sent twice.
+ * A timeout resends at most DPDK_RTO_RETX_MAX packets at once (SACKed
+ * ones skipped). If the peer's ACK then stops exactly where those end and
+ * SACKs nothing above, it has nothing beyond them: the rest of what was
+ * out is lost too (a lost tail, nothing after it to SACK) and goes as
+ * the rule above finds it, paced; N packets cost one timeout, not N / 16.
+ * An ACK beyond them says the originals were there, the peer slow rather
+ * than the path lossy (a peer on a shared core, a delay spike): the rest
+ * is left alone, not sent twice.
  *
- * Before the timer, a tail loss probe (RFC 8985): when nothing has been
- * sent or acknowledged for 2 srtt (+ 20 us for the peer's loop), the
- * last packet out is sent again, once. Its SACK makes every hole below
- * it a loss by the first rule: a lost tail is resent within about three
- * round trips instead of after WCCL_DPDK_RTO_MIN_US (2 ms, a hundred
- * round trips on a short path). If the probe is lost too, the timer.
+ * Before the timer, a tail loss probe (RFC 8985): when no packet has been
+ * sent, new or again, and no ACK has brought news for 2 srtt (+ 20 us for
+ * the peer's loop), the last packet out that is not SACKed is sent again,
+ * once. Its SACK makes every hole below it a loss by the first rule, and
+ * its arrival a resend sent before it (RACK): a lost tail, or a lost
+ * resend of the last hole, goes within about three round trips instead
+ * of after WCCL_DPDK_RTO_MIN_US (2 ms, a hundred round trips on a short
+ * path). If the probe is lost too, the timer.
  */
 #include "dpdk.h"
 
@@ -79,6 +82,23 @@ void dpdk_loss_on_rto(struct dpdk_ep *ep, uint32_t resent_end)
 	ep->rto_verdict = dpdk_seq_lt(resent_end, ep->snd_nxt);
 }
 
+bool dpdk_tlp_pick(const struct dpdk_ep *ep, uint32_t *seq)
+{
+	for (uint32_t s = ep->snd_nxt; s != ep->snd_una;) {
+		s--;
+		if (!ep->pkts[s & ep->wmask].sacked) {
+			*seq = s;
+			return true;
+		}
+	}
+	return false;
+}
+
+void dpdk_loss_on_probe(struct dpdk_ep *ep)
+{
+	ep->tlp_out = true;
+}
+
 static uint64_t pto(const struct dpdk_ep *ep)
 {
 	return 2 * ep->srtt + 20000;
@@ -105,7 +125,7 @@ void dpdk_loss_on_ack(struct dpdk_ep *ep, bool news)
 	if (!ep->rto_verdict || dpdk_seq_lt(ep->snd_una, ep->rto_end))
 		return;
 	ep->rto_verdict = false;
-	if (ep->snd_una == ep->rto_end &&
-	    dpdk_seq_lt(ep->sack_high, ep->rto_high))
+	/* Stopped at rto_end, and no SACK above it. */
+	if (ep->snd_una == ep->rto_end && ep->sack_high == ep->rto_end)
 		ep->sack_high = ep->rto_high;
 }

@@ -401,6 +401,8 @@ static struct rte_mbuf *ep_frame(struct dpdk_ep *ep, struct dpdk_wire_hdr *h,
 void dpdk_send_ctrl(struct dpdk_ep *ep, uint8_t type)
 {
 	struct dpdk_wire_hdr h = { .type = type };
+	if (type == DPDK_PKT_FIN) /* all we sent: the peer checks it has it */
+		h.seq = ep->snd_nxt;
 	if (type == DPDK_PKT_SYN || type == DPDK_PKT_SYNACK) {
 		h.key = ep->window;
 		h.offset = ep->ctx->frag_max;
@@ -606,8 +608,10 @@ static void fast_retx(struct dpdk_ep *ep)
 	     dpdk_seq_lt(s, ep->sack_high) && n < FAST_RETX_MAX; s++) {
 		if (!dpdk_pkt_lost(ep, s))
 			continue;
-		if (!send_pkt(ep, s, true, dpdk_model_paces(ep)))
+		/* Paced: by the model, or the port's bucket alone. */
+		if (!send_pkt(ep, s, true, true))
 			break;
+		dpdk_loss_on_send(ep);
 		ctx->st.fast_retx++;
 		n++;
 	}
@@ -631,23 +635,20 @@ static void delivered_one(struct dpdk_ep *ep, const struct dpdk_pkt *pk,
 
 /* One rate sample per ACK with news, from @pk (see the top of this file;
  * its bytes are counted already: length 0). Samples taken while the
- * application had nothing to send, or over a stop of ours (dpdk_stall.c),
- * count only when they raise the estimate; their RTT still feeds the
- * delay signal. */
+ * application had nothing to send, or a quarter of whose interval our
+ * stops took (dpdk_stall.c), count only when they raise the estimate;
+ * their RTT still feeds the delay signal. */
 static void rate_sample(struct dpdk_ep *ep, const struct dpdk_pkt *pk)
 {
 	uint64_t now = ep->ctx->now;
 	struct pace_rs_sample rs;
 	pace_rs_on_ack(&ep->rs, &pk->rs, 0, now, 0, 0, 0, &rs);
 	uint64_t rtt = pk->retx || now < pk->sent_ns ? 0 : now - pk->sent_ns;
-	if (!rs.app_limited && rs.interval_ns && ep->stall_to) {
-		uint64_t from = now - rs.interval_ns;
-		if (from < ep->stall_from)
-			from = ep->stall_from;
-		rs.app_limited = ep->stall_to > from &&
-				 DPDK_STALL_SHARE * (ep->stall_to - from) >=
-				     rs.interval_ns;
-	}
+	if (!rs.app_limited && rs.interval_ns && ep->n_stops)
+		rs.app_limited =
+		    DPDK_STALL_SHARE * dpdk_stall_within(ep, now - rs.interval_ns,
+							 now) >=
+		    rs.interval_ns;
 	if (!rs.app_limited || rs.rate > ep->cc.btlbw)
 		pace_model_on_ack(&ep->cc, now, rtt, rs.rate,
 				  rs.prior_delivered, ep->rs.delivered,
@@ -733,18 +734,18 @@ static void rx_ack(struct dpdk_ep *ep, const struct dpdk_wire_hdr *h)
 	fast_retx(ep);
 }
 
-/* The last packet out again, to draw a SACK (dpdk_loss.c). */
+/* The last packet out not SACKed again, to draw a SACK (dpdk_loss.c). */
 static void check_tlp(struct dpdk_ep *ep)
 {
+	uint32_t s;
 	if (!dpdk_tlp_due(ep))
 		return;
-	uint32_t last = ep->snd_nxt - 1;
-	if (!ep->pkts[last & ep->wmask].sacked) {
-		if (!send_pkt(ep, last, true, false))
+	if (dpdk_tlp_pick(ep, &s)) {
+		if (!send_pkt(ep, s, true, false))
 			return; /* no room: try again on the next call */
 		ep->ctx->st.tlp_probes++;
-	} /* else fast_retx has the holes below it */
-	ep->tlp_out = true;
+	}
+	dpdk_loss_on_probe(ep);
 }
 
 static void check_rto(struct dpdk_ep *ep)
@@ -770,7 +771,10 @@ static void check_rto(struct dpdk_ep *ep)
 			break;
 		n++;
 	}
-	dpdk_loss_on_rto(ep, s);
+	while (s != ep->snd_nxt && ep->pkts[s & ep->wmask].sacked)
+		s++;
+	if (n)
+		dpdk_loss_on_rto(ep, s);
 	ep->rto_deadline = ctx->now + ep->rto;
 }
 
@@ -1180,10 +1184,16 @@ static void rx_frame(struct dpdk_ctx *ctx, struct rte_mbuf *m, bool local)
 		rx_data(ep, m, DPDK_L2L3_LEN + (uint32_t)hs, &h);
 		return;
 	case DPDK_PKT_FIN:
-		if (ep->tx_done == ep->tx_post && ep->rcv_nxt == ep->rcv_high) {
+		if (ep->state == DPDK_EP_READY) { /* its ACK state first */
+			rx_ack(ep, &h);
+			complete_ops(ep);
+		}
+		if (ep->tx_done == ep->tx_post && ep->rcv_nxt == h.seq &&
+		    ep->rcv_nxt == ep->rcv_high) {
 			/* Orderly (news, as on uring): nothing of ours in
-			 * flight, nothing of the peer's held undelivered.
-			 * Posted receives fail with EPEER_LOST either way. */
+			 * flight, and all the peer sent (seq: its snd_nxt)
+			 * applied here. Posted receives fail with
+			 * EPEER_LOST either way. */
 			bool rq = ep->rq_done != ep->rq_post;
 			ep->state = DPDK_EP_FAILED;
 			ep->err = WCCL_EPEER_LOST;

@@ -78,12 +78,29 @@ static void note_stall(struct dpdk_ctx *ctx, uint64_t gap)
 		struct dpdk_ep *ep = ctx->eps[i];
 		if (!ep || !dpdk_ep_has_data_out(ep))
 			continue;
-		ep->stall_from = ctx->now - gap;
-		ep->stall_to = ctx->now;
+		struct dpdk_stop *st = &ep->stops[ep->n_stops++ %
+						  DPDK_EP_STOPS];
+		st->from = ctx->now - gap;
+		st->to = ctx->now;
 		out = true;
 	}
 	if (out)
 		stall_update(ctx, gap);
+}
+
+uint64_t dpdk_stall_within(const struct dpdk_ep *ep, uint64_t from,
+			   uint64_t to)
+{
+	uint64_t sum = 0;
+	uint32_t n = ep->n_stops < DPDK_EP_STOPS ? ep->n_stops : DPDK_EP_STOPS;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct dpdk_stop *st = &ep->stops[i];
+		uint64_t a = st->from > from ? st->from : from;
+		uint64_t b = st->to < to ? st->to : to;
+		if (b > a)
+			sum += b - a;
+	}
+	return sum;
 }
 
 static uint64_t thread_cpu_ns(void)
