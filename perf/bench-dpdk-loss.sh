@@ -23,12 +23,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build} reps=${2:-3} size=${3:-1M} tail=${4:-64} drop=${5:-50}
-perf=$build/perf/wccl-perf
-[ -x "$perf" ] || { echo "no $perf (scripts/build.sh first)"; exit 1; }
-dir=$(mktemp -d /tmp/wccl-bench-loss.XXXXXX)
-trap 'rm -rf "$dir"' EXIT
-iters=30
 . perf/lat-run.sh
+lat_init loss
 run() { # config -> "typical max stops rto tlp"
 	local fixed=WCCL_DPDK_PACE_MODEL=0
 	case $1 in

@@ -14,12 +14,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build} reps=${2:-3} size=${3:-1M} cpu=${4:-0}
-perf=$build/perf/wccl-perf
-[ -x "$perf" ] || { echo "no $perf (scripts/build.sh first)"; exit 1; }
-dir=$(mktemp -d /tmp/wccl-bench-shared.XXXXXX)
-trap 'rm -rf "$dir"' EXIT
-iters=30
 . perf/lat-run.sh
+lat_init shared
 run() { # config -> "typical max stops"
 	case $1 in
 	uring) lat_run uring "$cpu" ;;

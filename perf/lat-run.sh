@@ -1,6 +1,16 @@
 # Sourced by the perf/bench-dpdk-*.sh scripts: one wccl-perf lat --local
 # run of write-poll SIZE messages, its typical and max half round trip.
-# Needs $perf (the binary), $dir (a scratch dir), $size, $iters.
+# Needs $build and $size; lat_init NAME first.
+
+# $perf (exit if not built), $dir (a scratch dir, removed at exit), $iters.
+lat_init() {
+	perf=$build/perf/wccl-perf
+	[ -x "$perf" ] || { echo "no $perf (scripts/build.sh first)"; exit 1; }
+	dir=$(mktemp -d "/tmp/wccl-bench-$1.XXXXXX")
+	trap 'rm -rf "$dir"' EXIT
+	iters=30
+}
+
 #   lat_run PROVIDER PIN ENV...   PIN: a cpu for taskset, or "" (none)
 # prints "typical max stops rto tlp" (us; the dpdk counters summed over
 # both processes from their INFO stats lines; "fail fail" if no table).

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "transport/dpdk/dpdk.h"
+#include "dpdk_rig.h"
 
 #define MS 1000000ull
 #define US 1000ull
@@ -21,34 +21,18 @@
 #define SRTT (100 * US)
 #define AGE (SRTT + SRTT / 4 + 20 * US) /* dpdk_pkt_lost's */
 
-struct rig {
-	struct dpdk_ctx *ctx;
-	struct dpdk_ep *ep;
-};
-
 static struct rig rig_new(void)
 {
-	struct rig r = { calloc(1, sizeof(*r.ctx)), calloc(1, sizeof(*r.ep)) };
-	assert_non_null(r.ctx);
-	assert_non_null(r.ep);
+	struct rig r = rig_alloc();
 	r.ep->pkts = calloc(WINDOW, sizeof(*r.ep->pkts));
 	assert_non_null(r.ep->pkts);
 	r.ep->wmask = WINDOW - 1;
-	r.ep->ctx = r.ctx;
 	r.ctx->rto_min_ns = 2 * MS;
 	r.ctx->rto_max_ns = 1000 * MS;
-	r.ctx->now = 1000 * MS;
 	/* Sequence numbers start near the wrap, as they may. */
 	r.ep->snd_una = r.ep->snd_nxt = r.ep->sack_high = UINT32_MAX - 50;
 	dpdk_rtt_sample(r.ep, SRTT);
 	return r;
-}
-
-static void rig_free(struct rig *r)
-{
-	free(r->ep->pkts);
-	free(r->ep);
-	free(r->ctx);
 }
 
 static struct dpdk_pkt *pkt(struct rig *r, uint32_t seq)

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "transport/dpdk/dpdk.h"
+#include "dpdk_rig.h"
 
 #define MS 1000000ull
 #define US 1000ull
@@ -22,36 +22,21 @@ static uint64_t fake_cpu_clock(void)
 	return fake_cpu;
 }
 
-struct rig {
-	struct dpdk_ctx *ctx;
-	struct dpdk_ep *ep;
-};
-
 static struct rig rig_new(void)
 {
-	struct rig r = { calloc(1, sizeof(*r.ctx)), calloc(1, sizeof(*r.ep)) };
-	assert_non_null(r.ctx);
-	assert_non_null(r.ep);
+	struct rig r = rig_alloc();
 	r.ctx->model = true;
 	r.ctx->rate_max = 2500.0; /* 20 Gbit/s in bytes per us */
 	r.ctx->pace.rate = r.ctx->rate_max;
 	r.ctx->eps[0] = r.ep;
-	r.ep->ctx = r.ctx;
 	r.ep->state = DPDK_EP_READY;
 	r.ep->snd_nxt = 45; /* data out: 45 packets unacknowledged */
 	r.ep->cc.min_rtt_ns = 200 * US;
 	r.ctx->cpu_clock = fake_cpu_clock;
 	fake_cpu = 7 * MS;
-	r.ctx->now = 1000 * MS;
 	dpdk_stall_check(r.ctx); /* the first call: no gap yet */
 	dpdk_stall_end(r.ctx, dpdk_ep_has_data_out(r.ep));
 	return r;
-}
-
-static void rig_free(struct rig *r)
-{
-	free(r->ep);
-	free(r->ctx);
 }
 
 /* The process is off the CPU for @off, then calls progress, which runs

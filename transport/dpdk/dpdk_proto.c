@@ -541,19 +541,23 @@ static bool send_pkt(struct dpdk_ep *ep, uint32_t seq, bool retx, bool paced)
 	return true;
 }
 
-/* The model's window, one receive burst at least. The peer applies and
- * ACKs up to a burst per poll, so on a path of a few us (memif: min RTT
- * 3-4 us, a BDP of 3 packets) BBR's floor of 4 packets had the two ends
- * wait on each other every round: 1 MiB writes at 1.1-1.3 GB/s against
- * 2.1 at the fixed rate, 64 KiB ones at 0.9-1.2 (with the floor 1.25-1.35
- * and 1.36-1.42). 64 packets and more let the estimate run away on
- * test_dpdk_pacer's 400 Mbit/s link (1.5-2.4 Gbit/s; its drop-tail queue
- * is 64 KiB). Here, not in the model: its delay target tolerates the
- * queue of its own floor, which this one does not build while paced. */
+/* The model's window, one receive burst of 1500-byte frames at least
+ * (46 KB). The peer applies and ACKs up to a burst per poll, so on a
+ * path of a few us (memif: min RTT 3-4 us, a BDP of 3 packets) BBR's
+ * floor of 4 packets had the two ends wait on each other every round:
+ * 1 MiB writes at 1.1-1.3 GB/s against 2.1 at the fixed rate, 64 KiB ones
+ * at 0.9-1.2 (with the floor 1.25-1.35 and 1.36-1.42). 64 frames and more
+ * let the estimate run away on test_dpdk_pacer's 400 Mbit/s link
+ * (1.5-2.4 Gbit/s; its drop-tail queue is 64 KiB): so the floor is in
+ * bytes, not 32 jumbo frames. Here, not in the model: its delay target
+ * tolerates the queue of its own floor, which this one does not build
+ * while paced. */
+#define MODEL_WINDOW_MIN \
+	(DPDK_BURST * DPDK_WIRE_COST(1500u - 28u - DPDK_WIRE_MAX_HDR))
+
 static uint64_t model_window(const struct dpdk_ep *ep)
 {
-	uint64_t burst = DPDK_BURST * DPDK_WIRE_COST(ep->ctx->frag_max);
-	return ep->cc.cwnd > burst ? ep->cc.cwnd : burst;
+	return ep->cc.cwnd > MODEL_WINDOW_MIN ? ep->cc.cwnd : MODEL_WINDOW_MIN;
 }
 
 static void send_new(struct dpdk_ep *ep)
