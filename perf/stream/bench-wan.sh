@@ -4,7 +4,11 @@
 # profile, same run; table (ratios) and a PNG per profile (goodput and
 # probe RTT over time).
 #
-#   perf/stream/bench-wan.sh [-o OUT] [-b BUILD] [PROFILE...]   (default: lossy east-west)
+#   perf/stream/bench-wan.sh [-o OUT] [-b BUILD] [-e] [PROFILE...]   (default: lossy east-west)
+#
+# -e: on the host instead of the VM, over wan-emu (BUILD/perf/wan-emu, a
+# user-space netem between two network namespaces: perf/stream/emu-link.sh),
+# at native speed; MTU 1500 unless WCCL_WAN_MTU says otherwise (2000 at most).
 #
 # OUT (default perf-results/stream) gets raw.log, results.json, summary.md
 # and <profile>.png. Knobs (see guest-bench.sh): WCCL_WAN_RATE (200mbit),
@@ -14,12 +18,13 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$here/../.."
-out=perf-results/stream build=build
-while getopts o:b:h opt; do
+out=perf-results/stream build=build emu=0
+while getopts o:b:eh opt; do
 	case $opt in
 	o) out=$OPTARG ;;
 	b) build=$OPTARG ;;
-	*) sed -n '2,14p' "$0"; exit 2 ;;
+	e) emu=1 ;;
+	*) sed -n '2,18p' "$0"; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -36,16 +41,26 @@ if [ ${#need[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2 ||
 		skip "could not install ${need[*]}"
 fi
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed (tests/vm/setup.sh)"
-[ -x "$build/tools/wccl-xfer" ] || scripts/build.sh gcc >/dev/null
+[ "$emu" = 1 ] || command -v qemu-system-x86_64 >/dev/null ||
+	skip "qemu-system-x86_64 not installed (tests/vm/setup.sh)"
+if [ ! -x "$build/tools/wccl-xfer" ] || [ ! -x "$build/perf/wan-emu" ]; then
+	scripts/build.sh gcc >/dev/null
+fi
 mkdir -p "$build/perf-stream" "$out"
 g++ -O2 -Wall -Wextra -o "$build/perf-stream/udt_bench" "$here/udt_bench.cpp" -ludt -lpthread
 
 start=$(date -u +%FT%TZ)
 set +e
-tests/vm/run.sh --mem 3072 --timeout "${WCCL_BENCH_VM_TIMEOUT:-1500}" \
-	"$here/guest-bench.sh" "$build" "$@" | tee "$out/raw.log"
-rc=${PIPESTATUS[0]}
+if [ "$emu" = 1 ]; then
+	WCCL_BENCH_LINK=emu WCCL_EMU=$(realpath "$build/perf/wan-emu") \
+		WCCL_WAN_MTU=${WCCL_WAN_MTU:-1500} \
+		"$here/guest-bench.sh" "$build" "$@" | tee "$out/raw.log"
+	rc=${PIPESTATUS[0]}
+else
+	tests/vm/run.sh --mem 3072 --timeout "${WCCL_BENCH_VM_TIMEOUT:-1500}" \
+		"$here/guest-bench.sh" "$build" "$@" | tee "$out/raw.log"
+	rc=${PIPESTATUS[0]}
+fi
 set -e
 [ "$rc" = 77 ] && skip "the guest said skip"
 /usr/bin/python3 "$here/report.py" "$out/raw.log" "$out" "$start"

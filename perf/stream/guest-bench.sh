@@ -33,14 +33,28 @@
 #                      share of the wire at MTU 1500, an exact estimate)
 #   WCCL_BENCH_CEILING 1: first, wccl-xfer --local in the guest (the CPU
 #                      ceiling, no emulation) for each wccl-xfer variant
+#   WCCL_BENCH_LINK    emu: run on the host instead, over wan-emu between
+#                      two namespaces (perf/stream/emu-link.sh; WCCL_EMU
+#                      names the binary); bench-wan.sh -e sets both
 set -euo pipefail
-[ "${WCCL_VM:-}" = 1 ] || { echo "guest-bench: run me through tests/vm/run.sh" >&2; exit 77; }
+link=${WCCL_BENCH_LINK:-vm}
+if [ "$link" = emu ]; then
+	[ "$(id -u)" = 0 ] || { echo "guest-bench: the emulated link needs root" >&2; exit 77; }
+	# shellcheck source=emu-link.sh
+	. "$(dirname "$0")/emu-link.sh"
+	# shellcheck disable=SC2154  # emu_dir: set by emu-link.sh
+	trap 'emu_down; rm -rf "$emu_dir" "${work:-}"' EXIT
+	rxdev=wtun1
+else
+	[ "${WCCL_VM:-}" = 1 ] || { echo "guest-bench: run me through tests/vm/run.sh" >&2; exit 77; }
+	# shellcheck source=../../tests/vm/netns.sh
+	. "$WCCL_VM_DIR/netns.sh"
+	rxdev=veth1
+fi
 build=${1:?usage: guest-bench.sh BUILD_DIR PROFILE...}
 shift
 profiles=("$@")
 [ ${#profiles[@]} -gt 0 ] || profiles=(lossy east-west)
-# shellcheck source=../../tests/vm/netns.sh
-. "$WCCL_VM_DIR/netns.sh"
 
 export WCCL_WAN_RATE=${WCCL_WAN_RATE:-200mbit}
 mtu=${WCCL_WAN_MTU:-9000}
@@ -63,7 +77,7 @@ wccl_net_up "$mtu"
 a1=$(wccl_addr 1)
 bbr=0
 grep -qw bbr /proc/sys/net/ipv4/tcp_available_congestion_control && bbr=1
-echo "guest: $(nproc) vCPU, kernel $(uname -r), rate $WCCL_WAN_RATE, mtu $mtu, ${secs}s runs, bbr available: $bbr"
+echo "guest: link $link, $(nproc) vCPU, kernel $(uname -r), rate $WCCL_WAN_RATE, mtu $mtu, ${secs}s runs, bbr available: $bbr"
 
 # The source: rate x secs bytes (whole MiB), random 16 MiB blocks repeated
 # (nothing on the path compresses; /dev/urandom is slow under TCG).
@@ -117,12 +131,17 @@ mon_start() { # NAME
 	$(wccl_ns_prefix 0) ping -D -n -i 0.05 -s 56 "$a1" >"$work/$1.ping" 2>&1 &
 	ping_pid=$!
 	# shellcheck disable=SC2046
-	$(wccl_ns_prefix 1) /usr/bin/python3 "$work/mon.py" veth1 "$work/$1.rx" 2>"$work/$1.rx.err" &
+	$(wccl_ns_prefix 1) /usr/bin/python3 "$work/mon.py" "$rxdev" "$work/$1.rx" 2>"$work/$1.rx.err" &
 	mon_pid=$!
-	# The bottleneck's queue (tbf under netem on the sender's veth).
-	# shellcheck disable=SC2046
-	$(wccl_ns_prefix 0) /usr/bin/python3 "$here/qdisc_mon.py" veth0 tbf \
-		"$work/$1.queue" 20 2>"$work/$1.queue.err" &
+	# The bottleneck's queue (tbf under netem on the sender's veth; or
+	# wan-emu's own count).
+	if [ "$link" = emu ]; then
+		emu_queue_mon "$work/$1.queue" &
+	else
+		# shellcheck disable=SC2046
+		$(wccl_ns_prefix 0) /usr/bin/python3 "$here/qdisc_mon.py" veth0 tbf \
+			"$work/$1.queue" 20 2>"$work/$1.queue.err" &
+	fi
 	qmon_pid=$!
 	cpu0=$(cpu_snap)
 	t_start=$(date +%s.%N)
@@ -341,7 +360,11 @@ if [ "${WCCL_BENCH_CEILING:-0}" = 1 ]; then
 fi
 
 for prof in "${profiles[@]}"; do
-	"$WCCL_VM_DIR/wan-profile.sh" "$prof"
+	if [ "$link" = emu ]; then
+		emu_profile "$prof"
+	else
+		"$WCCL_VM_DIR/wan-profile.sh" "$prof"
+	fi
 	# Idle path: the probe's own RTT.
 	wccl_ns 0 ping -n -i 0.05 -c 40 -s 56 "$a1" >"$work/idle.ping" 2>&1 || true
 	base_rtt=$(python3 -c "

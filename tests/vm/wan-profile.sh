@@ -41,18 +41,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=netns.sh
 . "$here/netns.sh"
-
-# name: RTT_ms jitter_ms loss_percent
-profile() {
-	case "$1" in
-	metro) echo "2 0 0" ;;
-	east-west) echo "40 2 0.01" ;;
-	lossy) echo "40 0 0.1" ;;
-	intercontinental) echo "150 0 0.5" ;;
-	delay20) echo "20 0 0" ;;
-	*) return 1 ;;
-	esac
-}
+# shellcheck source=wan-profiles.sh
+. "$here/wan-profiles.sh"
 
 # apply_dev I RTT JITTER LOSS RATE
 apply_dev() {
@@ -107,7 +97,7 @@ main() {
 		for i in 0 1; do clear_dev "$i"; set_gso "$i" 65535; done
 		;;
 	*)
-		params=$(profile "$name") || { echo "wan-profile.sh: unknown profile '$name'" >&2; exit 2; }
+		params=$(wccl_wan_profile "$name") || { echo "wan-profile.sh: unknown profile '$name'" >&2; exit 2; }
 		for i in 0 1; do
 			# shellcheck disable=SC2086
 			apply_dev "$i" $params "$rate"

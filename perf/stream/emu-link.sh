@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The emulated WAN link on the host (sourced by guest-bench.sh when
+# WCCL_BENCH_LINK=emu): two network namespaces, wemu0 and wemu1, each with
+# a TUN device, wtun0 and wtun1, and wan-emu between them applying the
+# profile (the numbers of tests/vm/wan-profiles.sh, both directions, as
+# wan-profile.sh does with netem and tbf in the VM). It defines the few
+# functions of tests/vm/netns.sh that guest-bench.sh uses, plus
+# emu_profile, emu_queue_mon and emu_down.
+#
+# Needs root, /dev/net/tun and WCCL_EMU (the wan-emu binary). Traffic stays
+# inside the two namespaces it creates.
+
+# shellcheck source=../../tests/vm/wan-profiles.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../tests/vm/wan-profiles.sh"
+
+emu_dir=${emu_dir:-$(mktemp -d)}
+emu_pid=
+
+wccl_ns() {
+	local i=$1
+	shift
+	ip netns exec "wemu$i" "$@"
+}
+wccl_ns_prefix() { echo "ip netns exec wemu$1"; }
+wccl_addr() { echo "10.99.0.$(($1 + 1))"; }
+wccl_modules() { :; }
+
+wccl_net_up() { # MTU
+	local i
+	[ "$1" -le 2000 ] || { echo "emu-link: MTU $1: wan-emu carries packets of 2000 bytes at most" >&2; return 1; }
+	emu_down
+	for i in 0 1; do
+		ip netns add "wemu$i"
+		ip -n "wemu$i" link set lo up
+		ip -n "wemu$i" tuntap add dev "wtun$i" mode tun
+		ip -n "wemu$i" addr add "$(wccl_addr "$i")/24" dev "wtun$i"
+		ip -n "wemu$i" link set "wtun$i" mtu "$1" up
+	done
+}
+
+# emu_profile NAME: (re)start wan-emu with the profile at WCCL_WAN_RATE
+# (tc units), WCCL_WAN_QUEUE_MS (default 100) and WCCL_WAN_BURST (bytes,
+# default 65536, tbf's 64kb).
+emu_profile() {
+	local params rate_mbit
+	params=$(wccl_wan_profile "$1") || { echo "emu-link: unknown profile '$1'" >&2; return 2; }
+	rate_mbit=$(python3 -c '
+import re, sys
+m = re.fullmatch(r"([0-9.]+)([kmg]?)bit", sys.argv[1].lower())
+if not m: sys.exit("emu-link: bad WCCL_WAN_RATE " + sys.argv[1])
+print(float(m.group(1)) * {"": 1e-6, "k": 1e-3, "m": 1, "g": 1e3}[m.group(2)])' "${WCCL_WAN_RATE:-350mbit}")
+	# shellcheck disable=SC2086
+	set -- $params
+	emu_stop
+	"${WCCL_EMU:?emu-link: WCCL_EMU names the wan-emu binary}" \
+		--ns0 wemu0:wtun0 --ns1 wemu1:wtun1 --rtt-ms "$1" --jitter-ms "$2" \
+		--loss-pct "$3" --rate-mbit "$rate_mbit" \
+		--queue-ms "${WCCL_WAN_QUEUE_MS:-100}" --burst "${WCCL_WAN_BURST:-65536}" \
+		--queue-log "$emu_dir/queue.log" 2>"$emu_dir/emu.err" &
+	emu_pid=$!
+	local _
+	for _ in $(seq 50); do
+		grep -q 'wan-emu: ready' "$emu_dir/emu.err" 2>/dev/null && break
+		kill -0 "$emu_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	grep -q 'wan-emu: ready' "$emu_dir/emu.err" ||
+		{ cat "$emu_dir/emu.err" >&2; return 1; }
+	echo "emu-link: $1 ms RTT, $2 ms jitter, $3 % loss, $rate_mbit Mbit/s ($(sed -n 's/^wan-emu: ready: //p' "$emu_dir/emu.err"))"
+}
+
+# emu_queue_mon OUT: the ns0 -> ns1 bottleneck's backlog into OUT, in
+# qdisc_mon.py's format, until killed.
+emu_queue_mon() {
+	exec tail -n 0 -F "$emu_dir/queue.log" >"$1" 2>/dev/null
+}
+
+emu_stop() {
+	[ -n "$emu_pid" ] || return 0
+	kill "$emu_pid" 2>/dev/null || true
+	wait "$emu_pid" 2>/dev/null || true
+	emu_pid=
+	sed -n 's/^wan-emu: ns/emu-link: ns/p' "$emu_dir/emu.err" 2>/dev/null || true
+}
+
+emu_down() {
+	local i
+	emu_stop
+	for i in 0 1; do
+		ip netns pids "wemu$i" 2>/dev/null | xargs -r kill 2>/dev/null || true
+		ip netns del "wemu$i" 2>/dev/null || true
+	done
+}
+
+# Run, not sourced: the link for manual experiments, in the foreground.
+#   perf/stream/emu-link.sh up PROFILE   (Ctrl-C takes it down)
+#   perf/stream/emu-link.sh down         (after a kill -9)
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	set -euo pipefail
+	case "${1:-}" in
+	up)
+		WCCL_EMU=${WCCL_EMU:-$(dirname "$0")/../../build/perf/wan-emu}
+		trap 'emu_down; rm -rf "$emu_dir"' EXIT
+		trap 'exit 0' INT TERM
+		wccl_net_up "${WCCL_WAN_MTU:-1500}"
+		emu_profile "${2:?usage: emu-link.sh up PROFILE}"
+		echo "emu-link: wemu0 $(wccl_addr 0) <-> wemu1 $(wccl_addr 1);" \
+			"e.g. ip netns exec wemu0 ping $(wccl_addr 1); Ctrl-C ends"
+		wait "$emu_pid"
+		;;
+	down) emu_down; rm -rf "$emu_dir" ;;
+	*) echo "usage: emu-link.sh up PROFILE | down" >&2; exit 2 ;;
+	esac
+fi
