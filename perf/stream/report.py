@@ -2,7 +2,8 @@
 """Table and plots for perf/stream/bench-wan.sh.
 
 report.py RAW_LOG OUT_DIR [START]  ->  OUT_DIR/results.json, summary.md,
-<profile>.png. Every ratio comes from numbers of the same log (one VM run).
+<profile>.png. Every ratio comes from numbers of the same log (one VM run, or
+one host run over wan-emu: bench-wan.sh -e).
 """
 import json
 import math
@@ -69,7 +70,7 @@ def table(res, prof):
     return out + [""]
 
 
-def plot(ser, prof, path):
+def plot(ser, prof, path, where):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -93,7 +94,7 @@ def plot(ser, prof, path):
             c.plot([p[0] for p in s["queue"]], [p[1] for p in s["queue"]], lw=1,
                    label=s["tool"])
     a.set_ylabel("receiver link rate, Mbit/s")
-    a.set_title("%s: each tool in turn, same VM run" % prof)
+    a.set_title("%s: each tool in turn, same %s" % (prof, where))
     a.legend(fontsize=7, ncol=3)
     a.grid(alpha=.3)
     b.set_ylabel("ping probe RTT, ms")
@@ -119,9 +120,11 @@ def main():
         if r["profile"] not in profs:
             profs.append(r["profile"])
     md = ["## perf/stream/bench-wan.sh %s" % start, ""] + ["    " + n for n in notes] + [""]
+    emu = any(n.startswith("guest: link emu") for n in notes)
+    where = "host run over wan-emu" if emu else "VM run"
     for p in profs:
         md += table(res, p)
-        if plot(ser, p, "%s/%s.png" % (out, p)):
+        if plot(ser, p, "%s/%s.png" % (out, p), where):
             md += ["![%s](%s.png)" % (p, p), ""]
     open(out + "/summary.md", "w").write("\n".join(md) + "\n")
     print("\n".join(md))
