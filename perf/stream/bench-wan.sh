@@ -62,6 +62,6 @@ else
 	rc=${PIPESTATUS[0]}
 fi
 set -e
-[ "$rc" = 77 ] && skip "the guest said skip"
+[ "$rc" = 77 ] && skip "guest-bench.sh said skip"
 /usr/bin/python3 "$here/report.py" "$out/raw.log" "$out" "$start"
 exit "$rc"

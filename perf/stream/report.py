@@ -13,11 +13,16 @@ import sys
 def load(path):
     res, ser, notes = [], [], []
     for line in open(path, errors="replace"):
-        if line.startswith("RESULT "):
+        if line.startswith("run.sh: RERUN:"):
+            # The guest died under the first run (tests/vm/run.sh): only
+            # the second counts, or two runs' numbers would mix.
+            res, ser, notes = [], [], [line.rstrip()]
+        elif line.startswith("RESULT "):
             res.append(json.loads(line[7:]))
         elif line.startswith("SERIES "):
             ser.append(json.loads(line[7:]))
-        elif line.startswith(("CEILING", "guest:", "== profile", "SKIP", "FAIL")):
+        elif line.startswith(("CEILING", "guest:", "== profile", "SKIP", "FAIL",
+                              "emu-link:")):
             notes.append(line.rstrip())
     return res, ser, notes
 

@@ -10,14 +10,18 @@
  *
  *   wan-emu --ns0 NS:DEV --ns1 NS:DEV [--rtt-ms R] [--jitter-ms J]
  *           [--loss-pct P] [--rate-mbit M] [--queue-ms Q] [--burst B]
- *           [--queue-log FILE] [--seed S]
+ *           [--overhead B] [--queue-log FILE] [--seed S]
+ *
+ * The bottleneck counts each IP packet plus --overhead bytes (default 14,
+ * the Ethernet header that tbf on the VM's veth counts).
  *
  * The TUN devices must exist (ip tuntap add ... mode tun), be up and have
  * an MTU of 2000 at most (larger packets are dropped and counted); the
  * namespaces are those of ip-netns(8). --queue-log gets "epoch_s bytes"
  * every 20 ms: the backlog of the ns0 -> ns1 bottleneck, as
  * qdisc_mon.py prints a tbf's. Prints "wan-emu: ready" once attached;
- * stops on SIGINT / SIGTERM with its counters on stderr.
+ * stops on SIGINT / SIGTERM, or when its parent exits, with its counters
+ * on stderr; a TUN device that goes away is an error.
  *
  * Timing: it sleeps in ppoll until the next packet is due, with a timer
  * slack of 1 us, and runs SCHED_FIFO when allowed, so the endpoints' CPU
@@ -44,7 +48,9 @@
 #include <unistd.h>
 
 #define SLOT_BYTES 2048u /* a packet of this size or more is dropped */
-#define RING_SLOTS 16384u /* a direction: 500 Mbit/s x (75 + 100) ms */
+/* A direction: 500 Mbit/s x (75 ms of delay + 100 of queue) is 7300
+ * packets of 1500 bytes. */
+#define RING_SLOTS 16384u
 #define READS_PER_PASS 64
 #define LOG_EVERY_NS 20000000ull
 
@@ -71,6 +77,7 @@ struct link_dir {
 struct profile {
 	double rtt_ms, jitter_ms, loss, rate_bps, queue_ms;
 	double burst; /* bytes */
+	uint32_t overhead; /* bytes the bottleneck adds to each packet */
 	uint64_t seed;
 };
 
@@ -171,7 +178,8 @@ static void link_admit(struct link_dir *d, const struct profile *p,
 	d->tail++;
 }
 
-/* Read what the sending side routed into its TUN; 1 if it had any. */
+/* Read what the sending side routed into its TUN; 1 if it had any, -1
+ * if the device failed (it was deleted). */
 static int link_read(struct link_dir *d, const struct profile *p)
 {
 	int got = 0;
@@ -181,10 +189,15 @@ static int link_read(struct link_dir *d, const struct profile *p)
 		if (used(d) == RING_SLOTS)
 			k = &spill; /* read it to drop it */
 		ssize_t n = read(d->in_fd, k->data, SLOT_BYTES);
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			fprintf(stderr, "wan-emu: %s: reading the TUN: %s\n",
+				d->name, strerror(errno));
+			return -1;
+		}
 		if (n <= 0)
 			break;
 		got = 1;
-		if (n >= (ssize_t)SLOT_BYTES) { /* maybe cut short: MTU > 2000 */
+		if (n >= (ssize_t)SLOT_BYTES) { /* cut short? MTU > 2000 */
 			d->oversize++;
 			continue;
 		}
@@ -216,29 +229,30 @@ static uint64_t link_run(struct link_dir *d, const struct profile *p,
 		struct pkt *k = &d->ring[d->dhead % RING_SLOTS];
 		if (k->due_ns > now)
 			break;
-		if ((double)(d->qbytes + k->len) > limit) {
+		if ((double)(d->qbytes + k->len + p->overhead) > limit) {
 			d->queue_drops++;
 			k->len = 0;
 		} else {
-			d->qbytes += k->len;
+			d->qbytes += k->len + p->overhead;
 		}
 		d->dhead++;
 	}
 	refill(d, p, now);
 	while (d->qhead != d->dhead) {
 		struct pkt *k = &d->ring[d->qhead % RING_SLOTS];
-		if (k->len && p->rate_bps > 0 && d->tokens < k->len) {
-			double wait_ns = (k->len - d->tokens) * 8e9 / p->rate_bps;
-			return now + (uint64_t)wait_ns + 1;
+		double cost = (double)(k->len + p->overhead);
+		if (k->len && p->rate_bps > 0 && d->tokens < cost) {
+			double wait = (cost - d->tokens) * 8e9 / p->rate_bps;
+			return now + (uint64_t)wait + 1;
 		}
 		if (k->len) {
 			if (p->rate_bps > 0)
-				d->tokens -= k->len;
+				d->tokens -= cost;
 			if (write(d->out_fd, k->data, k->len) == k->len)
 				d->out++;
 			else
 				d->write_errs++;
-			d->qbytes -= k->len;
+			d->qbytes -= k->len + p->overhead;
 		}
 		d->qhead++;
 	}
@@ -278,7 +292,8 @@ static void usage(void)
 		"[--jitter-ms J]\n"
 		"               [--loss-pct P] [--rate-mbit M (0: none)] "
 		"[--queue-ms Q]\n"
-		"               [--burst BYTES] [--queue-log FILE] [--seed S]\n");
+		"               [--burst BYTES] [--overhead BYTES] "
+		"[--queue-log FILE] [--seed S]\n");
 	exit(2);
 }
 
@@ -298,7 +313,7 @@ static void report(const struct link_dir *d)
 int main(int argc, char **argv)
 {
 	struct profile p = { .rtt_ms = 40, .rate_bps = 100e6, .queue_ms = 100,
-			     .burst = 65536, .seed = 1 };
+			     .burst = 65536, .overhead = 14, .seed = 1 };
 	const char *ns_arg[2] = { NULL, NULL }, *qlog_path = NULL;
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -321,6 +336,8 @@ int main(int argc, char **argv)
 			p.queue_ms = number(o, v, 0.1, 10000);
 		else if (!strcmp(o, "--burst"))
 			p.burst = number(o, v, SLOT_BYTES, 1 << 30);
+		else if (!strcmp(o, "--overhead"))
+			p.overhead = (uint32_t)number(o, v, 0, 256);
 		else if (!strcmp(o, "--queue-log"))
 			qlog_path = v;
 		else if (!strcmp(o, "--seed"))
@@ -368,20 +385,31 @@ int main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/* Not left running at SCHED_FIFO when the script that started it
+	 * dies (it lives outside the namespaces it serves). */
+	pid_t parent = getppid();
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != parent)
+		return 1;
 	prctl(PR_SET_TIMERSLACK, 1000UL);
 	struct sched_param sp = { .sched_priority = 10 };
 	int rt = sched_setscheduler(0, SCHED_FIFO, &sp) == 0;
 	fprintf(stderr,
 		"wan-emu: ready: rtt %g ms, jitter %g ms, loss %g %%, "
-		"rate %g Mbit/s, queue %g ms, burst %g B%s\n",
+		"rate %g Mbit/s, queue %g ms, burst %g B, overhead %u B%s\n",
 		p.rtt_ms, p.jitter_ms, p.loss * 100, p.rate_bps / 1e6,
-		p.queue_ms, p.burst, rt ? ", SCHED_FIFO" : "");
+		p.queue_ms, p.burst, p.overhead, rt ? ", SCHED_FIFO" : "");
 
 	struct pollfd pfd[2] = { { .fd = fd[0], .events = POLLIN },
 				 { .fd = fd[1], .events = POLLIN } };
 	uint64_t next_log = now_ns();
-	while (!stop) {
-		int got = link_read(&dir[0], &p) | link_read(&dir[1], &p);
+	int failed = 0;
+	while (!stop && !failed) {
+		int r0 = link_read(&dir[0], &p), r1 = link_read(&dir[1], &p);
+		failed = r0 < 0 || r1 < 0;
+		if (failed)
+			break;
+		int got = r0 | r1;
 		uint64_t now = now_ns();
 		uint64_t next = link_run(&dir[0], &p, now);
 		uint64_t n1 = link_run(&dir[1], &p, now);
@@ -406,17 +434,21 @@ int main(int argc, char **argv)
 		uint64_t wait = next - now;
 		if (wait > 100000000ull)
 			wait = 100000000ull;
-		struct timespec ts = { .tv_sec = (time_t)(wait / 1000000000ull),
-				       .tv_nsec = (long)(wait % 1000000000ull) };
+		struct timespec ts = { .tv_sec = (time_t)(wait / 1000000000u),
+				       .tv_nsec = (long)(wait % 1000000000u) };
 		if (ppoll(pfd, 2, &ts, NULL) < 0 && errno != EINTR) {
 			fprintf(stderr, "wan-emu: ppoll: %s\n",
 				strerror(errno));
-			break;
+			failed = 1;
+		} else if ((pfd[0].revents | pfd[1].revents) &
+			   (POLLERR | POLLHUP | POLLNVAL)) {
+			fprintf(stderr, "wan-emu: a TUN device went away\n");
+			failed = 1;
 		}
 	}
 	report(&dir[0]);
 	report(&dir[1]);
 	if (qlog)
 		fclose(qlog);
-	return 0;
+	return failed;
 }

@@ -2,7 +2,7 @@
 # Host-side check of run.sh's rerun after a guest oops (selftest-oops.sh):
 # an int3 oops under the script reruns it once and the second run's code
 # counts; an int3 oops on every run gives up with 99 after one rerun; any
-# other oops is not rerun. Four short boots, about 40 s under TCG.
+# other oops is not rerun. Five short boots, about 40 s under TCG.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 command -v qemu-system-x86_64 >/dev/null ||

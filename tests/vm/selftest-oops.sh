@@ -21,8 +21,8 @@ if [ "$mode" = once ] && [ "$n" -gt 1 ]; then
 	echo "selftest-oops: ok, run again after the staged crash"
 	exit 0
 fi
-text='Oops: int3 (staged by selftest-oops.sh)'
-[ "$mode" = other ] && text='Oops: general protection fault (staged by selftest-oops.sh)'
+text='Oops: int3: 0000 [#1] (staged by selftest-oops.sh)'
+[ "$mode" = other ] && text='Oops: general protection fault: 0000 [#1] (staged by selftest-oops.sh)'
 sync
 echo "<2>$text" >/dev/kmsg
 sleep 0.2
