@@ -68,11 +68,8 @@ emu_start() {
 emu_profile() {
 	local params rate_mbit burst
 	params=$(wccl_wan_profile "$1") || { echo "emu-link: unknown profile '$1'" >&2; return 2; }
-	rate_mbit=$(python3 -c '
-import re, sys
-m = re.fullmatch(r"([0-9.]+)([kmg]?)bit", sys.argv[1].lower())
-if not m: sys.exit("emu-link: bad WCCL_WAN_RATE " + sys.argv[1])
-print(float(m.group(1)) * {"": 1e-6, "k": 1e-3, "m": 1, "g": 1e3}[m.group(2)])' "${WCCL_WAN_RATE:-350mbit}")
+	rate_mbit=$(wccl_rate_mbit "${WCCL_WAN_RATE:-350mbit}") ||
+		{ echo "emu-link: WCCL_WAN_RATE" >&2; return 2; }
 	burst=$(python3 -c '
 import re, sys
 m = re.fullmatch(r"([0-9]+)(b|k|kb|m|mb)?", sys.argv[1].lower())

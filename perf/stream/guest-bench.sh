@@ -66,11 +66,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 udt=$build/perf-stream/udt_bench
 work=$(mktemp -d)
 
-rate_mbps=$(python3 -c '
-import re, sys
-m = re.fullmatch(r"([0-9.]+)([kmg]?)bit", sys.argv[1].lower())
-if not m: sys.exit("bad WCCL_WAN_RATE " + sys.argv[1])
-print(float(m.group(1)) * {"": 1e-6, "k": 1e-3, "m": 1, "g": 1e3}[m.group(2)])' "$WCCL_WAN_RATE")
+# shellcheck source=../../tests/vm/wan-profiles.sh
+. "$here/../../tests/vm/wan-profiles.sh"
+rate_mbps=$(wccl_rate_mbit "$WCCL_WAN_RATE")
 
 wccl_modules tcp_bbr sch_fq
 wccl_net_up "$mtu"

@@ -12,3 +12,12 @@ wccl_wan_profile() {
 	*) return 1 ;;
 	esac
 }
+
+# wccl_rate_mbit RATE: a tc rate (100mbit, 1gbit, 500kbit) in Mbit/s.
+wccl_rate_mbit() {
+	python3 -c '
+import re, sys
+m = re.fullmatch(r"([0-9.]+)([kmg]?)bit", sys.argv[1].lower())
+if not m: sys.exit("bad rate " + sys.argv[1] + " (tc units: 100mbit)")
+print(float(m.group(1)) * {"": 1e-6, "k": 1e-3, "m": 1, "g": 1e3}[m.group(2)])' "$1"
+}
